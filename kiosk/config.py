@@ -1,0 +1,158 @@
+"""Configuration: TOML files, every setting overridable by ``KIOSK_…`` variables.
+
+The one place every setting is declared, with its default. A variable names
+its section and key joined by a double underscore, upper-case:
+``KIOSK_SERVER__WEB_PORT=8443`` overrides ``[server] web_port``. Unknown keys
+are refused so that a typo never silently leaves a default in force.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    data_dir: Path = Path("/var/lib/kiosk")
+    web_host: str = "127.0.0.1"
+    web_port: int = 8443
+    # The operator's certificate for the web listener; empty means plain HTTP
+    # behind a TLS-terminating reverse proxy on the same host.
+    web_cert: Path | None = None
+    web_key: Path | None = None
+    public_url: str = ""  # how visitors and staff reach the web listener
+    device_host: str = "127.0.0.1"
+    device_port: int = 8444
+    session_hours: int = 12
+    max_body_bytes: int = 64 * 1024
+
+
+class DatabaseSettings(_Section):
+    # Empty: SQLite file in the data directory.
+    url: str = ""
+
+
+class PkiSettings(_Section):
+    # Empty: <data_dir>/pki
+    dir: Path | None = None
+
+
+class AuditSettings(_Section):
+    checkpoint_every: int = 100
+
+
+class MailSettings(_Section):
+    # "smtp" sends over SMTP; "folder" writes each mail as a file (the demo).
+    transport: str = "smtp"
+    host: str = "127.0.0.1"
+    port: int = 25
+    username: str = ""
+    password: str = ""
+    starttls: bool = False
+    use_tls: bool = False
+    sender: str = "kiosk@localhost"
+    folder: Path | None = None
+
+
+class TurnSettings(_Section):
+    # ARCHITECTURE.md principle 7: ICE servers are always explicit; none by default.
+    urls: list[str] = Field(default_factory=list)
+    stun_urls: list[str] = Field(default_factory=list)
+    shared_secret: str = ""
+
+
+class LogSettings(_Section):
+    level: str = "info"
+    format: str = "json"  # "json" for journald, "console" for a terminal
+
+
+class AgentSettings(_Section):
+    server_url: str = "wss://127.0.0.1:8444/device/v1"
+    ca_cert: Path = Path("/etc/kiosk/agent/ca.pem")
+    cert: Path = Path("/etc/kiosk/agent/device.pem")
+    key: Path = Path("/etc/kiosk/agent/device.key")
+    grant_public_key: Path = Path("/etc/kiosk/agent/grant.pub")
+    ui_host: str = "127.0.0.1"
+    ui_port: int = 8080
+    video_device: str = ""  # e.g. /dev/video0; empty uses synthetic media
+    audio_device: str = ""  # PulseAudio/PipeWire source name
+    ice_servers: list[str] = Field(default_factory=list)
+    usb_allow: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class Settings(_Section):
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    pki: PkiSettings = Field(default_factory=PkiSettings)
+    audit: AuditSettings = Field(default_factory=AuditSettings)
+    mail: MailSettings = Field(default_factory=MailSettings)
+    turn: TurnSettings = Field(default_factory=TurnSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+
+    @property
+    def database_url(self) -> str:
+        if self.database.url:
+            return self.database.url
+        return f"sqlite+aiosqlite:///{self.server.data_dir / 'kiosk.sqlite3'}"
+
+    @property
+    def pki_dir(self) -> Path:
+        return self.pki.dir or self.server.data_dir / "pki"
+
+
+class ConfigError(Exception):
+    pass
+
+
+ENV_PREFIX = "KIOSK_"
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    out: dict[str, dict[str, str]] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
+        if section in Settings.model_fields:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def _coerce_env(section: str, key: str, value: str) -> Any:
+    """Lists come from the environment as comma-separated text."""
+    model = Settings.model_fields[section].annotation
+    field = getattr(model, "model_fields", {}).get(key)
+    if field is not None and getattr(field.annotation, "__origin__", None) is list:
+        return [v for v in (p.strip() for p in value.split(",")) if v]
+    return value
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    for section, values in _env_overrides(os.environ if environ is None else environ).items():
+        target = data.setdefault(section, {})
+        for key, value in values.items():
+            target[key] = _coerce_env(section, key, value)
+    try:
+        return Settings.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"configuration {where}: {first['msg']}") from exc

@@ -1,0 +1,116 @@
+"""Every reason the system gives for a refusal or for the end of a call.
+
+This module is the one place these codes live (ARCHITECTURE.md principle 5):
+the API, the device and visitor protocols, the tablet, the logs, the metrics
+and the OpenAPI document all import them from here.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Reason(StrEnum):
+    """Why something was refused. The value is the wire code (API.md)."""
+
+    # The codes API.md fixes.
+    CONTACT_NOT_APPROVED = "contact_not_approved"
+    CONTACT_LIMIT_REACHED = "contact_limit_reached"
+    OUTSIDE_WINDOW = "outside_window"
+    BOOKING_NOT_FOUND = "booking_not_found"
+    DEVICE_NOT_ASSIGNED = "device_not_assigned"
+    DEVICE_REVOKED = "device_revoked"
+    POLICE_CLEARANCE_MISSING = "police_clearance_missing"
+    FACILITY_CLOSED = "facility_closed"
+    FACILITY_RESTRICTED = "facility_restricted"
+    PRIVILEGED_NO_MONITOR = "privileged_no_monitor"
+    NOT_CONTROLLED = "not_controlled"
+    QUOTA_EXHAUSTED = "quota_exhausted"
+    CALL_ALREADY_LIVE = "call_already_live"
+    FORBIDDEN_ROLE = "forbidden_role"
+    INVALID_REQUEST = "invalid_request"
+    # The project's own additions.
+    NOT_AUTHENTICATED = "not_authenticated"
+    CSRF_FAILED = "csrf_failed"
+    NOT_FOUND = "not_found"
+    CONFLICT = "conflict"
+    PAYLOAD_TOO_LARGE = "payload_too_large"
+    RATE_LIMITED = "rate_limited"
+    PRIVILEGED_NO_CONTROL = "privileged_no_control"
+    CATEGORY_NOT_CONTROLLABLE = "category_not_controllable"
+    GROUNDS_REQUIRED = "grounds_required"
+    EMAIL_NOT_CONFIRMED = "email_not_confirmed"
+    APPLICATION_MISSING = "application_missing"
+    CONTACT_NOT_PENDING = "contact_not_pending"
+    APPEAL_NOT_PENDING = "appeal_not_pending"
+    INMATE_INACTIVE = "inmate_inactive"
+    CAPACITY_TABLETS = "capacity_tablets"
+    CAPACITY_ROOM = "capacity_room"
+    CAPACITY_MONITORING = "capacity_monitoring"
+    ORDER_DEADLINE_PASSED = "order_deadline_passed"
+    WINDOW_INVALID = "window_invalid"
+    BOOKING_NOT_ACTIVE = "booking_not_active"
+    MEDIA_KIND_FORBIDDEN = "media_kind_forbidden"
+    CALL_NOT_LIVE = "call_not_live"
+    DEVICE_NOT_CONNECTED = "device_not_connected"
+    GRANT_INVALID = "grant_invalid"
+    INVALID_TRANSITION = "invalid_transition"
+
+
+MESSAGES: dict[Reason, str] = {
+    Reason.CONTACT_NOT_APPROVED: "This contact has no approving decision in force.",
+    Reason.CONTACT_LIMIT_REACHED: "The inmate already has the most personal contacts allowed.",
+    Reason.OUTSIDE_WINDOW: "This is outside the booked time window.",
+    Reason.BOOKING_NOT_FOUND: "There is no such booking.",
+    Reason.DEVICE_NOT_ASSIGNED: "This tablet is not assigned to the inmate.",
+    Reason.DEVICE_REVOKED: "This tablet has been revoked.",
+    Reason.POLICE_CLEARANCE_MISSING: "Calls for inmates on remand need police clearance first.",
+    Reason.FACILITY_CLOSED: "The visit office is closed for that period.",
+    Reason.FACILITY_RESTRICTED: "Calls are suspended or limited by a facility restriction.",
+    Reason.PRIVILEGED_NO_MONITOR: "Calls with defence counsel, police or courts are never monitored.",
+    Reason.NOT_CONTROLLED: "This call is not under control; there is nothing to monitor.",
+    Reason.QUOTA_EXHAUSTED: "The weekly call quota is used up.",
+    Reason.CALL_ALREADY_LIVE: "A call is already live.",
+    Reason.FORBIDDEN_ROLE: "Your role may not do this.",
+    Reason.INVALID_REQUEST: "The request is not valid.",
+    Reason.NOT_AUTHENTICATED: "Log in first.",
+    Reason.CSRF_FAILED: "The request lacks a valid CSRF token.",
+    Reason.NOT_FOUND: "There is no such thing.",
+    Reason.CONFLICT: "This conflicts with the current state.",
+    Reason.PAYLOAD_TOO_LARGE: "The request body is too large.",
+    Reason.RATE_LIMITED: "Too many requests; slow down.",
+    Reason.PRIVILEGED_NO_CONTROL: "Calls with defence counsel or police can never be controlled.",
+    Reason.CATEGORY_NOT_CONTROLLABLE: "Calls in this category cannot be controlled.",
+    Reason.GROUNDS_REQUIRED: "A controlled decision must state its grounds.",
+    Reason.EMAIL_NOT_CONFIRMED: "The contact has not confirmed the wish to call and the address.",
+    Reason.APPLICATION_MISSING: "No visit application has been received for this contact.",
+    Reason.CONTACT_NOT_PENDING: "The contact is not awaiting this step.",
+    Reason.APPEAL_NOT_PENDING: "The appeal has already been decided.",
+    Reason.INMATE_INACTIVE: "The inmate is not active.",
+    Reason.CAPACITY_TABLETS: "No tablet is free in that slot.",
+    Reason.CAPACITY_ROOM: "The room is taken in that slot.",
+    Reason.CAPACITY_MONITORING: "No staff are free to monitor a controlled call in that slot.",
+    Reason.ORDER_DEADLINE_PASSED: "The order deadline for that period has passed.",
+    Reason.WINDOW_INVALID: "The window must end after it starts.",
+    Reason.BOOKING_NOT_ACTIVE: "The booking is cancelled, held or already used.",
+    Reason.MEDIA_KIND_FORBIDDEN: "The decision does not allow monitoring that kind of media.",
+    Reason.CALL_NOT_LIVE: "The call is not live.",
+    Reason.DEVICE_NOT_CONNECTED: "The tablet is not connected.",
+    Reason.GRANT_INVALID: "The call grant is not valid.",
+    Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
+}
+
+
+class EndReason(StrEnum):
+    """Why a call ended, as shown to both ends and kept in the record."""
+
+    TIME_UP = "time_up"
+    ENDED_BY_STAFF = "ended_by_staff"
+    BREACH = "breach"
+    HANGUP = "hangup"
+    CONNECTION_LOST = "connection_lost"
+    DEVICE_REVOKED = "device_revoked"
+    FACILITY_RESTRICTED = "facility_restricted"
+    BRIDGE_FAILED = "bridge_failed"
+    SERVER_RESTARTED = "server_restarted"
+    CANCELLED = "cancelled"
