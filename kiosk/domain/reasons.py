@@ -55,6 +55,20 @@ class Reason(StrEnum):
     DEVICE_NOT_CONNECTED = "device_not_connected"
     GRANT_INVALID = "grant_invalid"
     INVALID_TRANSITION = "invalid_transition"
+    # Enrolment over USB (provisioning/, kiosk/device/enrolment.py).
+    SERIAL_NOT_IN_INVENTORY = "serial_not_in_inventory"
+    SERIAL_MISMATCH = "serial_mismatch"
+    CSR_SUBJECT_MISMATCH = "csr_subject_mismatch"
+    BAD_CSR_SIGNATURE = "bad_csr_signature"
+    BAD_NONCE_SIGNATURE = "bad_nonce_signature"
+    REPLAYED_NONCE = "replayed_nonce"
+    BAD_BUNDLE_SIGNATURE = "bad_bundle_signature"
+    CERTIFICATE_MISMATCH = "certificate_mismatch"
+    ALREADY_PROVISIONED = "already_provisioned"
+    OPERATOR_REJECTED = "operator_rejected"
+    ENROLMENT_TIMEOUT = "enrolment_timeout"
+    UNSUPPORTED_VERSION = "unsupported_version"
+    REGISTRATION_FAILED = "registration_failed"
 
 
 MESSAGES: dict[Reason, str] = {
@@ -98,6 +112,19 @@ MESSAGES: dict[Reason, str] = {
     Reason.DEVICE_NOT_CONNECTED: "The tablet is not connected.",
     Reason.GRANT_INVALID: "The call grant is not valid.",
     Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
+    Reason.SERIAL_NOT_IN_INVENTORY: "This tablet's serial is not in the station's inventory.",
+    Reason.SERIAL_MISMATCH: "The serial the tablet signed differs from its USB serial.",
+    Reason.CSR_SUBJECT_MISMATCH: "The certificate request does not name the tablet's serial.",
+    Reason.BAD_CSR_SIGNATURE: "The certificate request's signature is not valid.",
+    Reason.BAD_NONCE_SIGNATURE: "The tablet's signature over the station's nonce is not valid.",
+    Reason.REPLAYED_NONCE: "The message answers another session's nonce (a replay).",
+    Reason.BAD_BUNDLE_SIGNATURE: "The provisioning bundle is not signed by the pinned station key.",
+    Reason.CERTIFICATE_MISMATCH: "The issued certificate does not match the tablet's key or CA.",
+    Reason.ALREADY_PROVISIONED: "The tablet is already provisioned; ask for re-provisioning.",
+    Reason.OPERATOR_REJECTED: "The operator did not confirm the serial printed on the case.",
+    Reason.ENROLMENT_TIMEOUT: "The other side did not answer in time.",
+    Reason.UNSUPPORTED_VERSION: "The other side speaks an enrolment protocol version we do not.",
+    Reason.REGISTRATION_FAILED: "The server did not accept the tablet's registration.",
 }
 
 
