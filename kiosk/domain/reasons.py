@@ -55,6 +55,7 @@ class Reason(StrEnum):
     DEVICE_NOT_CONNECTED = "device_not_connected"
     GRANT_INVALID = "grant_invalid"
     INVALID_TRANSITION = "invalid_transition"
+    BRIDGE_UNAVAILABLE = "bridge_unavailable"
     INTERNAL_ERROR = "internal_error"  # a bug on the server, never bad input
     # Enrolment over USB (provisioning/, kiosk/device/enrolment.py).
     SERIAL_NOT_IN_INVENTORY = "serial_not_in_inventory"
@@ -113,6 +114,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.DEVICE_NOT_CONNECTED: "The tablet is not connected.",
     Reason.GRANT_INVALID: "The call grant is not valid.",
     Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
+    Reason.BRIDGE_UNAVAILABLE: "Controlled calls need the bridge, which is not available.",
     Reason.INTERNAL_ERROR: "Something went wrong on the server; it has been logged.",
     Reason.SERIAL_NOT_IN_INVENTORY: "This tablet's serial is not in the station's inventory.",
     Reason.SERIAL_MISMATCH: "The serial the tablet signed differs from its USB serial.",

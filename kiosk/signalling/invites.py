@@ -39,7 +39,9 @@ class Invite:
         return self.valid_from <= now < self.valid_until
 
 
-async def issue_invite(conn: AsyncConnection, booking: Booking, now: datetime) -> tuple[str, Invite]:
+async def issue_invite(
+    conn: AsyncConnection, booking: Booking, now: datetime
+) -> tuple[str, Invite]:
     """Make a new token for ``booking``; the caller sends it to the contact and forgets it."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invite = Invite(

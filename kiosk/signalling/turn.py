@@ -38,7 +38,9 @@ def turn_credential(secret: str, call_id: str, expires: datetime) -> tuple[str, 
     return username, base64.b64encode(digest).decode()
 
 
-def ice_servers_for_call(settings: TurnSettings, call_id: str, expires: datetime) -> list[IceServer]:
+def ice_servers_for_call(
+    settings: TurnSettings, call_id: str, expires: datetime
+) -> list[IceServer]:
     servers: list[IceServer] = []
     if settings.stun_urls:
         servers.append(IceServer(urls=tuple(settings.stun_urls)))
@@ -46,5 +48,7 @@ def ice_servers_for_call(settings: TurnSettings, call_id: str, expires: datetime
         if not settings.shared_secret:
             raise ValueError("turn.urls is set but turn.shared_secret is empty")
         username, credential = turn_credential(settings.shared_secret, call_id, expires)
-        servers.append(IceServer(urls=tuple(settings.urls), username=username, credential=credential))
+        servers.append(
+            IceServer(urls=tuple(settings.urls), username=username, credential=credential)
+        )
     return servers

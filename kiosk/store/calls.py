@@ -1,0 +1,144 @@
+"""Queries for live and past calls, used by the call supervisor.
+
+Live-call state is persisted on every transition so that a restarted server
+can close out the calls it lost with the right reason (issue 3).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kiosk.domain.model import CallState, Category, ControlLevel, Route
+from kiosk.domain.reasons import EndReason
+from kiosk.store import schema as t
+
+
+@dataclass(frozen=True, slots=True)
+class StoredCall:
+    id: str
+    booking_id: str
+    device_id: str
+    inmate_id: str
+    contact_id: str
+    category: Category
+    route: Route
+    control: ControlLevel
+    state: CallState
+    not_before: datetime
+    not_after: datetime
+    connected_at: datetime | None
+
+
+async def insert_call(conn: AsyncConnection, call: StoredCall, now: datetime) -> None:
+    await conn.execute(
+        insert(t.calls).values(
+            id=call.id,
+            booking_id=call.booking_id,
+            device_id=call.device_id,
+            inmate_id=call.inmate_id,
+            contact_id=call.contact_id,
+            category=call.category.value,
+            route=call.route.value,
+            control=call.control.value,
+            state=call.state.value,
+            not_before=call.not_before,
+            not_after=call.not_after,
+            created_at=now,
+        )
+    )
+
+
+async def set_call_state(
+    conn: AsyncConnection, call_id: str, state: CallState, connected_at: datetime | None = None
+) -> None:
+    values: dict[str, object] = {"state": state.value}
+    if connected_at is not None:
+        values["connected_at"] = connected_at
+    await conn.execute(update(t.calls).where(t.calls.c.id == call_id).values(**values))
+
+
+async def end_call(
+    conn: AsyncConnection, call_id: str, reason: EndReason, ended_at: datetime, seconds: int
+) -> None:
+    await conn.execute(
+        update(t.calls)
+        .where(t.calls.c.id == call_id)
+        .values(
+            state=CallState.ENDED.value,
+            end_reason=reason.value,
+            ended_at=ended_at,
+            connected_seconds=seconds,
+        )
+    )
+
+
+async def unfinished_calls(conn: AsyncConnection) -> list[StoredCall]:
+    rows = await conn.execute(select(t.calls).where(t.calls.c.ended_at.is_(None)))
+    return [
+        StoredCall(
+            id=r.id,
+            booking_id=r.booking_id,
+            device_id=r.device_id,
+            inmate_id=r.inmate_id,
+            contact_id=r.contact_id,
+            category=Category(r.category),
+            route=Route(r.route),
+            control=ControlLevel(r.control),
+            state=CallState(r.state),
+            not_before=r.not_before,
+            not_after=r.not_after,
+            connected_at=r.connected_at,
+        )
+        for r in rows.all()
+    ]
+
+
+async def call_end_reason(conn: AsyncConnection, call_id: str) -> EndReason | None:
+    row = (await conn.execute(select(t.calls.c.end_reason).where(t.calls.c.id == call_id))).first()
+    return None if row is None or row.end_reason is None else EndReason(row.end_reason)
+
+
+async def record_breach(
+    conn: AsyncConnection,
+    breach_id: str,
+    call: StoredCall,
+    staff_id: str,
+    now: datetime,
+    note: str,
+) -> None:
+    """R14: the breach is recorded against the contact and the inmate."""
+    await conn.execute(
+        insert(t.breaches).values(
+            id=breach_id,
+            inmate_id=call.inmate_id,
+            contact_id=call.contact_id,
+            call_id=call.id,
+            recorded_by=staff_id,
+            recorded_at=now,
+            note=note,
+        )
+    )
+    await conn.execute(
+        update(t.contacts)
+        .where(t.contacts.c.id == call.contact_id)
+        .values(breaches=t.contacts.c.breaches + 1)
+    )
+
+
+async def insert_tamper_event(
+    conn: AsyncConnection,
+    event_id: str,
+    device_id: str,
+    kind: str,
+    details: dict[str, str],
+    now: datetime,
+) -> None:
+    await conn.execute(
+        insert(t.tamper_events).values(
+            id=event_id, device_id=device_id, at=now, kind=kind, details=details
+        )
+    )
