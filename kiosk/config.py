@@ -89,6 +89,27 @@ class AgentSettings(_Section):
     usb_allow: list[dict[str, Any]] = Field(default_factory=list)
 
 
+class StationSettings(_Section):
+    """The provisioning station (provisioning/; ARCHITECTURE.md "Enrolment over USB")."""
+
+    # Inventory and the station's provisioning key (Ed25519) live here.
+    data_dir: Path = Path("/var/lib/kiosk-station")
+    # Written into every bundle: where the tablet's agent connects.
+    device_server_url: str = "wss://127.0.0.1:8444/device/v1"
+    # The server's staff API, where new tablets are registered (POST /devices).
+    api_url: str = "https://127.0.0.1:8443/api/v1"
+    api_token: str = ""
+    api_ca: Path | None = None  # trust anchor for api_url if not a public CA
+    facility_id: str = ""
+    facility_name: str = ""
+    timezone: str = "Europe/Oslo"
+    # Our USB gadget: the Linux Foundation's multifunction composite gadget id
+    # with our own product string (systemd/usb-gadget-setup.sh sets the same).
+    gadget_vendor: str = "1d6b"
+    gadget_product: str = "0104"
+    gadget_product_name: str = "Kiosk enrolment"
+
+
 class Settings(_Section):
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
@@ -98,6 +119,7 @@ class Settings(_Section):
     turn: TurnSettings = Field(default_factory=TurnSettings)
     log: LogSettings = Field(default_factory=LogSettings)
     agent: AgentSettings = Field(default_factory=AgentSettings)
+    station: StationSettings = Field(default_factory=StationSettings)
 
     @property
     def database_url(self) -> str:
