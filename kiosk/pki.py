@@ -58,6 +58,7 @@ DEFAULT_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
 
 _SERIAL_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 _CURVE: Final = ec.SECP256R1()
+P256: Final = "secp256r1"
 
 
 class PkiError(Exception):
@@ -283,8 +284,7 @@ def issue_device_certificate(
     if not csr.is_signature_valid:
         raise PkiError(PkiError.BAD_CSR_SIGNATURE, "the CSR is not signed by its own key")
     public_key = csr.public_key()
-    p256 = isinstance(public_key, ec.EllipticCurvePublicKey) and public_key.curve.name == "secp256r1"
-    if not p256:
+    if not isinstance(public_key, ec.EllipticCurvePublicKey) or public_key.curve.name != P256:
         raise PkiError(PkiError.BAD_CSR_KEY, "device keys must be EC P-256")
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(csr.subject) != 1 or len(cns) != 1 or cns[0].value != device_serial:
