@@ -1,0 +1,415 @@
+"""The media bridge of one controlled call (ARCHITECTURE.md principle 3).
+
+Two legs (the tablet and the visitor) end on the server as aiortc peer
+connections. Each leg's encoded video (VP8) and audio (Opus) are forwarded as
+they arrive to the other leg and to every staff monitor allowed that kind,
+without decoding or re-encoding (see ``passthrough``). One sender per consumer
+re-packetises; a new consumer waits for a key frame and the bridge asks the
+upstream sender for one (PLI); PLI/FIR from consumers go upstream, at most one
+per ``keyframe_interval`` per source; NACK/RTX stay hop by hop.
+
+A monitor's peer connection has a transceiver only for the kinds its level
+allows (R6): with ``sight`` there is no audio m-line at all, with ``hearing``
+no video m-line — the forbidden media is never sent, not merely muted.
+
+Fail closed: if either leg's connection fails or closes, or forwarding breaks,
+the bridge stops forwarding, closes every peer connection and calls
+``on_failure`` once; the caller ends the call. There is no fallback path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from aiortc import (
+    RTCBundlePolicy,
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCRtpReceiver,
+    RTCRtpSender,
+    RTCRtpTransceiver,
+    RTCSessionDescription,
+)
+
+from kiosk.domain.model import MediaKind
+from kiosk.logs import get_logger
+
+from . import passthrough
+from .passthrough import AUDIO_MIME, VIDEO_MIME, EncodedFrame, EncodedTrack
+
+log = get_logger(__name__)
+
+#: Order of m-lines the bridge offers: video first, then audio; tablet before visitor.
+_KIND_ORDER = (MediaKind.VIDEO, MediaKind.AUDIO)
+
+
+class Leg(StrEnum):
+    """The two ends of a controlled call."""
+
+    TABLET = "tablet"
+    VISITOR = "visitor"
+
+    @property
+    def other(self) -> Leg:
+        return Leg.VISITOR if self is Leg.TABLET else Leg.TABLET
+
+
+class BridgeError(Exception):
+    """A request the bridge refuses (bad SDP, no common codec, unknown monitor, closed)."""
+
+
+@dataclass(frozen=True, slots=True)
+class BridgeFailure:
+    """Why the bridge stopped: the call must end (fail closed)."""
+
+    leg: Leg | None  # None: the bridge itself broke
+    detail: str
+
+
+FailureCallback = Callable[[BridgeFailure], Awaitable[None] | None]
+MonitorGoneCallback = Callable[[str], Awaitable[None] | None]
+
+
+def _codec_preferences(kind: MediaKind) -> list[object]:
+    wanted = {VIDEO_MIME.lower(), "video/rtx"} if kind is MediaKind.VIDEO else {AUDIO_MIME.lower()}
+    caps = RTCRtpSender.getCapabilities(kind.value).codecs
+    return [c for c in caps if c.mimeType.lower() in wanted]
+
+
+class _Source:
+    """One leg's media of one kind: frames in from its receiver, out to its consumers."""
+
+    def __init__(self, bridge: Bridge, leg: Leg, kind: MediaKind) -> None:
+        self._bridge = bridge
+        self.leg = leg
+        self.kind = kind
+        self.receiver: RTCRtpReceiver | None = None
+        self.consumers: set[EncodedTrack] = set()
+        self.frames_in = 0
+        self.keyframes_in = 0
+        self.keyframe_requests_sent = 0
+        self._last_request = float("-inf")
+        self._pending: asyncio.TimerHandle | None = None
+
+    def deliver(self, frame: EncodedFrame) -> None:
+        self.frames_in += 1
+        if frame.keyframe and self.kind is MediaKind.VIDEO:
+            self.keyframes_in += 1
+        for consumer in tuple(self.consumers):
+            consumer.push(frame)
+
+    def consumer(self, track_id: str) -> EncodedTrack:
+        track = EncodedTrack(self.kind.value, track_id, self.request_keyframe)
+        self.consumers.add(track)
+        return track
+
+    def request_keyframe(self) -> None:
+        """Ask upstream for a key frame, at most once per interval; later asks are coalesced."""
+        if self.kind is not MediaKind.VIDEO or self._pending is not None:
+            return
+        loop = asyncio.get_running_loop()
+        wait = self._last_request + self._bridge.keyframe_interval - loop.time()
+        if wait <= 0:
+            self._send_request()
+        else:
+            self._pending = loop.call_later(wait, self._send_request)
+
+    def _send_request(self) -> None:
+        self._pending = None
+        if self.receiver is None or self._bridge.closed:
+            return
+        self._last_request = asyncio.get_running_loop().time()
+        self.keyframe_requests_sent += 1
+        self._bridge._spawn(passthrough.request_keyframe(self.receiver))
+
+    def close(self) -> None:
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        for consumer in tuple(self.consumers):
+            consumer.stop()
+        self.consumers.clear()
+
+
+@dataclass(slots=True)
+class _Monitor:
+    pc: RTCPeerConnection
+    kinds: frozenset[MediaKind]
+    tracks: list[EncodedTrack]
+
+
+class Bridge:
+    """The bridge of one controlled call.
+
+    Legs: the bridge answers a leg's offer (:meth:`answer_leg`) or makes the offer
+    (:meth:`offer_leg` then :meth:`leg_answer`). Monitors: the bridge always makes the
+    offer (:meth:`add_monitor` then :meth:`monitor_answer`) so that it alone decides
+    which kinds exist in the monitor's session.
+    """
+
+    def __init__(
+        self,
+        ice_servers: Sequence[RTCIceServer] = (),
+        *,
+        on_failure: FailureCallback | None = None,
+        on_monitor_gone: MonitorGoneCallback | None = None,
+        keyframe_interval: float = 0.5,
+    ) -> None:
+        passthrough.check_aiortc_version()
+        self._ice_servers = list(ice_servers)  # explicit, never aiortc's public default
+        self._on_failure = on_failure
+        self._on_monitor_gone = on_monitor_gone
+        self.keyframe_interval = keyframe_interval
+        self._sources = {(leg, kind): _Source(self, leg, kind) for leg in Leg for kind in MediaKind}
+        self._legs: dict[Leg, RTCPeerConnection] = {}
+        self._monitors: dict[str, _Monitor] = {}
+        self._tasks: set[asyncio.Future[object]] = set()
+        self.closed = False
+        self.failure: BridgeFailure | None = None
+
+    # --- legs --------------------------------------------------------------------------
+
+    async def answer_leg(self, leg: Leg, offer_sdp: str) -> str:
+        """Accept a leg's offer; returns the answer SDP (all ICE candidates included)."""
+        pc = self._new_leg(leg)
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            self._tap_strays(pc)
+            await pc.setLocalDescription(await pc.createAnswer())
+        except Exception as exc:
+            await self._drop_leg(leg)
+            raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
+        log.info("bridge leg answered", leg=leg.value)
+        return pc.localDescription.sdp
+
+    async def offer_leg(self, leg: Leg) -> str:
+        """Make the offer for a leg (e.g. a browser visitor); send it, then :meth:`leg_answer`."""
+        pc = self._new_leg(leg)
+        await pc.setLocalDescription(await pc.createOffer())
+        return pc.localDescription.sdp
+
+    async def leg_answer(self, leg: Leg, answer_sdp: str) -> None:
+        pc = self._legs.get(leg)
+        if pc is None or pc.signalingState != "have-local-offer":
+            raise BridgeError(f"no offer outstanding for the {leg} leg")
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            self._tap_strays(pc)
+        except Exception as exc:
+            await self._drop_leg(leg)
+            raise BridgeError(f"{leg} answer refused: {_describe(exc)}") from exc
+        log.info("bridge leg answered offer", leg=leg.value)
+
+    def _new_leg(self, leg: Leg) -> RTCPeerConnection:
+        self._check_open()
+        if leg in self._legs:
+            raise BridgeError(f"the {leg} leg is already set up")
+        pc = self._peer_connection()
+        self._legs[leg] = pc
+        for kind in _KIND_ORDER:
+            track = self._sources[(leg.other, kind)].consumer(f"{leg.other}-{kind}")
+            transceiver = pc.addTransceiver(track, direction="sendrecv")
+            self._prepare(transceiver, kind, leg.other)
+            source = self._sources[(leg, kind)]
+            source.receiver = transceiver.receiver
+            passthrough.tap_receiver(transceiver.receiver, self._guarded(source.deliver))
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState in ("failed", "closed") and self._legs.get(leg) is pc:
+                self._fail(BridgeFailure(leg, f"{leg} leg connection {pc.connectionState}"))
+
+        return pc
+
+    async def _drop_leg(self, leg: Leg) -> None:
+        pc = self._legs.pop(leg, None)
+        if pc is not None:
+            for kind in MediaKind:
+                self._sources[(leg, kind)].receiver = None
+            await pc.close()
+
+    # --- monitors ----------------------------------------------------------------------
+
+    async def add_monitor(self, kinds: frozenset[MediaKind]) -> tuple[str, str]:
+        """Open a monitor that receives both legs' media of ``kinds`` only (R6).
+
+        Returns ``(monitor_id, offer_sdp)``; pass the monitor's answer to
+        :meth:`monitor_answer`. Kinds not given get no transceiver at all.
+        """
+        self._check_open()
+        if not kinds or not kinds <= set(MediaKind):
+            raise BridgeError("a monitor needs at least one media kind to receive")
+        monitor_id = secrets.token_urlsafe(12)
+        pc = self._peer_connection()
+        tracks: list[EncodedTrack] = []
+        for kind in _KIND_ORDER:
+            if kind not in kinds:
+                continue
+            for leg in Leg:
+                track = self._sources[(leg, kind)].consumer(f"{leg}-{kind}")
+                transceiver = pc.addTransceiver(track, direction="sendonly")
+                self._prepare(transceiver, kind, leg)
+                passthrough.tap_receiver(transceiver.receiver, _discard)
+                tracks.append(track)
+        self._monitors[monitor_id] = _Monitor(pc, kinds, tracks)
+
+        @pc.on("connectionstatechange")
+        def _state() -> None:
+            if pc.connectionState in ("failed", "closed") and monitor_id in self._monitors:
+                self._spawn(self._monitor_gone(monitor_id))
+
+        await pc.setLocalDescription(await pc.createOffer())
+        log.info("bridge monitor offered", monitor=monitor_id, kinds=sorted(kinds))
+        return monitor_id, pc.localDescription.sdp
+
+    async def monitor_answer(self, monitor_id: str, answer_sdp: str) -> None:
+        monitor = self._monitors.get(monitor_id)
+        if monitor is None or monitor.pc.signalingState != "have-local-offer":
+            raise BridgeError("no offer outstanding for this monitor")
+        try:
+            await monitor.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+        except Exception as exc:
+            await self.remove_monitor(monitor_id)
+            raise BridgeError(f"monitor answer refused: {_describe(exc)}") from exc
+        # R6: the answer cannot add an m-line, but check rather than trust.
+        present = {MediaKind(t.kind) for t in monitor.pc.getTransceivers()}
+        if not present <= monitor.kinds:
+            await self.remove_monitor(monitor_id)
+            raise BridgeError("monitor session carries a kind its level forbids")
+
+    async def remove_monitor(self, monitor_id: str) -> None:
+        monitor = self._monitors.pop(monitor_id, None)
+        if monitor is None:
+            return
+        self._release(monitor.tracks)
+        await monitor.pc.close()
+        log.info("bridge monitor removed", monitor=monitor_id)
+
+    async def _monitor_gone(self, monitor_id: str) -> None:
+        await self.remove_monitor(monitor_id)
+        if self._on_monitor_gone is not None:
+            await _call(self._on_monitor_gone, monitor_id)
+
+    def monitor_kinds(self, monitor_id: str) -> frozenset[MediaKind]:
+        return self._monitors[monitor_id].kinds
+
+    @property
+    def monitor_ids(self) -> frozenset[str]:
+        return frozenset(self._monitors)
+
+    # --- shared plumbing ---------------------------------------------------------------
+
+    def _peer_connection(self) -> RTCPeerConnection:
+        # max-bundle: one transport for all m-lines. aiortc 1.16's "balanced" policy
+        # leaves the second m-line of a kind on a transport it then discards when the
+        # session also has the other kind (a monitor with two videos and two audios).
+        config = RTCConfiguration(
+            iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
+        )
+        return RTCPeerConnection(config)
+
+    def _prepare(self, transceiver: RTCRtpTransceiver, kind: MediaKind, stream: Leg) -> None:
+        transceiver.setCodecPreferences(_codec_preferences(kind))  # type: ignore[arg-type]
+        source = self._sources[(stream, kind)]
+        passthrough.install_packer(transceiver.sender, source.request_keyframe)
+        passthrough.set_stream_id(transceiver.sender, stream.value)
+
+    def _tap_strays(self, pc: RTCPeerConnection) -> None:
+        """An offer may carry extra m-lines; their receivers must never decode either."""
+        for transceiver in pc.getTransceivers():
+            if not passthrough.is_tapped(transceiver.receiver):
+                passthrough.tap_receiver(transceiver.receiver, _discard)
+
+    def _release(self, tracks: Sequence[EncodedTrack]) -> None:
+        for track in tracks:
+            for source in self._sources.values():
+                source.consumers.discard(track)
+            track.stop()
+
+    def _guarded(self, deliver: Callable[[EncodedFrame], None]) -> Callable[[EncodedFrame], None]:
+        def sink(frame: EncodedFrame) -> None:
+            try:
+                deliver(frame)
+            except Exception as exc:  # the bridge is broken: fail closed
+                self._fail(BridgeFailure(None, f"forwarding failed: {_describe(exc)}"))
+
+        return sink
+
+    def _spawn(self, coro: Awaitable[object]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise BridgeError("the bridge is closed")
+
+    def stats(self) -> dict[str, dict[str, int]]:
+        """Frames in per source and out per consumer, for metrics and tests."""
+        return {
+            f"{leg}-{kind}": {
+                "frames_in": source.frames_in,
+                "keyframes_in": source.keyframes_in,
+                "keyframe_requests_sent": source.keyframe_requests_sent,
+                "consumers": len(source.consumers),
+            }
+            for (leg, kind), source in self._sources.items()
+        }
+
+    # --- ending ------------------------------------------------------------------------
+
+    def _fail(self, failure: BridgeFailure) -> None:
+        if self.closed:
+            return
+        self.failure = failure
+        log.warning("bridge failed", leg=failure.leg, detail=failure.detail)
+        self._stop_forwarding()  # at once, before any await: nothing more flows
+        self._spawn(self._fail_and_close(failure))
+
+    async def _fail_and_close(self, failure: BridgeFailure) -> None:
+        try:
+            if self._on_failure is not None:
+                await _call(self._on_failure, failure)
+        finally:
+            await self._close_connections()
+
+    def _stop_forwarding(self) -> None:
+        self.closed = True
+        for source in self._sources.values():
+            source.close()
+
+    async def close(self) -> None:
+        """End the bridge: stop forwarding and close every peer connection. Idempotent."""
+        if not self.closed:
+            self._stop_forwarding()
+            log.info("bridge closed")
+        await self._close_connections()
+        pending = [t for t in self._tasks if t is not asyncio.current_task()]
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+
+    async def _close_connections(self) -> None:
+        pcs = [*self._legs.values(), *(m.pc for m in self._monitors.values())]
+        self._monitors.clear()
+        for pc in pcs:
+            await pc.close()
+
+
+def _discard(frame: EncodedFrame) -> None:
+    """Sink for receivers whose media the bridge does not forward."""
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+async def _call(callback: Callable[..., Awaitable[None] | None], *args: object) -> None:
+    result = callback(*args)
+    if inspect.isawaitable(result):
+        await result
