@@ -268,6 +268,8 @@ class VerifyResult:
     def summary(self) -> str:
         if not self.ok:
             return f"audit chain broken at seq {self.first_bad_seq}: {self.problem}"
+        if self.entries == 0:
+            return "audit chain intact: no entries yet"
         return (
             f"audit chain intact: {self.entries} entries (seq 1-{self.last_seq}), "
             f"{self.checkpoints} signed checkpoints (last at seq {self.last_checkpoint_seq}), "

@@ -78,14 +78,17 @@ def _sqlite_file(u: URL) -> Path | None:
 def make_engine(url: str | URL, **kwargs: Any) -> AsyncEngine:
     """An engine for ``url`` (``sqlite+aiosqlite:///path`` or ``postgresql+asyncpg://…``).
 
-    For a SQLite file the parent directory is created (0700: the database holds
-    personal data).
+    For a SQLite file the parent directory (0700) and the file (0600) are
+    created: the database holds personal data.
     """
     u = normalise_url(url)
     if u.get_backend_name() == "sqlite":
         path = _sqlite_file(u)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            # An empty file is an empty database; made here so that it (and the
+            # -wal and -shm files SQLite derives from it) is 0600 from the start.
+            path.touch(mode=0o600, exist_ok=True)
         engine = create_async_engine(u, **kwargs)
         _configure_sqlite(engine)
         return engine
