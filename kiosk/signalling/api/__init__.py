@@ -1,0 +1,22 @@
+"""The staff API under /api/v1: one module per resource, each with its operation table."""
+
+from __future__ import annotations
+
+from kiosk.signalling.api import (
+    audit,
+    bookings,
+    calls,
+    contacts,
+    devices,
+    facility,
+    inmates,
+    session,
+)
+from kiosk.signalling.api.base import Operation
+
+MODULES = (session, inmates, contacts, bookings, calls, devices, facility, audit)
+
+
+def operations() -> list[Operation]:
+    """Every operation of the staff API, in a stable order."""
+    return [op for module in MODULES for op in module.table.operations]

@@ -1,0 +1,59 @@
+"""The audit chain, read from a sequence number, and its verification (ARCHITECTURE.md, 6)."""
+
+from __future__ import annotations
+
+from kiosk.domain.access import Action
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiRequest, OperationTable
+from kiosk.store import repo
+
+table = OperationTable("audit")
+
+
+@table.route(
+    "GET",
+    "/audit",
+    Action.AUDIT_READ,
+    summary="Audit entries after a sequence number",
+    query=s.AuditQuery,
+    response=s.AuditList,
+)
+async def read_audit(req: ApiRequest) -> s.AuditList:
+    q = req.query_as(s.AuditQuery)
+    async with req.ctx.engine.connect() as conn:
+        rows = await repo.list_audit(conn, q.after_seq, q.limit)
+    return s.AuditList(
+        items=[
+            s.AuditEntryOut(
+                seq=r.seq,
+                at=r.at,
+                actor=r.actor,
+                action=r.action,
+                subjects=r.subjects,
+                details=r.details,
+                prev_hash=r.prev_hash,
+                hash=r.hash,
+            )
+            for r in rows
+        ]
+    )
+
+
+@table.route(
+    "GET",
+    "/audit/verify",
+    Action.AUDIT_READ,
+    summary="Verify the whole chain and its signed checkpoints",
+    response=s.AuditVerifyOut,
+)
+async def verify_audit(req: ApiRequest) -> s.AuditVerifyOut:
+    from kiosk.audit import load_verify_key, verify
+
+    key = load_verify_key(req.ctx.settings.pki_dir)
+    result = await verify(req.ctx.engine, key)
+    return s.AuditVerifyOut(
+        ok=result.ok,
+        entries=result.entries,
+        first_bad_seq=result.first_bad_seq,
+        problem=result.problem,
+    )

@@ -1,0 +1,239 @@
+"""Bookings: list (by day, inmate, state), create (R9, R10, R12, R15-R17), cancel,
+and police clearance (R11)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kiosk.domain import policy
+from kiosk.domain.access import Action
+from kiosk.domain.model import Booking, BookingState, FacilitySettings, PoliceClearance
+from kiosk.domain.reasons import Reason
+from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
+from kiosk.signalling.api.views import booking_out
+from kiosk.store import repo
+from kiosk.store.db import write_transaction
+
+table = OperationTable("bookings")
+
+BOOKING_REFUSALS = (
+    Reason.INMATE_INACTIVE,
+    Reason.CONTACT_NOT_APPROVED,
+    Reason.WINDOW_INVALID,
+    Reason.OUTSIDE_WINDOW,
+    Reason.FACILITY_CLOSED,
+    Reason.ORDER_DEADLINE_PASSED,
+    Reason.FACILITY_RESTRICTED,
+    Reason.CAPACITY_TABLETS,
+    Reason.CAPACITY_ROOM,
+    Reason.CAPACITY_MONITORING,
+    Reason.QUOTA_EXHAUSTED,
+)
+
+
+def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
+    """[00:00, next 00:00) of ``day`` in the facility's time zone, in UTC."""
+    zone = ZoneInfo(timezone)
+    start = datetime.combine(day, time(), zone)
+    end = datetime.combine(day + timedelta(days=1), time(), zone)
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+async def load_booking(conn: AsyncConnection, booking_id: str) -> Booking:
+    booking = await repo.get_booking(conn, booking_id)
+    if booking is None:
+        raise ApiError(Reason.BOOKING_NOT_FOUND)
+    return booking
+
+
+@table.route(
+    "GET",
+    "/bookings",
+    Action.BOOKING_READ,
+    summary="List bookings by day (facility time zone), inmate and state",
+    query=s.BookingListQuery,
+    response=s.BookingList,
+)
+async def list_bookings(req: ApiRequest) -> s.BookingList:
+    q = req.query_as(s.BookingListQuery)
+    async with req.ctx.engine.connect() as conn:
+        between = None
+        if q.day is not None:
+            facility = await repo.get_facility(conn)
+            assert facility is not None
+            try:
+                between = day_bounds(q.day, facility.timezone)
+            except OverflowError:
+                raise ApiError(Reason.INVALID_REQUEST, "query.day: out of range") from None
+        bookings = await repo.list_bookings(
+            conn,
+            between=between,
+            inmate_id=q.inmate_id,
+            states=[q.state] if q.state is not None else None,
+            limit=q.limit,
+        )
+    return s.BookingList(items=[booking_out(b) for b in bookings])
+
+
+@table.route(
+    "POST",
+    "/bookings",
+    Action.BOOKING_WRITE,
+    summary="Book a window for one call",
+    body=s.BookingCreate,
+    response=s.BookingOut,
+    status=201,
+    refusals=BOOKING_REFUSALS,
+)
+async def create_booking(req: ApiRequest) -> s.BookingOut:
+    """The policy checks, in order: inmate and contact, R10 window, R12 location,
+    R15 closures (unless `override_closure`), R16 restrictions, R9 capacity, R17 quota.
+    R11 police clearance may come with the booking or be added later."""
+    body = req.body_as(s.BookingCreate)
+    async with write_transaction(req.ctx.engine) as conn:
+        await repo.lock_facility(conn)  # R9: one capacity check at a time
+        facility = await repo.get_facility(conn)
+        assert facility is not None
+        inmate = await repo.get_inmate(conn, body.inmate_id)
+        if inmate is None:
+            raise not_found("inmate")
+        contact = await repo.get_contact(conn, body.contact_id)
+        if contact is None:
+            raise not_found("contact")
+        clearance = (
+            PoliceClearance(body.police_clearance.cleared_by, body.police_clearance.cleared_at)
+            if body.police_clearance
+            else None
+        )
+        request = policy.BookingRequest(
+            inmate=inmate,
+            contact=contact,
+            start=body.start,
+            end=body.end,
+            location_kind=body.location_kind,
+            location=body.location,
+            initiation=body.initiation,
+            police_clearance=clearance,
+            override_closure=body.override_closure,
+        )
+        verdict = policy.create_booking(
+            request, await booking_context(conn, request, facility.settings), req.now
+        )
+        if isinstance(verdict, policy.Deny):
+            raise refuse(verdict)
+        booking = Booking(
+            id=repo.new_id(),
+            inmate_id=inmate.id,
+            contact_id=contact.id,
+            start=body.start,
+            end=body.end,
+            location_kind=body.location_kind,
+            location=body.location,
+            initiation=body.initiation,
+            police_clearance=clearance,
+            control=contact.control,
+        )
+        await repo.insert_booking(conn, booking, req.staff.staff_id, req.now)
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "booking.created",
+            {"booking": booking.id, "inmate": inmate.id, "contact": contact.id},
+            {
+                "start": booking.start.isoformat(),
+                "end": booking.end.isoformat(),
+                "control": booking.control.value,
+                "initiation": booking.initiation.value,
+                "override_closure": body.override_closure,
+                "police_cleared": clearance is not None,
+            },
+            conn=conn,
+        )
+    return booking_out(booking)
+
+
+async def booking_context(
+    conn: AsyncConnection, request: policy.BookingRequest, settings: FacilitySettings
+) -> policy.BookingContext:
+    """The facts R9 and R17 need: live bookings in the window and in the inmate's week."""
+    overlapping = await repo.list_bookings(
+        conn, between=(request.start, request.end), states=LIVE_BOOKING_STATES
+    )
+    week = await repo.list_bookings(
+        conn,
+        between=week_bounds(request.start),
+        inmate_id=request.inmate.id,
+        states=LIVE_BOOKING_STATES,
+    )
+    categories = await repo.contact_categories(conn, [b.contact_id for b in week])
+    return policy.BookingContext(
+        settings=settings, overlapping=overlapping, week_bookings=week, categories=categories
+    )
+
+
+@table.route(
+    "GET",
+    "/bookings/{booking_id}",
+    Action.BOOKING_READ,
+    summary="Read a booking",
+    response=s.BookingOut,
+    refusals=(Reason.BOOKING_NOT_FOUND,),
+)
+async def get_booking(req: ApiRequest) -> s.BookingOut:
+    async with req.ctx.engine.connect() as conn:
+        return booking_out(await load_booking(conn, req.params["booking_id"]))
+
+
+@table.route(
+    "POST",
+    "/bookings/{booking_id}/cancel",
+    Action.BOOKING_WRITE,
+    summary="Cancel a booking",
+    response=s.BookingOut,
+    refusals=(Reason.BOOKING_NOT_FOUND, Reason.BOOKING_NOT_ACTIVE),
+)
+async def cancel_booking(req: ApiRequest) -> s.BookingOut:
+    async with write_transaction(req.ctx.engine) as conn:
+        booking = await load_booking(conn, req.params["booking_id"])
+        if booking.state not in (BookingState.BOOKED, BookingState.HELD):
+            raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
+        await repo.set_booking_state(conn, [booking.id], BookingState.CANCELLED)
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "booking.cancelled",
+            {"booking": booking.id, "inmate": booking.inmate_id, "contact": booking.contact_id},
+            conn=conn,
+        )
+        return booking_out(await load_booking(conn, booking.id))
+
+
+@table.route(
+    "PUT",
+    "/bookings/{booking_id}/police-clearance",
+    Action.BOOKING_WRITE,
+    summary="Record the police clearance of a remand inmate's call (R11)",
+    body=s.PoliceClearanceIn,
+    response=s.BookingOut,
+    refusals=(Reason.BOOKING_NOT_FOUND, Reason.BOOKING_NOT_ACTIVE),
+)
+async def set_police_clearance(req: ApiRequest) -> s.BookingOut:
+    body = req.body_as(s.PoliceClearanceIn)
+    async with write_transaction(req.ctx.engine) as conn:
+        booking = await load_booking(conn, req.params["booking_id"])
+        if booking.state not in (BookingState.BOOKED, BookingState.HELD):
+            raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
+        await repo.set_police_clearance(
+            conn, booking.id, PoliceClearance(body.cleared_by, body.cleared_at)
+        )
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "booking.police_cleared",
+            {"booking": booking.id, "inmate": booking.inmate_id},
+            {"cleared_at": body.cleared_at.isoformat()},
+            conn=conn,
+        )
+        return booking_out(await load_booking(conn, booking.id))

@@ -1,0 +1,147 @@
+"""Tablets: list, register, assign to an inmate, revoke (ARCHITECTURE.md, Trust; R18)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kiosk.domain.access import Action
+from kiosk.domain.model import Device
+from kiosk.domain.reasons import Reason
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.signalling.api.views import device_out
+from kiosk.store import repo
+from kiosk.store.db import write_transaction
+
+if TYPE_CHECKING:
+    from kiosk.audit import AuditLog
+
+table = OperationTable("devices")
+
+
+async def revoke_device(
+    conn: AsyncConnection, audit: AuditLog, device_ref: str, actor: str, now: datetime
+) -> repo.DeviceRecord:
+    """Mark a tablet revoked and its certificate serial refused; audited in ``conn``'s transaction.
+
+    Shared by the API and ``kiosk admin device revoke``. Cutting its live
+    connections is the call supervisor's (``ServerContext.on_device_revoked``).
+    """
+    record = await repo.find_device(conn, device_ref)
+    if record is None:
+        raise not_found("device")
+    if record.device.revoked:
+        raise ApiError(Reason.DEVICE_REVOKED, "The tablet is already revoked.")
+    await repo.revoke_device(conn, record.device, now)
+    subjects = {"device": record.device.id}
+    if record.device.certificate_serial:
+        subjects["certificate"] = record.device.certificate_serial
+    await audit.append(actor, "device.revoked", subjects, conn=conn)
+    updated = await repo.get_device(conn, record.device.id)
+    assert updated is not None
+    return updated
+
+
+@table.route("GET", "/devices", Action.DEVICE_READ, summary="List tablets", response=s.DeviceList)
+async def list_devices(req: ApiRequest) -> s.DeviceList:
+    async with req.ctx.engine.connect() as conn:
+        records = await repo.list_devices(conn)
+    return s.DeviceList(items=[device_out(r) for r in records])
+
+
+@table.route(
+    "POST",
+    "/devices",
+    Action.DEVICE_WRITE,
+    summary="Register a tablet",
+    body=s.DeviceRegister,
+    response=s.DeviceOut,
+    status=201,
+    refusals=(Reason.CONFLICT,),
+)
+async def register_device(req: ApiRequest) -> s.DeviceOut:
+    body = req.body_as(s.DeviceRegister)
+    cert_serial = body.certificate_serial.lower() if body.certificate_serial else None
+    async with write_transaction(req.ctx.engine) as conn:
+        if await repo.device_serial_taken(conn, body.serial, cert_serial):
+            raise ApiError(Reason.CONFLICT, "A tablet with that serial is already registered.")
+        device = Device(id=repo.new_id(), serial=body.serial, certificate_serial=cert_serial)
+        await repo.insert_device(conn, device, body.model, req.now)
+        await req.ctx.audit.append(
+            req.staff.actor, "device.registered", {"device": device.id}, conn=conn
+        )
+        record = await repo.get_device(conn, device.id)
+    assert record is not None
+    return device_out(record)
+
+
+@table.route(
+    "GET", "/devices/{device_id}", Action.DEVICE_READ, summary="Read a tablet", response=s.DeviceOut
+)
+async def get_device(req: ApiRequest) -> s.DeviceOut:
+    async with req.ctx.engine.connect() as conn:
+        record = await repo.get_device(conn, req.params["device_id"])
+    if record is None:
+        raise not_found("device")
+    return device_out(record)
+
+
+@table.route(
+    "PUT",
+    "/devices/{device_id}/assignment",
+    Action.DEVICE_WRITE,
+    summary="Assign a tablet to an inmate, or take it back (null)",
+    body=s.DeviceAssign,
+    response=s.DeviceOut,
+    refusals=(Reason.DEVICE_REVOKED, Reason.INMATE_INACTIVE),
+)
+async def assign_device(req: ApiRequest) -> s.DeviceOut:
+    body = req.body_as(s.DeviceAssign)
+    async with write_transaction(req.ctx.engine) as conn:
+        record = await repo.get_device(conn, req.params["device_id"])
+        if record is None:
+            raise not_found("device")
+        if record.device.revoked:
+            raise ApiError(Reason.DEVICE_REVOKED)
+        if body.inmate_id is not None:
+            inmate = await repo.get_inmate(conn, body.inmate_id)
+            if inmate is None:
+                raise not_found("inmate")
+            if not inmate.active:
+                raise ApiError(Reason.INMATE_INACTIVE)
+        await repo.assign_device(conn, record.device.id, body.inmate_id)
+        subjects = {"device": record.device.id}
+        if body.inmate_id is not None:
+            subjects["inmate"] = body.inmate_id
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "device.assigned" if body.inmate_id else "device.unassigned",
+            subjects,
+            conn=conn,
+        )
+        updated = await repo.get_device(conn, record.device.id)
+    assert updated is not None
+    return device_out(updated)
+
+
+@table.route(
+    "POST",
+    "/devices/{device_id}/revoke",
+    Action.DEVICE_WRITE,
+    summary="Revoke a tablet: its certificate is refused from now on and live calls are cut",
+    response=s.DeviceOut,
+    refusals=(Reason.DEVICE_REVOKED,),
+)
+async def revoke(req: ApiRequest) -> s.DeviceOut:
+    async with write_transaction(req.ctx.engine) as conn:
+        record = await repo.get_device(conn, req.params["device_id"])
+        if record is None:
+            raise not_found("device")
+        updated = await revoke_device(
+            conn, req.ctx.audit, record.device.id, req.staff.actor, req.now
+        )
+    await req.ctx.device_revoked(updated.device.id)
+    return device_out(updated)

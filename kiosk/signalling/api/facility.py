@@ -1,0 +1,231 @@
+"""The facility: settings (R2, R9, R10, R17), closures (R15) and restrictions (R16).
+
+R16 choice: a new restriction puts the booked calls it covers on HOLD (a
+suspension holds every booking it overlaps; a limit holds those longer than
+it allows). Removing a restriction books again the held calls that no other
+restriction still covers and whose window has not passed. Telling the people
+affected is the mail notice's job.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kiosk.domain.access import Action
+from kiosk.domain.model import (
+    Booking,
+    BookingState,
+    Closure,
+    Facility,
+    Restriction,
+    RestrictionKind,
+)
+from kiosk.domain.reasons import Reason
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.signalling.api.views import closure_out, facility_out, restriction_out
+from kiosk.store import repo
+from kiosk.store.db import write_transaction
+
+table = OperationTable("facility")
+
+
+def holds(restriction: Restriction, booking: Booking) -> bool:
+    """Does ``restriction`` stop ``booking`` (R16)? A limit without minutes stops all."""
+    if not booking.overlaps(restriction.start, restriction.end):
+        return False
+    if restriction.kind is RestrictionKind.SUSPEND:
+        return True
+    return booking.duration > timedelta(minutes=restriction.limit_minutes or 0)
+
+
+def _check_window(start: datetime, end: datetime) -> None:
+    if end <= start:
+        raise ApiError(Reason.WINDOW_INVALID)
+
+
+async def _facility(conn: AsyncConnection) -> Facility:
+    facility = await repo.get_facility(conn)
+    if facility is None:
+        raise ApiError(Reason.NOT_FOUND, "No facility is set up.")
+    return facility
+
+
+@table.route(
+    "GET",
+    "/facility",
+    Action.FACILITY_READ,
+    summary="The facility and its settings",
+    response=s.FacilityOut,
+)
+async def get_facility(req: ApiRequest) -> s.FacilityOut:
+    async with req.ctx.engine.connect() as conn:
+        return facility_out(await _facility(conn))
+
+
+@table.route(
+    "PATCH",
+    "/facility",
+    Action.FACILITY_WRITE,
+    summary="Change settings (contact limit, quotas, capacity, call length); omitted stay",
+    body=s.FacilityUpdate,
+    response=s.FacilityOut,
+)
+async def update_facility(req: ApiRequest) -> s.FacilityOut:
+    body = req.body_as(s.FacilityUpdate)
+    changes = body.model_dump(exclude_none=True)
+    async with write_transaction(req.ctx.engine) as conn:
+        facility = await _facility(conn)
+        if changes:
+            await repo.update_facility(conn, facility.id, changes)
+            await req.ctx.audit.append(
+                req.staff.actor,
+                "facility.updated",
+                {"facility": facility.id},
+                {k: v for k, v in changes.items() if k != "name"},
+                conn=conn,
+            )
+        return facility_out(await _facility(conn))
+
+
+@table.route(
+    "POST",
+    "/facility/closures",
+    Action.FACILITY_WRITE,
+    summary="Close the visit office for a period, with an order deadline (R15)",
+    body=s.ClosureCreate,
+    response=s.ClosureOut,
+    status=201,
+    refusals=(Reason.WINDOW_INVALID,),
+)
+async def add_closure(req: ApiRequest) -> s.ClosureOut:
+    body = req.body_as(s.ClosureCreate)
+    _check_window(body.start, body.end)
+    closure = Closure(
+        id=repo.new_id(),
+        start=body.start,
+        end=body.end,
+        order_deadline=body.order_deadline,
+        note=body.note,
+    )
+    async with write_transaction(req.ctx.engine) as conn:
+        facility = await _facility(conn)
+        await repo.insert_closure(conn, facility.id, closure)
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "facility.closure_added",
+            {"facility": facility.id, "closure": closure.id},
+            {"start": closure.start.isoformat(), "end": closure.end.isoformat()},
+            conn=conn,
+        )
+    return closure_out(closure)
+
+
+@table.route(
+    "DELETE",
+    "/facility/closures/{closure_id}",
+    Action.FACILITY_WRITE,
+    summary="Remove a closure",
+    response=s.Empty,
+)
+async def remove_closure(req: ApiRequest) -> s.Empty:
+    async with write_transaction(req.ctx.engine) as conn:
+        facility = await _facility(conn)
+        closure_id = req.params["closure_id"]
+        if not await repo.delete_closure(conn, closure_id):
+            raise not_found("closure")
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "facility.closure_removed",
+            {"facility": facility.id, "closure": closure_id},
+            conn=conn,
+        )
+    return s.Empty()
+
+
+@table.route(
+    "POST",
+    "/facility/restrictions",
+    Action.FACILITY_WRITE,
+    summary="Suspend or limit calls for a period; booked calls inside are held (R16)",
+    body=s.RestrictionCreate,
+    response=s.RestrictionCreated,
+    status=201,
+    refusals=(Reason.WINDOW_INVALID,),
+)
+async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
+    body = req.body_as(s.RestrictionCreate)
+    _check_window(body.start, body.end)
+    if (body.kind is RestrictionKind.LIMIT) != (body.limit_minutes is not None):
+        raise ApiError(
+            Reason.INVALID_REQUEST,
+            "body.limit_minutes: required for a limit, and only for a limit",
+        )
+    restriction = Restriction(
+        id=repo.new_id(),
+        start=body.start,
+        end=body.end,
+        kind=body.kind,
+        limit_minutes=body.limit_minutes,
+        note=body.note,
+    )
+    async with write_transaction(req.ctx.engine) as conn:
+        await repo.lock_facility(conn)
+        facility = await _facility(conn)
+        await repo.insert_restriction(conn, facility.id, restriction)
+        booked = await repo.list_bookings(
+            conn, between=(restriction.start, restriction.end), states=[BookingState.BOOKED]
+        )
+        held = [b.id for b in booked if holds(restriction, b)]
+        await repo.set_booking_state(conn, held, BookingState.HELD)
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "facility.restriction_added",
+            {"facility": facility.id, "restriction": restriction.id},
+            {
+                "kind": restriction.kind.value,
+                "start": restriction.start.isoformat(),
+                "end": restriction.end.isoformat(),
+                "limit_minutes": restriction.limit_minutes,
+                "held_bookings": held,
+            },
+            conn=conn,
+        )
+    return s.RestrictionCreated(restriction=restriction_out(restriction), held_bookings=held)
+
+
+@table.route(
+    "DELETE",
+    "/facility/restrictions/{restriction_id}",
+    Action.FACILITY_WRITE,
+    summary="Remove a restriction; bookings it alone held are booked again",
+    response=s.RestrictionRemoved,
+)
+async def remove_restriction(req: ApiRequest) -> s.RestrictionRemoved:
+    async with write_transaction(req.ctx.engine) as conn:
+        await repo.lock_facility(conn)
+        facility = await _facility(conn)
+        restriction = await repo.get_restriction(conn, req.params["restriction_id"])
+        if restriction is None:
+            raise not_found("restriction")
+        await repo.delete_restriction(conn, restriction.id)
+        others = [r for r in facility.settings.restrictions if r.id != restriction.id]
+        held = await repo.list_bookings(
+            conn, between=(restriction.start, restriction.end), states=[BookingState.HELD]
+        )
+        released = [
+            b.id
+            for b in held
+            if b.end > req.now and holds(restriction, b) and not any(holds(r, b) for r in others)
+        ]
+        await repo.set_booking_state(conn, released, BookingState.BOOKED)
+        await req.ctx.audit.append(
+            req.staff.actor,
+            "facility.restriction_removed",
+            {"facility": facility.id, "restriction": restriction.id},
+            {"released_bookings": released},
+            conn=conn,
+        )
+    return s.RestrictionRemoved(released_bookings=released)

@@ -1,0 +1,170 @@
+"""The web application of the server: staff API now; console and visitor pages later.
+
+``build_app(settings)`` gives an :class:`aiohttp.web.Application` whose
+clean-up context opens the database (upgraded to the newest schema) and the
+audit chain at start-up and closes them (with a final checkpoint) at shutdown.
+The shared :class:`ServerContext` is then at ``app[CONTEXT]``.
+
+Middlewares: every error is JSON ``{"error": {"code", "message"}}`` with a
+reason code; bodies over ``server.max_body_bytes`` are refused with 413
+``payload_too_large`` before they are read; an unexpected exception is a bug,
+logged with its trace and answered 500 ``internal_error`` without one. Every
+response carries security headers, with a CSP that allows nothing (pages that
+need more set their own).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from aiohttp import web
+
+from kiosk.config import Settings
+from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.logs import get_logger
+from kiosk.signalling.api import operations as api_operations
+from kiosk.signalling.api.base import API_PREFIX, ApiError, Operation, error_body, mount
+from kiosk.signalling.context import AUDIT, CONTEXT, ENGINE, SETTINGS, ServerContext, utc_now
+from kiosk.signalling.openapi import openapi_document
+
+log = get_logger(__name__)
+
+OPERATIONS = web.AppKey("operations", list[Operation])
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+    "Permissions-Policy": "camera=(), microphone=(), geolocation=(), usb=()",
+}
+
+
+def json_error(status: int, reason: Reason, message: str = "") -> web.Response:
+    return web.json_response(error_body(reason, message or MESSAGES[reason]), status=status)
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    if exc.status == 404:
+        return json_error(404, Reason.NOT_FOUND)
+    if exc.status == 413:
+        return json_error(413, Reason.PAYLOAD_TOO_LARGE)
+    response = json_error(exc.status, Reason.INVALID_REQUEST, exc.reason)
+    if exc.status == 405 and "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
+
+
+def body_limit(max_bytes: int) -> Any:
+    @web.middleware
+    async def limit(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        length = request.content_length
+        if length is not None and length > max_bytes:
+            return json_error(413, Reason.PAYLOAD_TOO_LARGE)
+        return await handler(request)
+
+    return limit
+
+
+@web.middleware
+async def errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        if exc.status >= 409:
+            log.info("request refused", path=request.path, code=exc.reason.value)
+        return json_error(exc.status, exc.reason, exc.message)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return _http_error(exc)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("request failed on a bug", method=request.method, path=request.path)
+        return json_error(500, Reason.INTERNAL_ERROR)
+
+
+async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith(API_PREFIX):
+        response.headers.setdefault("Cache-Control", "no-store")
+    if request.secure:
+        response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+
+
+def _context_factory(
+    settings: Settings, clock: Callable[[], datetime]
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        from kiosk.audit import AuditLog, load_signing_key
+        from kiosk.store import repo
+        from kiosk.store.db import make_engine, upgrade, write_transaction
+
+        await upgrade(settings.database_url)
+        engine = make_engine(settings.database_url)
+        signing_key = load_signing_key(settings.pki_dir)
+        async with write_transaction(engine) as conn:
+            await repo.ensure_facility(conn)
+        audit = AuditLog(engine, signing_key, checkpoint_every=settings.audit.checkpoint_every)
+        ctx = ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
+        app[ENGINE] = engine
+        app[AUDIT] = audit
+        app[CONTEXT] = ctx
+        log.info("server context ready", database=engine.dialect.name)
+        try:
+            yield
+        finally:
+            try:
+                await audit.close()  # the final checkpoint
+            finally:
+                await engine.dispose()
+            log.info("server context closed")
+
+    return context
+
+
+def build_app(
+    settings: Settings,
+    *,
+    operations: Iterable[Operation] = (),
+    clock: Callable[[], datetime] = utc_now,
+) -> web.Application:
+    """The web application; ``operations`` adds routes from other modules (e.g. calls)."""
+    max_body = settings.server.max_body_bytes
+    app = web.Application(
+        client_max_size=max_body,
+        middlewares=[errors, body_limit(max_body)],
+    )
+    app[SETTINGS] = settings
+    ops = [*api_operations(), *operations]
+    app[OPERATIONS] = ops
+    app.cleanup_ctx.append(_context_factory(settings, clock))
+    app.on_response_prepare.append(_security_headers)
+    mount(app, ops)
+    document = openapi_document(ops)
+
+    async def openapi(_: web.Request) -> web.Response:
+        return web.json_response(document)
+
+    app.router.add_get(API_PREFIX + "/openapi.json", openapi)
+    return app
+
+
+def context_of(app: web.Application) -> ServerContext:
+    return app[CONTEXT]
+
+
+__all__: list[Any] = ["OPERATIONS", "build_app", "context_of", "json_error"]

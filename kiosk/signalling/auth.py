@@ -1,0 +1,248 @@
+"""Staff authentication: argon2 passwords, session cookies with CSRF, bearer tokens.
+
+- Passwords are hashed with argon2id (argon2-cffi's defaults); an unknown user
+  costs the same hash as a known one, so timing does not tell them apart.
+- A login makes a session: a random token in the ``kiosk_session`` cookie
+  (HttpOnly, SameSite=Strict, Secure when the listener speaks TLS) and a CSRF
+  token returned in the body. Both are stored only as SHA-256 hashes. Every
+  state-changing request made with the cookie must carry the CSRF token in
+  ``X-CSRF-Token``.
+- Automation uses ``Authorization: Bearer <token>`` from ``kiosk admin token
+  create``; the token is stored hashed. A bearer request carries no ambient
+  credential, so it needs no CSRF token.
+- Failed logins are counted per username and client address; after
+  ``MAX_FAILURES`` in ``FAILURE_WINDOW`` further attempts are refused with
+  ``rate_limited`` until the window passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections import deque
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from kiosk.domain.model import Role
+from kiosk.store import repo
+
+if TYPE_CHECKING:
+    from kiosk.audit import AuditLog
+
+SESSION_COOKIE = "kiosk_session"
+CSRF_HEADER = "X-CSRF-Token"
+TOKEN_BYTES = 32  # 256 bits
+MAX_FAILURES = 5
+FAILURE_WINDOW = timedelta(minutes=5)
+
+_hasher = PasswordHasher()
+# Verified against when the username is unknown, so both paths cost one argon2 run.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def verify_password(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def hash_secret(token: str) -> str:
+    """SHA-256 of a high-entropy token (sessions, CSRF, API tokens): enough, and indexable."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def same_secret(given: str, stored_hash: str) -> bool:
+    return hmac.compare_digest(hash_secret(given), stored_hash)
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The staff member behind a request, and how they proved it."""
+
+    staff_id: str
+    username: str
+    display_name: str
+    role: Role
+    via: Literal["session", "token"]
+    csrf_hash: str | None = None  # sessions only
+    session_hash: str | None = None
+
+    @property
+    def actor(self) -> str:
+        """The audit chain's name for this person (ids, never names)."""
+        return f"staff:{self.staff_id}"
+
+
+def _principal(
+    staff: repo.StaffRecord,
+    via: Literal["session", "token"],
+    csrf_hash: str | None = None,
+    session_hash: str | None = None,
+) -> Principal:
+    return Principal(
+        staff_id=staff.id,
+        username=staff.username,
+        display_name=staff.display_name,
+        role=staff.role,
+        via=via,
+        csrf_hash=csrf_hash,
+        session_hash=session_hash,
+    )
+
+
+async def check_password(
+    conn: AsyncConnection, username: str, password: str
+) -> repo.StaffRecord | None:
+    staff = await repo.get_staff_by_username(conn, username)
+    if staff is None or not staff.active:
+        verify_password(_DUMMY_HASH, password)
+        return None
+    if not verify_password(staff.password_hash, password):
+        return None
+    return staff
+
+
+@dataclass(frozen=True, slots=True)
+class NewSession:
+    token: str
+    csrf_token: str
+    expires_at: datetime
+
+
+async def create_session(
+    conn: AsyncConnection, staff_id: str, now: datetime, lifetime: timedelta
+) -> NewSession:
+    token, csrf = new_token(), new_token()
+    expires_at = now + lifetime
+    await repo.delete_expired_sessions(conn, now)
+    await repo.insert_session(
+        conn, hash_secret(token), staff_id, hash_secret(csrf), now, expires_at
+    )
+    return NewSession(token=token, csrf_token=csrf, expires_at=expires_at)
+
+
+async def session_principal(conn: AsyncConnection, token: str, now: datetime) -> Principal | None:
+    if not token or len(token) > 256:
+        return None
+    token_hash = hash_secret(token)
+    found = await repo.find_session(conn, token_hash, now)
+    if found is None or not found[0].active:
+        return None
+    staff, csrf_hash = found
+    return _principal(staff, "session", csrf_hash=csrf_hash, session_hash=token_hash)
+
+
+async def bearer_principal(conn: AsyncConnection, token: str, now: datetime) -> Principal | None:
+    if not token or len(token) > 256:
+        return None
+    staff = await repo.find_api_token(conn, hash_secret(token), now)
+    if staff is None or not staff.active:
+        return None
+    return _principal(staff, "token")
+
+
+async def create_api_token(
+    conn: AsyncConnection,
+    staff_id: str,
+    label: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+) -> str:
+    """A new bearer token for ``staff_id``; shown once, stored hashed."""
+    token = new_token()
+    await repo.insert_api_token(conn, hash_secret(token), staff_id, label, now, expires_at)
+    return token
+
+
+def csrf_ok(principal: Principal, header: str | None) -> bool:
+    """Sessions must echo their CSRF token on every state change; bearer tokens need none."""
+    if principal.via == "token":
+        return True
+    if not header or principal.csrf_hash is None or len(header) > 256:
+        return False
+    return same_secret(header, principal.csrf_hash)
+
+
+class LoginLimiter:
+    """Failed logins per (username, client address) in a sliding window; in memory.
+
+    One server process holds it; a restart forgets it, which is harmless since
+    each attempt still costs an argon2 hash.
+    """
+
+    def __init__(self, max_failures: int = MAX_FAILURES, window: timedelta = FAILURE_WINDOW):
+        self.max_failures = max_failures
+        self.window = window
+        self._failures: dict[tuple[str, str], deque[datetime]] = {}
+
+    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times
+
+    def blocked(self, username: str, address: str, now: datetime) -> bool:
+        return len(self._recent((username, address), now)) >= self.max_failures
+
+    def failed(self, username: str, address: str, now: datetime) -> None:
+        key = (username, address)
+        self._recent(key, now)
+        self._failures.setdefault(key, deque()).append(now)
+        if len(self._failures) > 100_000:  # bound memory under a spray of usernames
+            oldest = next(iter(self._failures))
+            del self._failures[oldest]
+
+    def succeeded(self, username: str, address: str) -> None:
+        self._failures.pop((username, address), None)
+
+
+async def add_staff(
+    conn: AsyncConnection,
+    audit: AuditLog,
+    username: str,
+    display_name: str,
+    role: Role,
+    password: str,
+    now: datetime,
+    actor: str = "system",
+) -> str:
+    """A new staff account (``kiosk admin staff add``, the demo); audited in ``conn``."""
+    staff_id = await repo.insert_staff(
+        conn, username, display_name, hash_password(password), role, now
+    )
+    await audit.append(actor, "staff.added", {"staff": staff_id}, {"role": role.value}, conn=conn)
+    return staff_id
+
+
+async def issue_api_token(
+    conn: AsyncConnection,
+    audit: AuditLog,
+    staff_id: str,
+    label: str,
+    now: datetime,
+    expires_at: datetime | None = None,
+    actor: str = "system",
+) -> str:
+    """A bearer token for ``staff_id`` (``kiosk admin token create``); audited, shown once."""
+    token = await create_api_token(conn, staff_id, label, now, expires_at)
+    await audit.append(actor, "staff.token_created", {"staff": staff_id}, conn=conn)
+    return token

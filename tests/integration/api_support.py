@@ -1,0 +1,111 @@
+"""A live staff API for tests: the real server on a loopback port, a real database.
+
+``live_api(tmp_path, db_url)`` starts ``kiosk.signalling.server.start`` with
+settings pointing at ``db_url`` and a PKI directory under ``tmp_path``, adds
+one staff member and one bearer token per role, and gives a small client.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kiosk.config import Settings
+from kiosk.domain.model import Role
+from kiosk.signalling import auth
+from kiosk.signalling.server import Server, start
+from kiosk.store import repo
+from kiosk.store import schema as t
+from kiosk.store.db import write_transaction
+
+PASSWORD = "correct horse battery staple"
+
+
+@dataclass
+class LiveApi:
+    server: Server
+    http: aiohttp.ClientSession
+    tokens: dict[Role, str] = field(default_factory=dict)
+    staff_ids: dict[Role, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return self.server.api_url
+
+    def username(self, role: Role) -> str:
+        return f"{role.value}-user"
+
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        role: Role | None = Role.ADMIN,
+        json: Any = None,
+        data: bytes | str | None = None,
+        headers: Mapping[str, str] | None = None,
+        params: Mapping[str, str] | None = None,
+    ) -> tuple[int, Any]:
+        """One request with ``role``'s bearer token (None: no credentials); (status, JSON)."""
+        hdrs = dict(headers or {})
+        if role is not None:
+            hdrs["Authorization"] = f"Bearer {self.tokens[role]}"
+        async with self.http.request(
+            method, self.url + path, json=json, data=data, headers=hdrs, params=params
+        ) as resp:
+            body = await resp.json(content_type=None)
+            return resp.status, body
+
+    async def counts(self) -> dict[str, int]:
+        """Rows in every table: what a refused request must leave unchanged."""
+        async with self.server.context.engine.connect() as conn:
+            return {name: await repo.count_rows(conn, name) for name in t.metadata.tables}
+
+
+def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
+    return Settings.model_validate(
+        {
+            "server": {"data_dir": str(tmp_path / "data"), "web_port": 0, **server},
+            "database": {"url": db_url},
+            "pki": {"dir": str(tmp_path / "pki")},
+        }
+    )
+
+
+async def add_role_users(api: LiveApi) -> None:
+    ctx = api.server.context
+    now = ctx.clock()
+    async with write_transaction(ctx.engine) as conn:
+        for role in Role:
+            staff_id = await auth.add_staff(
+                conn, ctx.audit, api.username(role), f"{role.value} person", role, PASSWORD, now
+            )
+            api.staff_ids[role] = staff_id
+            api.tokens[role] = await auth.issue_api_token(conn, ctx.audit, staff_id, "test", now)
+
+
+@asynccontextmanager
+async def live_api(
+    tmp_path: Path,
+    db_url: str,
+    *,
+    client_ssl: ssl.SSLContext | None = None,
+    **server: Any,
+) -> AsyncIterator[LiveApi]:
+    srv = await start(settings_for(tmp_path, db_url, **server))
+    try:
+        connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None
+        async with aiohttp.ClientSession(
+            connector=connector, timeout=aiohttp.ClientTimeout(total=30)
+        ) as http:
+            api = LiveApi(server=srv, http=http)
+            await add_role_users(api)
+            yield api
+    finally:
+        await srv.close()
