@@ -27,7 +27,15 @@ from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.logs import get_logger
 from kiosk.signalling.api import operations as api_operations
 from kiosk.signalling.api.base import API_PREFIX, ApiError, Operation, error_body, mount
-from kiosk.signalling.context import AUDIT, CONTEXT, ENGINE, SETTINGS, ServerContext, utc_now
+from kiosk.signalling.context import (
+    AUDIT,
+    CONTEXT,
+    ENGINE,
+    SETTINGS,
+    ServerContext,
+    open_context,
+    utc_now,
+)
 from kiosk.signalling.openapi import openapi_document
 
 log = get_logger(__name__)
@@ -109,29 +117,13 @@ def _context_factory(
     settings: Settings, clock: Callable[[], datetime]
 ) -> Callable[[web.Application], AsyncIterator[None]]:
     async def context(app: web.Application) -> AsyncIterator[None]:
-        from kiosk.audit import AuditLog, load_signing_key
-        from kiosk.store import repo
-        from kiosk.store.db import make_engine, upgrade, write_transaction
-
-        await upgrade(settings.database_url)
-        engine = make_engine(settings.database_url)
-        signing_key = load_signing_key(settings.pki_dir)
-        async with write_transaction(engine) as conn:
-            await repo.ensure_facility(conn)
-        audit = AuditLog(engine, signing_key, checkpoint_every=settings.audit.checkpoint_every)
-        ctx = ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
-        app[ENGINE] = engine
-        app[AUDIT] = audit
-        app[CONTEXT] = ctx
-        log.info("server context ready", database=engine.dialect.name)
-        try:
+        async with open_context(settings, clock) as ctx:
+            app[ENGINE] = ctx.engine
+            app[AUDIT] = ctx.audit
+            app[CONTEXT] = ctx
+            log.info("server context ready", database=ctx.engine.dialect.name)
             yield
-        finally:
-            try:
-                await audit.close()  # the final checkpoint
-            finally:
-                await engine.dispose()
-            log.info("server context closed")
+        log.info("server context closed")
 
     return context
 

@@ -7,7 +7,8 @@ the call supervisor read the same objects.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -49,3 +50,33 @@ SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
 CONTEXT = web.AppKey("context", ServerContext)
+
+
+@asynccontextmanager
+async def open_context(
+    settings: Settings, clock: Callable[[], datetime] = utc_now
+) -> AsyncIterator[ServerContext]:
+    """The database (upgraded, with a facility row) and the audit chain, closed on exit.
+
+    The audit chain closes with a signed checkpoint of its newest entry.
+    The server and the one-shot admin commands open it the same way.
+    """
+    from kiosk.audit import AuditLog, load_signing_key
+    from kiosk.store import repo
+    from kiosk.store.db import make_engine, upgrade, write_transaction
+
+    await upgrade(settings.database_url)
+    engine = make_engine(settings.database_url)
+    try:
+        signing_key = load_signing_key(settings.pki_dir)
+        audit = AuditLog(
+            engine, signing_key, checkpoint_every=settings.audit.checkpoint_every, clock=clock
+        )
+        async with write_transaction(engine) as conn:
+            await repo.ensure_facility(conn)
+        try:
+            yield ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
+        finally:
+            await audit.close()
+    finally:
+        await engine.dispose()

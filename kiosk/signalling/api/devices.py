@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from kiosk import pki
 from kiosk.domain.access import Action
 from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
@@ -23,7 +25,12 @@ table = OperationTable("devices")
 
 
 async def revoke_device(
-    conn: AsyncConnection, audit: AuditLog, device_ref: str, actor: str, now: datetime
+    conn: AsyncConnection,
+    audit: AuditLog,
+    device_ref: str,
+    actor: str,
+    now: datetime,
+    pki_dir: Path | None = None,
 ) -> repo.DeviceRecord:
     """Mark a tablet revoked and its certificate serial refused; audited in ``conn``'s transaction.
 
@@ -40,6 +47,10 @@ async def revoke_device(
     if record.device.certificate_serial:
         subjects["certificate"] = record.device.certificate_serial
     await audit.append(actor, "device.revoked", subjects, conn=conn)
+    if pki_dir is not None and record.device.certificate_serial:
+        # The handshake refuses it from the CRL (ARCHITECTURE.md, Trust); no CA, no CRL.
+        if (pki_dir / pki.CA_CERT).exists():
+            pki.revoke(pki_dir, record.device.certificate_serial, now=now)
     updated = await repo.get_device(conn, record.device.id)
     assert updated is not None
     return updated

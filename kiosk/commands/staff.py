@@ -1,0 +1,112 @@
+"""``kiosk admin staff add`` and ``kiosk admin token create``."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import secrets
+import sys
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from kiosk.cli import CommandError
+from kiosk.commands.server import load
+from kiosk.domain.model import Role
+from kiosk.signalling import auth
+from kiosk.signalling.context import open_context
+from kiosk.store import repo
+from kiosk.store.db import write_transaction
+
+MIN_PASSWORD = 12
+
+
+def register_admin(sub: Any) -> None:
+    staff = sub.add_parser("staff", help="staff accounts")
+    staff_sub = staff.add_subparsers(dest="staff_command", required=True)
+    add = staff_sub.add_parser(
+        "add",
+        help="add a staff member",
+        description="Add a staff account. Without --password-stdin a random password is "
+        "made and printed once.",
+    )
+    add.add_argument("username")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--name", default="", help="display name (default: the username)")
+    add.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    add.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    add.set_defaults(func=run_staff_add)
+
+    token = sub.add_parser("token", help="API bearer tokens")
+    token_sub = token.add_subparsers(dest="token_command", required=True)
+    create = token_sub.add_parser(
+        "create",
+        help="create a bearer token for a staff member",
+        description="Print a new bearer token for USERNAME (shown once, stored hashed). "
+        "It carries the staff member's role.",
+    )
+    create.add_argument("username")
+    create.add_argument("--label", default="", help="what the token is for")
+    create.add_argument("--days", type=int, default=None, help="expire after this many days")
+    create.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    create.set_defaults(func=run_token_create)
+
+
+async def _add(args: argparse.Namespace, password: str) -> str:
+    settings = load(args.config)
+    async with open_context(settings) as ctx:
+        try:
+            async with write_transaction(ctx.engine) as conn:
+                return await auth.add_staff(
+                    conn,
+                    ctx.audit,
+                    args.username,
+                    args.name or args.username,
+                    Role(args.role),
+                    password,
+                    ctx.clock(),
+                )
+        except IntegrityError:
+            raise CommandError(f"staff member {args.username!r} exists already") from None
+
+
+def run_staff_add(args: argparse.Namespace) -> int:
+    if not 1 <= len(args.username) <= 100:
+        raise CommandError("the username must be 1 to 100 characters")
+    generated = not args.password_stdin
+    if generated:
+        password = secrets.token_urlsafe(18)
+    else:
+        password = sys.stdin.readline().rstrip("\n")
+        if len(password) < MIN_PASSWORD:
+            raise CommandError(f"the password must be at least {MIN_PASSWORD} characters")
+    staff_id = asyncio.run(_add(args, password))
+    print(f"added {args.username} ({args.role}), id {staff_id}")
+    if generated:
+        print(f"password: {password}")
+    return 0
+
+
+async def _token(args: argparse.Namespace) -> str:
+    settings = load(args.config)
+    async with open_context(settings) as ctx:
+        now = ctx.clock()
+        async with write_transaction(ctx.engine) as conn:
+            staff = await repo.get_staff_by_username(conn, args.username)
+            if staff is None or not staff.active:
+                raise CommandError(f"no active staff member {args.username!r}")
+            expires = now + timedelta(days=args.days) if args.days else None
+            return await auth.issue_api_token(
+                conn, ctx.audit, staff.id, args.label[:200], now, expires
+            )
+
+
+def run_token_create(args: argparse.Namespace) -> int:
+    if args.days is not None and args.days < 1:
+        raise CommandError("--days must be at least 1")
+    print(asyncio.run(_token(args)))
+    return 0
