@@ -20,7 +20,7 @@ from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk.domain.model import ControlLevel, MediaKind
-from kiosk.signalling.bridge import Bridge, BridgeFailure, Leg
+from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg
 from kiosk.signalling.bridge import passthrough
 from tests.bridge_media import (
     SineAudioTrack,
@@ -295,7 +295,11 @@ async def test_consumer_pli_goes_upstream_rate_limited(call: Call) -> None:
 
 
 async def test_closing_one_leg_fails_the_call_closed(call: Call) -> None:
-    await until(lambda: bool(call.visitor.of_kind("video")), 30, "media flowing")
+    await until(
+        lambda: all(r.frames >= 5 for r in call.visitor.of_kind("video")) and bool(call.visitor.received),
+        30,
+        "media flowing",
+    )
     visitor_states: list[str] = []
     call.visitor.pc.on(
         "connectionstatechange", lambda: visitor_states.append(call.visitor.pc.connectionState)
@@ -348,3 +352,50 @@ async def test_no_frame_is_decoded_or_encoded_in_the_bridge(
         await c.bridge.close()
         for client in (c.tablet, c.visitor, monitor):
             await client.close()
+
+
+async def test_a_leg_that_never_connects_fails_the_call() -> None:
+    failures: list[BridgeFailure] = []
+    bridge = Bridge([], on_failure=failures.append, connect_timeout=1.0)
+    try:
+        await bridge.offer_leg(Leg.VISITOR)  # the visitor never answers
+        await until(lambda: bool(failures), 10, "the connect deadline")
+        assert failures[0].leg is Leg.VISITOR and "not connected" in failures[0].detail
+        assert bridge.closed
+    finally:
+        await bridge.close()
+
+
+async def test_bad_sdp_is_refused_with_a_clear_error_and_the_leg_can_retry() -> None:
+    bridge = Bridge([])
+    tablet = Client(TABLET_ROW, TABLET_TONE)
+    try:
+        with pytest.raises(BridgeError, match="tablet offer refused"):
+            await bridge.answer_leg(Leg.TABLET, "v=0\r\nthis is not sdp\r\n")
+        offer = await tablet.offer()
+        # The bridge forwards VP8 as it is: a leg without VP8 cannot join.
+        with pytest.raises(BridgeError, match="tablet offer refused: OperationError"):
+            await bridge.answer_leg(Leg.TABLET, strip_codec(offer, "VP8"))
+        assert not bridge.closed
+        answer = await bridge.answer_leg(Leg.TABLET, offer)
+        assert "VP8/90000" in answer and "H264" not in answer
+        await tablet.accept(answer)
+    finally:
+        await bridge.close()
+        await tablet.close()
+
+
+def strip_codec(sdp: str, name: str) -> str:
+    """Remove a video codec (and its RTX) from an offer, as a peer without it would send."""
+    lines = sdp.splitlines()
+    pts = {line.split()[0].split(":")[1] for line in lines if line.startswith("a=rtpmap:") and f" {name}/" in line}
+    pts |= {line.split()[0].split(":")[1] for line in lines if line.startswith("a=fmtp:") and any(f"apt={pt}" == line.split()[1] for pt in pts)}
+    kept = []
+    for line in lines:
+        if line.startswith("m=video"):
+            head, *formats = line.split(" ")
+            line = " ".join([head, *formats[:2], *[f for f in formats[2:] if f not in pts]])
+        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")) and line.split()[0].split(":")[1] in pts:
+            continue
+        kept.append(line)
+    return "\r\n".join(kept) + "\r\n"

@@ -160,12 +160,15 @@ class Bridge:
         on_failure: FailureCallback | None = None,
         on_monitor_gone: MonitorGoneCallback | None = None,
         keyframe_interval: float = 0.5,
+        connect_timeout: float = 20.0,
     ) -> None:
         passthrough.check_aiortc_version()
         self._ice_servers = list(ice_servers)  # explicit, never aiortc's public default
         self._on_failure = on_failure
         self._on_monitor_gone = on_monitor_gone
         self.keyframe_interval = keyframe_interval
+        self.connect_timeout = connect_timeout
+        self._timers: list[asyncio.TimerHandle] = []
         self._sources = {(leg, kind): _Source(self, leg, kind) for leg in Leg for kind in MediaKind}
         self._legs: dict[Leg, RTCPeerConnection] = {}
         self._monitors: dict[str, _Monitor] = {}
@@ -225,6 +228,12 @@ class Bridge:
             if pc.connectionState in ("failed", "closed") and self._legs.get(leg) is pc:
                 self._fail(BridgeFailure(leg, f"{leg} leg connection {pc.connectionState}"))
 
+        def _deadline() -> None:
+            # A leg stuck in negotiation or handshake would never report "failed".
+            if pc.connectionState != "connected" and self._legs.get(leg) is pc:
+                self._fail(BridgeFailure(leg, f"{leg} leg not connected after {self.connect_timeout} s"))
+
+        self._timers.append(asyncio.get_running_loop().call_later(self.connect_timeout, _deadline))
         return pc
 
     async def _drop_leg(self, leg: Leg) -> None:
@@ -381,6 +390,8 @@ class Bridge:
 
     def _stop_forwarding(self) -> None:
         self.closed = True
+        for timer in self._timers:
+            timer.cancel()
         for source in self._sources.values():
             source.close()
 
