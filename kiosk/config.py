@@ -34,6 +34,8 @@ class ServerSettings(_Section):
     device_port: int = 8444
     session_hours: int = 12
     max_body_bytes: int = 64 * 1024
+    # GET /metrics: empty serves loopback peers only; set, a scraper sends it as Bearer.
+    metrics_token: str = ""
 
 
 class DatabaseSettings(_Section):
