@@ -11,6 +11,7 @@ from __future__ import annotations
 import array
 import asyncio
 import fractions
+import itertools
 import math
 import time
 
@@ -119,7 +120,7 @@ class SineAudioTrack(MediaStreamTrack):
 def dominant_frequency(frame: AudioFrame) -> float:
     """Estimate a decoded tone's frequency from its zero crossings (first channel)."""
     mono = _samples(frame)[:: len(frame.layout.channels)]
-    crossings = sum(1 for a, b in zip(mono, mono[1:], strict=False) if (a < 0) != (b < 0))
+    crossings = sum(1 for a, b in itertools.pairwise(mono) if (a < 0) != (b < 0))
     return crossings * frame.sample_rate / (2 * len(mono)) if len(mono) > 1 else 0.0
 
 

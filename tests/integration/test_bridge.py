@@ -20,8 +20,7 @@ from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk.domain.model import ControlLevel, MediaKind
-from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg
-from kiosk.signalling.bridge import passthrough
+from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg, passthrough
 from tests.bridge_media import (
     SineAudioTrack,
     SyntheticVideoTrack,
@@ -187,9 +186,7 @@ async def test_legs_receive_each_others_moving_video_and_tone(call: Call) -> Non
     def both_ways() -> bool:
         t, v = call.tablet.of_kind("video"), call.visitor.of_kind("video")
         ta, va = call.tablet.of_kind("audio"), call.visitor.of_kind("audio")
-        return bool(t and v and ta and va) and all(
-            r.frames >= 25 for r in (*t, *v, *ta, *va)
-        )
+        return bool(t and v and ta and va) and all(r.frames >= 25 for r in (*t, *v, *ta, *va))
 
     await until(both_ways, 40, "a second of video and audio both ways")
     [tablet_sees] = call.tablet.of_kind("video")
@@ -243,9 +240,11 @@ async def test_two_monitors_at_once(call: Call) -> None:
     _, listener, _ = await attach_monitor(call.bridge, ControlLevel.SIGHT_AND_HEARING.media_kinds)
     try:
         await until(
-            lambda: len(watcher.received) == 2
-            and len(listener.received) == 4
-            and all(r.frames >= 15 for r in (*watcher.received, *listener.received)),
+            lambda: (
+                len(watcher.received) == 2
+                and len(listener.received) == 4
+                and all(r.frames >= 15 for r in (*watcher.received, *listener.received))
+            ),
             40,
             "both monitors receiving",
         )
@@ -258,7 +257,10 @@ async def test_two_monitors_at_once(call: Call) -> None:
 
 async def test_late_monitor_gets_a_key_frame_promptly_because_the_bridge_asks(call: Call) -> None:
     await until(
-        lambda: all(r.frames >= 50 for r in call.visitor.of_kind("video")) and bool(call.visitor.received),
+        lambda: (
+            all(r.frames >= 50 for r in call.visitor.of_kind("video"))
+            and bool(call.visitor.received)
+        ),
         40,
         "the call settling past its first key frame",
     )
@@ -269,8 +271,10 @@ async def test_late_monitor_gets_a_key_frame_promptly_because_the_bridge_asks(ca
     try:
         attached = time.monotonic()
         await until(
-            lambda: len(monitor.of_kind("video")) == 2
-            and all(r.frames >= 1 for r in monitor.of_kind("video")),
+            lambda: (
+                len(monitor.of_kind("video")) == 2
+                and all(r.frames >= 1 for r in monitor.of_kind("video"))
+            ),
             20,
             "the late monitor's first decoded frames",
         )
@@ -296,7 +300,10 @@ async def test_consumer_pli_goes_upstream_rate_limited(call: Call) -> None:
 
 async def test_closing_one_leg_fails_the_call_closed(call: Call) -> None:
     await until(
-        lambda: all(r.frames >= 5 for r in call.visitor.of_kind("video")) and bool(call.visitor.received),
+        lambda: (
+            all(r.frames >= 5 for r in call.visitor.of_kind("video"))
+            and bool(call.visitor.received)
+        ),
         30,
         "media flowing",
     )
@@ -317,7 +324,7 @@ async def test_no_frame_is_decoded_or_encoded_in_the_bridge(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     decoding_threads: set[threading.Thread] = set()
-    real_get_decoder = aiortc_receiver.get_decoder
+    real_get_decoder = aiortc_receiver.get_decoder  # type: ignore[attr-defined]
 
     def counting_get_decoder(codec):  # type: ignore[no-untyped-def]
         decoding_threads.add(threading.current_thread())
@@ -332,7 +339,10 @@ async def test_no_frame_is_decoded_or_encoded_in_the_bridge(
             40,
             "media through the bridge",
         )
-        bridge_pcs = [*c.bridge._legs.values(), c.bridge._monitors[next(iter(c.bridge.monitor_ids))].pc]
+        bridge_pcs = [
+            *c.bridge._legs.values(),
+            c.bridge._monitors[next(iter(c.bridge.monitor_ids))].pc,
+        ]
         bridge_receivers = [r for pc in bridge_pcs for r in pc.getReceivers()]
         bridge_senders = [s for pc in bridge_pcs for s in pc.getSenders()]
         bridge_threads = {
@@ -388,14 +398,25 @@ async def test_bad_sdp_is_refused_with_a_clear_error_and_the_leg_can_retry() -> 
 def strip_codec(sdp: str, name: str) -> str:
     """Remove a video codec (and its RTX) from an offer, as a peer without it would send."""
     lines = sdp.splitlines()
-    pts = {line.split()[0].split(":")[1] for line in lines if line.startswith("a=rtpmap:") and f" {name}/" in line}
-    pts |= {line.split()[0].split(":")[1] for line in lines if line.startswith("a=fmtp:") and any(f"apt={pt}" == line.split()[1] for pt in pts)}
+    pts = {
+        line.split()[0].split(":")[1]
+        for line in lines
+        if line.startswith("a=rtpmap:") and f" {name}/" in line
+    }
+    pts |= {
+        line.split()[0].split(":")[1]
+        for line in lines
+        if line.startswith("a=fmtp:") and any(f"apt={pt}" == line.split()[1] for pt in pts)
+    }
     kept = []
     for line in lines:
         if line.startswith("m=video"):
             head, *formats = line.split(" ")
             line = " ".join([head, *formats[:2], *[f for f in formats[2:] if f not in pts]])
-        elif line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:")) and line.split()[0].split(":")[1] in pts:
+        elif (
+            line.startswith(("a=rtpmap:", "a=fmtp:", "a=rtcp-fb:"))
+            and line.split()[0].split(":")[1] in pts
+        ):
             continue
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"

@@ -231,7 +231,9 @@ class Bridge:
         def _deadline() -> None:
             # A leg stuck in negotiation or handshake would never report "failed".
             if pc.connectionState != "connected" and self._legs.get(leg) is pc:
-                self._fail(BridgeFailure(leg, f"{leg} leg not connected after {self.connect_timeout} s"))
+                self._fail(
+                    BridgeFailure(leg, f"{leg} leg not connected after {self.connect_timeout} s")
+                )
 
         self._timers.append(asyncio.get_running_loop().call_later(self.connect_timeout, _deadline))
         return pc
@@ -282,7 +284,9 @@ class Bridge:
         if monitor is None or monitor.pc.signalingState != "have-local-offer":
             raise BridgeError("no offer outstanding for this monitor")
         try:
-            await monitor.pc.setRemoteDescription(RTCSessionDescription(sdp=answer_sdp, type="answer"))
+            await monitor.pc.setRemoteDescription(
+                RTCSessionDescription(sdp=answer_sdp, type="answer")
+            )
         except Exception as exc:
             await self.remove_monitor(monitor_id)
             raise BridgeError(f"monitor answer refused: {_describe(exc)}") from exc

@@ -271,4 +271,3 @@ class EncodedTrack(MediaStreamTrack):
         if self.readyState == "live":
             self._queue.put_nowait(None)
         super().stop()
-
