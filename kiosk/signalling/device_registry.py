@@ -1,0 +1,92 @@
+"""Devices as the device listener sees them: a certificate serial and a row.
+
+A device IS its certificate (ARCHITECTURE.md, Trust): the listener finds the
+row by ``devices.certificate_serial`` (lowercase hex, ``pki.certificate_serial_text``)
+and nothing the tablet says can change which device it is.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from kiosk import pki
+from kiosk.domain.model import Device
+from kiosk.store import repo
+from kiosk.store import schema as t
+
+
+def _device(row: object) -> Device:
+    return Device(
+        id=row.id,  # type: ignore[attr-defined]
+        serial=row.serial,  # type: ignore[attr-defined]
+        inmate_id=row.inmate_id,  # type: ignore[attr-defined]
+        revoked=row.revoked,  # type: ignore[attr-defined]
+        certificate_serial=row.certificate_serial,  # type: ignore[attr-defined]
+    )
+
+
+async def device_for_certificate(engine: AsyncEngine, certificate_serial: str) -> Device | None:
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(t.devices).where(t.devices.c.certificate_serial == certificate_serial)
+            )
+        ).first()
+    return None if row is None else _device(row)
+
+
+async def certificate_revoked(engine: AsyncEngine, certificate_serial: str) -> bool:
+    """The database's own list, checked beside the CRL (defence in depth)."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(
+                select(t.revoked_certificates.c.serial).where(
+                    t.revoked_certificates.c.serial == certificate_serial
+                )
+            )
+        ).first()
+    return row is not None
+
+
+async def touch(engine: AsyncEngine, device_id: str, now: datetime) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(t.devices).where(t.devices.c.id == device_id).values(last_seen_at=now)
+        )
+
+
+async def register_device(
+    conn: AsyncConnection,
+    serial: str,
+    certificate_serial: str,
+    now: datetime,
+    *,
+    inmate_id: str | None = None,
+    model: str = "",
+) -> Device:
+    device = Device(
+        id=repo.new_id(),
+        serial=serial,
+        inmate_id=inmate_id,
+        revoked=False,
+        certificate_serial=certificate_serial,
+    )
+    await repo.insert_device(conn, device, model, now)
+    return device
+
+
+async def revoke_device(
+    conn: AsyncConnection, pki_dir: Path, device: Device, now: datetime
+) -> None:
+    """Mark the device revoked in the database and put its certificate on the CRL.
+
+    The next handshake with that certificate fails; cutting a live connection
+    is ``DeviceHub.revoke_device`` (call it after the transaction commits).
+    """
+    await repo.revoke_device(conn, device, now)
+    if device.certificate_serial is not None:
+        pki.revoke(pki_dir, device.certificate_serial, now=now)
