@@ -22,6 +22,7 @@ from kiosk.store.db import write_transaction
 table = OperationTable("bookings")
 
 BOOKING_REFUSALS = (
+    Reason.NOT_FOUND,  # the inmate or contact named in the body
     Reason.INMATE_INACTIVE,
     Reason.CONTACT_NOT_APPROVED,
     Reason.WINDOW_INVALID,

@@ -37,13 +37,14 @@ async def list_inmates(req: ApiRequest) -> s.InmateList:
     body=s.InmateCreate,
     response=s.InmateOut,
     status=201,
+    refusals=(Reason.CONFLICT,),
 )
 async def create_inmate(req: ApiRequest) -> s.InmateOut:
     body = req.body_as(s.InmateCreate)
     async with write_transaction(req.ctx.engine) as conn:
         facility = await repo.get_facility(conn)
         if facility is None:
-            raise ApiError(Reason.NOT_FOUND, "No facility is set up.", status=409)
+            raise ApiError(Reason.CONFLICT, "No facility is set up.")
         inmate = Inmate(
             id=repo.new_id(),
             facility_id=facility.id,

@@ -1,0 +1,296 @@
+"""``kiosk demo``: the whole system on one machine with SQLite, for trying it out.
+
+``start_demo(data_dir)`` makes the data directory (database, CA and keys),
+starts the server on loopback, creates a staff member per role with a random
+password and an admin API token, and fills a demo facility *through the staff
+API itself* (so every rule applies to the demo data as to real data):
+inmates (one on remand, one minor), contacts of every category with
+decisions, controlled ones among them, and bookings over the rest of today,
+some starting now so that a call can be made at once. It then writes
+``demo.json`` (API.md) and returns a :class:`Demo` that later parts (the
+simulated tablet, visitor invites) extend.
+
+Re-running on the same directory starts over: the database and
+``demo.json`` are made afresh (the bookings are "today"), while the CA and
+signing keys are kept. A directory that holds a database but not the
+demo's marker file (``.kiosk-demo``) is not a demo directory and is refused,
+so that the demo never wipes real data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from kiosk import keys
+from kiosk.config import Settings
+from kiosk.domain.model import Role
+from kiosk.logs import get_logger
+from kiosk.signalling import auth
+from kiosk.signalling.server import Server, start, wait_for_stop_signal
+from kiosk.store.db import write_transaction
+
+log = get_logger(__name__)
+
+DEMO_FILE = "demo.json"
+DB_FILE = "kiosk.sqlite3"
+DEMO_MARKER = ".kiosk-demo"  # made by the demo: only such a directory is ever wiped
+# Where the tablet agent serves its kiosk UI (AgentSettings.ui_port).
+TABLET_UI_URL = "http://127.0.0.1:8080/"
+STAFF = {
+    Role.OFFICER: ("officer", "Demo Officer"),
+    Role.VISIT_OFFICE: ("visitoffice", "Demo Visit Office"),
+    Role.ADMIN: ("admin", "Demo Admin"),
+}
+# The login demo.json names: the officer sets up, ends and monitors calls.
+MAIN_ROLE = Role.OFFICER
+
+
+class DemoError(Exception):
+    pass
+
+
+@dataclass
+class Demo:
+    data_dir: Path
+    settings: Settings
+    server: Server
+    info: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def demo_file(self) -> Path:
+        return self.data_dir / DEMO_FILE
+
+    def write_info(self) -> None:
+        """demo.json holds passwords and a token: 0600, written atomically."""
+        keys.write_secret(self.demo_file, (json.dumps(self.info, indent=2) + "\n").encode())
+
+    async def close(self) -> None:
+        await self.server.close()
+
+
+def demo_settings(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> Settings:
+    return Settings.model_validate(
+        {
+            "server": {"data_dir": str(data_dir), "web_host": host, "web_port": port},
+            "log": {"format": "console"},
+        }
+    )
+
+
+def prepare_dir(data_dir: Path) -> Path:
+    """Make ``data_dir`` (0700); start the demo database over if it is a demo directory."""
+    data_dir = Path(os.path.abspath(data_dir))
+    marker = data_dir / DEMO_MARKER
+    if (data_dir / DB_FILE).exists() and not marker.exists():
+        raise DemoError(f"{data_dir} holds a database but is not a demo directory")
+    keys.ensure_private_dir(data_dir)
+    marker.touch()
+    for name in (DB_FILE, f"{DB_FILE}-wal", f"{DB_FILE}-shm", DEMO_FILE):
+        (data_dir / name).unlink(missing_ok=True)
+    return data_dir
+
+
+async def start_demo(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> Demo:
+    from kiosk import pki
+
+    data_dir = prepare_dir(data_dir)
+    settings = demo_settings(data_dir, host, port)
+    pki.init_ca(settings.pki_dir)
+    server = await start(settings)
+    demo = Demo(data_dir=data_dir, settings=settings, server=server)
+    try:
+        ctx = server.context
+        now = ctx.clock()
+        passwords: dict[Role, str] = {}
+        staff_ids: dict[Role, str] = {}
+        async with write_transaction(ctx.engine) as conn:
+            for role, (username, display) in STAFF.items():
+                passwords[role] = secrets.token_urlsafe(12)
+                staff_ids[role] = await auth.add_staff(
+                    conn, ctx.audit, username, display, role, passwords[role], now
+                )
+            token = await auth.issue_api_token(conn, ctx.audit, staff_ids[Role.ADMIN], "demo", now)
+        seeded = await seed(server.api_url, token, now)
+        demo.info = {
+            "staff_url": server.base_url + "/",
+            "staff_user": STAFF[MAIN_ROLE][0],
+            "staff_password": passwords[MAIN_ROLE],
+            "api_token": token,
+            "api_url": server.api_url,
+            "tablet_ui_url": TABLET_UI_URL,
+            "invites": [],
+            "staff": [
+                {"username": STAFF[r][0], "password": passwords[r], "role": r.value} for r in STAFF
+            ],
+            "inmates": seeded["inmates"],
+            "bookings": seeded["bookings"],
+        }
+        demo.write_info()
+    except BaseException:
+        await server.close()
+        raise
+    return demo
+
+
+class _Client:
+    def __init__(self, http: aiohttp.ClientSession, api_url: str, token: str) -> None:
+        self.http, self.api_url = http, api_url
+        self.headers = {"Authorization": f"Bearer {token}"}
+
+    async def __call__(self, method: str, path: str, body: Any = None) -> Any:
+        async with self.http.request(
+            method, self.api_url + path, json=body, headers=self.headers
+        ) as resp:
+            data = await resp.json(content_type=None)
+            if resp.status >= 300:
+                raise DemoError(f"{method} {path}: {resp.status} {data}")
+            return data
+
+
+def _contact(name: str, email: str, category: str, relation: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "email": email,
+        "category": category,
+        "relation": relation,
+        "cleared_for_visits": True,
+    }
+
+
+# (inmate, contact, decision) — the decision: outcome, control, grounds; None: left pending.
+INMATES: list[dict[str, Any]] = [
+    {"name": "Kari Larsen", "remand": False, "minor": False},
+    {"name": "Ola Nordmann", "remand": True, "minor": False},  # R11
+    {"name": "Per Hansen", "remand": False, "minor": True},
+]
+CONTACTS: list[tuple[int, dict[str, Any], tuple[str, str, list[str]] | None]] = [
+    (0, _contact("Emma Larsen", "emma@example.org", "personal", "child"), ("approve", "none", [])),
+    (
+        0,
+        _contact("Jonas Berg", "jonas@example.org", "personal", "partner"),
+        ("approve", "sight_and_hearing", ["domestic_violence"]),
+    ),
+    (
+        0,
+        _contact("Advokat Nilsen", "nilsen@law.example.org", "defence_counsel", "professional"),
+        ("approve", "none", []),
+    ),
+    (
+        0,
+        _contact("Oslo tingrett", "post@court.example.org", "court", "professional"),
+        ("approve", "none", []),
+    ),
+    (
+        0,
+        _contact("Konfliktrådet", "post@mediation.example.org", "official", "professional"),
+        ("approve", "hearing", ["other"]),
+    ),
+    (0, _contact("Lise Dahl", "lise@example.org", "personal", "friend"), None),
+    (0, _contact("Tor Vik", "tor@example.org", "personal", "friend"), ("refuse", "none", [])),
+    (
+        1,
+        _contact("Anne Nordmann", "anne@example.org", "personal", "parent"),
+        ("approve", "sight", ["witness_tampering"]),
+    ),
+    (
+        1,
+        _contact("Advokat Holm", "holm@law.example.org", "defence_counsel", "professional"),
+        ("approve", "none", []),
+    ),
+    (
+        1,
+        _contact("Politiet Øst", "post@police.example.org", "police", "professional"),
+        ("approve", "none", []),
+    ),
+    (2, _contact("Mari Hansen", "mari@example.org", "personal", "parent"), ("approve", "none", [])),
+]
+
+
+def _iso(at: datetime) -> str:
+    return at.isoformat()
+
+
+async def seed(api_url: str, token: str, now: datetime) -> dict[str, Any]:
+    """The demo facility, through the staff API with the admin token."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        call = _Client(http, api_url, token)
+        await call("PATCH", "/facility", {"name": "Romerike prison (demo)"})
+        inmates = [await call("POST", "/inmates", inmate) for inmate in INMATES]
+        contacts: list[tuple[dict[str, Any], dict[str, Any]]] = []
+        for index, proposal, decision in CONTACTS:
+            inmate = inmates[index]
+            contact = await call("POST", f"/inmates/{inmate['id']}/contacts", proposal)
+            await call("POST", f"/contacts/{contact['id']}/email-confirmation")  # R3
+            if decision is not None:
+                outcome, control, grounds = decision
+                contact = await call(
+                    "POST",
+                    f"/contacts/{contact['id']}/decision",
+                    {"outcome": outcome, "control": control, "grounds": grounds},
+                )
+            contacts.append((inmate, contact))
+
+        # Bookings: each inmate's first approved contact now (callable at once),
+        # the others one an hour after another.
+        # Seeding took a moment: the windows start a few seconds from the real now.
+        now = datetime.now(UTC)
+        start = now + timedelta(seconds=5)
+        bookable = [(i, c) for i, c in contacts if c["status"] == "approved"]
+        bookings = []
+        per_inmate: dict[str, int] = {}
+        for inmate, contact in bookable:
+            n = per_inmate[inmate["id"]] = per_inmate.get(inmate["id"], -1) + 1
+            slot = start + timedelta(hours=n)
+            minutes = 30 if contact["category"] == "personal" else 45
+            body: dict[str, Any] = {
+                "inmate_id": inmate["id"],
+                "contact_id": contact["id"],
+                "start": _iso(slot),
+                "end": _iso(slot + timedelta(minutes=minutes)),
+                "location_kind": "cell",
+                "location": f"cell-{inmates.index(inmate) + 101}",
+                "initiation": "staff",
+            }
+            if inmate["remand"]:  # R11
+                body["police_clearance"] = {
+                    "cleared_by": "Politiadvokat (demo)",
+                    "cleared_at": _iso(now - timedelta(minutes=10)),
+                }
+            bookings.append(await call("POST", "/bookings", body))
+        return {
+            "inmates": [{"id": i["id"], "name": i["name"]} for i in inmates],
+            "bookings": [
+                {
+                    "id": b["id"],
+                    "inmate_id": b["inmate_id"],
+                    "contact_id": b["contact_id"],
+                    "start": b["start"],
+                    "end": b["end"],
+                    "control": b["control"],
+                }
+                for b in bookings
+            ],
+        }
+
+
+async def run_demo(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> None:
+    demo = await start_demo(data_dir, host=host, port=port)
+    try:
+        info = demo.info
+        print(f"kiosk demo is running (data in {demo.data_dir})", flush=True)
+        print(f"  staff console: {info['staff_url']}", flush=True)
+        print(f"  staff login:   {info['staff_user']} / {info['staff_password']}", flush=True)
+        print(f"  API:           {info['api_url']}  (token in {demo.demo_file})", flush=True)
+        print(f"  tablet UI:     {info['tablet_ui_url']}", flush=True)
+        print("Press Ctrl-C to stop.", flush=True)
+        await wait_for_stop_signal()
+    finally:
+        await demo.close()
