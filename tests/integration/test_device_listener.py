@@ -471,3 +471,41 @@ async def test_a_second_connection_replaces_the_first(world: World) -> None:
     assert code == CloseCode.REPLACED
     assert world.hub.connected(tablet.device_id)
     assert (await ping(second, 2))["type"] == "pong"
+
+
+# --- the commands, end to end -----------------------------------------------------------
+
+
+def test_a_tablet_enrolled_by_the_commands_connects(tmp_path: Path) -> None:
+    from kiosk.cli import main
+    from kiosk.config import load_settings
+
+    config = tmp_path / "kiosk.toml"
+    config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    assert main(["admin", "ca", "init", "--config", str(config), "--host", "127.0.0.1"]) == 0
+    out = tmp_path / "agent"
+    args = ["admin", "ca", "enrol-local", "--config", str(config), "--serial", "TAB-CLI"]
+    assert main([*args, "--out", str(out)]) == 0
+    assert main([*args, "--out", str(tmp_path / "again")]) == 1  # serial already registered
+    assert not (tmp_path / "again").exists()
+    agent = load_settings(out / "agent.toml").agent
+    settings = load_settings(config)
+
+    async def connect() -> dict[str, Any]:
+        from kiosk.store.db import make_engine
+
+        engine = make_engine(settings.database_url)
+        listener = DeviceListener(DeviceHub(engine, timers=TIMERS), settings.pki_dir, port=0)
+        await listener.start()
+        ctx = tlsconfig.agent_client_context(agent.ca_cert, agent.cert, agent.key)
+        try:
+            async with aiohttp.ClientSession() as session:
+                url = f"wss://127.0.0.1:{listener.port}/device/v1"
+                async with session.ws_connect(url, ssl=ctx) as ws:
+                    await ws.send_str(HELLO)
+                    return await ping(ws, 5)
+        finally:
+            await listener.stop()
+            await engine.dispose()
+
+    assert asyncio.run(connect())["seq"] == 5
