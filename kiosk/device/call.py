@@ -1,0 +1,241 @@
+"""One call's media on the tablet: an aiortc peer connection under an accepted grant.
+
+A ``Call`` can only be made from an ``Accepted`` grant decision
+(``kiosk.device.deadline.check_grant``): no grant, no media (principle 1).
+It owns the grant's deadline and enforces it itself, with the monotonic
+clock it is given, whatever happens to the link to the server: at the
+deadline it stops sending, closes the peer connection (the other end sees
+DTLS close and its tracks end) and reports ``End(TIME_UP)``.
+
+ICE servers are exactly those in the grant message, none by default
+(principle 7): aiortc would otherwise use a public STUN server, which on a
+closed network stalls every call set-up for seconds and leaks traffic.
+aiortc gathers candidates before it finishes the offer, so the offer SDP
+carries them; candidates trickled from the other side (a browser) are added
+as they come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiortc import (
+    RTCConfiguration,
+    RTCIceServer,
+    RTCPeerConnection,
+    RTCSessionDescription,
+)
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.sdp import candidate_from_sdp
+
+from kiosk.device.deadline import Accepted, CallDeadline
+from kiosk.device.media import LocalMedia
+from kiosk.domain.callstate import End, Warn
+from kiosk.domain.reasons import EndReason
+from kiosk.logs import get_logger
+from kiosk.protocol import IceServer
+
+log = get_logger(__name__)
+
+Clock = Callable[[], float]
+
+
+def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:
+    """Exactly the given servers; an empty list means host candidates only (principle 7)."""
+    return RTCConfiguration(
+        iceServers=[
+            RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
+            for s in ice_servers
+        ]
+    )
+
+
+@dataclass
+class MediaCounters:
+    """What arrived from the other end: tests and the bench read these."""
+
+    video_frames: int = 0
+    audio_frames: int = 0
+    first_video_at: float | None = None  # monotonic
+    first_audio_at: float | None = None
+    last_video_at: float | None = None
+    last_audio_at: float | None = None
+    ended_tracks: set[str] = field(default_factory=set)
+
+
+class Call:
+    """The tablet's leg of one call. Make the offer, apply the answer, add ICE, close."""
+
+    def __init__(
+        self,
+        accepted: Accepted,
+        media: LocalMedia,
+        ice_servers: Sequence[IceServer] = (),
+        *,
+        clock: Clock = time.monotonic,
+        on_video: Callable[[Any], None] | None = None,
+        on_audio: Callable[[Any], None] | None = None,
+        on_time: Callable[[Warn | End], None] | None = None,
+        on_state: Callable[[str], None] | None = None,
+    ) -> None:
+        if not isinstance(accepted, Accepted):  # deny by default: only a verified grant
+            raise TypeError("a call needs an accepted grant")
+        self.grant = accepted.grant
+        self.deadline: CallDeadline = accepted.deadline
+        self.call_id = self.grant.call_id
+        self.media = media
+        self.clock = clock
+        self.counters = MediaCounters()
+        self.closed = False
+        self.end_reason: EndReason | None = None
+        self._on_video = on_video
+        self._on_audio = on_audio
+        self._on_time = on_time
+        self._on_state = on_state
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._closing: asyncio.Future[None] | None = None
+        self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
+        self._senders = [
+            self.pc.addTrack(media.audio_for_peer()),
+            self.pc.addTrack(media.video_for_peer()),
+        ]
+        self.pc.on("track", self._on_track)
+        self.pc.on("connectionstatechange", self._on_connection_state)
+        self._deadline_task = self._spawn(self._watch_deadline(), "deadline")
+
+    # --- signalling ---------------------------------------------------------------------
+
+    async def make_offer(self) -> str:
+        """The offer SDP, with every host candidate gathered (aiortc does not trickle)."""
+        self._check_open()
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def apply_answer(self, sdp: str) -> None:
+        self._check_open()
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+
+    async def add_ice(
+        self, candidate: str | None, sdp_mid: str | None, sdp_mline_index: int | None
+    ) -> None:
+        """A trickled candidate from the other end; None marks the end of candidates."""
+        if self.closed or self.pc.remoteDescription is None:
+            return
+        if candidate is None or not candidate.strip():
+            await self.pc.addIceCandidate(None)
+            return
+        text = candidate.strip()
+        if text.startswith("candidate:"):
+            text = text[len("candidate:") :]
+        try:
+            parsed = candidate_from_sdp(text)
+        except (ValueError, IndexError):
+            log.info("ignored an unreadable ICE candidate", call_id=self.call_id)
+            return
+        parsed.sdpMid = sdp_mid
+        parsed.sdpMLineIndex = sdp_mline_index
+        await self.pc.addIceCandidate(parsed)
+
+    @property
+    def connection_state(self) -> str:
+        return str(self.pc.connectionState)
+
+    # --- the end ------------------------------------------------------------------------
+
+    async def close(self, reason: EndReason) -> None:
+        """Stop sending, close the peer connection. Idempotent; the first reason stays."""
+        if self._closing is None:
+            self.end_reason = reason
+            self.closed = True
+            if reason is not EndReason.TIME_UP:
+                self.deadline.stop()
+            self._closing = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._closing)
+
+    async def _close(self) -> None:
+        # Media stops first: no frame leaves after the decision, even if closing is slow.
+        for sender in self._senders:
+            with contextlib.suppress(Exception):
+                sender.replaceTrack(None)
+        with contextlib.suppress(Exception):
+            await self.pc.close()
+        self.media.stop()
+        for task in list(self._tasks):
+            # At TIME_UP the deadline's own task is the closer; it finishes by itself.
+            if task is not self._deadline_task or self.end_reason is not EndReason.TIME_UP:
+                task.cancel()
+        log.info("call media closed", call_id=self.call_id, reason=str(self.end_reason))
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise RuntimeError("the call has ended")
+
+    async def _watch_deadline(self) -> None:
+        """The grant's end by the monotonic clock: needs nothing from the server (principle 1)."""
+        while not self.closed:
+            wake = self.deadline.next_wakeup()
+            if wake is None:
+                return
+            delay = wake - self.clock()
+            if delay > 0:
+                # Short naps near the end keep the cut within a few ms of the deadline.
+                await asyncio.sleep(min(delay, 30.0))
+                continue
+            for effect in self.deadline.tick(self.clock()):
+                if isinstance(effect, End):
+                    log.info("call time is up by the tablet's clock", call_id=self.call_id)
+                    # Media stops at once; the watchers hear of it after.
+                    closing = asyncio.ensure_future(self.close(EndReason.TIME_UP))
+                    await asyncio.sleep(0)
+                    if self._on_time is not None:
+                        self._on_time(effect)
+                    await asyncio.shield(closing)
+                    return
+                if self._on_time is not None:
+                    self._on_time(effect)
+
+    # --- incoming media -----------------------------------------------------------------
+
+    def _spawn(self, coro: Any, name: str) -> asyncio.Task[None]:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        task.set_name(f"call {self.call_id} {name}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def _on_track(self, track: MediaStreamTrack) -> None:
+        self._spawn(self._read(track), f"remote {track.kind}")
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        c = self.counters
+        try:
+            while True:
+                frame = await track.recv()
+                if self.closed:
+                    return
+                now = self.clock()
+                if track.kind == "video":
+                    c.video_frames += 1
+                    c.first_video_at = c.first_video_at or now
+                    c.last_video_at = now
+                    if self._on_video is not None:
+                        self._on_video(frame)
+                else:
+                    c.audio_frames += 1
+                    c.first_audio_at = c.first_audio_at or now
+                    c.last_audio_at = now
+                    if self._on_audio is not None:
+                        self._on_audio(frame)
+        except MediaStreamError:
+            c.ended_tracks.add(str(track.kind))
+
+    def _on_connection_state(self) -> None:
+        state = self.connection_state
+        log.info("call connection state", call_id=self.call_id, state=state)
+        if self._on_state is not None:
+            self._on_state(state)

@@ -1,0 +1,192 @@
+"""The tablet's Call against a plain aiortc peer: real media both ways, ended by the grant.
+
+No server: the test plays the signalling itself (offer from the tablet,
+answer from the peer). Everything else is real: aiortc over the machine's
+own interface with no ICE servers, VP8 and Opus, decoded frames counted at
+both ends, the grant verified by the pinned key, the end by the monotonic
+clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.config import AgentSettings
+from kiosk.device.call import Call
+from kiosk.device.deadline import Accepted, Refused, check_grant
+from kiosk.device.media import PatternTrack, ToneTrack, open_media
+from kiosk.domain.callstate import End
+from kiosk.domain.model import Category, ControlLevel, Route
+from kiosk.domain.reasons import EndReason
+from kiosk.grants import Grant, GrantError, ReplayGuard, sign_grant
+
+pytestmark = pytest.mark.timeout(120)
+
+KEY = Ed25519PrivateKey.generate()
+DEVICE = "tablet-1"
+
+
+def make_grant(seconds: float, *, call_id: str = "call-1", device_id: str = DEVICE) -> Grant:
+    now = datetime.now(UTC)
+    return Grant(
+        call_id=call_id, device_id=device_id, inmate_id="inmate-1", contact_id="contact-1",
+        category=Category.PERSONAL, route=Route.P2P, control=ControlLevel.NONE,
+        not_before=now - timedelta(minutes=1), not_after=now + timedelta(seconds=seconds),
+        issued_at=now,
+    )
+
+
+@dataclass
+class Peer:
+    """A plain aiortc peer (the visitor's side, as a browser would be), synthetic media."""
+
+    pc: RTCPeerConnection = field(
+        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    )
+    frames: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
+    last: dict[str, float] = field(default_factory=dict)
+    ended: set[str] = field(default_factory=set)
+    states: list[str] = field(default_factory=list)
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    luma: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.pc.addTrack(ToneTrack())
+        self.pc.addTrack(PatternTrack())
+        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self.read(t))))
+        self.pc.on("connectionstatechange", lambda: self.states.append(self.pc.connectionState))
+
+    async def read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                frame = await track.recv()
+                self.frames[track.kind] += 1
+                self.last[track.kind] = time.monotonic()
+                if track.kind == "video" and len(self.luma) < 60:
+                    self.luma.append(bytes(frame.planes[0]))
+        except MediaStreamError:
+            self.ended.add(track.kind)
+
+    async def answer(self, offer: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for t in self.tasks:
+            t.cancel()
+
+
+async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
+    sent = time.monotonic()
+    decision = check_grant(
+        sign_grant(make_grant(6.0), KEY), KEY.public_key(), DEVICE, ReplayGuard(),
+        time.monotonic(), sent_monotonic=sent,
+    )
+    assert isinstance(decision, Accepted)
+    effects: list[object] = []
+    tablet_luma: list[bytes] = []
+
+    def on_video(frame) -> None:  # type: ignore[no-untyped-def]
+        if len(tablet_luma) < 60:
+            tablet_luma.append(bytes(frame.planes[0]))
+
+    call = Call(decision, open_media(AgentSettings(), synthetic=True), [],
+                on_time=effects.append, on_video=on_video)
+    peer = Peer()
+    try:
+        await call.apply_answer(await peer.answer(await call.make_offer()))
+        c = call.counters
+        await wait_for(
+            lambda: c.video_frames >= 10 and c.audio_frames >= 10
+            and peer.frames["video"] >= 10 and peer.frames["audio"] >= 10,
+            30, "decoded frames both ways",
+        )
+        # Moving pictures arrive at both ends, not a frozen frame.
+        assert len(set(tablet_luma)) > 1 and len(set(peer.luma)) > 1
+        assert call.connection_state == "connected"
+
+        # The end: at the grant's deadline by the tablet's monotonic clock.
+        await wait_for(lambda: call.closed, 30, "the tablet to end the call")
+        ended_at = time.monotonic()
+        assert call.end_reason is EndReason.TIME_UP
+        assert End(EndReason.TIME_UP) in effects
+        assert ended_at >= call.deadline.deadline()
+        assert ended_at - call.deadline.deadline() < 2.0  # generous: no hang, not a speed test
+        assert call.pc.connectionState == "closed"
+
+        # The other end sees it too: its incoming tracks end and its connection closes.
+        await wait_for(lambda: peer.ended == {"video", "audio"}, 30, "the peer's tracks to end")
+        await wait_for(lambda: peer.pc.connectionState in ("closed", "failed"), 30,
+                       "the peer's connection to close")
+        # No media after the end, either way.
+        frames_then = dict(peer.frames)
+        await asyncio.sleep(0.5)
+        assert peer.frames == frames_then
+        assert peer.last["video"] <= call.deadline.deadline() + 0.5
+    finally:
+        await call.close(EndReason.HANGUP)
+        await peer.close()
+
+
+async def test_hangup_closes_before_the_deadline_and_keeps_its_reason() -> None:
+    decision = check_grant(sign_grant(make_grant(600), KEY), KEY.public_key(), DEVICE,
+                           ReplayGuard(), time.monotonic())
+    assert isinstance(decision, Accepted)
+    call = Call(decision, open_media(AgentSettings(), synthetic=True), [])
+    peer = Peer()
+    try:
+        await call.apply_answer(await peer.answer(await call.make_offer()))
+        await wait_for(lambda: peer.frames["video"] >= 3, 30, "video at the peer")
+        await call.close(EndReason.HANGUP)
+        await call.close(EndReason.TIME_UP)  # a second close changes nothing
+        assert call.end_reason is EndReason.HANGUP
+        assert call.deadline.tick(call.deadline.deadline() + 1) == []
+        await wait_for(lambda: "video" in peer.ended, 30, "the peer's video to end")
+        with pytest.raises(RuntimeError):
+            await call.make_offer()
+    finally:
+        await call.close(EndReason.HANGUP)
+        await peer.close()
+
+
+@pytest.mark.parametrize(
+    ("signed_by", "device", "replay", "reason"),
+    [
+        ("forger", DEVICE, False, GrantError.BAD_SIGNATURE),
+        ("server", "tablet-2", False, GrantError.WRONG_DEVICE),
+        ("server", DEVICE, True, GrantError.REPLAYED),
+    ],
+)
+def test_refused_grant_gives_no_call(signed_by: str, device: str, replay: bool,
+                                     reason: str) -> None:
+    key = KEY if signed_by == "server" else Ed25519PrivateKey.generate()
+    ended = ReplayGuard()
+    if replay:
+        ended.end("call-1")
+    decision = check_grant(sign_grant(make_grant(600, device_id=device), key),
+                           KEY.public_key(), DEVICE, ended, time.monotonic())
+    assert isinstance(decision, Refused) and decision.reason == reason
+    media = open_media(AgentSettings(), synthetic=True)
+    with pytest.raises(TypeError):
+        Call(decision, media, [])  # type: ignore[arg-type]
+    with contextlib.suppress(Exception):
+        media.stop()
