@@ -35,7 +35,7 @@ def load(config: Path | None) -> Settings:
 def run_server(args: argparse.Namespace) -> int:
     settings = load(args.config)
     configure(settings.log.level, json=settings.log.format == "json")
-    from kiosk.signalling.server import run
+    from kiosk.signalling.process import run
 
     try:
         asyncio.run(run(settings))

@@ -45,6 +45,7 @@ from kiosk.grants import Grant, sign_grant
 from kiosk.logs import get_logger
 from kiosk.signalling import invites as inv
 from kiosk.signalling.context import ServerContext
+from kiosk.signalling.metrics import Metrics
 from kiosk.signalling.turn import ice_servers_for_call
 from kiosk.store import calls as store_calls
 from kiosk.store import repo
@@ -66,7 +67,7 @@ class DeviceSender(Protocol):
 
     async def send(self, device_id: str, message: BaseModel) -> bool: ...
 
-    def is_connected(self, device_id: str) -> bool: ...
+    def connected(self, device_id: str) -> bool: ...
 
 
 class Leg(Protocol):
@@ -79,7 +80,7 @@ class Leg(Protocol):
 
 # A bridge for controlled calls (issue 5). None: controlled calls are refused,
 # never carried peer to peer (ARCHITECTURE.md principle 3: fail closed).
-BridgeFactory = Callable[["LiveCall"], Awaitable[Any]]
+BridgeFactory = Callable[["Supervisor", "LiveCall"], Awaitable[Any]]
 
 
 @dataclass
@@ -132,20 +133,23 @@ def _actor_device(device_id: str) -> str:
 class Supervisor:
     def __init__(
         self,
-        ctx: ServerContext,
-        devices: DeviceSender,
         grant_key: Ed25519PrivateKey,
         bridge_factory: BridgeFactory | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
-        self.ctx = ctx
-        self.devices = devices
         self.grant_key = grant_key
         self.bridge_factory = bridge_factory
+        self.metrics = metrics
         self.calls: dict[str, LiveCall] = {}
         self._by_device: dict[str, str] = {}
         self._visitors: dict[str, VisitorSession] = {}  # invite id -> the one active session
         self._lock = asyncio.Lock()
         self._closing = False
+
+    def bind(self, ctx: ServerContext, devices: DeviceSender) -> None:
+        """Attach to the process's shared context and device listener (at start-up)."""
+        self.ctx = ctx
+        self.devices = devices
 
     # --- life cycle ------------------------------------------------------------
 
@@ -361,7 +365,7 @@ class Supervisor:
             self._count("call_setups")
             if route is Route.BRIDGE and self.bridge_factory is not None:
                 try:
-                    live.bridge = await self.bridge_factory(live)
+                    live.bridge = await self.bridge_factory(self, live)
                 except Exception:
                     log.exception("bridge could not be set up", call_id=live.id)
                     await self._event(live, cs.BridgeFailed())
@@ -666,13 +670,71 @@ class Supervisor:
             )
         log.warning("tablet reported tampering", device_id=device_id, kind=kind)
 
-    def monitor_kinds(self, call_id: str, kinds: frozenset[MediaKind]) -> LiveCall:
+    async def attach_monitor(
+        self, call_id: str, staff_id: str, kinds: frozenset[MediaKind]
+    ) -> tuple[str, str]:
+        """A staff monitor asks for ``kinds`` of a live call (R6, R13).
+
+        Returns the monitor id and the bridge's SDP offer. Every refusal is
+        audited; a privileged call is refused before anything else is looked at.
+        """
         live = self.calls.get(call_id)
         if live is None:
             raise SupervisorError(Reason.CALL_NOT_LIVE)
-        return live
+        verdict = policy.attach_monitor(live.contact.category, live.control, kinds)
+        subjects = {"call": live.id, "inmate": live.inmate.id, "contact": live.contact.id}
+        details: dict[str, Any] = {"kinds": sorted(k.value for k in kinds)}
+        if isinstance(verdict, policy.Deny):
+            await self.ctx.audit.append(
+                f"staff:{staff_id}",
+                "monitor.refused",
+                subjects,
+                {**details, "reason": verdict.reason.value},
+            )
+            self._count_refusal(verdict.reason)
+            log.warning("monitor refused", call_id=live.id, reason=verdict.reason.value)
+            raise SupervisorError(verdict.reason, verdict.message)
+        if live.route is not Route.BRIDGE or live.bridge is None:
+            # R13 and principle 3: only a bridged call can be monitored at all.
+            raise SupervisorError(Reason.BRIDGE_UNAVAILABLE)
+        monitor_id, sdp = await live.bridge.add_monitor(kinds)
+        live.monitors[monitor_id] = staff_id
+        await self.ctx.audit.append(
+            f"staff:{staff_id}",
+            "monitor.attached",
+            {**subjects, "monitor": monitor_id},
+            details,
+        )
+        self._count("monitor_attachments")
+        log.info("monitor attached", call_id=live.id, monitor_id=monitor_id)
+        return monitor_id, sdp
+
+    async def monitor_answer(self, call_id: str, monitor_id: str, staff_id: str, sdp: str) -> None:
+        live = self.calls.get(call_id)
+        if live is None or live.bridge is None or live.monitors.get(monitor_id) != staff_id:
+            raise SupervisorError(Reason.CALL_NOT_LIVE)
+        try:
+            await live.bridge.monitor_answer(monitor_id, sdp)
+        except Exception as exc:
+            live.monitors.pop(monitor_id, None)
+            raise SupervisorError(Reason.INVALID_REQUEST, str(exc)[:500]) from None
+
+    async def monitor_gone(self, live: LiveCall, monitor_id: str) -> None:
+        staff_id = live.monitors.pop(monitor_id, None)
+        if staff_id is None:
+            return
+        await self.ctx.audit.append(
+            f"staff:{staff_id}",
+            "monitor.detached",
+            {"call": live.id, "monitor": monitor_id},
+        )
 
     # --- transitions --------------------------------------------------------------
+
+    async def end_for(self, live: LiveCall, event: cs.Event) -> None:
+        """End ``live`` for ``event`` (used by the bridge when it fails: fail closed)."""
+        if live.id in self.calls:
+            await self._event(live, event)
 
     async def _event(
         self, live: LiveCall, event: cs.Event, actor: str = "system", note: str = ""
@@ -734,6 +796,8 @@ class Supervisor:
                 conn=conn,
             )
         log.info("call ended", call_id=live.id, reason=reason.value)
+        if self.metrics is not None:
+            self.metrics.call_ended(reason)
         end = p.EndMessage(call_id=live.id, reason=reason)
         await self.devices.send(live.device_id, end)
         if live.visitor is not None:
@@ -743,6 +807,8 @@ class Supervisor:
         if live.bridge is not None:
             with contextlib.suppress(Exception):
                 await live.bridge.close()
+        for monitor_id in list(live.monitors):
+            await self.monitor_gone(live, monitor_id)
         if not self._closing:
             await self.send_state(live.device_id)
 
@@ -768,14 +834,12 @@ class Supervisor:
     # --- metrics ----------------------------------------------------------------
 
     def _count(self, name: str) -> None:
-        hook = getattr(self.ctx, "metrics", None)
-        if hook is not None:
-            hook.count(name)
+        if self.metrics is not None:
+            self.metrics.count(name)
 
     def _count_refusal(self, reason: Reason) -> None:
-        hook = getattr(self.ctx, "metrics", None)
-        if hook is not None:
-            hook.refusal(reason)
+        if self.metrics is not None:
+            self.metrics.refusal(reason)
 
 
 def _seconds(connected_at: datetime | None, ended_at: datetime) -> int:

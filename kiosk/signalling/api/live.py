@@ -1,0 +1,171 @@
+"""Live calls: set up, end and monitor (the call supervisor's operations).
+
+Mounted only in a server process that runs the supervisor (``kiosk server``):
+``operations(supervisor)`` gives the table. R12: staff set a booked call up
+on the tablet in advance. R14: staff end a call with a reason; a breach is
+recorded against the contact and the inmate. R6/R13: a monitor receives only
+the media the decision allows, and never on a privileged call.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, StringConstraints
+
+from kiosk.domain.access import Action
+from kiosk.domain.model import MediaKind
+from kiosk.domain.reasons import Reason
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
+from kiosk.signalling.api.views import call_out
+from kiosk.signalling.supervisor import Supervisor, SupervisorError
+from kiosk.store import repo
+
+Id = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
+Sdp = Annotated[str, StringConstraints(min_length=1, max_length=60000)]
+
+
+class CallSetUp(s.Request):
+    booking_id: Id
+    device_id: Id
+
+
+class CallEnd(s.Request):
+    note: Annotated[str, StringConstraints(max_length=2000)] = ""
+    breach: bool = False  # R14
+
+
+class MonitorAttach(s.Request):
+    kinds: Annotated[list[MediaKind], Field(min_length=1, max_length=2)]
+
+
+class MonitorOffer(s.Response):
+    monitor_id: str
+    call_id: str
+    kinds: list[MediaKind]
+    sdp: str
+
+
+class MonitorAnswer(s.Request):
+    sdp: Sdp
+
+
+class MonitorAccepted(s.Response):
+    monitor_id: str
+    call_id: str
+
+
+_SET_UP_REFUSALS = (
+    Reason.BOOKING_NOT_FOUND,
+    Reason.BOOKING_NOT_ACTIVE,
+    Reason.DEVICE_NOT_ASSIGNED,
+    Reason.DEVICE_REVOKED,
+    Reason.CONTACT_NOT_APPROVED,
+    Reason.OUTSIDE_WINDOW,
+    Reason.CALL_ALREADY_LIVE,
+    Reason.BRIDGE_UNAVAILABLE,
+)
+_MONITOR_REFUSALS = (
+    Reason.CALL_NOT_LIVE,
+    Reason.PRIVILEGED_NO_MONITOR,
+    Reason.NOT_CONTROLLED,
+    Reason.MEDIA_KIND_FORBIDDEN,
+    Reason.BRIDGE_UNAVAILABLE,
+)
+
+
+def _api_error(exc: SupervisorError) -> ApiError:
+    return ApiError(exc.reason, exc.detail)
+
+
+async def _call_out(req: ApiRequest, call_id: str) -> s.CallOut:
+    async with req.ctx.engine.connect() as conn:
+        calls = await repo.list_calls(conn, limit=1000)
+    for call in calls:
+        if call.id == call_id:
+            return call_out(call)
+    raise ApiError(Reason.NOT_FOUND)
+
+
+def operations(supervisor: Supervisor) -> list[Operation]:
+    table = OperationTable("calls")
+
+    @table.route(
+        "POST",
+        "/calls",
+        Action.CALL_SET_UP,
+        summary="Set up a booked call on a tablet (R12)",
+        body=CallSetUp,
+        response=s.CallOut,
+        status=201,
+        refusals=_SET_UP_REFUSALS,
+    )
+    async def set_up_call(req: ApiRequest) -> s.CallOut:
+        body = req.body_as(CallSetUp)
+        try:
+            live = await supervisor.set_up(body.booking_id, body.device_id, req.staff.staff_id)
+        except SupervisorError as exc:
+            raise _api_error(exc) from None
+        return await _call_out(req, live.id)
+
+    @table.route(
+        "POST",
+        "/calls/{call_id}/end",
+        Action.CALL_END,
+        summary="End a live call now, with a reason; a breach is recorded (R14)",
+        body=CallEnd,
+        response=s.CallOut,
+        refusals=(Reason.CALL_NOT_LIVE,),
+    )
+    async def end_call(req: ApiRequest) -> s.CallOut:
+        body = req.body_as(CallEnd)
+        call_id = req.params["call_id"]
+        try:
+            await supervisor.end(call_id, req.staff.staff_id, body.note, body.breach)
+        except SupervisorError as exc:
+            raise _api_error(exc) from None
+        return await _call_out(req, call_id)
+
+    @table.route(
+        "POST",
+        "/calls/{call_id}/monitors",
+        Action.CALL_MONITOR,
+        summary="Attach a staff monitor: the bridge offers only the media the decision allows",
+        body=MonitorAttach,
+        response=MonitorOffer,
+        status=201,
+        refusals=_MONITOR_REFUSALS,
+    )
+    async def attach_monitor(req: ApiRequest) -> MonitorOffer:
+        body = req.body_as(MonitorAttach)
+        call_id = req.params["call_id"]
+        try:
+            monitor_id, sdp = await supervisor.attach_monitor(
+                call_id, req.staff.staff_id, frozenset(body.kinds)
+            )
+        except SupervisorError as exc:
+            raise _api_error(exc) from None
+        return MonitorOffer(
+            monitor_id=monitor_id, call_id=call_id, kinds=sorted(set(body.kinds)), sdp=sdp
+        )
+
+    @table.route(
+        "POST",
+        "/calls/{call_id}/monitors/{monitor_id}/answer",
+        Action.CALL_MONITOR,
+        summary="Complete a monitor's connection with its SDP answer",
+        body=MonitorAnswer,
+        response=MonitorAccepted,
+        refusals=(Reason.CALL_NOT_LIVE, Reason.INVALID_REQUEST),
+    )
+    async def answer_monitor(req: ApiRequest) -> MonitorAccepted:
+        body = req.body_as(MonitorAnswer)
+        call_id, monitor_id = req.params["call_id"], req.params["monitor_id"]
+        try:
+            await supervisor.monitor_answer(call_id, monitor_id, req.staff.staff_id, body.sdp)
+        except SupervisorError as exc:
+            raise _api_error(exc) from None
+        return MonitorAccepted(monitor_id=monitor_id, call_id=call_id)
+
+    return table.operations

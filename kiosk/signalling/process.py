@@ -1,0 +1,132 @@
+"""The whole server process: web listener, device listener, call supervisor.
+
+``kiosk server`` runs this. The web listener (staff API, visitor endpoint,
+metrics) and the device listener (mutual TLS) are separate sockets sharing
+one :class:`ServerContext` and one :class:`Supervisor`. systemd is told
+READY once both listen, and the watchdog is fed while the process is
+healthy (issue 7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from aiohttp import web
+from sqlalchemy import text
+
+from kiosk import keys, pki, sdnotify
+from kiosk.config import Settings
+from kiosk.logs import get_logger
+from kiosk.signalling import metrics as metrics_mod
+from kiosk.signalling import server as web_server
+from kiosk.signalling import visitor
+from kiosk.signalling.api.live import operations as live_operations
+from kiosk.signalling.bridged import bridge_factory
+from kiosk.signalling.context import CONTEXT, utc_now
+from kiosk.signalling.device_listener import DeviceHub, DeviceListener, LinkTimers
+from kiosk.signalling.supervisor import Supervisor
+
+log = get_logger(__name__)
+
+
+@dataclass
+class ServerProcess:
+    web: web_server.Server
+    supervisor: Supervisor
+    listener: DeviceListener
+    metrics: metrics_mod.Metrics
+
+    @property
+    def hub(self) -> DeviceHub:
+        return self.listener.hub
+
+    async def healthy(self) -> bool:
+        """Fed to systemd's watchdog: the database answers and both listeners are up."""
+        if self.web.runner.server is None or self.listener.port == 0:
+            return False
+        async with asyncio.timeout(5):
+            async with self.supervisor.ctx.engine.connect() as conn:
+                await conn.execute(text("SELECT 1"))
+        return True
+
+    async def close(self) -> None:
+        sdnotify.stopping()
+        await self.web.close()  # runs the clean-up below, then closes the audit chain
+
+
+async def start(
+    settings: Settings,
+    *,
+    clock: Callable[[], datetime] = utc_now,
+    link_timers: LinkTimers | None = None,
+) -> ServerProcess:
+    paths = pki.PkiPaths(settings.pki_dir)
+    if not paths.grant_key.exists():
+        raise FileNotFoundError(f"no grant key in {settings.pki_dir}: run `kiosk admin ca init`")
+    metrics = metrics_mod.Metrics()
+    supervisor = Supervisor(
+        keys.load_ed25519_private_key(paths.grant_key),
+        bridge_factory=bridge_factory,
+        metrics=metrics,
+    )
+    holder: dict[str, DeviceListener] = {}
+
+    async def devices_and_calls(app: web.Application) -> AsyncIterator[None]:
+        # Runs after the shared context exists (database, audit chain).
+        ctx = app[CONTEXT]
+        hub = DeviceHub(ctx.engine, handler=supervisor, timers=link_timers, now=ctx.clock)
+        supervisor.bind(ctx, hub)
+        ctx.on_device_revoked.append(_cut_revoked(supervisor, hub))
+        await supervisor.start()
+        listener = DeviceListener(
+            hub, settings.pki_dir, settings.server.device_host, settings.server.device_port
+        )
+        await listener.start()
+        holder["listener"] = listener
+        metrics.bind(
+            live_calls=lambda: len(supervisor.calls),
+            devices_connected=lambda: len(hub.device_ids()),
+            bridge_calls=lambda: sum(1 for c in supervisor.calls.values() if c.bridge),
+            bridge_monitors=lambda: sum(len(c.monitors) for c in supervisor.calls.values()),
+        )
+        try:
+            yield
+        finally:
+            await supervisor.stop()
+            await listener.stop()
+
+    def configure(app: web.Application) -> None:
+        app.cleanup_ctx.append(devices_and_calls)
+        visitor.add_routes(app, supervisor)
+        metrics_mod.install(app, metrics)
+
+    web = await web_server.start(
+        settings, operations=live_operations(supervisor), configure=configure, clock=clock
+    )
+    process = ServerProcess(web, supervisor, holder["listener"], metrics)
+    sdnotify.ready(f"web {web.base_url}, devices on port {process.listener.port}")
+    return process
+
+
+def _cut_revoked(supervisor: Supervisor, hub: DeviceHub) -> Callable[[str], object]:
+    async def cut(device_id: str) -> None:
+        # Revoking a device ends its call and cuts its link at once (Trust).
+        await supervisor.device_revoked(device_id)
+        await hub.revoke_device(device_id)
+
+    return cut
+
+
+async def run(settings: Settings) -> None:
+    process = await start(settings)
+    watchdog = sdnotify.Watchdog(health=process.healthy)
+    watchdog.start()
+    try:
+        await web_server.wait_for_stop_signal()
+        log.info("stopping on signal")
+    finally:
+        await watchdog.stop()
+        await process.close()
