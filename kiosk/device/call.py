@@ -99,6 +99,7 @@ class Call:
         self._on_state = on_state
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Future[None] | None = None
+        self._done = asyncio.Event()
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._senders = [
             self.pc.addTrack(media.audio_for_peer()),
@@ -157,6 +158,10 @@ class Call:
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)
 
+    async def wait_closed(self) -> None:
+        """Until the peer connection is closed (whoever closed it, for whatever reason)."""
+        await self._done.wait()
+
     async def _close(self) -> None:
         # Media stops first: no frame leaves after the decision, even if closing is slow.
         for sender in self._senders:
@@ -169,6 +174,7 @@ class Call:
             # At TIME_UP the deadline's own task is the closer; it finishes by itself.
             if task is not self._deadline_task or self.end_reason is not EndReason.TIME_UP:
                 task.cancel()
+        self._done.set()
         log.info("call media closed", call_id=self.call_id, reason=str(self.end_reason))
 
     def _check_open(self) -> None:

@@ -131,6 +131,7 @@ async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
         assert End(EndReason.TIME_UP) in effects
         assert ended_at >= call.deadline.deadline()
         assert ended_at - call.deadline.deadline() < 2.0  # generous: no hang, not a speed test
+        await asyncio.wait_for(call.wait_closed(), 30)
         assert call.pc.connectionState == "closed"
 
         # The other end sees it too: its incoming tracks end and its connection closes.
