@@ -56,7 +56,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import exists, func, insert, literal, select
+from sqlalchemy import exists, func, insert, literal, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -69,6 +69,8 @@ CHECKPOINT_CONTEXT = "kiosk.audit.checkpoint.v1"  # domain separation for the si
 AUDIT_KEY_FILE = "audit.key"
 AUDIT_PUBLIC_KEY_FILE = "audit.pub"
 MAX_DETAILS_BYTES = 16 * 1024
+AUDIT_LOCK_KEY = 0x61756469_74  # PostgreSQL advisory lock serialising appenders ("audit")
+LOCK_WAIT_S = 30
 
 _ID = r"[A-Za-z0-9][A-Za-z0-9._:-]{0,99}"
 ID_RE = re.compile(_ID)
@@ -560,6 +562,9 @@ class AuditLog:
                     if conn is not None:
                         return await self._append_in(conn, actor, action, subjects, details)
                     async with write_transaction(self._engine) as own:
+                        if own.dialect.name == "postgresql":
+                            # Waiting for another appender is normal; waiting forever is not.
+                            await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
                         seq = await self._append_in(own, actor, action, subjects, details)
                     return seq
                 except (_TailMoved, IntegrityError):
@@ -577,6 +582,10 @@ class AuditLog:
         subjects: Mapping[str, str],
         details: Mapping[str, Any],
     ) -> int:
+        if conn.dialect.name == "postgresql":
+            # One appender at a time across processes, until this transaction ends:
+            # no other process can link to an entry that may still roll back.
+            await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
         for _ in range(3):
             if self._tail is None:
                 self._tail = await _read_tail(conn)
