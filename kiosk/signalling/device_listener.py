@@ -282,11 +282,17 @@ class DeviceHub:
             return _refuse(Reason.NOT_AUTHENTICATED)
         cert = x509.load_der_x509_certificate(der)
         serial = pki.certificate_serial_text(cert)
-        device = await device_registry.device_for_certificate(self.engine, serial)
+        try:
+            device = await device_registry.device_for_certificate(self.engine, serial)
+            revoked = await device_registry.certificate_revoked(self.engine, serial)
+        except Exception:
+            # The database is away: refuse (deny by default), the tablet retries.
+            log.exception("device lookup failed", certificate_serial=serial)
+            return _refuse(Reason.INTERNAL_ERROR, status=503)
         if device is None:
             log.warning("device refused: unknown certificate", certificate_serial=serial)
             return _refuse(Reason.NOT_AUTHENTICATED)
-        if device.revoked or await device_registry.certificate_revoked(self.engine, serial):
+        if device.revoked or revoked:
             log.warning("device refused: revoked", device_id=device.id)
             return _refuse(Reason.DEVICE_REVOKED)
         cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
@@ -417,9 +423,9 @@ class DeviceHub:
                 await self._error(link, Reason.INTERNAL_ERROR)
 
 
-def _refuse(reason: Reason) -> web.Response:
+def _refuse(reason: Reason, status: int = 403) -> web.Response:
     body = encode(ErrorMessage.of(reason))
-    return web.Response(status=403, text=body, content_type="application/json")
+    return web.Response(status=status, text=body, content_type="application/json")
 
 
 class DeviceListener:

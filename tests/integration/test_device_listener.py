@@ -295,6 +295,7 @@ async def test_revoking_a_connected_device_cuts_it_at_once(world: World) -> None
 async def test_a_revocation_by_another_process_cuts_the_link_through_the_crl(
     world: World,
 ) -> None:
+    world.hub.timers = LinkTimers(heartbeat_interval=0.5, silent_intervals=40)  # no timeout
     tablet = await world.tablet("TAB-1")
     ws = await world.connect(tablet)
     await ping(ws, 1)
@@ -439,7 +440,7 @@ async def test_a_flood_is_rate_limited_and_closed(world: World) -> None:
         "code": "rate_limited",
         "message": "Too many requests; slow down.",
     }
-    assert 5 <= sum(1 for m in before if m["type"] == "pong") <= 12
+    assert 5 <= sum(1 for m in before if m["type"] == "pong") <= 20  # burst + refill
     assert (await ping(ws2, 1))["type"] == "pong"
     # Reconnecting does not refill the bucket.
     again = await world.connect(tablet)
