@@ -1,0 +1,274 @@
+"""The tablet agent's pure core: what it sends, when media may start and stop, what it shows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from kiosk.device.session import (
+    AddIce,
+    ApplyAnswer,
+    Phase,
+    Send,
+    Show,
+    StartCall,
+    StopCall,
+    TabletSession,
+)
+from kiosk.domain.callstate import End, Warn
+from kiosk.domain.model import Category, ControlLevel, Route
+from kiosk.domain.reasons import EndReason, Reason
+from kiosk.grants import Grant, sign_grant
+from kiosk.protocol import (
+    ContactEntry,
+    DialMessage,
+    EndMessage,
+    GrantDocument,
+    GrantMessage,
+    HangupMessage,
+    HelloMessage,
+    IceMessage,
+    InmateInfo,
+    PingMessage,
+    PongMessage,
+    RefusedMessage,
+    SdpMessage,
+    StateMessage,
+    WarningMessage,
+)
+
+KEY = Ed25519PrivateKey.generate()
+T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
+DEVICE = "tablet-1"
+
+
+def state(device_id: str = DEVICE, server_time: datetime = T0) -> StateMessage:
+    return StateMessage(
+        server_time=server_time, device_id=device_id,
+        inmate=InmateInfo(id="inmate-1", name="Ola"),
+        contacts=[
+            ContactEntry(contact_id="contact-1", name="Kari", category=Category.PERSONAL,
+                         control=ControlLevel.SIGHT, booking_id="booking-1",
+                         start=T0 - timedelta(minutes=5), end=T0 + timedelta(minutes=20),
+                         callable_now=True),
+            ContactEntry(contact_id="contact-2", name="Advokat", category=Category.DEFENCE_COUNSEL,
+                         control=ControlLevel.NONE, booking_id="booking-2",
+                         start=T0 + timedelta(minutes=30), end=T0 + timedelta(minutes=60),
+                         callable_now=False),
+        ],
+        call=None,
+    )
+
+
+def grant_message(call_id: str = "call-1", device_id: str = DEVICE, key: Any = KEY,
+                  minutes: float = 20) -> GrantMessage:
+    g = Grant(call_id=call_id, device_id=device_id, inmate_id="inmate-1",
+              contact_id="contact-1", category=Category.PERSONAL, route=Route.P2P,
+              control=ControlLevel.SIGHT, not_before=T0 - timedelta(minutes=5),
+              not_after=T0 + timedelta(minutes=minutes), issued_at=T0)
+    return GrantMessage(grant=GrantDocument.of(sign_grant(g, key)))
+
+
+def sent(actions: list[Any]) -> list[Any]:
+    return [a.message for a in actions if isinstance(a, Send)]
+
+
+def shown(actions: list[Any], kind: str) -> list[dict[str, Any]]:
+    return [dict(a.event) for a in actions if isinstance(a, Show) and a.event["type"] == kind]
+
+
+def online_session(device_id: str = "") -> TabletSession:
+    s = TabletSession(KEY.public_key(), device_id)
+    s.link_up(0.0)
+    s.server_message(state(), 0.0)
+    return s
+
+
+def in_call(s: TabletSession, mono: float = 1.0) -> StartCall:
+    s.dial("booking-1", mono)
+    actions = s.server_message(grant_message(), mono + 0.05)
+    (start,) = [a for a in actions if isinstance(a, StartCall)]
+    return start
+
+
+def test_hello_names_the_live_calls() -> None:
+    s = TabletSession(KEY.public_key())
+    (hello,) = sent(s.link_up(0.0))
+    assert hello == HelloMessage(version=1, agent_version="1.0", calls=[])
+    s.server_message(state(), 0.0)
+    in_call(s)
+    s.link_down(2.0)
+    (hello,) = sent(s.link_up(3.0))
+    assert isinstance(hello, HelloMessage) and hello.calls == ["call-1"]
+
+
+def test_dial_goes_to_the_server_even_when_the_list_says_not_now() -> None:
+    s = online_session()
+    actions = s.dial("booking-2", 1.0)  # outside its window: the server gives the reason
+    assert sent(actions) == [DialMessage(booking_id="booking-2")]
+    assert s.phase is Phase.DIALLING
+    refusal = RefusedMessage(ref="dial", code=Reason.OUTSIDE_WINDOW, message="outside")
+    actions = s.server_message(refusal, 1.1)
+    assert shown(actions, "refused")[0]["code"] == "outside_window"
+    assert s.phase is Phase.IDLE and s.view(1.1)["refusal"]["code"] == "outside_window"
+
+
+def test_dial_offline_is_refused_locally_and_nothing_is_sent() -> None:
+    s = TabletSession(KEY.public_key())
+    actions = s.dial("booking-1", 0.0)
+    assert sent(actions) == []
+    assert shown(actions, "refused")[0]["code"] == Reason.DEVICE_NOT_CONNECTED.value
+
+
+def test_link_lost_while_dialling_returns_to_idle() -> None:
+    s = online_session()
+    s.dial("booking-1", 1.0)
+    actions = s.link_down(1.5)
+    assert s.phase is Phase.IDLE
+    assert shown(actions, "refused")[0]["code"] == Reason.DEVICE_NOT_CONNECTED.value
+
+
+def test_a_valid_grant_starts_media_and_the_signalling_follows() -> None:
+    s = online_session()
+    start = in_call(s)
+    assert start.accepted.grant.call_id == "call-1" and start.ice_servers == ()
+    assert s.phase is Phase.CONNECTING
+    # Anchored at the dial (sent at mono 1.0), never later.
+    assert start.accepted.deadline.clock.anchor == 1.0
+    offer = sent(s.offer_ready("call-1", "v=0 offer"))
+    assert offer == [SdpMessage(call_id="call-1", kind="offer", sdp="v=0 offer")]
+    answer = SdpMessage(call_id="call-1", kind="answer", sdp="v=0 answer")
+    assert s.server_message(answer, 2.0) == [ApplyAnswer("call-1", "v=0 answer")]
+    ice = IceMessage(call_id="call-1", candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host",
+                     sdp_mid="0", sdp_mline_index=0)
+    (add,) = s.server_message(ice, 2.0)
+    assert isinstance(add, AddIce) and add.sdp_mid == "0"
+    # Signalling for any other call is ignored.
+    assert s.server_message(SdpMessage(call_id="call-9", kind="answer", sdp="x"), 2.0) == []
+    s.call_connection("call-1", "connected", 2.5)
+    view = s.view(2.5)
+    assert view["phase"] == "in_call"
+    assert view["call"]["contact_name"] == "Kari" and view["call"]["monitored"] == ["video"]
+
+
+def refused_grant(s: TabletSession, message: GrantMessage) -> list[Any]:
+    s.dial("booking-1", 1.0)
+    actions = s.server_message(message, 1.1)
+    assert not [a for a in actions if isinstance(a, StartCall)]
+    assert shown(actions, "refused")[0]["code"] == Reason.GRANT_INVALID.value
+    assert s.phase is Phase.IDLE and s.live is None
+    return actions
+
+
+def test_forged_grant_is_refused_hung_up_and_shown() -> None:
+    s = online_session()
+    actions = refused_grant(s, grant_message(key=Ed25519PrivateKey.generate()))
+    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert shown(actions, "refused")[0]["detail"] == "bad_signature"
+
+
+def test_grant_for_another_device_is_refused() -> None:
+    s = online_session()
+    actions = refused_grant(s, grant_message(device_id="tablet-2"))
+    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert shown(actions, "refused")[0]["detail"] == "wrong_device"
+
+
+def test_replayed_grant_of_an_ended_call_is_refused() -> None:
+    s = online_session()
+    in_call(s)
+    s.server_message(EndMessage(call_id="call-1", reason=EndReason.ENDED_BY_STAFF), 5.0)
+    s.dismiss(6.0)
+    actions = refused_grant(s, grant_message())
+    assert shown(actions, "refused")[0]["detail"] == "replayed"
+
+
+def test_state_from_a_server_speaking_of_another_device_is_ignored() -> None:
+    s = online_session(device_id=DEVICE)
+    actions = s.server_message(state(device_id="tablet-2"), 1.0)
+    assert shown(actions, "error")
+    assert s.device_id == DEVICE
+
+
+def test_learnt_device_id_is_then_pinned() -> None:
+    s = online_session()
+    assert s.device_id == DEVICE
+    s.server_message(state(device_id="tablet-2"), 1.0)
+    assert s.device_id == DEVICE
+    refused_grant(s, grant_message(device_id="tablet-2"))
+
+
+def test_time_up_by_the_tablets_clock_while_the_link_is_down() -> None:
+    s = online_session()
+    in_call(s)
+    s.call_connection("call-1", "connected", 2.0)
+    s.link_down(60.0)
+    assert s.live is not None  # the call goes on without the server
+    assert shown(s.call_time("call-1", Warn(5), 900.0), "warning")[0]["minutes_left"] == 5
+    actions = s.call_time("call-1", End(EndReason.TIME_UP), 1200.0)
+    assert [a for a in actions if isinstance(a, StopCall)] == [
+        StopCall("call-1", EndReason.TIME_UP)
+    ]
+    assert sent(actions) == []  # nothing to send on a dead link; the server ends it too
+    assert shown(actions, "end")[0]["reason"] == "time_up"
+    assert s.view(1200.0)["ended"] == {"call_id": "call-1", "reason": "time_up"}
+    # A late end from the server after reconnecting does not change what was shown.
+    assert s.server_message(EndMessage(call_id="call-1", reason=EndReason.TIME_UP), 1300.0) == []
+
+
+def test_warnings_from_server_and_own_clock_are_shown_once() -> None:
+    s = online_session()
+    in_call(s)
+    assert shown(s.call_time("call-1", Warn(5), 10.0), "warning")
+    assert s.server_message(WarningMessage(call_id="call-1", minutes_left=5), 10.2) == []
+    assert shown(s.server_message(WarningMessage(call_id="call-1", minutes_left=1), 11.0),
+                 "warning")
+    assert s.call_time("call-1", Warn(1), 11.1) == []
+
+
+def test_hangup_sends_hangup_and_stops_media() -> None:
+    s = online_session()
+    in_call(s)
+    actions = s.hangup(3.0)
+    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert StopCall("call-1", EndReason.HANGUP) in actions
+    assert s.phase is Phase.ENDED
+    assert shown(s.hangup(4.0), "refused")[0]["code"] == Reason.CALL_NOT_LIVE.value
+
+
+def test_a_second_grant_while_a_call_is_live_is_hung_up() -> None:
+    s = online_session()
+    in_call(s)
+    actions = s.server_message(grant_message(call_id="call-2"), 2.0)
+    assert sent(actions) == [HangupMessage(call_id="call-2")]
+    assert s.live is not None and s.live.grant.call_id == "call-1"
+    assert s.server_message(grant_message(), 2.1) == []  # the same grant again: no-op
+
+
+def test_unsolicited_grant_is_anchored_back_by_the_transit_bound() -> None:
+    s = online_session()
+    (ping,) = sent(s.ping(10.0))
+    assert isinstance(ping, PingMessage)
+    s.server_message(PongMessage(seq=ping.seq, server_time=T0), 13.0)  # a 3 s round trip
+    actions = s.server_message(grant_message(), 20.0)
+    (start,) = [a for a in actions if isinstance(a, StartCall)]
+    assert start.accepted.deadline.clock.anchor == 20.0 - 3.0
+
+
+def test_callable_now_follows_the_servers_clock_not_a_stale_flag() -> None:
+    s = online_session()
+    view = s.view(0.0)
+    assert [c["callable_now"] for c in view["contacts"]] == [True, False]
+    later = s.view(31 * 60.0)  # 31 minutes on by the monotonic clock
+    assert [c["callable_now"] for c in later["contacts"]] == [False, True]
+    assert later["contacts"][1]["privileged"] is True
+
+
+def test_countdown_ticks_from_the_grant() -> None:
+    s = online_session()
+    in_call(s, mono=0.0)
+    (tick,) = s.tick(60.0)
+    assert isinstance(tick, Show)
+    assert abs(tick.event["remaining_seconds"] - (20 * 60 - 60)) < 1.0
