@@ -54,8 +54,9 @@ whether now is the moment; each step reveals no more than the one before)
   exists for this inmate and contact (``booking_not_found``, also for somebody
   else's booking), booking still ``booked``, contact approved, now inside
   [start, end), R11 police clearance for remand, R16 facility not suspended
-  (and the booking no longer than a LIMIT restriction), R17 quota, no other
-  live call of the inmate or on the device. Closures (R15) govern booking, not
+  and, under a LIMIT restriction, the limited time not yet spent (the call's
+  end is then brought forward: ``call_deadline``), R17 quota, no other live
+  call of the inmate or on the device. Closures (R15) govern booking, not
   dialling: a booking that exists was made open or with an override.
 
 Monitoring (R13): privileged first, whatever the level; then court or
@@ -326,6 +327,26 @@ def restricted_at(settings: FacilitySettings, at: datetime) -> Restriction | Non
     return found
 
 
+def call_deadline(booking: Booking, settings: FacilitySettings, now: datetime) -> datetime:
+    """When a call on ``booking`` placed at ``now`` must end (R10, R16).
+
+    The window's end, brought forward by the restrictions that overlap the rest
+    of it: a suspension ends the call where it begins; a limit lets the call run
+    ``limit_minutes`` from the later of the window's start and the limit's start.
+    At or before ``now`` means no call at all (``dial`` refuses it).
+    """
+    deadline = booking.end
+    for r in settings.restrictions:
+        if not _overlaps(now, booking.end, r.start, r.end):
+            continue
+        if r.kind is RestrictionKind.SUSPEND:
+            deadline = min(deadline, max(r.start, now))
+        else:
+            since = max(booking.start, r.start)
+            deadline = min(deadline, since + timedelta(minutes=_limit(r)))
+    return deadline
+
+
 def _limit(restriction: Restriction) -> int:
     # A LIMIT without minutes limits to nothing: deny by default.
     return restriction.limit_minutes if restriction.limit_minutes is not None else 0
@@ -542,10 +563,12 @@ def dial(ctx: DialContext, now: datetime) -> Verdict:
         clearance = booking.police_clearance
         if clearance is None or clearance.cleared_at > now:
             return deny(Reason.POLICE_CLEARANCE_MISSING)
-    # R16: a restriction declared after booking still holds.
-    refused = _restriction_refuses(ctx.settings, now, booking.end, booking.duration)
-    if refused is not None:
-        return refused
+    # R16: a restriction declared after booking still holds: no call while suspended, and
+    # under a limit only while the limited time is not yet spent.
+    if call_deadline(booking, ctx.settings, now) <= now:
+        restriction = restricted_at(ctx.settings, now)
+        note = restriction.note if restriction is not None else ""
+        return deny(Reason.FACILITY_RESTRICTED, note)
     # R17: the quota may have been lowered since booking.
     refused = _quota_refuses(
         ctx.settings,

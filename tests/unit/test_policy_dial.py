@@ -17,7 +17,7 @@ from kiosk.domain.model import (
     Restriction,
     RestrictionKind,
 )
-from kiosk.domain.policy import ALLOW, Deny, Verdict, dial
+from kiosk.domain.policy import ALLOW, Deny, Verdict, call_deadline, dial
 from kiosk.domain.reasons import Reason
 
 from .strategies import (
@@ -182,14 +182,42 @@ def test_r16_a_suspension_over_by_now_does_not() -> None:
     assert dial(ctx, INSIDE) == ALLOW
 
 
-def test_r16_a_limit_shorter_than_the_booking_stops_the_call() -> None:
+def test_r16_a_limit_shortens_the_call_and_refuses_once_the_time_is_spent() -> None:
     c = approved()
     limit = Restriction("r", START, START + timedelta(days=1), RestrictionKind.LIMIT, 20)
     settings = FacilitySettings(restrictions=(limit,))
-    ctx = dial_context(c, booking(c, START, minutes=30), settings=settings)
-    assert reason(dial(ctx, INSIDE)) is Reason.FACILITY_RESTRICTED
-    ctx = dial_context(c, booking(c, START, minutes=20), settings=settings)
+    b = booking(c, START, minutes=30)
+    ctx = dial_context(c, b, settings=settings)
     assert dial(ctx, INSIDE) == ALLOW
+    assert call_deadline(b, settings, INSIDE) == START + 20 * MINUTE
+    assert reason(dial(ctx, START + 20 * MINUTE)) is Reason.FACILITY_RESTRICTED
+
+
+def test_r16_call_deadline_is_the_window_end_without_restrictions() -> None:
+    c = approved()
+    b = booking(c, START, minutes=30)
+    assert call_deadline(b, FacilitySettings(), INSIDE) == b.end
+
+
+def test_r16_a_suspension_later_in_the_window_ends_the_call_where_it_begins() -> None:
+    c = approved()
+    b = booking(c, START, minutes=30)
+    later = Restriction(
+        "r", START + 20 * MINUTE, START + timedelta(days=1), RestrictionKind.SUSPEND
+    )
+    settings = FacilitySettings(restrictions=(later,))
+    assert dial(dial_context(c, b, settings=settings), INSIDE) == ALLOW
+    assert call_deadline(b, settings, INSIDE) == later.start
+
+
+def test_r16_a_limit_starting_inside_the_window_counts_from_its_start() -> None:
+    c = approved()
+    b = booking(c, START, minutes=60)
+    limit = Restriction(
+        "r", START + 30 * MINUTE, START + timedelta(days=1), RestrictionKind.LIMIT, 20
+    )
+    settings = FacilitySettings(restrictions=(limit,))
+    assert call_deadline(b, settings, INSIDE) == START + 50 * MINUTE
 
 
 def test_r15_closures_govern_booking_not_dialling() -> None:

@@ -73,6 +73,7 @@ from kiosk.domain.policy import (
     Deny,
     DialContext,
     attach_monitor,
+    call_deadline,
     confirm_email,
     create_booking,
     decide_appeal,
@@ -569,7 +570,9 @@ class PolicyWorld(RuleBasedStateMachine):
             assert booking.police_clearance is not None  # R11
         self.allowed_dials += 1
         self.bookings[booking.id] = replace(booking, state=BookingState.USED)
-        machine = CallMachine(booking.start, booking.end)
+        deadline = call_deadline(booking, self.settings, self.now)  # R16
+        assert self.now < deadline <= booking.end
+        machine = CallMachine(booking.start, deadline)
         machine.handle(SetUp(), self.now)
         machine.handle(Dial(), self.now)
         call = Call(booking, contact, device.id, machine)
