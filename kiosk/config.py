@@ -89,6 +89,15 @@ class AgentSettings(_Section):
     audio_device: str = ""  # PulseAudio/PipeWire source name
     ice_servers: list[str] = Field(default_factory=list)
     usb_allow: list[dict[str, Any]] = Field(default_factory=list)
+    # The device id the server knows this tablet by; empty: learnt from the
+    # first state the server (vouched for by the pinned CA) sends, then pinned.
+    device_id: str = ""
+    # Link timers (kiosk/device/link.py says why these values): a ping every
+    # heartbeat_interval s; reconnects back off exponentially from
+    # reconnect_min to reconnect_max s with full jitter.
+    heartbeat_interval: float = 10.0
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
 
 
 class StationSettings(_Section):
