@@ -83,7 +83,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.POLICE_CLEARANCE_MISSING: "Calls for inmates on remand need police clearance first.",
     Reason.FACILITY_CLOSED: "The visit office is closed for that period.",
     Reason.FACILITY_RESTRICTED: "Calls are suspended or limited by a facility restriction.",
-    Reason.PRIVILEGED_NO_MONITOR: "Calls with defence counsel, police or courts are never monitored.",
+    Reason.PRIVILEGED_NO_MONITOR: "Calls with defence counsel or police are never monitored.",
     Reason.NOT_CONTROLLED: "This call is not under control; there is nothing to monitor.",
     Reason.QUOTA_EXHAUSTED: "The weekly call quota is used up.",
     Reason.CALL_ALREADY_LIVE: "A call is already live.",
