@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 from cryptography import x509
@@ -85,6 +85,7 @@ class LinkTimers:
     the timers to keep runs fast; nothing else should.
     """
 
+    handshake_timeout: float = 10.0  # TLS; asyncio's default would hold an idle socket 60 s
     heartbeat_interval: float = 10.0
     silent_intervals: int = 3
     hello_timeout: float = 10.0
@@ -428,6 +429,35 @@ def _refuse(reason: Reason, status: int = 403) -> web.Response:
     return web.Response(status=status, text=body, content_type="application/json")
 
 
+class _DeviceSite(web.TCPSite):
+    """aiohttp's TCPSite with a bound on the TLS handshake.
+
+    A connection that never completes its handshake is not yet any device;
+    it is dropped after ``handshake_timeout`` rather than asyncio's 60 s.
+    """
+
+    __slots__ = ("_handshake_timeout",)
+
+    def __init__(self, *args: Any, handshake_timeout: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._handshake_timeout = handshake_timeout
+
+    async def start(self) -> None:
+        await web.BaseSite.start(self)  # registers the site with the runner
+        server = self._runner.server
+        assert server is not None
+        self._server = await asyncio.get_running_loop().create_server(
+            server,
+            self._host,
+            self._port,
+            ssl=self._ssl_context,
+            backlog=self._backlog,
+            ssl_handshake_timeout=self._handshake_timeout,
+        )
+        sockets = self._server.sockets
+        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
+
+
 class DeviceListener:
     """The device listener's own socket: mutual TLS, ``/device/v1``, the CRL watch."""
 
@@ -458,8 +488,12 @@ class DeviceListener:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self._runner.setup()
-        site = web.TCPSite(
-            self._runner, self.host, self.port, ssl_context=self.tls.server_context()
+        site = _DeviceSite(
+            self._runner,
+            self.host,
+            self.port,
+            ssl_context=self.tls.server_context(),
+            handshake_timeout=self.hub.timers.handshake_timeout,
         )
         await site.start()
         self.port = site.port  # the bound port when 0 was asked for

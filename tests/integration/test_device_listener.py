@@ -37,7 +37,12 @@ from kiosk.signalling.device_listener import (
 from kiosk.store import schema as t
 
 TIMERS = LinkTimers(
-    heartbeat_interval=0.5, hello_timeout=2.0, rate=200.0, burst=400.0, touch_every=0.0
+    handshake_timeout=1.0,
+    heartbeat_interval=0.5,
+    hello_timeout=2.0,
+    rate=200.0,
+    burst=400.0,
+    touch_every=0.0,
 )
 HELLO = json.dumps({"type": "hello", "version": 1, "agent_version": "test", "calls": []})
 
@@ -510,3 +515,13 @@ def test_a_tablet_enrolled_by_the_commands_connects(tmp_path: Path) -> None:
             await engine.dispose()
 
     assert asyncio.run(connect())["seq"] == 5
+
+
+async def test_a_connection_that_never_finishes_its_handshake_is_dropped(world: World) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", world.listener.port)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    writer.write(b"\x16\x03\x01")  # the start of a ClientHello, and then nothing
+    assert await asyncio.wait_for(reader.read(), 15) == b""
+    assert loop.time() - started < TIMERS.handshake_timeout + 5
+    writer.close()
