@@ -20,7 +20,7 @@ import secrets
 import shutil
 import time
 from collections.abc import AsyncIterator, Coroutine, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -85,15 +85,25 @@ async def _drop_stale() -> None:
 
 
 class _Postgres:
-    """Creates and drops per-test databases; one migrated template per session."""
+    """Creates and drops per-test databases; one migrated template per session.
+
+    While a test runs, the next migrated database is already being copied in
+    a background thread, so a test mostly does not wait for CREATE DATABASE.
+    """
 
     def __init__(self) -> None:
         self.available: str | None = None  # None: fine; otherwise why not
         self.template: str | None = None
+        self._pool = ThreadPoolExecutor(2, thread_name_prefix="pg-fixture")
+        self._next: Future[str] | None = None
+        self._drops: list[Future[None]] = []
+
+    def _do(self, coro: Coroutine[Any, Any, T]) -> T:
+        return self._pool.submit(asyncio.run, coro).result()
 
     def start(self) -> None:
         try:
-            _run(_drop_stale())
+            self._do(_drop_stale())
         except Exception as exc:  # the server is not there: skip (a failure under KIOSK_STRICT)
             self.available = f"PostgreSQL at {make_url(POSTGRES_URL).host} unreachable: {exc}"
 
@@ -104,26 +114,39 @@ class _Postgres:
     def empty_database(self) -> str:
         self.require()
         name = _new_name("kiosk_t")
-        _run(_pg_admin([f'CREATE DATABASE "{name}"']))
+        self._do(_pg_admin([f'CREATE DATABASE "{name}"']))
+        return name
+
+    def _copy_template(self) -> str:
+        name = _new_name("kiosk_t")
+        asyncio.run(_pg_admin([f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"']))
         return name
 
     def migrated_database(self) -> str:
         self.require()
         if self.template is None:
             name = _new_name("kiosk_tpl")
-            _run(_pg_admin([f'CREATE DATABASE "{name}"']))
-            _run(upgrade(_pg_url(name)))
+            self._do(_pg_admin([f'CREATE DATABASE "{name}"']))
+            self._do(upgrade(_pg_url(name)))
             self.template = name
-        name = _new_name("kiosk_t")
-        _run(_pg_admin([f'CREATE DATABASE "{name}" TEMPLATE "{self.template}"']))
-        return name
+        ready = self._next or self._pool.submit(self._copy_template)
+        self._next = self._pool.submit(self._copy_template)
+        return ready.result()
 
     def drop(self, name: str) -> None:
-        _run(_pg_admin([f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']))
+        """In the background: the next test need not wait; stop() waits for all."""
+        sql = [f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)']
+        self._drops.append(self._pool.submit(asyncio.run, _pg_admin(sql)))
 
     def stop(self) -> None:
+        spare = [self._next.result()] if self._next is not None else []
+        for name in spare:
+            self.drop(name)
+        for done in self._drops:
+            done.result()
         if self.template is not None:
-            self.drop(self.template)
+            self._do(_pg_admin([f'DROP DATABASE IF EXISTS "{self.template}" WITH (FORCE)']))
+        self._pool.shutdown()
 
 
 class _SQLite:
