@@ -376,3 +376,68 @@ def test_r17_allowed_exactly_when_the_sum_fits(used: list[int], minutes: int, ch
     assert bool(verdict) == (sum(used) + minutes <= quota)
     if not verdict:
         assert reason(verdict) is Reason.QUOTA_EXHAUSTED
+
+
+# --- R9 as a property: whatever is already booked, an allowed booking fits ----------------
+
+_slot = st.integers(min_value=0, max_value=8).map(lambda q: LATER + q * 15 * MINUTE)
+_existing = st.lists(
+    st.tuples(
+        _slot,
+        st.sampled_from([15, 30, 60]),
+        st.sampled_from([(LocationKind.CELL, "cell-1"), (LocationKind.ROOM, "visit-room-1")]),
+        st.sampled_from([ControlLevel.NONE, ControlLevel.SIGHT]),
+        st.sampled_from([BookingState.BOOKED, BookingState.CANCELLED, BookingState.HELD]),
+    ),
+    max_size=8,
+)
+
+
+@given(
+    existing=_existing,
+    start=_slot,
+    where=st.sampled_from([(LocationKind.CELL, "cell-2"), (LocationKind.ROOM, "visit-room-1")]),
+    control=st.sampled_from(list(ControlLevel)),
+    tablets=st.integers(min_value=0, max_value=4),
+    staff=st.integers(min_value=0, max_value=2),
+)
+def test_r9_an_allowed_booking_never_overfills_tablets_rooms_or_monitoring_staff(
+    existing: list[tuple[datetime, int, tuple[LocationKind, str], ControlLevel, BookingState]],
+    start: datetime,
+    where: tuple[LocationKind, str],
+    control: ControlLevel,
+    tablets: int,
+    staff: int,
+) -> None:
+    booked = tuple(
+        booking(
+            approved(inmate_id=f"inmate-{n + 10}"),
+            s_,
+            minutes=m,
+            location_kind=w[0],
+            location=w[1],
+            control=ctl,
+            state=state,
+        )
+        for n, (s_, m, w, ctl, state) in enumerate(existing)
+    )
+    settings = FacilitySettings(tablets=tablets, monitoring_staff=staff)
+    c = approved(Category.OFFICIAL, control=control)
+    req = request(c, start, minutes=30, location_kind=where[0], location=where[1])
+    verdict = create_booking(req, context(settings, booked), NOW)
+    live = [b for b in booked if b.state is not BookingState.CANCELLED]
+    overlapping = [b for b in live if b.overlaps(req.start, req.end)]
+    fits = (
+        len(overlapping) < tablets
+        and not (where[0] is LocationKind.ROOM and any(b.location == where[1] for b in overlapping))
+        and not (
+            control.controlled and sum(1 for b in overlapping if b.control.controlled) >= staff
+        )
+    )
+    assert bool(verdict) == fits
+    if not verdict:
+        assert reason(verdict) in {
+            Reason.CAPACITY_TABLETS,
+            Reason.CAPACITY_ROOM,
+            Reason.CAPACITY_MONITORING,
+        }

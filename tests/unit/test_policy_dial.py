@@ -113,6 +113,12 @@ def test_r16_held_cancelled_or_used_bookings_are_not_called(state: BookingState)
 # --- R18: the device --------------------------------------------------------------
 
 
+def test_r18_the_issued_tablet_assigned_to_the_inmate_may_dial() -> None:
+    c = approved()
+    ctx = dial_context(c, booking(c, START), device=device(inmate_id=c.inmate_id))
+    assert dial(ctx, INSIDE) == ALLOW
+
+
 def test_r18_a_revoked_tablet_places_no_call() -> None:
     c = approved()
     ctx = dial_context(c, booking(c, START), device=device(revoked=True))
