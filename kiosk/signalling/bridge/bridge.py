@@ -36,6 +36,7 @@ from aiortc import (
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
+from aiortc.sdp import SessionDescription
 
 from kiosk.domain.model import MediaKind
 from kiosk.logs import get_logger
@@ -180,7 +181,13 @@ class Bridge:
 
     async def answer_leg(self, leg: Leg, offer_sdp: str) -> str:
         """Accept a leg's offer; returns the answer SDP (all ICE candidates included)."""
-        pc = self._new_leg(leg)
+        self._check_open()
+        try:
+            offered = {m.kind for m in SessionDescription.parse(offer_sdp).media}
+        except Exception as exc:
+            raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
+        # Transceivers only for kinds offered: aiortc cannot answer with an unmatched one.
+        pc = self._new_leg(leg, [k for k in _KIND_ORDER if k.value in offered])
         try:
             await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
             self._tap_strays(pc)
@@ -193,7 +200,7 @@ class Bridge:
 
     async def offer_leg(self, leg: Leg) -> str:
         """Make the offer for a leg (e.g. a browser visitor); send it, then :meth:`leg_answer`."""
-        pc = self._new_leg(leg)
+        pc = self._new_leg(leg, list(_KIND_ORDER))
         await pc.setLocalDescription(await pc.createOffer())
         return pc.localDescription.sdp
 
@@ -209,13 +216,13 @@ class Bridge:
             raise BridgeError(f"{leg} answer refused: {_describe(exc)}") from exc
         log.info("bridge leg answered offer", leg=leg.value)
 
-    def _new_leg(self, leg: Leg) -> RTCPeerConnection:
+    def _new_leg(self, leg: Leg, kinds: list[MediaKind]) -> RTCPeerConnection:
         self._check_open()
         if leg in self._legs:
             raise BridgeError(f"the {leg} leg is already set up")
         pc = self._peer_connection()
         self._legs[leg] = pc
-        for kind in _KIND_ORDER:
+        for kind in kinds:
             track = self._sources[(leg.other, kind)].consumer(f"{leg.other}-{kind}")
             transceiver = pc.addTransceiver(track, direction="sendrecv")
             self._prepare(transceiver, kind, leg.other)
