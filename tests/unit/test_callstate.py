@@ -251,3 +251,23 @@ def test_random_sequences_keep_every_invariant(
     if ends:
         after = effects[effects.index(ends[0]) + 1 :]
         assert all(isinstance(e, RecordBreach) for e in after)
+
+
+def test_every_sequence_of_three_events_keeps_the_invariants() -> None:
+    """Exhaustive over all 12**3 sequences, one minute apart inside the window."""
+    for sequence in itertools.product(ALL_EVENTS, repeat=3):
+        m = CallMachine(START, END)
+        effects: list[Effect] = []
+        expected = CallState.BOOKED
+        for n, event in enumerate(sequence):
+            target = TRANSITIONS.get((expected, type(event)))
+            if target is None:
+                with pytest.raises(InvalidTransition):
+                    m.handle(event, START + n * MIN)
+            else:
+                effects += m.handle(event, START + n * MIN)
+                expected = target
+            assert m.state is expected
+        ends = [e for e in effects if isinstance(e, End)]
+        assert len(ends) == (1 if expected is CallState.ENDED else 0)
+        assert not any(isinstance(e, Warn) for e in effects)  # nowhere near the end yet
