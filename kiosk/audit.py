@@ -236,10 +236,12 @@ def check_entry_input(
     actor: str, action: str, subjects: Mapping[str, str], details: Mapping[str, Any]
 ) -> None:
     """Raise ValueError unless the entry names people by id only."""
-    if not isinstance(actor, str) or not ACTOR_RE.fullmatch(actor):
+    if not isinstance(actor, str) or len(actor) > 100 or not ACTOR_RE.fullmatch(actor):
         raise ValueError(f"audit actor {actor!r} is not 'system' or '<kind>:<id>'")
     if not isinstance(action, str) or not ACTION_RE.fullmatch(action):
         raise ValueError(f"audit action {action!r} is not a lower-case dotted name")
+    if not isinstance(subjects, Mapping) or not isinstance(details, Mapping):
+        raise ValueError("audit subjects and details must be mappings")
     for kind, value in subjects.items():
         if not isinstance(kind, str) or not SUBJECT_KIND_RE.fullmatch(kind):
             raise ValueError(f"audit subject kind {kind!r} is not a lower-case name")
@@ -517,13 +519,20 @@ async def _insert_checkpoint(conn: AsyncConnection, cp: Checkpoint) -> None:
 
 
 class AuditLog:
-    """Appends to the chain. One per server process (the sequence is kept in memory).
+    """Appends to the chain; one per server process (it keeps the tail in memory).
 
     ``append(..., conn=c)`` writes inside the caller's transaction, so that a
     decision and its audit entry commit or roll back together. Each insert
     only succeeds if the entry it links to is still the newest, so a rolled
-    back caller or a second process never leaves a gap or a fork: the log
-    rereads the tail and tries again.
+    back caller or a second writer never leaves a gap or a fork: the log
+    rereads the tail and tries again. Writers take turns: on PostgreSQL an
+    advisory lock held until the appending transaction ends, on SQLite the
+    database's write lock.
+
+    So a task that holds a write transaction must pass it as ``conn``:
+    appending on a second connection would wait for the task's own
+    transaction, and fail after the lock timeout (``LOCK_WAIT_S``, or SQLite's
+    busy timeout).
     """
 
     def __init__(
@@ -541,7 +550,6 @@ class AuditLog:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = asyncio.Lock()
         self._tail: tuple[int, str] | None = None  # read once, then kept
-        self._closed = False
 
     async def append(
         self,
@@ -554,8 +562,6 @@ class AuditLog:
         """Add one entry; returns its sequence number. ValueError for personal data."""
         details = {} if details is None else details
         check_entry_input(actor, action, subjects, details)
-        if self._closed:
-            raise RuntimeError("the audit log is closed")
         async with self._lock:
             for _ in range(5):
                 try:
@@ -604,6 +610,8 @@ class AuditLog:
     async def checkpoint(self) -> None:
         """Sign the newest entry now (nothing to do if it is already signed)."""
         async with self._lock, write_transaction(self._engine) as conn:
+            if conn.dialect.name == "postgresql":
+                await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
             seq, _ = await _read_tail(conn)
             if seq == 0:
                 return
@@ -619,11 +627,12 @@ class AuditLog:
             await _insert_checkpoint(conn, sign_checkpoint(entry, self._clock(), self._key))
 
     async def close(self) -> None:
-        """The shutdown checkpoint: after it, truncation of any entry is detectable."""
-        if self._closed:
-            return
+        """The shutdown checkpoint: after it, truncation of any entry is detectable.
+
+        Entries appended afterwards (a call ending during shutdown) are still
+        written, never lost; closing again signs them too.
+        """
         await self.checkpoint()
-        self._closed = True
 
 
 async def read_entries(engine: AsyncEngine, after_seq: int = 0, limit: int = 100) -> list[Entry]:

@@ -232,7 +232,13 @@ async def test_a_restarted_log_continues_the_chain(engine: AsyncEngine,
     log = AuditLog(engine, key, checkpoint_every=10)
     assert await log.append("system", "server.started", {}) == 6
     await log.close()
-    assert (await verify(engine, key.public_key())).ok
+    # A late entry after the shutdown checkpoint is kept, and signed by the next close.
+    assert await log.append("system", "call.ended", {"call": "c1"}) == 7
+    assert (await verify(engine, key.public_key())).unsigned_tail == 1
+    await log.close()
+    await log.close()  # nothing new: no second checkpoint for the same entry
+    result = await verify(engine, key.public_key())
+    assert result.ok and result.unsigned_tail == 0 and result.checkpoints == 3
 
 
 async def test_personal_data_is_refused_and_nothing_is_written(
