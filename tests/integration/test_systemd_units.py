@@ -33,10 +33,11 @@ MAX_EXPOSURE = 2.0
 
 # Programs the units start that come from Debian packages (docs/deploy.md lists
 # them); everything else must be installed by this project.
-DEBIAN_PROGRAMS = {"/usr/bin/cage", "/usr/bin/chromium", "/usr/bin/python3"}
+DEBIAN_PROGRAMS = {"/usr/bin/cage", "/usr/bin/chromium"}
 PROJECT_PROGRAMS = {
     "/usr/bin/kiosk",
     "/usr/bin/kiosk-provision",
+    "/usr/bin/kiosk-enrol",
     "/usr/lib/kiosk/usb-gadget-setup.sh",
 }
 
@@ -275,6 +276,7 @@ def test_console_scripts_are_the_units_programs() -> None:
     text = (ROOT / "pyproject.toml").read_text()
     assert re.search(r'^kiosk = "kiosk\.cli:main"$', text, re.M)
     assert re.search(r'^kiosk-provision = "provisioning\.cli:main"$', text, re.M)
+    assert re.search(r'^kiosk-enrol = "kiosk\.device\.enrol_serial:main"$', text, re.M)
 
 
 def test_enrolment_command_and_paths_match_the_code() -> None:
@@ -282,7 +284,7 @@ def test_enrolment_command_and_paths_match_the_code() -> None:
 
     enrol = unit("kiosk-enrol.service")
     (argv,) = enrol.commands()
-    assert argv[:3] == ["/usr/bin/python3", "-m", "kiosk.device.enrol_serial"]
+    assert argv[0] == "/usr/bin/kiosk-enrol"
     help_text = subprocess.run(
         [sys.executable, "-m", "kiosk.device.enrol_serial", "--help"],
         capture_output=True,
@@ -291,7 +293,7 @@ def test_enrolment_command_and_paths_match_the_code() -> None:
         check=True,
         cwd=ROOT,
     ).stdout
-    options = [a for a in argv[3:] if a.startswith("--")]
+    options = [a for a in argv[1:] if a.startswith("--")]
     assert options
     for option in options:
         assert option in help_text, option
