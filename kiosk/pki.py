@@ -345,18 +345,38 @@ def init_ca(
         ca = CertificateAuthority(paths, cert, key)
     keys.load_or_create_ed25519(paths.grant_key)
     keys.load_or_create_ed25519(paths.audit_key)
-    renew = True
-    if paths.listener_cert.exists() and paths.listener_key.exists():
-        current = x509.load_pem_x509_certificate(paths.listener_cert.read_bytes())
-        renew = (
-            _listener_hosts(current) != _listener_hosts_of(hosts)
-            or current.not_valid_after_utc - at < LISTENER_RENEW_BEFORE
-            or current.issuer != ca.cert.subject
-        )
-    if renew:
+    current = _current_listener(ca)
+    if current is None or _listener_hosts(current) != _listener_hosts_of(hosts):
         _write_listener(ca, hosts, at)
+    else:
+        renew_listener_if_due(ca, now=at)
     ensure_crl(ca, now=at)
     return ca
+
+
+def _current_listener(ca: CertificateAuthority) -> x509.Certificate | None:
+    paths = ca.paths
+    if not (paths.listener_cert.exists() and paths.listener_key.exists()):
+        return None
+    return x509.load_pem_x509_certificate(paths.listener_cert.read_bytes())
+
+
+def renew_listener_if_due(ca: CertificateAuthority, *, now: datetime | None = None) -> bool:
+    """Re-issue the listener's certificate for the same hosts when it runs short.
+
+    The running device listener calls this now and then and picks the new
+    certificate up without a restart (``tlsconfig.DeviceTlsContexts``).
+    """
+    at = _now(now)
+    current = _current_listener(ca)
+    if current is not None and (
+        current.not_valid_after_utc - at >= LISTENER_RENEW_BEFORE
+        and current.issuer == ca.cert.subject
+    ):
+        return False
+    hosts = sorted(_listener_hosts(current)) if current is not None else list(DEFAULT_HOSTS)
+    _write_listener(ca, hosts, at)
+    return True
 
 
 def _listener_hosts_of(hosts: Sequence[str]) -> set[str]:

@@ -80,12 +80,20 @@ def _device_listener_context(paths: PkiPaths) -> ssl.SSLContext:
     return ctx
 
 
+def _stamp(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return (st.st_mtime_ns, st.st_size, st.st_ino)
+
+
 class DeviceTlsContexts:
-    """The device listener's server context, following changes of ``crl.pem``.
+    """The device listener's server context, following changes of its files.
+
+    A new ``crl.pem`` (a revocation) or a renewed listener certificate is
+    used from the next handshake on, without a restart.
 
     ``server_context()`` is what the listening socket is created with. Each
     new connection gets ``current()``: the context built from the CRL as it
-    is on disk now (one ``stat`` per handshake).
+    is on disk now (three ``stat`` calls per handshake).
     """
 
     def __init__(self, pki_dir: Path) -> None:
@@ -93,18 +101,23 @@ class DeviceTlsContexts:
         ensure_crl(self.ca)
         self.paths = self.ca.paths
         self._lock = threading.Lock()
-        self._stamp = self._crl_stamp()
+        self._stamp = self.files_stamp()
         self._current = _device_listener_context(self.paths)
         self._server = _device_listener_context(self.paths)
         self._server.sni_callback = self._select
         self.reloads = 0
 
-    def _crl_stamp(self) -> tuple[int, int, int]:
-        st = os.stat(self.paths.crl)
-        return (st.st_mtime_ns, st.st_size, st.st_ino)
+    def crl_stamp(self) -> tuple[int, int, int]:
+        return _stamp(self.paths.crl)
+
+    def files_stamp(self) -> tuple[tuple[int, int, int], ...]:
+        """The CRL and the listener's certificate and key: any change means a new context."""
+        return tuple(
+            _stamp(p) for p in (self.paths.crl, self.paths.listener_cert, self.paths.listener_key)
+        )
 
     def current(self) -> ssl.SSLContext:
-        stamp = self._crl_stamp()
+        stamp = self.files_stamp()
         with self._lock:
             if stamp != self._stamp:
                 self._current = _device_listener_context(self.paths)
@@ -115,7 +128,7 @@ class DeviceTlsContexts:
     def reload(self) -> None:
         """Rebuild now (e.g. right after revoke(); the stat check would also catch it)."""
         with self._lock:
-            self._stamp = (-1, -1, -1)
+            self._stamp = ()
         self.current()
 
     def _select(

@@ -57,6 +57,7 @@ from kiosk.tlsconfig import DeviceTlsContexts
 log = get_logger(__name__)
 
 PATH = "/device/v1"
+MAINTAIN_EVERY = 3600.0  # seconds between checks of the CRL's and certificate's lifetimes
 
 
 class CloseCode(IntEnum):
@@ -476,6 +477,7 @@ class DeviceListener:
         self._runner: web.AppRunner | None = None
         self._watch: asyncio.Task[None] | None = None
         self._crl_stamp = self.tls.crl_stamp()
+        self.maintain()
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=MAX_MESSAGE_BYTES)
@@ -510,11 +512,27 @@ class DeviceListener:
         self.tls.current()
         return await self.hub.enforce_revocations(pki.revoked_serials(self.pki_dir))
 
+    def maintain(self) -> None:
+        """Keep the CRL and the listener's certificate from running out while up.
+
+        An expired CRL would fail every handshake; an expired certificate too.
+        Both are re-signed well before (pki.CRL_RENEW_BEFORE, LISTENER_RENEW_BEFORE)
+        and the next handshake uses them.
+        """
+        pki.ensure_crl(self.tls.ca)
+        if pki.renew_listener_if_due(self.tls.ca):
+            log.info("device listener certificate renewed")
+
     async def _watch_crl(self) -> None:
         interval = min(5.0, self.hub.timers.heartbeat_interval)
+        loop = asyncio.get_running_loop()
+        maintained = loop.time()
         while True:
             await asyncio.sleep(interval)
             try:
+                if loop.time() - maintained >= MAINTAIN_EVERY:
+                    maintained = loop.time()
+                    await asyncio.to_thread(self.maintain)
                 await self.check_crl()
             except Exception:
                 log.exception("device listener CRL check failed")

@@ -107,10 +107,14 @@ def test_a_csr_with_extra_subject_attributes_is_refused(pki_dir: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     csr = (
         x509.CertificateSigningRequestBuilder()
-        .subject_name(x509.Name([
-            x509.NameAttribute(NameOID.COMMON_NAME, "TAB-0001"),
-            x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kiosk deployment"),
-        ]))
+        .subject_name(
+            x509.Name(
+                [
+                    x509.NameAttribute(NameOID.COMMON_NAME, "TAB-0001"),
+                    x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kiosk deployment"),
+                ]
+            )
+        )
         .sign(key, hashes.SHA256())
     )
     with pytest.raises(pki.PkiError) as err:
@@ -121,8 +125,9 @@ def test_a_csr_with_extra_subject_attributes_is_refused(pki_dir: Path) -> None:
 def test_a_csr_not_signed_by_its_key_is_refused(pki_dir: Path) -> None:
     ca = pki.load_ca(pki_dir)
     csr = pki.make_device_csr(ec.generate_private_key(ec.SECP256R1()), "TAB-0001")
-    der = bytearray(csr.public_bytes(__import__("cryptography").hazmat.primitives.serialization
-                                     .Encoding.DER))
+    der = bytearray(
+        csr.public_bytes(__import__("cryptography").hazmat.primitives.serialization.Encoding.DER)
+    )
     der[-5] ^= 0x01  # inside the signature
     try:
         broken = x509.load_der_x509_csr(bytes(der))
@@ -195,8 +200,9 @@ def test_load_ca_without_init_says_what_to_do(tmp_path: Path) -> None:
 # --- TLS contexts, with real handshakes on loopback -------------------------------------
 
 
-async def _handshake(server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext,
-                     host: str = "127.0.0.1") -> bytes | str:
+async def _handshake(
+    server_ctx: ssl.SSLContext, client_ctx: ssl.SSLContext, host: str = "127.0.0.1"
+) -> bytes | str:
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         w.write(b"hello")
         await w.drain()
@@ -247,8 +253,9 @@ async def test_the_agent_refuses_a_server_of_another_ca_or_host(tmp_path: Path) 
     foreign_server = tlsconfig.device_listener_context(other)
     result = await _handshake(foreign_server, _client(dev))
     assert isinstance(result, str) and "CERTIFICATE_VERIFY_FAILED" in result
-    wrong_host = await _handshake(tlsconfig.device_listener_context(d), _client(dev),
-                                  host="kiosk.example")
+    wrong_host = await _handshake(
+        tlsconfig.device_listener_context(d), _client(dev), host="kiosk.example"
+    )
     assert isinstance(wrong_host, str) and "CERTIFICATE_VERIFY_FAILED" in wrong_host
 
 
@@ -261,8 +268,42 @@ def test_contexts_are_tls13_only_with_mozilla_suites_and_no_tickets(pki_dir: Pat
     assert ctx.options & ssl.OP_NO_COMPRESSION
     # Only the deployment CA is trusted, never the system store.
     assert [c["subject"] for c in ctx.get_ca_certs()] == [
-        c["subject"] for c in ssl.create_default_context(cafile=pki_dir / pki.CA_CERT)
-        .get_ca_certs()
+        c["subject"]
+        for c in ssl.create_default_context(cafile=pki_dir / pki.CA_CERT).get_ca_certs()
     ]
     suites = {c["name"] for c in ctx.get_ciphers() if c["protocol"] == "TLSv1.3"}
     assert suites <= tlsconfig.MOZILLA_TLS13_SUITES
+
+
+async def test_a_renewed_listener_certificate_is_served_without_restart(tmp_path: Path) -> None:
+    d = tmp_path / "pki"
+    seventy_days_ago = datetime.now(UTC) - timedelta(days=70)
+    ca = pki.init_ca(d, ["127.0.0.1"], now=seventy_days_ago)  # 20 days left on it
+    dev = pki.enrol_local(d, "TAB-1", tmp_path / "a")
+    contexts = tlsconfig.DeviceTlsContexts(d)
+    server = contexts.server_context()
+    first = x509.load_pem_x509_certificate((d / pki.LISTENER_CERT).read_bytes())
+    assert pki.renew_listener_if_due(ca, now=seventy_days_ago) is False  # 90 days left then
+    assert pki.renew_listener_if_due(ca) is True  # now: less than 30 days left
+    assert pki.renew_listener_if_due(ca) is False
+    second = x509.load_pem_x509_certificate((d / pki.LISTENER_CERT).read_bytes())
+    assert second.serial_number != first.serial_number
+    san = second.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert [str(v) for v in san.get_values_for_type(x509.IPAddress)] == ["127.0.0.1"]
+
+    seen: list[int] = []
+
+    async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        w.close()
+
+    srv = await asyncio.start_server(serve, "127.0.0.1", 0, ssl=server)
+    port = srv.sockets[0].getsockname()[1]
+    try:
+        _, w = await asyncio.open_connection("127.0.0.1", port, ssl=_client(dev))
+        der = w.get_extra_info("ssl_object").getpeercert(binary_form=True)
+        seen.append(x509.load_der_x509_certificate(der).serial_number)
+        w.close()
+    finally:
+        srv.close()
+        await srv.wait_closed()
+    assert seen == [second.serial_number]
