@@ -32,6 +32,9 @@ def register_admin(sub: Any) -> None:
     rv.add_argument("device", help="device id or hardware serial")
     rv.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     rv.set_defaults(func=run_revoke)
+    from kiosk.commands.ca import add_enrol_local
+
+    add_enrol_local(device_sub)
 
 
 async def _list(args: argparse.Namespace) -> list[repo.DeviceRecord]:
