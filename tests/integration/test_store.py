@@ -130,6 +130,29 @@ async def test_database_refuses_to_change_or_remove_audit_rows(engine: AsyncEngi
         assert (await conn.execute(select(schema.audit_entries.c.action))).scalar_one() == "test"
 
 
+async def test_savepoints_roll_back_only_their_part(engine: AsyncEngine) -> None:
+    """SQLite too: the driver's own transaction handling would break SAVEPOINT."""
+    now = datetime.now(UTC)
+    async with engine.begin() as conn:
+        await conn.execute(insert(schema.facilities).values(**_facility()))
+        with pytest.raises(IntegrityError):
+            async with conn.begin_nested():
+                await conn.execute(
+                    insert(schema.inmates).values(id="i1", facility_id="f1", name="a",
+                                                  created_at=now)
+                )
+                await conn.execute(
+                    insert(schema.inmates).values(id="i1", facility_id="f1", name="b",
+                                                  created_at=now)
+                )
+        await conn.execute(
+            insert(schema.inmates).values(id="i2", facility_id="f1", name="c", created_at=now)
+        )
+    async with engine.connect() as conn:
+        ids = (await conn.execute(select(schema.inmates.c.id))).scalars().all()
+    assert ids == ["i2"]
+
+
 async def test_write_transaction_serialises_read_then_write(engine: AsyncEngine) -> None:
     """Two read-count-then-insert transactions never both see the same count."""
     async with engine.begin() as conn:
