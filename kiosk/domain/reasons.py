@@ -54,6 +54,7 @@ class Reason(StrEnum):
     CALL_NOT_LIVE = "call_not_live"
     DEVICE_NOT_CONNECTED = "device_not_connected"
     GRANT_INVALID = "grant_invalid"
+    NOT_LOOPBACK = "not_loopback"  # the tablet agent's page API is for this machine only
     INVALID_TRANSITION = "invalid_transition"
     BRIDGE_UNAVAILABLE = "bridge_unavailable"
     INTERNAL_ERROR = "internal_error"  # a bug on the server, never bad input
@@ -113,6 +114,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.CALL_NOT_LIVE: "The call is not live.",
     Reason.DEVICE_NOT_CONNECTED: "The tablet is not connected.",
     Reason.GRANT_INVALID: "The call grant is not valid.",
+    Reason.NOT_LOOPBACK: "Only this tablet's own page may use the agent.",
     Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
     Reason.BRIDGE_UNAVAILABLE: "Controlled calls need the bridge, which is not available.",
     Reason.INTERNAL_ERROR: "Something went wrong on the server; it has been logged.",
