@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = '0001'
+revision: str = "0001"
 down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
@@ -26,258 +26,335 @@ AUDIT_TABLES = ("audit_entries", "audit_checkpoints")
 
 
 def upgrade() -> None:
-    op.create_table('audit_checkpoints',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('key_id', sa.String(length=64), nullable=False),
-    sa.Column('signature', sa.LargeBinary(), nullable=False),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_checkpoints')),
-    sa.UniqueConstraint('seq', 'hash', name='uq_audit_checkpoints_seq_hash')
+    op.create_table(
+        "audit_checkpoints",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("key_id", sa.String(length=64), nullable=False),
+        sa.Column("signature", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_checkpoints")),
+        sa.UniqueConstraint("seq", "hash", name="uq_audit_checkpoints_seq_hash"),
     )
-    op.create_table('audit_entries',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=False, nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('actor', sa.String(length=100), nullable=False),
-    sa.Column('action', sa.String(length=100), nullable=False),
-    sa.Column('subjects', sa.JSON(), nullable=False),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.Column('prev_hash', sa.String(length=64), nullable=False),
-    sa.Column('hash', sa.String(length=64), nullable=False),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_audit_entries'))
+    op.create_table(
+        "audit_entries",
+        sa.Column(
+            "seq",
+            sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+            autoincrement=False,
+            nullable=False,
+        ),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("actor", sa.String(length=100), nullable=False),
+        sa.Column("action", sa.String(length=100), nullable=False),
+        sa.Column("subjects", sa.JSON(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("prev_hash", sa.String(length=64), nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_audit_entries")),
     )
-    op.create_table('facilities',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('timezone', sa.String(length=64), server_default='Europe/Oslo', nullable=False),
-    sa.Column('contact_limit', sa.Integer(), server_default='4', nullable=False),
-    sa.Column('weekly_quota_minutes', sa.Integer(), server_default='60', nullable=False),
-    sa.Column('parent_weekly_quota_minutes', sa.Integer(), server_default='120', nullable=False),
-    sa.Column('tablets', sa.Integer(), server_default='4', nullable=False),
-    sa.Column('rooms', sa.JSON(), nullable=False),
-    sa.Column('monitoring_staff', sa.Integer(), server_default='2', nullable=False),
-    sa.Column('max_call_minutes', sa.Integer(), server_default='120', nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_facilities'))
+    op.create_table(
+        "facilities",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("timezone", sa.String(length=64), server_default="Europe/Oslo", nullable=False),
+        sa.Column("contact_limit", sa.Integer(), server_default="4", nullable=False),
+        sa.Column("weekly_quota_minutes", sa.Integer(), server_default="60", nullable=False),
+        sa.Column(
+            "parent_weekly_quota_minutes", sa.Integer(), server_default="120", nullable=False
+        ),
+        sa.Column("tablets", sa.Integer(), server_default="4", nullable=False),
+        sa.Column("rooms", sa.JSON(), nullable=False),
+        sa.Column("monitoring_staff", sa.Integer(), server_default="2", nullable=False),
+        sa.Column("max_call_minutes", sa.Integer(), server_default="120", nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_facilities")),
     )
-    op.create_table('revoked_certificates',
-    sa.Column('serial', sa.String(length=64), nullable=False),
-    sa.Column('revoked_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('serial', name=op.f('pk_revoked_certificates'))
+    op.create_table(
+        "revoked_certificates",
+        sa.Column("serial", sa.String(length=64), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("serial", name=op.f("pk_revoked_certificates")),
     )
-    op.create_table('staff',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('username', sa.String(length=100), nullable=False),
-    sa.Column('display_name', sa.String(length=200), nullable=False),
-    sa.Column('password_hash', sa.String(length=200), nullable=False),
-    sa.Column('role', sa.String(length=32), nullable=False),
-    sa.Column('active', sa.Boolean(), server_default='1', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_staff')),
-    sa.UniqueConstraint('username', name=op.f('uq_staff_username'))
+    op.create_table(
+        "staff",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("username", sa.String(length=100), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("password_hash", sa.String(length=200), nullable=False),
+        sa.Column("role", sa.String(length=32), nullable=False),
+        sa.Column("active", sa.Boolean(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff")),
+        sa.UniqueConstraint("username", name=op.f("uq_staff_username")),
     )
-    op.create_table('api_tokens',
-    sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('staff_id', sa.String(length=36), nullable=False),
-    sa.Column('label', sa.String(length=200), server_default='', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('revoked', sa.Boolean(), server_default='0', nullable=False),
-    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_api_tokens_staff_id_staff')),
-    sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_api_tokens'))
+    op.create_table(
+        "api_tokens",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("staff_id", sa.String(length=36), nullable=False),
+        sa.Column("label", sa.String(length=200), server_default="", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("revoked", sa.Boolean(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_api_tokens_staff_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_api_tokens")),
     )
-    op.create_table('closures',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('facility_id', sa.String(length=36), nullable=False),
-    sa.Column('start', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('end', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('order_deadline', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('note', sa.String(length=500), server_default='', nullable=False),
-    sa.ForeignKeyConstraint(['facility_id'], ['facilities.id'], name=op.f('fk_closures_facility_id_facilities')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_closures'))
+    op.create_table(
+        "closures",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("facility_id", sa.String(length=36), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("order_deadline", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("note", sa.String(length=500), server_default="", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"], ["facilities.id"], name=op.f("fk_closures_facility_id_facilities")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_closures")),
     )
-    op.create_table('inmates',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('facility_id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('remand', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('minor', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('active', sa.Boolean(), server_default='1', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['facility_id'], ['facilities.id'], name=op.f('fk_inmates_facility_id_facilities')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_inmates'))
+    op.create_table(
+        "inmates",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("facility_id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("remand", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("minor", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("active", sa.Boolean(), server_default="1", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"], ["facilities.id"], name=op.f("fk_inmates_facility_id_facilities")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_inmates")),
     )
-    op.create_table('restrictions',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('facility_id', sa.String(length=36), nullable=False),
-    sa.Column('start', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('end', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('kind', sa.String(length=16), nullable=False),
-    sa.Column('limit_minutes', sa.Integer(), nullable=True),
-    sa.Column('note', sa.String(length=500), server_default='', nullable=False),
-    sa.ForeignKeyConstraint(['facility_id'], ['facilities.id'], name=op.f('fk_restrictions_facility_id_facilities')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_restrictions'))
+    op.create_table(
+        "restrictions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("facility_id", sa.String(length=36), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("limit_minutes", sa.Integer(), nullable=True),
+        sa.Column("note", sa.String(length=500), server_default="", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["facility_id"], ["facilities.id"], name=op.f("fk_restrictions_facility_id_facilities")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_restrictions")),
     )
-    op.create_table('staff_sessions',
-    sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('staff_id', sa.String(length=36), nullable=False),
-    sa.Column('csrf_token', sa.String(length=64), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['staff_id'], ['staff.id'], name=op.f('fk_staff_sessions_staff_id_staff')),
-    sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_staff_sessions'))
+    op.create_table(
+        "staff_sessions",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("staff_id", sa.String(length=36), nullable=False),
+        sa.Column("csrf_token", sa.String(length=64), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["staff_id"], ["staff.id"], name=op.f("fk_staff_sessions_staff_id_staff")
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_staff_sessions")),
     )
-    op.create_table('contacts',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('inmate_id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('email', sa.String(length=320), nullable=False),
-    sa.Column('category', sa.String(length=32), nullable=False),
-    sa.Column('relation', sa.String(length=32), nullable=False),
-    sa.Column('status', sa.String(length=32), nullable=False),
-    sa.Column('cleared_for_visits', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('email_confirmed', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('application_received', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('decision_id', sa.String(length=36), nullable=True),
-    sa.Column('breaches', sa.Integer(), server_default='0', nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['inmate_id'], ['inmates.id'], name=op.f('fk_contacts_inmate_id_inmates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_contacts'))
+    op.create_table(
+        "contacts",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("inmate_id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("relation", sa.String(length=32), nullable=False),
+        sa.Column("status", sa.String(length=32), nullable=False),
+        sa.Column("cleared_for_visits", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("email_confirmed", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("application_received", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("decision_id", sa.String(length=36), nullable=True),
+        sa.Column("breaches", sa.Integer(), server_default="0", nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["inmate_id"], ["inmates.id"], name=op.f("fk_contacts_inmate_id_inmates")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_contacts")),
     )
-    op.create_index(op.f('ix_contacts_inmate_id'), 'contacts', ['inmate_id'], unique=False)
-    op.create_table('devices',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('serial', sa.String(length=100), nullable=False),
-    sa.Column('model', sa.String(length=100), server_default='', nullable=False),
-    sa.Column('inmate_id', sa.String(length=36), nullable=True),
-    sa.Column('revoked', sa.Boolean(), server_default='0', nullable=False),
-    sa.Column('certificate_serial', sa.String(length=64), nullable=True),
-    sa.Column('registered_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('last_seen_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['inmate_id'], ['inmates.id'], name=op.f('fk_devices_inmate_id_inmates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_devices')),
-    sa.UniqueConstraint('certificate_serial', name=op.f('uq_devices_certificate_serial')),
-    sa.UniqueConstraint('serial', name=op.f('uq_devices_serial'))
+    op.create_index(op.f("ix_contacts_inmate_id"), "contacts", ["inmate_id"], unique=False)
+    op.create_table(
+        "devices",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("serial", sa.String(length=100), nullable=False),
+        sa.Column("model", sa.String(length=100), server_default="", nullable=False),
+        sa.Column("inmate_id", sa.String(length=36), nullable=True),
+        sa.Column("revoked", sa.Boolean(), server_default="0", nullable=False),
+        sa.Column("certificate_serial", sa.String(length=64), nullable=True),
+        sa.Column("registered_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_seen_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["inmate_id"], ["inmates.id"], name=op.f("fk_devices_inmate_id_inmates")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_devices")),
+        sa.UniqueConstraint("certificate_serial", name=op.f("uq_devices_certificate_serial")),
+        sa.UniqueConstraint("serial", name=op.f("uq_devices_serial")),
     )
-    op.create_table('bookings',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('inmate_id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('start', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('end', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('location_kind', sa.String(length=16), nullable=False),
-    sa.Column('location', sa.String(length=100), nullable=False),
-    sa.Column('initiation', sa.String(length=16), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('control', sa.String(length=32), nullable=False),
-    sa.Column('police_cleared_by', sa.String(length=200), nullable=True),
-    sa.Column('police_cleared_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('created_by', sa.String(length=36), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_bookings_contact_id_contacts')),
-    sa.ForeignKeyConstraint(['inmate_id'], ['inmates.id'], name=op.f('fk_bookings_inmate_id_inmates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_bookings'))
+    op.create_table(
+        "bookings",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("inmate_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("start", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("location_kind", sa.String(length=16), nullable=False),
+        sa.Column("location", sa.String(length=100), nullable=False),
+        sa.Column("initiation", sa.String(length=16), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("control", sa.String(length=32), nullable=False),
+        sa.Column("police_cleared_by", sa.String(length=200), nullable=True),
+        sa.Column("police_cleared_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("created_by", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_bookings_contact_id_contacts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["inmate_id"], ["inmates.id"], name=op.f("fk_bookings_inmate_id_inmates")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_bookings")),
     )
-    op.create_index(op.f('ix_bookings_inmate_id'), 'bookings', ['inmate_id'], unique=False)
-    op.create_index('ix_bookings_start_end', 'bookings', ['start', 'end'], unique=False)
-    op.create_table('breaches',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('inmate_id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('call_id', sa.String(length=36), nullable=False),
-    sa.Column('recorded_by', sa.String(length=36), nullable=False),
-    sa.Column('recorded_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('note', sa.Text(), server_default='', nullable=False),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_breaches_contact_id_contacts')),
-    sa.ForeignKeyConstraint(['inmate_id'], ['inmates.id'], name=op.f('fk_breaches_inmate_id_inmates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_breaches'))
+    op.create_index(op.f("ix_bookings_inmate_id"), "bookings", ["inmate_id"], unique=False)
+    op.create_index("ix_bookings_start_end", "bookings", ["start", "end"], unique=False)
+    op.create_table(
+        "breaches",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("inmate_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("call_id", sa.String(length=36), nullable=False),
+        sa.Column("recorded_by", sa.String(length=36), nullable=False),
+        sa.Column("recorded_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.Text(), server_default="", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_breaches_contact_id_contacts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["inmate_id"], ["inmates.id"], name=op.f("fk_breaches_inmate_id_inmates")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_breaches")),
     )
-    op.create_index(op.f('ix_breaches_contact_id'), 'breaches', ['contact_id'], unique=False)
-    op.create_index(op.f('ix_breaches_inmate_id'), 'breaches', ['inmate_id'], unique=False)
-    op.create_table('decisions',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('outcome', sa.String(length=16), nullable=False),
-    sa.Column('control', sa.String(length=32), nullable=False),
-    sa.Column('grounds', sa.JSON(), nullable=False),
-    sa.Column('decided_by', sa.String(length=36), nullable=False),
-    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('note', sa.Text(), server_default='', nullable=False),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_decisions_contact_id_contacts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_decisions'))
+    op.create_index(op.f("ix_breaches_contact_id"), "breaches", ["contact_id"], unique=False)
+    op.create_index(op.f("ix_breaches_inmate_id"), "breaches", ["inmate_id"], unique=False)
+    op.create_table(
+        "decisions",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("outcome", sa.String(length=16), nullable=False),
+        sa.Column("control", sa.String(length=32), nullable=False),
+        sa.Column("grounds", sa.JSON(), nullable=False),
+        sa.Column("decided_by", sa.String(length=36), nullable=False),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("note", sa.Text(), server_default="", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_decisions_contact_id_contacts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_decisions")),
     )
-    op.create_index(op.f('ix_decisions_contact_id'), 'decisions', ['contact_id'], unique=False)
-    op.create_table('email_confirmations',
-    sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('expires_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('used_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_email_confirmations_contact_id_contacts')),
-    sa.PrimaryKeyConstraint('token_hash', name=op.f('pk_email_confirmations'))
+    op.create_index(op.f("ix_decisions_contact_id"), "decisions", ["contact_id"], unique=False)
+    op.create_table(
+        "email_confirmations",
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_email_confirmations_contact_id_contacts")
+        ),
+        sa.PrimaryKeyConstraint("token_hash", name=op.f("pk_email_confirmations")),
     )
-    op.create_table('tamper_events',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('device_id', sa.String(length=36), nullable=False),
-    sa.Column('at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('kind', sa.String(length=64), nullable=False),
-    sa.Column('details', sa.JSON(), nullable=False),
-    sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_tamper_events_device_id_devices')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_tamper_events'))
+    op.create_table(
+        "tamper_events",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("device_id", sa.String(length=36), nullable=False),
+        sa.Column("at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("kind", sa.String(length=64), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name=op.f("fk_tamper_events_device_id_devices")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tamper_events")),
     )
-    op.create_index(op.f('ix_tamper_events_device_id'), 'tamper_events', ['device_id'], unique=False)
-    op.create_table('appeals',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('decision_id', sa.String(length=36), nullable=False),
-    sa.Column('by', sa.String(length=16), nullable=False),
-    sa.Column('filed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('text', sa.Text(), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('result_decision_id', sa.String(length=36), nullable=True),
-    sa.Column('decided_at', sa.DateTime(timezone=True), nullable=True),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_appeals_contact_id_contacts')),
-    sa.ForeignKeyConstraint(['decision_id'], ['decisions.id'], name=op.f('fk_appeals_decision_id_decisions')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_appeals'))
+    op.create_index(
+        op.f("ix_tamper_events_device_id"), "tamper_events", ["device_id"], unique=False
     )
-    op.create_index(op.f('ix_appeals_contact_id'), 'appeals', ['contact_id'], unique=False)
-    op.create_table('calls',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('booking_id', sa.String(length=36), nullable=False),
-    sa.Column('device_id', sa.String(length=36), nullable=False),
-    sa.Column('inmate_id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('category', sa.String(length=32), nullable=False),
-    sa.Column('route', sa.String(length=16), nullable=False),
-    sa.Column('control', sa.String(length=32), nullable=False),
-    sa.Column('state', sa.String(length=16), nullable=False),
-    sa.Column('not_before', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('not_after', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('connected_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('ended_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('end_reason', sa.String(length=32), nullable=True),
-    sa.Column('connected_seconds', sa.Integer(), server_default='0', nullable=False),
-    sa.ForeignKeyConstraint(['booking_id'], ['bookings.id'], name=op.f('fk_calls_booking_id_bookings')),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_calls_contact_id_contacts')),
-    sa.ForeignKeyConstraint(['device_id'], ['devices.id'], name=op.f('fk_calls_device_id_devices')),
-    sa.ForeignKeyConstraint(['inmate_id'], ['inmates.id'], name=op.f('fk_calls_inmate_id_inmates')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_calls'))
+    op.create_table(
+        "appeals",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("decision_id", sa.String(length=36), nullable=False),
+        sa.Column("by", sa.String(length=16), nullable=False),
+        sa.Column("filed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("result_decision_id", sa.String(length=36), nullable=True),
+        sa.Column("decided_at", sa.DateTime(timezone=True), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_appeals_contact_id_contacts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["decision_id"], ["decisions.id"], name=op.f("fk_appeals_decision_id_decisions")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_appeals")),
     )
-    op.create_index(op.f('ix_calls_booking_id'), 'calls', ['booking_id'], unique=False)
-    op.create_table('invites',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('token_hash', sa.String(length=64), nullable=False),
-    sa.Column('booking_id', sa.String(length=36), nullable=False),
-    sa.Column('contact_id', sa.String(length=36), nullable=False),
-    sa.Column('valid_from', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('valid_until', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.ForeignKeyConstraint(['booking_id'], ['bookings.id'], name=op.f('fk_invites_booking_id_bookings')),
-    sa.ForeignKeyConstraint(['contact_id'], ['contacts.id'], name=op.f('fk_invites_contact_id_contacts')),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_invites')),
-    sa.UniqueConstraint('token_hash', name=op.f('uq_invites_token_hash'))
+    op.create_index(op.f("ix_appeals_contact_id"), "appeals", ["contact_id"], unique=False)
+    op.create_table(
+        "calls",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("booking_id", sa.String(length=36), nullable=False),
+        sa.Column("device_id", sa.String(length=36), nullable=False),
+        sa.Column("inmate_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("category", sa.String(length=32), nullable=False),
+        sa.Column("route", sa.String(length=16), nullable=False),
+        sa.Column("control", sa.String(length=32), nullable=False),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("not_before", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("not_after", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("connected_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("ended_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("end_reason", sa.String(length=32), nullable=True),
+        sa.Column("connected_seconds", sa.Integer(), server_default="0", nullable=False),
+        sa.ForeignKeyConstraint(
+            ["booking_id"], ["bookings.id"], name=op.f("fk_calls_booking_id_bookings")
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_calls_contact_id_contacts")
+        ),
+        sa.ForeignKeyConstraint(
+            ["device_id"], ["devices.id"], name=op.f("fk_calls_device_id_devices")
+        ),
+        sa.ForeignKeyConstraint(
+            ["inmate_id"], ["inmates.id"], name=op.f("fk_calls_inmate_id_inmates")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_calls")),
     )
-    op.create_index(op.f('ix_invites_booking_id'), 'invites', ['booking_id'], unique=False)
-
+    op.create_index(op.f("ix_calls_booking_id"), "calls", ["booking_id"], unique=False)
+    op.create_table(
+        "invites",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("booking_id", sa.String(length=36), nullable=False),
+        sa.Column("contact_id", sa.String(length=36), nullable=False),
+        sa.Column("valid_from", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("valid_until", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["booking_id"], ["bookings.id"], name=op.f("fk_invites_booking_id_bookings")
+        ),
+        sa.ForeignKeyConstraint(
+            ["contact_id"], ["contacts.id"], name=op.f("fk_invites_contact_id_contacts")
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_invites")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_invites_token_hash")),
+    )
+    op.create_index(op.f("ix_invites_booking_id"), "invites", ["booking_id"], unique=False)
 
     _append_only_up()
 
@@ -320,33 +397,33 @@ def _append_only_down() -> None:
 
 def downgrade() -> None:
     _append_only_down()
-    op.drop_index(op.f('ix_invites_booking_id'), table_name='invites')
-    op.drop_table('invites')
-    op.drop_index(op.f('ix_calls_booking_id'), table_name='calls')
-    op.drop_table('calls')
-    op.drop_index(op.f('ix_appeals_contact_id'), table_name='appeals')
-    op.drop_table('appeals')
-    op.drop_index(op.f('ix_tamper_events_device_id'), table_name='tamper_events')
-    op.drop_table('tamper_events')
-    op.drop_table('email_confirmations')
-    op.drop_index(op.f('ix_decisions_contact_id'), table_name='decisions')
-    op.drop_table('decisions')
-    op.drop_index(op.f('ix_breaches_inmate_id'), table_name='breaches')
-    op.drop_index(op.f('ix_breaches_contact_id'), table_name='breaches')
-    op.drop_table('breaches')
-    op.drop_index('ix_bookings_start_end', table_name='bookings')
-    op.drop_index(op.f('ix_bookings_inmate_id'), table_name='bookings')
-    op.drop_table('bookings')
-    op.drop_table('devices')
-    op.drop_index(op.f('ix_contacts_inmate_id'), table_name='contacts')
-    op.drop_table('contacts')
-    op.drop_table('staff_sessions')
-    op.drop_table('restrictions')
-    op.drop_table('inmates')
-    op.drop_table('closures')
-    op.drop_table('api_tokens')
-    op.drop_table('staff')
-    op.drop_table('revoked_certificates')
-    op.drop_table('facilities')
-    op.drop_table('audit_entries')
-    op.drop_table('audit_checkpoints')
+    op.drop_index(op.f("ix_invites_booking_id"), table_name="invites")
+    op.drop_table("invites")
+    op.drop_index(op.f("ix_calls_booking_id"), table_name="calls")
+    op.drop_table("calls")
+    op.drop_index(op.f("ix_appeals_contact_id"), table_name="appeals")
+    op.drop_table("appeals")
+    op.drop_index(op.f("ix_tamper_events_device_id"), table_name="tamper_events")
+    op.drop_table("tamper_events")
+    op.drop_table("email_confirmations")
+    op.drop_index(op.f("ix_decisions_contact_id"), table_name="decisions")
+    op.drop_table("decisions")
+    op.drop_index(op.f("ix_breaches_inmate_id"), table_name="breaches")
+    op.drop_index(op.f("ix_breaches_contact_id"), table_name="breaches")
+    op.drop_table("breaches")
+    op.drop_index("ix_bookings_start_end", table_name="bookings")
+    op.drop_index(op.f("ix_bookings_inmate_id"), table_name="bookings")
+    op.drop_table("bookings")
+    op.drop_table("devices")
+    op.drop_index(op.f("ix_contacts_inmate_id"), table_name="contacts")
+    op.drop_table("contacts")
+    op.drop_table("staff_sessions")
+    op.drop_table("restrictions")
+    op.drop_table("inmates")
+    op.drop_table("closures")
+    op.drop_table("api_tokens")
+    op.drop_table("staff")
+    op.drop_table("revoked_certificates")
+    op.drop_table("facilities")
+    op.drop_table("audit_entries")
+    op.drop_table("audit_checkpoints")
