@@ -2,7 +2,9 @@
 
 ``make_engine(url)`` gives an :class:`AsyncEngine` set up the same way every
 time; ``await upgrade(url)`` brings a database to the newest schema with
-Alembic. Both work from inside a running event loop.
+Alembic. Both work from inside a running event loop. After a change to
+``kiosk/store/schema.py``, ``python -m kiosk.store.db "what changed"`` writes
+the next migration (tests/integration/test_store.py fails until there is one).
 
 SQLite notes. Every connection gets ``foreign_keys=ON`` (SQLite's default is
 off), ``journal_mode=WAL`` (readers never wait for the writer) and a busy
@@ -184,3 +186,36 @@ async def current_revision(engine: AsyncEngine) -> str | None:
 def upgrade_blocking(url: str | URL, revision: str = "head") -> None:
     """``upgrade`` for synchronous callers (commands): runs its own event loop."""
     asyncio.run(upgrade(url, revision))
+
+
+async def make_revision(message: str) -> None:
+    """Write a new migration for what changed in ``kiosk.store.schema`` since the last one.
+
+    Autogenerates against a scratch SQLite database at head; read the result
+    by hand before committing (``python -m kiosk.store.db "what changed"``).
+    """
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as scratch:
+        url = f"sqlite+aiosqlite:///{Path(scratch) / 'scratch.sqlite3'}"
+        await upgrade(url)
+        engine = make_engine(url, poolclass=NullPool)
+        try:
+            async with engine.begin() as conn:
+
+                def _revision(sync_conn: Connection) -> None:
+                    cfg = alembic_config()
+                    cfg.attributes["connection"] = sync_conn
+                    command.revision(cfg, message=message, autogenerate=True)
+
+                await conn.run_sync(_revision)
+        finally:
+            await engine.dispose()
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 2:
+        sys.exit('usage: python -m kiosk.store.db "what changed in the schema"')
+    asyncio.run(make_revision(sys.argv[1]))
