@@ -1,0 +1,316 @@
+"""The tablet agent: the link, the call and the kiosk page's API around the pure session.
+
+``TabletSession`` (kiosk/device/session.py) decides; this module carries out
+its actions: messages go out on the ``Link``, media starts and stops in a
+``Call``, events go to the page's WebSocket (``kiosk.device.ui_server``).
+Every input — a server message, the link going up or down, a tap on the page,
+the call's own clock — is handled one at a time under one lock, so the
+session sees them in order.
+
+In-process use (tests, the demo)::
+
+    agent = Agent(settings.agent, synthetic_media=True)
+    await agent.start()            # link + loopback UI; agent.ui_port is bound
+    agent.view()                   # what GET /api/state returns
+    queue = agent.subscribe()      # the events WS /api/events sends
+    await agent.dial(booking_id)   # as POST /api/dial
+    await agent.hangup()           # as POST /api/hangup
+    await agent.stop()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from pydantic import BaseModel
+
+from kiosk.config import AgentSettings
+from kiosk.device.call import Call, MediaCounters
+from kiosk.device.link import Link, LinkTimers
+from kiosk.device.media import JpegEncoder, LocalMedia, open_media, pump
+from kiosk.device.session import (
+    Action,
+    AddIce,
+    ApplyAnswer,
+    Send,
+    Show,
+    StartCall,
+    StopCall,
+    TabletSession,
+)
+from kiosk.domain.callstate import End, Warn
+from kiosk.domain.reasons import EndReason
+from kiosk.logs import get_logger
+from kiosk.tlsconfig import agent_client_context
+
+log = get_logger(__name__)
+
+Clock = Callable[[], float]
+
+FRAME_REMOTE = 1  # first byte of a /api/frames message: the other end's video
+FRAME_SELF = 2  # the tablet's own camera (self view)
+MAX_UI_FPS = {FRAME_REMOTE: 15.0, FRAME_SELF: 10.0}  # the page needs no more
+EVENT_QUEUE = 256
+
+
+class AgentError(Exception):
+    """The agent cannot start (bad configuration, unreadable keys)."""
+
+
+def load_grant_key(path: Path) -> Ed25519PublicKey:
+    try:
+        key = load_pem_public_key(path.read_bytes())
+    except OSError as exc:
+        raise AgentError(f"cannot read the grant public key {path}: {exc.strerror}") from exc
+    except ValueError as exc:
+        raise AgentError(f"{path} is not a PEM public key") from exc
+    if not isinstance(key, Ed25519PublicKey):
+        raise AgentError(f"{path} is not an Ed25519 public key")
+    return key
+
+
+class Agent:
+    def __init__(
+        self,
+        settings: AgentSettings,
+        *,
+        synthetic_media: bool = False,
+        clock: Clock = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.synthetic_media = synthetic_media
+        self.clock = clock
+        self.session = TabletSession(load_grant_key(settings.grant_public_key), settings.device_id)
+        try:
+            ssl_context = agent_client_context(settings.ca_cert, settings.cert, settings.key)
+        except (OSError, ValueError) as exc:
+            raise AgentError(f"cannot load the tablet's TLS credentials: {exc}") from exc
+        self.link = Link(
+            settings.server_url,
+            ssl_context,
+            LinkTimers(
+                heartbeat_interval=settings.heartbeat_interval,
+                reconnect_min=settings.reconnect_min,
+                reconnect_max=settings.reconnect_max,
+            ),
+            on_up=self._link_up,
+            on_down=self._link_down,
+            on_message=self._server_message,
+            on_heartbeat=self._heartbeat,
+        )
+        self.call: Call | None = None
+        self.last_call: Call | None = None  # kept after the end: tests and the bench read it
+        self.calls_started = 0
+        self._media: LocalMedia | None = None
+        self._lock = asyncio.Lock()
+        self._events: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._frames: set[asyncio.Queue[bytes]] = set()
+        self._encoders = {FRAME_REMOTE: JpegEncoder(), FRAME_SELF: JpegEncoder()}
+        self._frame_sent_at = {FRAME_REMOTE: 0.0, FRAME_SELF: 0.0}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._ticker: asyncio.Task[None] | None = None
+        self._ui: Any = None
+        self.ui_port = settings.ui_port
+
+    # --- life -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from kiosk.device.ui_server import UiServer
+
+        self._ui = UiServer(self, self.settings.ui_host, self.settings.ui_port)
+        self.ui_port = await self._ui.start()
+        self.link.start()
+        self._ticker = asyncio.create_task(self._tick(), name="agent countdown")
+        log.info("agent started", ui_port=self.ui_port, synthetic_media=self.synthetic_media)
+
+    async def stop(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+        if self.call is not None:
+            # The agent going away takes the call with it; the server hears it as a lost leg.
+            await self.call.close(EndReason.CONNECTION_LOST)
+        await self.link.stop()
+        if self._ui is not None:
+            await self._ui.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        log.info("agent stopped")
+
+    # --- what the page (and tests) use ------------------------------------------------
+
+    def view(self) -> dict[str, Any]:
+        return self.session.view(self.clock())
+
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+        queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE)
+        self._events.add(queue)
+        return queue
+
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
+        self._events.discard(queue)
+
+    def subscribe_frames(self) -> asyncio.Queue[bytes]:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(4)
+        self._frames.add(queue)
+        return queue
+
+    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None:
+        self._frames.discard(queue)
+
+    async def dial(self, booking_id: str) -> list[dict[str, Any]]:
+        """As POST /api/dial. Returns the events it caused (a local refusal shows here)."""
+        return await self._input(lambda m: self.session.dial(booking_id, m))
+
+    async def hangup(self) -> list[dict[str, Any]]:
+        return await self._input(self.session.hangup)
+
+    async def dismiss(self) -> list[dict[str, Any]]:
+        return await self._input(self.session.dismiss)
+
+    @property
+    def counters(self) -> MediaCounters | None:
+        call = self.call or self.last_call
+        return call.counters if call is not None else None
+
+    # --- inputs ---------------------------------------------------------------------------
+
+    async def _input(self, step: Callable[[float], list[Action]]) -> list[dict[str, Any]]:
+        async with self._lock:
+            actions = step(self.clock())
+            return await self._carry_out(actions)
+
+    async def _link_up(self) -> None:
+        await self._input(self.session.link_up)
+
+    async def _link_down(self) -> None:
+        await self._input(self.session.link_down)
+
+    async def _server_message(self, message: BaseModel) -> None:
+        await self._input(lambda m: self.session.server_message(message, m))
+
+    async def _heartbeat(self) -> None:
+        await self._input(self.session.ping)
+
+    def _later(self, step: Callable[[float], list[Action]]) -> None:
+        """An input from a callback (the call's clock, its connection state)."""
+        task = asyncio.ensure_future(self._input(step))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- actions --------------------------------------------------------------------------
+
+    async def _carry_out(self, actions: list[Action]) -> list[dict[str, Any]]:
+        shown: list[dict[str, Any]] = []
+        for action in actions:
+            if isinstance(action, Send):
+                await self.link.send(action.message)
+            elif isinstance(action, Show):
+                event = dict(action.event)
+                shown.append(event)
+                self._publish(event)
+            elif isinstance(action, StartCall):
+                await self._start_call(action)
+            elif isinstance(action, ApplyAnswer):
+                if self.call is not None and self.call.call_id == action.call_id:
+                    await self._guard(self.call.apply_answer(action.sdp), action.call_id)
+            elif isinstance(action, AddIce):
+                if self.call is not None and self.call.call_id == action.call_id:
+                    with contextlib.suppress(Exception):
+                        await self.call.add_ice(
+                            action.candidate, action.sdp_mid, action.sdp_mline_index
+                        )
+            elif isinstance(action, StopCall):
+                await self._stop_call(action)
+        return shown
+
+    async def _start_call(self, action: StartCall) -> None:
+        call_id = action.accepted.grant.call_id
+        media = open_media(self.settings, self.synthetic_media)
+        self._media = media
+        call = Call(
+            action.accepted,
+            media,
+            action.ice_servers,
+            clock=self.clock,
+            on_video=lambda frame: self._frame(FRAME_REMOTE, frame),
+            on_time=lambda effect: self._later(self._call_time_step(call_id, effect)),
+            on_state=lambda state: self._later(self._connection_step(call_id, state)),
+        )
+        self.call = call
+        self.calls_started += 1
+        self._spawn(pump(media.video_for_view(), lambda f: self._frame(FRAME_SELF, f)))
+        try:
+            sdp = await call.make_offer()
+        except Exception:
+            log.exception("offer could not be made", call_id=call_id)
+            await self._carry_out(self.session.call_failed(call_id, self.clock()))
+            return
+        await self._carry_out(self.session.offer_ready(call_id, sdp))
+
+    def _call_time_step(self, call_id: str, effect: Warn | End) -> Callable[[float], list[Action]]:
+        return lambda mono: self.session.call_time(call_id, effect, mono)
+
+    def _connection_step(self, call_id: str, state: str) -> Callable[[float], list[Action]]:
+        if state == "failed":  # ICE or DTLS gave up: the call cannot go on
+            return lambda mono: self.session.call_failed(call_id, mono)
+        return lambda mono: self.session.call_connection(call_id, state, mono)
+
+    async def _stop_call(self, action: StopCall) -> None:
+        call = self.call
+        if call is None or call.call_id != action.call_id:
+            return
+        self.call = None
+        self.last_call = call
+        await call.close(action.reason)
+
+    async def _guard(self, work: Any, call_id: str) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("call signalling failed", call_id=call_id)
+            await self._carry_out(self.session.call_failed(call_id, self.clock()))
+
+    # --- to the page ----------------------------------------------------------------------
+
+    def _publish(self, event: dict[str, Any]) -> None:
+        for queue in list(self._events):
+            if queue.full():  # a page that does not read loses the oldest, not the newest
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(event)
+
+    def _frame(self, kind: int, frame: Any) -> None:
+        if not self._frames:
+            return
+        now = self.clock()
+        if now - self._frame_sent_at[kind] < 1.0 / MAX_UI_FPS[kind]:
+            return
+        self._frame_sent_at[kind] = now
+        try:
+            data = bytes([kind]) + self._encoders[kind].encode(frame)
+        except Exception:
+            log.exception("frame could not be encoded for the page")
+            return
+        for queue in list(self._frames):
+            if queue.full():
+                with contextlib.suppress(asyncio.QueueEmpty):
+                    queue.get_nowait()
+            queue.put_nowait(data)
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            if self.session.live is not None:
+                await self._input(self.session.tick)
+
+    def _spawn(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
