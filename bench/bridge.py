@@ -59,6 +59,7 @@ from tests.bridge_media import FPS, HEIGHT, WIDTH, SineAudioTrack, synthetic_fra
 TICKS = os.sysconf("SC_CLK_TCK")
 MAX_BUNDLE = RTCConfiguration(iceServers=[], bundlePolicy=RTCBundlePolicy.MAX_BUNDLE)
 MIN_FPS = 24.0
+KEY_EVERY = 2 * FPS  # key frames in the pre-encoded loop, so a PLI can be answered
 
 
 def cpu_seconds(pid: int | str = "self") -> float:
@@ -281,7 +282,7 @@ async def pre_encode(seconds: int = 4) -> Media:
         # camera does; the flat test pattern alone would compress to almost nothing.
         grain = 16 * WIDTH
         frame.planes[0].update(bytes(frame.planes[0])[: WIDTH * HEIGHT - grain] + os.urandom(grain))
-        payloads, _ = encoder.encode(frame, force_keyframe=i % (2 * FPS) == 0)
+        payloads, _ = encoder.encode(frame, force_keyframe=i % KEY_EVERY == 0)
         video.append(b"".join(vp8_depayload(p) for p in payloads))
 
     track, opus, audio = SineAudioTrack(440.0), OpusEncoder(), list[bytes]()
@@ -292,17 +293,27 @@ async def pre_encode(seconds: int = 4) -> Media:
 
 
 class PacketTrack(MediaStreamTrack):
-    """Sends pre-encoded packets through aiortc's own pre-encoded path (encoder.pack)."""
+    """Sends pre-encoded packets through aiortc's own pre-encoded path (encoder.pack).
 
-    def __init__(self, kind: str, packets: list[bytes], rate: int, clock: int) -> None:
+    Answers a key-frame request as an encoder would: the next frame sent is a key
+    frame (the loop restarts from the latest one), so losses heal quickly.
+    """
+
+    def __init__(self, kind: str, packets: list[bytes], rate: int, clock: int, key_every: int = 0):
         super().__init__()
         self.kind = kind
         self._packets = packets
         self._rate = rate
         self._step = clock // rate
         self._time_base = fractions.Fraction(1, clock)
-        self._index = 0
+        self._key_every = key_every
+        self._index = 0  # time
+        self._cursor = 0  # content
+        self._want_key = False
         self._start: float | None = None
+
+    def request_keyframe(self) -> None:
+        self._want_key = True
 
     async def recv(self) -> Any:
         if self._start is None:
@@ -310,10 +321,14 @@ class PacketTrack(MediaStreamTrack):
         delay = self._start + self._index / self._rate - time.monotonic()
         if delay > 0:
             await asyncio.sleep(delay)
-        packet = Packet(self._packets[self._index % len(self._packets)])
+        if self._want_key and self._key_every:
+            self._want_key = False
+            self._cursor -= self._cursor % self._key_every
+        packet = Packet(self._packets[self._cursor % len(self._packets)])
         packet.pts = self._index * self._step
         packet.time_base = self._time_base
         self._index += 1
+        self._cursor += 1
         return packet
 
 
@@ -347,7 +362,9 @@ async def connect_call(
     endpoints = []
     for leg in Leg:
         end = Endpoint(RTCPeerConnection(MAX_BUNDLE))
-        end.pc.addTrack(PacketTrack("video", media.video, FPS, 90000))
+        camera = PacketTrack("video", media.video, FPS, 90000, key_every=KEY_EVERY)
+        # aiortc would only flag its encoder; a pre-encoded source answers PLI itself.
+        end.pc.addTrack(camera)._send_keyframe = camera.request_keyframe  # type: ignore[method-assign]
         if audio:
             end.pc.addTrack(PacketTrack("audio", media.audio, 50, 48000))
         end.tap()

@@ -133,17 +133,19 @@ class Call:
     tablet: Client
     visitor: Client
     failures: list[BridgeFailure]
+    monitors_gone: list[str]
 
 
 async def connect_call() -> Call:
     """Tablet offers (as the aiortc agent does); the bridge offers to the visitor (a browser)."""
     failures: list[BridgeFailure] = []
-    bridge = Bridge([], on_failure=failures.append)
+    gone: list[str] = []
+    bridge = Bridge([], on_failure=failures.append, on_monitor_gone=gone.append)
     tablet = Client(TABLET_ROW, TABLET_TONE)
     visitor = Client(VISITOR_ROW, VISITOR_TONE)
     await tablet.accept(await bridge.answer_leg(Leg.TABLET, await tablet.offer()))
     await bridge.leg_answer(Leg.VISITOR, await visitor.answer(await bridge.offer_leg(Leg.VISITOR)))
-    return Call(bridge, tablet, visitor, failures)
+    return Call(bridge, tablet, visitor, failures, gone)
 
 
 @pytest.fixture
@@ -288,14 +290,25 @@ async def test_late_monitor_gets_a_key_frame_promptly_because_the_bridge_asks(ca
 
 
 async def test_consumer_pli_goes_upstream_rate_limited(call: Call) -> None:
-    await until(lambda: call.bridge.stats()["tablet-video"]["frames_in"] > 10, 30, "tablet video")
-    source = call.bridge._sources[(Leg.TABLET, MediaKind.VIDEO)]
-    start = source.keyframe_requests_sent
-    for _ in range(20):  # a burst of PLIs from the visitor's side
-        source.request_keyframe()
-    await asyncio.sleep(1.2)
-    sent = source.keyframe_requests_sent - start
-    assert 1 <= sent <= 3  # one at once, one coalesced after 0.5 s, maybe one more from decoding
+    await until(
+        lambda: (
+            all(r.frames >= 25 for r in call.visitor.of_kind("video"))
+            and bool(call.visitor.received)
+        ),
+        30,
+        "tablet video at the visitor",
+    )
+    [visitor_video] = [r for r in call.visitor.pc.getReceivers() if r.track.kind == "video"]
+    ssrc = passthrough.media_ssrc(visitor_video)
+    assert ssrc is not None
+    before = call.bridge.stats()["tablet-video"]
+    for _ in range(20):  # a burst of real RTCP PLIs from the visitor, as a browser might send
+        await visitor_video._send_rtcp_pli(ssrc)
+    await asyncio.sleep(1.5)
+    after = call.bridge.stats()["tablet-video"]
+    sent = after["keyframe_requests_sent"] - before["keyframe_requests_sent"]
+    assert 1 <= sent <= 4  # one at once, then at most one per 0.5 s, not twenty
+    assert after["keyframes_in"] > before["keyframes_in"]  # the tablet answered upstream
 
 
 async def test_closing_one_leg_fails_the_call_closed(call: Call) -> None:
@@ -420,3 +433,26 @@ def strip_codec(sdp: str, name: str) -> str:
             continue
         kept.append(line)
     return "\r\n".join(kept) + "\r\n"
+
+
+async def test_a_monitor_leaving_does_not_end_the_call(call: Call) -> None:
+    monitor_id, monitor, _ = await attach_monitor(call.bridge, ControlLevel.SIGHT.media_kinds)
+    await until(lambda: any(r.frames >= 5 for r in monitor.received), 30, "monitor video")
+    await monitor.close()
+    await until(
+        lambda: call.monitors_gone == [monitor_id], 15, "the bridge noticing the monitor left"
+    )
+    assert call.bridge.monitor_ids == frozenset()
+    assert call.bridge.stats()["tablet-video"]["consumers"] == 1  # the visitor only
+    frames = call.tablet.of_kind("video")[0].frames
+    await until(lambda: call.tablet.of_kind("video")[0].frames > frames + 10, 10, "call going on")
+    assert call.failures == [] and not call.bridge.closed
+
+
+async def test_a_monitor_needs_at_least_one_kind() -> None:
+    bridge = Bridge([])
+    try:
+        with pytest.raises(BridgeError, match="at least one media kind"):
+            await bridge.add_monitor(ControlLevel.NONE.media_kinds)
+    finally:
+        await bridge.close()

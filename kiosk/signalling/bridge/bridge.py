@@ -186,6 +186,8 @@ class Bridge:
             offered = {m.kind for m in SessionDescription.parse(offer_sdp).media}
         except Exception as exc:
             raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
+        if not offered & {k.value for k in MediaKind}:
+            raise BridgeError(f"{leg} offer refused: it carries neither audio nor video")
         # Transceivers only for kinds offered: aiortc cannot answer with an unmatched one.
         pc = self._new_leg(leg, [k for k in _KIND_ORDER if k.value in offered])
         try:
