@@ -7,6 +7,7 @@ one staff member and one bearer token per role, and gives a small client.
 
 from __future__ import annotations
 
+import functools
 import ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -78,14 +79,21 @@ def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
     )
 
 
+@functools.cache
+def password_hash() -> str:
+    """One argon2 hash per test session: each costs a noticeable fraction of a second."""
+    return auth.hash_password(PASSWORD)
+
+
 async def add_role_users(api: LiveApi) -> None:
     ctx = api.server.context
     now = ctx.clock()
     async with write_transaction(ctx.engine) as conn:
         for role in Role:
-            staff_id = await auth.add_staff(
-                conn, ctx.audit, api.username(role), f"{role.value} person", role, PASSWORD, now
+            staff_id = await repo.insert_staff(
+                conn, api.username(role), f"{role.value} person", password_hash(), role, now
             )
+            await ctx.audit.append("system", "staff.added", {"staff": staff_id}, conn=conn)
             api.staff_ids[role] = staff_id
             api.tokens[role] = await auth.issue_api_token(conn, ctx.audit, staff_id, "test", now)
 
