@@ -282,7 +282,7 @@ async def _enrol_tty(station: Station, path: str, reprovision: bool) -> int:
     except OSError as exc:
         raise CommandError(f"cannot open {path}: {exc.strerror}") from exc
     try:
-        ok = await station.enrol_one(console, Path(path).name, port, None, reprovision)
+        ok = await station.enrol_one(console, path.removeprefix("/dev/"), port, None, reprovision)
     finally:
         port.close()
     station.summary(console)

@@ -156,6 +156,8 @@ class Failed:
 
     @property
     def message(self) -> str:
+        if self.by_peer:  # the peer's own words, already complete
+            return self.detail or MESSAGES[self.reason]
         return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
 
 
@@ -347,6 +349,7 @@ class StationEnrolment:
         )
 
     def _on_hello(self, hello: Hello, now: float) -> list[Event]:
+        self.serial = hello.serial  # as claimed, for the operator's display
         checked = self._check_hello(hello)
         if isinstance(checked, Failed):
             return self._fail(checked.reason, checked.detail)

@@ -89,6 +89,8 @@ class Failed:
 
     @property
     def message(self) -> str:
+        if self.by_peer:  # the peer's own words, already complete
+            return self.detail or MESSAGES[self.reason]
         return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
 
 

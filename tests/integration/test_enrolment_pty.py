@@ -1,0 +1,236 @@
+"""Enrolment end to end over a real serial line: a pty pair in raw mode between a
+station process (``kiosk-provision enrol``) and a tablet process
+(``python -m kiosk.device.enrol_serial``), both real subprocesses; the operator
+answers on the station's stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import stat
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from kiosk import keys, pki
+from provisioning.cli import KEY_FILE
+from provisioning.inventory import Inventory
+
+SERIAL = "KT-0001"
+PY = sys.executable
+TIMEOUT = 60
+
+
+@dataclass
+class Deployment:
+    root: Path
+    config: Path
+    stations_pem: Path
+    agent_dir: Path
+    pki_dir: Path
+
+
+def write_station_config(root: Path, api_url: str, token: str) -> Path:
+    config = root / "station.toml"
+    config.write_text(
+        f"""
+[pki]
+dir = "{root / "pki"}"
+[log]
+level = "warning"
+[station]
+data_dir = "{root / "station"}"
+api_url = "{api_url}"
+api_token = "{token}"
+device_server_url = "wss://127.0.0.1:8444/device/v1"
+facility_id = "romerike"
+"""
+    )
+    return config
+
+
+async def provision(config: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    proc = await asyncio.create_subprocess_exec(
+        PY,
+        "-m",
+        "provisioning.cli",
+        "--config",
+        str(config),
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(stdin), TIMEOUT)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def make_deployment(
+    root: Path, *, api_url: str = "http://127.0.0.1:9/api/v1", token: str = "unused"
+) -> Deployment:
+    """A CA, a station with its key and inventory, and the tablet image's pinned key.
+
+    The CLI is what staff use; ``test_station_cli_sets_up_key_and_inventory``
+    runs it. The other tests set up the same files in-process to stay quick.
+    """
+    pki.init_ca(root / "pki")
+    config = write_station_config(root, api_url, token)
+    Inventory(root / "station").add(SERIAL, model="Tab-10", now=datetime.now(UTC))
+    key = keys.load_or_create_ed25519(root / "station" / KEY_FILE)
+    stations = root / "stations.pem"
+    stations.write_bytes(keys.public_key_pem(key.public_key()))
+    return Deployment(root, config, stations, root / "agent", root / "pki")
+
+
+@dataclass
+class Outcome:
+    station_rc: int
+    station_out: str
+    device_rc: int
+    device_err: str
+
+
+async def enrol_over_pty(
+    d: Deployment,
+    *,
+    answer: bytes = b"y\n",
+    station_args: tuple[str, ...] = (),
+    device_args: tuple[str, ...] = (),
+    stations_pem: Path | None = None,
+) -> Outcome:
+    master, slave = os.openpty()  # a real serial line; both ends set raw by the programs
+    try:
+        device = await asyncio.create_subprocess_exec(
+            PY,
+            "-m",
+            "kiosk.device.enrol_serial",
+            "--fd",
+            str(master),
+            "--dir",
+            str(d.agent_dir),
+            "--station-keys",
+            str(stations_pem or d.stations_pem),
+            "--serial",
+            SERIAL,
+            "--model",
+            "Tab-10",
+            "--once",
+            *device_args,
+            pass_fds=[master],
+            stderr=asyncio.subprocess.PIPE,
+        )
+        os.close(master)
+        master = -1
+        station = provision(d.config, "enrol", os.ttyname(slave), *station_args, stdin=answer)
+        station_rc, station_out, _ = await station
+        _, device_err = await asyncio.wait_for(device.communicate(), TIMEOUT)
+        assert device.returncode is not None
+        return Outcome(station_rc, station_out, device.returncode, device_err.decode())
+    finally:
+        if master >= 0:
+            os.close(master)
+        os.close(slave)
+
+
+def assert_refused(o: Outcome, code: str, *, by: str) -> None:
+    """Both programs fail, both show the code and the refusing side's words."""
+    assert o.station_rc == 1 and o.device_rc == 1, (o.station_out, o.device_err)
+    if by == "station":
+        assert f"FAILED {SERIAL}: refused: [{code}]" in o.station_out, o.station_out
+        assert f"refused by the station: [{code}]" in o.device_err, o.device_err
+    else:
+        assert f"refused by the tablet: [{code}]" in o.station_out, o.station_out
+        assert f"refused: [{code}]" in o.device_err, o.device_err
+    assert "Summary: 0 enrolled, 1 refused" in o.station_out
+
+
+def assert_nothing_installed(agent_dir: Path) -> None:
+    present = sorted(p.name for p in agent_dir.iterdir()) if agent_dir.exists() else []
+    assert "provisioned" not in present and "device.key" not in present
+    assert ".staging" not in present  # a failed session leaves nothing half-written
+
+
+async def test_serial_not_in_the_inventory(tmp_path: Path) -> None:
+    d = await make_deployment(tmp_path)
+    rc, _, err = await provision(d.config, "inventory", "remove", SERIAL)
+    assert rc == 0, err
+    o = await enrol_over_pty(d)
+    assert_refused(o, "serial_not_in_inventory", by="station")
+    assert "not in the station's inventory" in o.device_err
+    assert_nothing_installed(d.agent_dir)
+
+
+async def test_operator_says_the_case_shows_another_serial(tmp_path: Path) -> None:
+    d = await make_deployment(tmp_path)
+    o = await enrol_over_pty(d, answer=b"n\n")
+    assert f"Is {SERIAL} the serial printed on the case?" in o.station_out
+    assert_refused(o, "operator_rejected", by="station")
+    assert_nothing_installed(d.agent_dir)
+
+
+async def test_bundle_from_a_station_the_tablet_does_not_pin(tmp_path: Path) -> None:
+    d = await make_deployment(tmp_path)
+    other = await make_deployment(tmp_path / "other")  # another deployment's station key
+    o = await enrol_over_pty(d, stations_pem=other.stations_pem)
+    assert_refused(o, "bad_bundle_signature", by="device")
+    assert_nothing_installed(d.agent_dir)
+
+
+async def test_tablet_already_provisioned_refuses_a_plain_enrolment(tmp_path: Path) -> None:
+    d = await make_deployment(tmp_path)
+    d.agent_dir.mkdir(mode=0o700)
+    (d.agent_dir / "provisioned").write_text("{}")
+    o = await enrol_over_pty(d)
+    assert_refused(o, "already_provisioned", by="device")
+
+
+async def test_station_refuses_a_tablet_it_already_enrolled(tmp_path: Path) -> None:
+    d = await make_deployment(tmp_path)
+    Inventory(tmp_path / "station").mark_enrolled(
+        SERIAL, certificate_serial="abc123", device_id="dev-old", now=datetime.now(UTC)
+    )
+    o = await enrol_over_pty(d)
+    assert_refused(o, "already_provisioned", by="station")
+    assert "abc123" in o.device_err
+
+
+async def test_server_unreachable_means_not_provisioned(tmp_path: Path) -> None:
+    # Port 9 (discard) on loopback: nothing listens; registration fails, the tablet
+    # discards what it staged and never leaves enrolment mode.
+    d = await make_deployment(tmp_path)
+    o = await enrol_over_pty(d)
+    assert_refused(o, "registration_failed", by="station")
+    assert_nothing_installed(d.agent_dir)
+
+
+async def test_station_cli_sets_up_key_and_inventory(tmp_path: Path) -> None:
+    """`key` makes the station's key (0600 in a 0700 directory) and prints the public
+    half for the tablet image; `inventory add/list/remove` keep the expected serials."""
+    config = write_station_config(tmp_path, "http://127.0.0.1:9/api/v1", "unused")
+    rc, out, err = await provision(config, "key")
+    assert rc == 0, err
+    key = tmp_path / "station" / KEY_FILE
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert stat.S_IMODE(key.parent.stat().st_mode) == 0o700
+    assert out.split("\n", 1)[1].encode() == key.with_suffix(".pub").read_bytes()
+    rc, out, err = await provision(config, "inventory", "add", SERIAL, "--model", "Tab-10")
+    assert (rc, out.strip()) == (0, f"added {SERIAL}"), err
+    rc, out, err = await provision(config, "inventory", "add", SERIAL)
+    assert rc == 1 and "already in the inventory" in err
+    rc, out, err = await provision(config, "inventory", "add", "bad serial/../x")
+    assert rc == 1 and "as printed on the case" in err
+    rc, out, err = await provision(config, "inventory", "list")
+    assert rc == 0 and f"{SERIAL}" in out and "expected" in out
+    inventory = json.loads((tmp_path / "station" / "inventory.json").read_text())
+    assert [t["serial"] for t in inventory["tablets"]] == [SERIAL]
+
+
+@pytest.fixture(autouse=True)
+def _quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KIOSK_LOG__LEVEL", "warning")
