@@ -262,6 +262,7 @@ class JpegEncoder:
         self.quality = quality  # FFmpeg's qscale: 2 (best) .. 31
         self._codec: Any = None
         self._size: tuple[int, int] | None = None
+        self._count = 0
 
     def encode(self, frame: av.VideoFrame) -> bytes:
         size = (frame.width, frame.height)
@@ -274,7 +275,9 @@ class JpegEncoder:
             codec.qmin = codec.qmax = self.quality
             self._codec, self._size = codec, size
         picture = frame.reformat(format="yuvj420p")
-        picture.pts = None
+        picture.pts = self._count  # the encoder wants rising pts, whatever the source's were
+        picture.time_base = fractions.Fraction(1, VIDEO_FPS)
+        self._count += 1
         packets = self._codec.encode(picture)
         return b"".join(bytes(p) for p in packets)
 

@@ -1,0 +1,353 @@
+"""The whole tablet agent against the real device listener over mutual TLS on loopback.
+
+The server side is the real ``DeviceListener`` (TLS 1.3, the deployment CA,
+a registered device in a real SQLite database) with a small handler in the
+call supervisor's place that signs grants with the deployment's grant key
+and hands the tablet's offer to a plain aiortc peer (the visitor). The agent
+is the real ``Agent``: its link, its session, its call with synthetic media
+and its loopback page API, driven over HTTP and WebSockets as the page does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from kiosk import keys, pki
+from kiosk.config import AgentSettings
+from kiosk.device.agent import FRAME_REMOTE, FRAME_SELF, Agent
+from kiosk.device.media import PatternTrack, ToneTrack
+from kiosk.domain.model import Category, ControlLevel, Route
+from kiosk.grants import Grant, sign_grant
+from kiosk.protocol import (
+    ContactEntry,
+    DialMessage,
+    GrantDocument,
+    GrantMessage,
+    HangupMessage,
+    HelloMessage,
+    InmateInfo,
+    SdpMessage,
+    StateMessage,
+)
+from kiosk.signalling import device_registry
+from kiosk.signalling.device_listener import DeviceHub, DeviceListener, LinkTimers
+
+pytestmark = pytest.mark.timeout(120)
+# The agent does not care which engine the server uses; SQLite keeps these fast.
+SQLITE = pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
+
+SERVER_TIMERS = LinkTimers(heartbeat_interval=0.5, hello_timeout=5.0, rate=200.0, burst=400.0,
+                           touch_every=0.0)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "it") -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+class Visitor:
+    """A plain aiortc peer with synthetic media: answers the tablet's offer."""
+
+    def __init__(self) -> None:
+        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        self.pc.addTrack(ToneTrack())
+        self.pc.addTrack(PatternTrack())
+        self.frames = {"audio": 0, "video": 0}
+        self.ended: set[str] = set()
+        self.tasks: list[asyncio.Task[None]] = []
+        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        try:
+            while True:
+                await track.recv()
+                self.frames[track.kind] += 1
+        except MediaStreamError:
+            self.ended.add(track.kind)
+
+    async def answer(self, offer: str) -> str:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
+        await self.pc.setLocalDescription(await self.pc.createAnswer())
+        return self.pc.localDescription.sdp
+
+    async def close(self) -> None:
+        await self.pc.close()
+        for t in self.tasks:
+            t.cancel()
+
+
+@dataclass
+class Server:
+    """In the call supervisor's place: state on connect, grants on dial, the visitor's answer."""
+
+    grant_key: Ed25519PrivateKey
+    call_seconds: float = 6.0
+    forge: bool = False
+    hub: DeviceHub | None = None
+    received: list[BaseModel] = field(default_factory=list)
+    visitor: Visitor | None = None
+    calls: int = 0
+
+    def state(self, device_id: str) -> StateMessage:
+        now = datetime.now(UTC)
+        return StateMessage(
+            server_time=now, device_id=device_id, inmate=InmateInfo(id="inmate-1", name="Ola"),
+            contacts=[ContactEntry(
+                contact_id="contact-1", name="Kari", category=Category.PERSONAL,
+                control=ControlLevel.NONE, booking_id="booking-1",
+                start=now - timedelta(minutes=5), end=now + timedelta(minutes=30),
+                callable_now=True)],
+            call=None,
+        )
+
+    async def on_connect(self, device_id: str) -> None:
+        assert self.hub is not None
+        await self.hub.send(device_id, self.state(device_id))
+
+    async def on_disconnect(self, device_id: str) -> None:
+        return None
+
+    async def on_message(self, device_id: str, message: BaseModel) -> None:
+        assert self.hub is not None
+        self.received.append(message)
+        if isinstance(message, DialMessage):
+            self.calls += 1
+            now = datetime.now(UTC)
+            grant = Grant(
+                call_id=f"call-{self.calls}", device_id=device_id, inmate_id="inmate-1",
+                contact_id="contact-1", category=Category.PERSONAL, route=Route.P2P,
+                control=ControlLevel.NONE, not_before=now - timedelta(minutes=5),
+                not_after=now + timedelta(seconds=self.call_seconds), issued_at=now,
+            )
+            key = Ed25519PrivateKey.generate() if self.forge else self.grant_key
+            await self.hub.send(
+                device_id, GrantMessage(grant=GrantDocument.of(sign_grant(grant, key)))
+            )
+        elif isinstance(message, SdpMessage) and message.kind == "offer":
+            self.visitor = Visitor()
+            answer = await self.visitor.answer(message.sdp)
+            await self.hub.send(
+                device_id, SdpMessage(call_id=message.call_id, kind="answer", sdp=answer)
+            )
+
+    def of(self, kind: type) -> list[Any]:
+        return [m for m in self.received if isinstance(m, kind)]
+
+
+@dataclass
+class World:
+    engine: AsyncEngine
+    pki_dir: Path
+    server: Server
+    listener: DeviceListener
+    agent: Agent
+    device_id: str
+    http: aiohttp.ClientSession
+
+    @property
+    def ui(self) -> str:
+        return f"http://127.0.0.1:{self.agent.ui_port}"
+
+    async def restart_listener(self, down_for: float = 0.0) -> None:
+        port = self.listener.port
+        await self.listener.stop()
+        await asyncio.sleep(down_for)
+        hub = DeviceHub(self.engine, self.server, SERVER_TIMERS)
+        self.server.hub = hub
+        self.listener = DeviceListener(hub, self.pki_dir, "127.0.0.1", port)
+        await self.listener.start()
+
+
+async def make_world(engine: AsyncEngine, tmp: Path, server_kw: dict[str, Any]) -> World:
+    pki_dir = tmp / "pki"
+    pki.init_ca(pki_dir, ["127.0.0.1"])
+    enrolled = pki.enrol_local(pki_dir, "SN-AGENT-1", tmp / "agent")
+    async with engine.begin() as conn:
+        device = await device_registry.register_device(
+            conn, "SN-AGENT-1", enrolled.certificate_serial, datetime.now(UTC)
+        )
+    server = Server(keys.load_ed25519_private_key(pki.PkiPaths(pki_dir).grant_key), **server_kw)
+    hub = DeviceHub(engine, server, SERVER_TIMERS)
+    server.hub = hub
+    listener = DeviceListener(hub, pki_dir, "127.0.0.1", 0)
+    await listener.start()
+    settings = AgentSettings(
+        server_url=f"wss://127.0.0.1:{listener.port}/device/v1",
+        ca_cert=enrolled.ca_cert, cert=enrolled.cert, key=enrolled.key,
+        grant_public_key=enrolled.grant_pub, ui_host="127.0.0.1", ui_port=0,
+        heartbeat_interval=0.3, reconnect_min=0.05, reconnect_max=0.5,
+    )
+    agent = Agent(settings, synthetic_media=True)
+    await agent.start()
+    return World(engine, pki_dir, server, listener, agent, device.id, aiohttp.ClientSession())
+
+
+@pytest.fixture
+def server_kw() -> dict[str, Any]:
+    return {}
+
+
+@pytest.fixture
+async def world(engine: AsyncEngine, tmp_path: Path,
+                server_kw: dict[str, Any]) -> AsyncIterator[World]:
+    w = await make_world(engine, tmp_path, server_kw)
+    try:
+        yield w
+    finally:
+        await w.agent.stop()
+        if w.server.visitor is not None:
+            await w.server.visitor.close()
+        await w.listener.stop()
+        await w.http.close()
+
+
+@SQLITE
+async def test_connects_says_hello_learns_its_id_and_heartbeats(world: World) -> None:
+    await wait_for(lambda: world.server.of(HelloMessage), what="hello")
+    hello = world.server.of(HelloMessage)[0]
+    assert hello.version == 1 and hello.calls == []
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online")
+    assert world.agent.view()["device_id"] == world.device_id
+    # Heartbeats: pings answered by the listener's pongs give round trips.
+    await wait_for(lambda: len(world.agent.session.rtts) >= 3, what="three pongs")
+    assert all(0 <= r < 5 for r in world.agent.session.rtts)
+    async with world.http.get(f"{world.ui}/api/state") as resp:
+        assert resp.status == 200
+        body = await resp.json()
+    assert body["inmate"] == {"id": "inmate-1", "name": "Ola"}
+    assert body["contacts"][0]["booking_id"] == "booking-1"
+    assert body["contacts"][0]["callable_now"] is True
+
+
+@SQLITE
+async def test_reconnects_after_the_server_restarts(world: World) -> None:
+    await wait_for(lambda: world.agent.link.connects == 1, what="first connection")
+    await world.restart_listener(down_for=1.0)
+    await wait_for(lambda: world.agent.link.connects == 2, what="reconnection")
+    await wait_for(lambda: len(world.server.of(HelloMessage)) == 2, what="second hello")
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online again")
+
+
+@SQLITE
+async def test_call_ends_on_time_by_the_tablet_while_the_server_is_gone(world: World) -> None:
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online")
+    async with world.http.ws_connect(f"{world.ui}/api/events") as events, \
+            world.http.ws_connect(f"{world.ui}/api/frames") as frames:
+        first = await events.receive_json(timeout=10)
+        assert first["type"] == "state"
+        async with world.http.post(f"{world.ui}/api/dial",
+                                   json={"booking_id": "booking-1"}) as resp:
+            assert resp.status == 202, await resp.text()
+        await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="in call")
+        counters = world.agent.counters
+        visitor = world.server.visitor
+        assert counters is not None and visitor is not None
+        await wait_for(lambda: counters.video_frames > 5 and counters.audio_frames > 5
+                       and visitor.frames["video"] > 5 and visitor.frames["audio"] > 5,
+                       what="media both ways")
+        # The page gets JPEG frames, the other end's and its own.
+        kinds: set[int] = set()
+        while kinds != {FRAME_REMOTE, FRAME_SELF}:
+            msg = await frames.receive(timeout=10)
+            assert msg.type == aiohttp.WSMsgType.BINARY
+            assert msg.data[1:3] == b"\xff\xd8"
+            kinds.add(msg.data[0])
+
+        # The server goes away mid-call, and stays away past the end.
+        await world.listener.stop()
+        await wait_for(lambda: world.agent.view()["link"] == "offline", what="link down")
+        assert world.agent.view()["phase"] == "in_call"  # the call goes on
+
+        call = world.agent.call
+        assert call is not None
+        seen: list[dict[str, Any]] = []
+        while not any(e["type"] == "end" for e in seen):
+            seen.append(await events.receive_json(timeout=30))
+        ended = time.monotonic()
+        end = next(e for e in seen if e["type"] == "end")
+        assert end["reason"] == "time_up"
+        assert any(e["type"] == "countdown" for e in seen)
+        assert call.deadline.deadline() <= ended < call.deadline.deadline() + 2.0
+        await wait_for(lambda: visitor.ended == {"audio", "video"}, what="visitor's tracks end")
+        assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "time_up"}
+
+
+@SQLITE
+@pytest.mark.parametrize("server_kw", [{"forge": True}])
+async def test_forged_grant_is_refused_hung_up_and_shown(world: World) -> None:
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online")
+    async with world.http.ws_connect(f"{world.ui}/api/events") as events:
+        await events.receive_json(timeout=10)
+        await world.agent.dial("booking-1")
+        refused = None
+        while refused is None:
+            event = await events.receive_json(timeout=10)
+            if event["type"] == "refused":
+                refused = event
+    assert refused["code"] == "grant_invalid" and refused["detail"] == "bad_signature"
+    await wait_for(lambda: world.server.of(HangupMessage), what="hang-up at the server")
+    assert world.server.of(HangupMessage)[0].call_id == "call-1"
+    assert world.agent.calls_started == 0 and world.agent.call is None
+    assert not world.server.of(SdpMessage)  # no offer: no media
+
+
+@SQLITE
+async def test_page_api_is_loopback_only_and_validates(world: World) -> None:
+    base = world.ui
+    async with world.http.get(f"{base}/api/state", headers={"Host": "evil.example"}) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "not_loopback"
+    async with world.http.get(f"{base}/api/state",
+                              headers={"Origin": "http://evil.example"}) as resp:
+        assert resp.status == 403
+    async with world.http.get(f"{base}/api/state",
+                              headers={"Origin": f"http://127.0.0.1:{world.agent.ui_port}"}) as r:
+        assert r.status == 200
+    async with world.http.get(f"{base}/api/state", headers={"Host": "localhost:1"}) as resp:
+        assert resp.status == 200
+    for body in ({}, {"booking_id": 5}, {"booking_id": "x", "more": 1}, {"booking_id": "a b"}):
+        async with world.http.post(f"{base}/api/dial", json=body) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["code"] == "invalid_request"
+    async with world.http.post(f"{base}/api/dial", data="booking_id=x",
+                               headers={"Content-Type": "application/x-www-form-urlencoded"}) as r:
+        assert r.status == 415  # a cross-site form cannot drive it
+    async with world.http.post(f"{base}/api/dial", data=b"{not json",
+                               headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+    async with world.http.post(f"{base}/api/hangup", json={}) as resp:
+        assert resp.status == 409
+        assert (await resp.json())["error"]["code"] == "call_not_live"
+    async with world.http.get(f"{base}/nothing") as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["code"] == "not_found"
+    async with world.http.post(f"{base}/api/dial", data=b"x" * 10000,
+                               headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status in (400, 413)
+
+
+def test_the_page_api_refuses_to_listen_beyond_loopback() -> None:
+    from kiosk.device.ui_server import UiServer
+
+    with pytest.raises(ValueError):
+        UiServer(None, "0.0.0.0", 0)  # type: ignore[arg-type]
