@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import IntEnum
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from aiohttp import WSMsgType, web
 from cryptography import x509
@@ -52,6 +52,7 @@ from kiosk.protocol import (
     parse_device_message,
 )
 from kiosk.signalling import device_registry
+from kiosk.signalling.tls_accept import TlsSite
 from kiosk.tlsconfig import DeviceTlsContexts
 
 log = get_logger(__name__)
@@ -430,35 +431,6 @@ def _refuse(reason: Reason, status: int = 403) -> web.Response:
     return web.Response(status=status, text=body, content_type="application/json")
 
 
-class _DeviceSite(web.TCPSite):
-    """aiohttp's TCPSite with a bound on the TLS handshake.
-
-    A connection that never completes its handshake is not yet any device;
-    it is dropped after ``handshake_timeout`` rather than asyncio's 60 s.
-    """
-
-    __slots__ = ("_handshake_timeout",)
-
-    def __init__(self, *args: Any, handshake_timeout: float, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self._handshake_timeout = handshake_timeout
-
-    async def start(self) -> None:
-        await web.BaseSite.start(self)  # registers the site with the runner
-        server = self._runner.server
-        assert server is not None
-        self._server = await asyncio.get_running_loop().create_server(
-            server,
-            self._host,
-            self._port,
-            ssl=self._ssl_context,
-            backlog=self._backlog,
-            ssl_handshake_timeout=self._handshake_timeout,
-        )
-        sockets = self._server.sockets
-        self._bound_port = sockets[0].getsockname()[1] if sockets else self._port
-
-
 class DeviceListener:
     """The device listener's own socket: mutual TLS, ``/device/v1``, the CRL watch."""
 
@@ -475,6 +447,7 @@ class DeviceListener:
         self.port = port
         self.tls = DeviceTlsContexts(pki_dir)
         self._runner: web.AppRunner | None = None
+        self.site: TlsSite | None = None  # .refusals counts handshake refusals by reason
         self._watch: asyncio.Task[None] | None = None
         self._crl_stamp = self.tls.crl_stamp()
         self.maintain()
@@ -490,7 +463,7 @@ class DeviceListener:
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=2.0
         )
         await self._runner.setup()
-        site = _DeviceSite(
+        self.site = site = TlsSite(
             self._runner,
             self.host,
             self.port,

@@ -148,19 +148,29 @@ async def closed_with(ws: aiohttp.ClientWebSocketResponse) -> tuple[int | None, 
         seen.append(json.loads(msg.data) if msg.type == aiohttp.WSMsgType.TEXT else msg.data)
 
 
-async def refused_at_handshake(world: World, ctx: ssl.SSLContext) -> BaseException:
+async def refused_at_handshake(world: World, ctx: ssl.SSLContext) -> str:
     """The connection fails in TLS: no HTTP status, no WebSocket, nothing reaches the hub.
 
-    (The application's own refusals are HTTP 403s; asyncio drops the TLS alert
-    on the server side, so the client sees the connection end, not the alert.)
+    Returns the reason the listener logged and counted ("device refused at
+    handshake"). The client itself sees only the connection end: asyncio
+    closes a failed server-side handshake without sending the alert.
     """
+    site = world.listener.site
+    assert site is not None
+    before = site.refusals.copy()
     connects = sum(1 for kind, _, _ in world.handler.events if kind == "connect")
     with pytest.raises(aiohttp.ClientError) as err:
         ws = await asyncio.wait_for(world.session.ws_connect(world.url, ssl=ctx), 10)
         await ws.close()
     assert not isinstance(err.value, aiohttp.WSServerHandshakeError), err.value
     assert sum(1 for kind, _, _ in world.handler.events if kind == "connect") == connects
-    return err.value
+    for _ in range(200):
+        new = site.refusals - before
+        if new:
+            (reason,) = new
+            return reason
+        await asyncio.sleep(0.01)
+    raise AssertionError("the listener did not record a handshake refusal")
 
 
 # --- who gets in ------------------------------------------------------------------------
@@ -220,13 +230,13 @@ async def test_a_revoked_certificate_fails_the_handshake(world: World) -> None:
     await ws.close()
     # Only the CRL: the database still thinks the device is fine.
     pki.revoke(world.pki_dir, tablet.enrolled.certificate_serial)
-    await refused_at_handshake(world, tablet.context())
+    assert await refused_at_handshake(world, tablet.context()) == "certificate revoked"
 
 
 async def test_an_expired_certificate_fails_the_handshake(world: World) -> None:
     long_ago = datetime.now(UTC) - timedelta(days=30)
     tablet = await world.tablet("TAB-OLD", now=long_ago, days=1)  # registered, not revoked
-    await refused_at_handshake(world, tablet.context())
+    assert await refused_at_handshake(world, tablet.context()) == "certificate has expired"
 
 
 async def test_a_certificate_from_a_foreign_ca_fails_the_handshake(world: World) -> None:
@@ -239,14 +249,15 @@ async def test_a_certificate_from_a_foreign_ca_fails_the_handshake(world: World)
             conn, "TAB-X", foreign.certificate_serial, datetime.now(UTC)
         )
     ctx = tlsconfig.agent_client_context(world.pki_dir / pki.CA_CERT, foreign.cert, foreign.key)
-    await refused_at_handshake(world, ctx)
+    reason = await refused_at_handshake(world, ctx)
+    assert reason == "unable to get local issuer certificate"
 
 
 async def test_no_client_certificate_fails_the_handshake(world: World) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
     ctx.load_verify_locations(world.pki_dir / pki.CA_CERT)
-    await refused_at_handshake(world, ctx)
+    assert await refused_at_handshake(world, ctx) == "peer_did_not_return_a_certificate"
 
 
 async def test_a_valid_certificate_without_a_device_row_gets_403(world: World) -> None:
@@ -294,7 +305,7 @@ async def test_revoking_a_connected_device_cuts_it_at_once(world: World) -> None
     ]
     assert not world.hub.connected(tablet.device_id)
     assert (await ping(ws2, 2))["type"] == "pong"  # the other tablet is untouched
-    await refused_at_handshake(world, tablet.context())
+    assert await refused_at_handshake(world, tablet.context()) == "certificate revoked"
 
 
 async def test_a_revocation_by_another_process_cuts_the_link_through_the_crl(
@@ -525,3 +536,5 @@ async def test_a_connection_that_never_finishes_its_handshake_is_dropped(world: 
     assert await asyncio.wait_for(reader.read(), 15) == b""
     assert loop.time() - started < TIMERS.handshake_timeout + 5
     writer.close()
+    assert world.listener.site is not None
+    assert world.listener.site.refusals["handshake timeout"] == 1
