@@ -213,6 +213,7 @@ async def test_monitor_gets_exactly_the_kinds_its_level_allows(
         allowed = {k.value for k in level.media_kinds}
         # R6: a forbidden kind has no m-line and no transceiver at all, not a muted one.
         assert set(media_lines(offer)) == allowed
+        assert "abs-send-time" not in offer
         assert media_lines(offer).count(next(iter(allowed))) == 2  # tablet and visitor
         assert {t.kind for t in monitor.pc.getTransceivers()} == allowed
         bridge_side = call.bridge._monitors[monitor_id].pc
@@ -402,6 +403,7 @@ async def test_bad_sdp_is_refused_with_a_clear_error_and_the_leg_can_retry() -> 
         assert not bridge.closed
         answer = await bridge.answer_leg(Leg.TABLET, offer)
         assert "VP8/90000" in answer and "H264" not in answer
+        assert "abs-send-time" not in answer  # no per-packet bitrate estimation at the bridge
         await tablet.accept(answer)
     finally:
         await bridge.close()

@@ -191,7 +191,8 @@ class Bridge:
         # Transceivers only for kinds offered: aiortc cannot answer with an unmatched one.
         pc = self._new_leg(leg, [k for k in _KIND_ORDER if k.value in offered])
         try:
-            await pc.setRemoteDescription(RTCSessionDescription(sdp=offer_sdp, type="offer"))
+            offer = RTCSessionDescription(sdp=_without_bandwidth_probe(offer_sdp), type="offer")
+            await pc.setRemoteDescription(offer)
             self._tap_strays(pc)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
@@ -203,7 +204,7 @@ class Bridge:
     async def offer_leg(self, leg: Leg) -> str:
         """Make the offer for a leg (e.g. a browser visitor); send it, then :meth:`leg_answer`."""
         pc = self._new_leg(leg, list(_KIND_ORDER))
-        await pc.setLocalDescription(await pc.createOffer())
+        await self._set_offer(pc)
         return pc.localDescription.sdp
 
     async def leg_answer(self, leg: Leg, answer_sdp: str) -> None:
@@ -284,7 +285,7 @@ class Bridge:
             if pc.connectionState in ("failed", "closed") and monitor_id in self._monitors:
                 self._spawn(self._monitor_gone(monitor_id))
 
-        await pc.setLocalDescription(await pc.createOffer())
+        await self._set_offer(pc)
         log.info("bridge monitor offered", monitor=monitor_id, kinds=sorted(kinds))
         return monitor_id, pc.localDescription.sdp
 
@@ -335,6 +336,11 @@ class Bridge:
             iceServers=self._ice_servers, bundlePolicy=RTCBundlePolicy.MAX_BUNDLE
         )
         return RTCPeerConnection(config)
+
+    async def _set_offer(self, pc: RTCPeerConnection) -> None:
+        offer = await pc.createOffer()
+        sdp = _without_bandwidth_probe(offer.sdp)
+        await pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
 
     def _prepare(self, transceiver: RTCRtpTransceiver, kind: MediaKind, stream: Leg) -> None:
         transceiver.setCodecPreferences(_codec_preferences(kind))  # type: ignore[arg-type]
@@ -423,6 +429,22 @@ class Bridge:
         self._monitors.clear()
         for pc in pcs:
             await pc.close()
+
+
+_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def _without_bandwidth_probe(sdp: str) -> str:
+    """Drop the abs-send-time header extension from an SDP the bridge takes part in.
+
+    With it, aiortc's receiver runs its bitrate estimator and sends a REMB on nearly
+    every video packet — about half the bridge's receive cost — to steer an encoder
+    the bridge does not have. Without it each hop keeps loss-based control (RTCP
+    receiver reports); senders encode at their own default rate.
+    """
+    return "".join(
+        line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line
+    )
 
 
 def _discard(frame: EncodedFrame) -> None:
