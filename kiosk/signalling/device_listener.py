@@ -4,8 +4,9 @@ ARCHITECTURE.md, Trust: tablets speak only WSS with mutual TLS, and a device
 is its certificate and nothing else. The TLS layer (``kiosk.tlsconfig``)
 refuses any certificate that does not chain to the deployment CA, has
 expired or is on the CRL; ``tls_accept.TlsSite`` logs each such refusal
-("device refused at handshake") and counts it by reason. Here the certificate's serial finds the device's
-row; an unknown or revoked device gets HTTP 403 before any WebSocket exists.
+("device refused at handshake") and counts it by reason. Here the
+certificate's serial finds the device's row; an unknown or revoked device
+gets HTTP 403 before any WebSocket exists.
 
 On the link: the first message must be ``hello``; every frame is parsed
 strictly (``kiosk.protocol``); a bad one gets ``error{invalid_request}`` and
