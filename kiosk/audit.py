@@ -56,7 +56,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import exists, func, insert, literal, select, text
+from sqlalchemy import Text, exists, func, insert, literal, select, text, type_coerce
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -466,10 +466,48 @@ class _TailMoved(Exception):
     """Another writer appended (or a caller's transaction rolled back) since we read the tail."""
 
 
+# A value that cannot be read back is tampering too: it must be named by
+# verify, not crash it. So rows are read raw and parsed here, and whatever
+# does not parse is kept as it is, so that its hash cannot match.
+_UNREADABLE_TIME = datetime.min.replace(tzinfo=UTC)
+
+
+def _raw_json(value: Any) -> Any:
+    if not isinstance(value, str | bytes):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
+def _raw_time(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return _UNREADABLE_TIME
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+_ENTRY_COLUMNS = (
+    audit_entries.c.seq,
+    type_coerce(audit_entries.c.at, Text()).label("at"),
+    audit_entries.c.actor,
+    audit_entries.c.action,
+    type_coerce(audit_entries.c.subjects, Text()).label("subjects"),
+    type_coerce(audit_entries.c.details, Text()).label("details"),
+    audit_entries.c.prev_hash,
+    audit_entries.c.hash,
+)
+
+
 def _row_entry(row: Any) -> Entry:
     return Entry(
-        seq=row.seq, at=row.at, actor=row.actor, action=row.action, subjects=row.subjects,
-        details=row.details, prev_hash=row.prev_hash, hash=row.hash,
+        seq=row.seq, at=_raw_time(row.at), actor=row.actor, action=row.action,
+        subjects=_raw_json(row.subjects), details=_raw_json(row.details),
+        prev_hash=row.prev_hash, hash=row.hash,
     )
 
 
@@ -622,7 +660,7 @@ class AuditLog:
             ).scalar_one()
             if done:
                 return
-            newest = select(audit_entries).where(audit_entries.c.seq == seq)
+            newest = select(*_ENTRY_COLUMNS).where(audit_entries.c.seq == seq)
             entry = _row_entry((await conn.execute(newest)).one())
             await _insert_checkpoint(conn, sign_checkpoint(entry, self._clock(), self._key))
 
@@ -639,7 +677,7 @@ async def read_entries(engine: AsyncEngine, after_seq: int = 0, limit: int = 100
     """Entries with seq > ``after_seq``, oldest first (for the staff API)."""
     async with engine.connect() as conn:
         rows = await conn.execute(
-            select(audit_entries)
+            select(*_ENTRY_COLUMNS)
             .where(audit_entries.c.seq > after_seq)
             .order_by(audit_entries.c.seq)
             .limit(limit)
@@ -651,7 +689,7 @@ async def load_chain(engine: AsyncEngine) -> tuple[list[Entry], list[Checkpoint]
     async with engine.connect() as conn:
         entries = [
             _row_entry(r)
-            for r in await conn.execute(select(audit_entries).order_by(audit_entries.c.seq))
+            for r in await conn.execute(select(*_ENTRY_COLUMNS).order_by(audit_entries.c.seq))
         ]
         checkpoints = [
             _row_checkpoint(r)

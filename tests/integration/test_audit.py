@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import func, select, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.audit import (
@@ -108,6 +109,24 @@ async def test_a_changed_actor_is_named(engine: AsyncEngine, key: Ed25519Private
     await fill(engine, key)
     await tamper(engine, "UPDATE audit_entries SET actor = 'staff:s9' WHERE seq = 24")
     caught(await verify(engine, key.public_key()), 24, "changed")
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [("details", "{not json"), ("subjects", "[]"), ("at", "yesterday"), ("actor", "42")],
+)
+async def test_an_unreadable_value_is_named_not_a_crash(
+    engine: AsyncEngine, key: Ed25519PrivateKey, column: str, value: str
+) -> None:
+    """SQLite stores anything; PostgreSQL's column types refuse some of it themselves."""
+    await fill(engine, key)
+    try:
+        await tamper(engine, f"UPDATE audit_entries SET {column} = :v WHERE seq = 3", v=value)
+    except DBAPIError:
+        assert engine.dialect.name == "postgresql" and column in ("details", "at")
+        assert (await verify(engine, key.public_key())).ok
+        return
+    caught(await verify(engine, key.public_key()), 3, "changed")
 
 
 async def test_a_deleted_middle_row_is_named(engine: AsyncEngine,
