@@ -428,6 +428,16 @@ async def per_frame_cost(mode: str, media: Media, seconds: float) -> Window:
     return window
 
 
+async def full_call_cost(media: Media, seconds: float) -> Window:
+    bridge = BridgeProcess("passthrough")
+    endpoints = await connect_call(bridge, 1, media, frozenset(MediaKind), audio=True)
+    await asyncio.sleep(3)
+    window = await measure(bridge, endpoints, seconds)
+    await close_all(endpoints)
+    await bridge.stop()
+    return window
+
+
 async def capacity(media: Media, steps: list[int], settle: float, seconds: float) -> None:
     bridge = BridgeProcess("passthrough")
     everyone: list[Endpoint] = []
@@ -507,6 +517,12 @@ async def main() -> None:
     print(f"  pass-through is {ratio:.1f}x cheaper than decode-and-re-encode (target >= 6)")
 
     print("2. capacity: calls of two legs plus one sight_and_hearing monitor, VP8 + Opus")
+    w = await full_call_cost(media, seconds)
+    print(
+        f"  one call: bridge core {w.bridge_load:.2%} (min consumer fps {min(w.video_fps):.1f})"
+        f" -> one core carries about {1 / max(w.bridge_load, 1e-9):.0f} calls by CPU",
+        flush=True,
+    )
     steps = [5, 10, 15] if args.quick else [5, 10, 15, 20, 25, 30]
     await capacity(media, steps, settle=3.0, seconds=seconds / 2)
 
