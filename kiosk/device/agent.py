@@ -34,7 +34,15 @@ from pydantic import BaseModel
 from kiosk.config import AgentSettings
 from kiosk.device.call import Call, MediaCounters
 from kiosk.device.link import Link, LinkTimers
-from kiosk.device.media import JpegEncoder, LocalMedia, open_media, pump
+from kiosk.device.media import (
+    JpegEncoder,
+    LocalMedia,
+    MediaUnavailable,
+    Speaker,
+    check_devices,
+    open_media,
+    pump,
+)
 from kiosk.device.session import (
     Action,
     AddIce,
@@ -88,6 +96,13 @@ class Agent:
         self.synthetic_media = synthetic_media
         self.clock = clock
         self.session = TabletSession(load_grant_key(settings.grant_public_key), settings.device_id)
+        devices = bool(settings.video_device or settings.audio_device)
+        self.real_media = devices and not synthetic_media
+        if self.real_media:
+            try:
+                check_devices(settings)
+            except MediaUnavailable as exc:
+                raise AgentError(str(exc)) from exc
         try:
             ssl_context = agent_client_context(settings.ca_cert, settings.cert, settings.key)
         except (OSError, ValueError) as exc:
@@ -109,6 +124,7 @@ class Agent:
         self.last_call: Call | None = None  # kept after the end: tests and the bench read it
         self.calls_started = 0
         self._media: LocalMedia | None = None
+        self._speaker: Speaker | None = None
         self._lock = asyncio.Lock()
         self._events: set[asyncio.Queue[dict[str, Any]]] = set()
         self._frames: set[asyncio.Queue[bytes]] = set()
@@ -232,14 +248,22 @@ class Agent:
 
     async def _start_call(self, action: StartCall) -> None:
         call_id = action.accepted.grant.call_id
-        media = open_media(self.settings, self.synthetic_media)
+        try:
+            media = open_media(self.settings, self.synthetic_media)
+        except MediaUnavailable:
+            log.exception("camera or microphone unavailable", call_id=call_id)
+            await self._carry_out(self.session.call_failed(call_id, self.clock()))
+            return
         self._media = media
+        speaker = Speaker() if self.real_media else None
+        self._speaker = speaker
         call = Call(
             action.accepted,
             media,
             action.ice_servers,
             clock=self.clock,
             on_video=lambda frame: self._frame(FRAME_REMOTE, frame),
+            on_audio=speaker.play if speaker is not None else None,
             on_time=lambda effect: self._later(self._call_time_step(call_id, effect)),
             on_state=lambda state: self._later(self._connection_step(call_id, state)),
         )
@@ -269,6 +293,9 @@ class Agent:
         self.call = None
         self.last_call = call
         await call.close(action.reason)
+        if self._speaker is not None:
+            self._speaker.close()
+            self._speaker = None
 
     async def _guard(self, work: Any, call_id: str) -> None:
         try:

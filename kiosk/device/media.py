@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import fractions
 import math
+import os
 import struct
 import time
 from collections.abc import Callable
@@ -27,7 +28,7 @@ from typing import Any
 
 import av
 from aiortc.contrib.media import MediaPlayer, MediaRelay
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
+from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
 from kiosk.config import AgentSettings
 from kiosk.logs import get_logger
@@ -221,38 +222,120 @@ class LocalMedia:
                     source.stop()
 
 
+class MediaUnavailable(Exception):
+    """A configured camera or microphone cannot be opened: the agent says so at start."""
+
+
+def input_formats() -> frozenset[str]:
+    """The FFmpeg input devices this PyAV build has (PyPI's wheels lack v4l2 and pulse)."""
+    return frozenset(av.formats_available)
+
+
+def check_devices(settings: AgentSettings) -> None:
+    """Refuse at start, with the reason, a device setting this machine cannot honour."""
+    formats = input_formats()
+    if settings.video_device and "v4l2" not in formats:
+        raise MediaUnavailable(
+            "video_device is set but this PyAV build has no V4L2 input; install PyAV "
+            "built against an FFmpeg with libavdevice's v4l2 (Debian's FFmpeg has it)"
+        )
+    if settings.audio_device and not {"pulse", "alsa"} & formats:
+        raise MediaUnavailable(
+            "audio_device is set but this PyAV build has neither PulseAudio nor ALSA input"
+        )
+
+
+def _microphone(source: str) -> MediaPlayer:
+    """A PulseAudio/PipeWire source by name.
+
+    With FFmpeg's pulse input when this PyAV has it; otherwise through ALSA's
+    ``pulse`` PCM (alsa-plugins, or pipewire-alsa), which takes the source's
+    name from ``PULSE_SOURCE``. Either way the audio comes from the sound
+    server, so its echo-cancel source can be the one named here.
+    """
+    if "pulse" in input_formats():
+        return MediaPlayer(source, format="pulse")
+    os.environ["PULSE_SOURCE"] = source
+    return MediaPlayer("pulse", format="alsa")
+
+
 def open_media(settings: AgentSettings, synthetic: bool) -> LocalMedia:
     """Synthetic sources when asked for or when no device is configured; else the devices.
 
     Fresh sources for each call: a stopped track cannot be restarted, and a
-    camera is best left closed between calls (its light off).
+    camera is best left closed between calls (its light off). With only one
+    device configured the other side is silence or the pattern, never the tone
+    (a whistle in a real call).
     """
     if synthetic or not (settings.video_device or settings.audio_device):
         return LocalMedia(audio=ToneTrack(), video=PatternTrack(), synthetic=True)
+    check_devices(settings)
     players: list[MediaPlayer] = []
     video: MediaStreamTrack = PatternTrack()
-    audio: MediaStreamTrack = ToneTrack()
-    if settings.video_device:
-        camera = MediaPlayer(
-            settings.video_device,
-            format="v4l2",
-            options={
-                "video_size": f"{VIDEO_WIDTH}x{VIDEO_HEIGHT}",
-                "framerate": str(VIDEO_FPS),
-            },
-        )
-        players.append(camera)
-        camera_track = camera.video
-        if camera_track is not None:
-            video = camera_track
-    if settings.audio_device:
-        # PulseAudio's protocol; PipeWire serves it through pipewire-pulse.
-        mic = MediaPlayer(settings.audio_device, format="pulse")
-        players.append(mic)
-        mic_track = mic.audio
-        if mic_track is not None:
-            audio = mic_track
+    audio: MediaStreamTrack = AudioStreamTrack()  # silence
+    try:
+        if settings.video_device:
+            camera = MediaPlayer(
+                settings.video_device,
+                format="v4l2",
+                options={
+                    "video_size": f"{VIDEO_WIDTH}x{VIDEO_HEIGHT}",
+                    "framerate": str(VIDEO_FPS),
+                },
+            )
+            players.append(camera)
+            camera_track = camera.video
+            if camera_track is not None:
+                video = camera_track
+        if settings.audio_device:
+            mic = _microphone(settings.audio_device)
+            players.append(mic)
+            mic_track = mic.audio
+            if mic_track is not None:
+                audio = mic_track
+    except (av.FFmpegError, OSError) as exc:
+        for player in players:
+            for source in (player.audio, player.video):
+                if source is not None:
+                    source.stop()
+        raise MediaUnavailable(f"cannot open the camera or microphone: {exc}") from exc
     return LocalMedia(audio=audio, video=video, synthetic=False, players=players)
+
+
+class Speaker:
+    """Plays the other end's audio through ALSA's default PCM (PipeWire/PulseAudio's).
+
+    Opened at the first frame; if the output cannot be opened or breaks, the
+    call goes on without sound from here and the log says why once.
+    """
+
+    def __init__(self, device: str = "default") -> None:
+        self.device = device
+        self._container: Any = None
+        self._stream: Any = None
+        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
+        self.broken = False
+
+    def play(self, frame: av.AudioFrame) -> None:
+        if self.broken:
+            return
+        try:
+            if self._container is None:
+                self._container = av.open(self.device, "w", format="alsa")
+                self._stream = self._container.add_stream("pcm_s16le", rate=AUDIO_RATE)
+                self._stream.layout = "stereo"
+            for out in self._resampler.resample(frame):
+                for packet in self._stream.encode(out):
+                    self._container.mux(packet)
+        except (av.FFmpegError, OSError, ValueError) as exc:
+            self.broken = True
+            log.warning("no sound on the speaker", error=str(exc)[:200])
+
+    def close(self) -> None:
+        if self._container is not None:
+            with contextlib.suppress(Exception):
+                self._container.close()
+            self._container = None
 
 
 class JpegEncoder:

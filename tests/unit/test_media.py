@@ -17,8 +17,11 @@ from kiosk.device.media import (
     AUDIO_RATE,
     VIDEO_CLOCK,
     JpegEncoder,
+    MediaUnavailable,
     PatternTrack,
     ToneTrack,
+    check_devices,
+    input_formats,
     open_media,
 )
 
@@ -111,3 +114,13 @@ def test_open_media_is_synthetic_without_devices() -> None:
     forced = open_media(AgentSettings(video_device="/dev/video0"), synthetic=True)
     assert forced.synthetic
     forced.stop()
+
+
+def test_a_device_this_pyav_cannot_open_is_refused_at_start() -> None:
+    settings = AgentSettings(video_device="/dev/video0")
+    if "v4l2" in input_formats():
+        check_devices(settings)  # this build can open it: nothing to refuse
+    else:
+        with pytest.raises(MediaUnavailable, match="V4L2"):
+            check_devices(settings)
+    check_devices(AgentSettings())  # no device, nothing to check
