@@ -646,7 +646,10 @@ class AuditLog:
         raise _TailMoved
 
     async def checkpoint(self) -> None:
-        """Sign the newest entry now (nothing to do if it is already signed)."""
+        """Sign the newest entry now (nothing to do if it is already signed).
+
+        RuntimeError if the newest entry was changed behind this server's back.
+        """
         async with self._lock, write_transaction(self._engine) as conn:
             if conn.dialect.name == "postgresql":
                 await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
@@ -662,6 +665,13 @@ class AuditLog:
                 return
             newest = select(*_ENTRY_COLUMNS).where(audit_entries.c.seq == seq)
             entry = _row_entry((await conn.execute(newest)).one())
+            known = self._tail is not None and self._tail[0] == seq and self._tail[1] != entry.hash
+            if known or entry.computed_hash() != entry.hash:
+                # Never sign what someone else may have rewritten.
+                raise RuntimeError(
+                    f"audit entry {seq} is not what this server wrote; "
+                    "run kiosk admin audit verify"
+                )
             await _insert_checkpoint(conn, sign_checkpoint(entry, self._clock(), self._key))
 
     async def close(self) -> None:

@@ -129,6 +129,16 @@ async def test_an_unreadable_value_is_named_not_a_crash(
     caught(await verify(engine, key.public_key()), 3, "changed")
 
 
+async def test_the_server_never_signs_a_rewritten_newest_entry(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    log = await fill(engine, key, n=5, every=100, close=False)
+    await tamper(engine, "UPDATE audit_entries SET actor = 'staff:s9' WHERE seq = 5")
+    with pytest.raises(RuntimeError, match="audit entry 5 is not what this server wrote"):
+        await log.close()
+    caught(await verify(engine, key.public_key()), 5, "changed")
+
+
 async def test_a_deleted_middle_row_is_named(engine: AsyncEngine,
                                              key: Ed25519PrivateKey) -> None:
     await fill(engine, key)
