@@ -49,6 +49,7 @@ from kiosk.signalling.metrics import Metrics
 from kiosk.signalling.turn import ice_servers_for_call
 from kiosk.store import calls as store_calls
 from kiosk.store import repo
+from kiosk.store.db import write_transaction
 
 log = get_logger(__name__)
 
@@ -156,7 +157,7 @@ class Supervisor:
     async def start(self) -> None:
         """Close out the calls a previous process left live, with the right reason."""
         now = self.ctx.clock()
-        async with self.ctx.engine.begin() as conn:
+        async with write_transaction(self.ctx.engine) as conn:
             for call in await store_calls.unfinished_calls(conn):
                 # The tablet ended it by its own clock if the window is over;
                 # otherwise this server's restart ended it.
@@ -337,7 +338,7 @@ class Supervisor:
                 p.IceServer(urls=list(s.urls), username=s.username, credential=s.credential)
                 for s in ice_servers_for_call(self.ctx.settings.turn, live.id, grant.not_after)
             ]
-            async with self.ctx.engine.begin() as conn:
+            async with write_transaction(self.ctx.engine) as conn:
                 if existing is None:
                     await store_calls.insert_call(conn, live.stored(), now)
                 else:
@@ -556,7 +557,7 @@ class Supervisor:
             return
         if live.connected_at is None:
             live.connected_at = now
-        async with self.ctx.engine.begin() as conn:
+        async with write_transaction(self.ctx.engine) as conn:
             await store_calls.set_call_state(conn, live.id, live.machine.state, live.connected_at)
             await self.ctx.audit.append(
                 "system",
@@ -611,7 +612,7 @@ class Supervisor:
             if route is Route.BRIDGE and self.bridge_factory is None:
                 raise SupervisorError(Reason.BRIDGE_UNAVAILABLE)
             live = self._new_call(device_id, booking, inmate, contact, route, settings)
-            async with self.ctx.engine.begin() as conn:
+            async with write_transaction(self.ctx.engine) as conn:
                 await store_calls.insert_call(conn, live.stored(), now)
                 await self.ctx.audit.append(
                     f"staff:{staff_id}",
@@ -658,7 +659,7 @@ class Supervisor:
 
     async def tamper(self, device_id: str, kind: str, details: dict[str, str]) -> None:
         now = self.ctx.clock()
-        async with self.ctx.engine.begin() as conn:
+        async with write_transaction(self.ctx.engine) as conn:
             event_id = str(uuid.uuid4())
             await store_calls.insert_tamper_event(conn, event_id, device_id, kind, details, now)
             await self.ctx.audit.append(
@@ -762,7 +763,7 @@ class Supervisor:
     async def _record_breach(self, live: LiveCall, staff_id: str, note: str) -> None:
         now = self.ctx.clock()
         breach_id = str(uuid.uuid4())
-        async with self.ctx.engine.begin() as conn:
+        async with write_transaction(self.ctx.engine) as conn:
             await store_calls.record_breach(conn, breach_id, live.stored(), staff_id, now, note)
             await self.ctx.audit.append(
                 f"staff:{staff_id}",
@@ -785,7 +786,7 @@ class Supervisor:
             del self._by_device[live.device_id]
         if live.timer is not None and live.timer is not asyncio.current_task():
             live.timer.cancel()
-        async with self.ctx.engine.begin() as conn:
+        async with write_transaction(self.ctx.engine) as conn:
             await store_calls.end_call(conn, live.id, reason, ended_at, seconds)
             await repo.set_booking_state(conn, [live.booking.id], BookingState.USED)
             await self.ctx.audit.append(

@@ -10,11 +10,12 @@ from kiosk.signalling.api import (
     devices,
     facility,
     inmates,
+    invites,
     session,
 )
 from kiosk.signalling.api.base import Operation
 
-MODULES = (session, inmates, contacts, bookings, calls, devices, facility, audit)
+MODULES = (session, inmates, contacts, bookings, invites, calls, devices, facility, audit)
 
 
 def operations() -> list[Operation]:
