@@ -336,7 +336,7 @@ def parse_server_to_visitor(data: str | bytes) -> ServerToVisitorMessage:
     return result
 
 
-def encode(message: _Message) -> str:
+def encode(message: BaseModel) -> str:
     """The wire text of a message. Refuses to produce a frame the peer would refuse."""
     text = message.model_dump_json()
     if len(text.encode("utf-8")) > MAX_MESSAGE_BYTES:

@@ -243,7 +243,7 @@ class DeviceHub:
             return False
         try:
             async with link.lock:
-                await asyncio.wait_for(link.ws.send_str(encode(message)), self.timers.send_timeout)  # type: ignore[arg-type]
+                await asyncio.wait_for(link.ws.send_str(encode(message)), self.timers.send_timeout)
         except TimeoutError:
             # A tablet that does not read must not hold up the server.
             log.warning("device link cut: not reading", device_id=link.device_id)
