@@ -1,0 +1,210 @@
+"""The tablet's USB guard: sysfs and udev around the pure ``kiosk.device.usbpolicy``.
+
+ARCHITECTURE.md "The tablet": ``authorized_default=0`` on every USB host
+controller (a root hub ``usbN``), then each device is authorized (``1``
+written to its ``authorized``) only if the allow list says so. Everything
+refused is deauthorized (``0``: the kernel unbinds any driver that got there
+first, e.g. a keyboard plugged in before the agent started) and reported
+through ``report(kind, details)``, which the agent sends to the server as
+``tamper{kind, details}`` (audit chain; the staff console shows it).
+
+``UsbGuard.start()`` locks the controllers and judges the devices present;
+``watch()`` then judges each device as it is plugged in, and locks any
+controller that appears later.
+
+    python -m kiosk.device.usbguard [--config agent.toml] [--watch]
+
+runs the guard alone (each decision printed as a JSON line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from pathlib import Path
+
+import pyudev
+
+from kiosk.device.usbpolicy import (
+    AllowRule,
+    Authorize,
+    Decision,
+    DescriptorError,
+    Refuse,
+    UsbDevice,
+    decide,
+    parse_descriptors,
+    parse_rules,
+)
+from kiosk.logs import get_logger
+
+log = get_logger(__name__)
+
+Report = Callable[[str, dict[str, str]], None]
+
+
+def is_controller(device: pyudev.Device) -> bool:
+    """A root hub stands for its host controller: sysfs name ``usbN``."""
+    return str(device.sys_name).startswith("usb")
+
+
+def _write_attr(device: pyudev.Device, name: str, value: str) -> None:
+    # Through open(): under umockdev the preload library redirects /sys to the testbed.
+    with open(os.path.join(device.sys_path, name), "w") as fh:
+        fh.write(value)
+
+
+def _read_attr(device: pyudev.Device, name: str) -> bytes | None:
+    try:
+        with open(os.path.join(device.sys_path, name), "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def read_device(device: pyudev.Device) -> UsbDevice:
+    name = str(device.sys_name)
+    serial = _read_attr(device, "serial")
+    product = _read_attr(device, "product")
+    # A device chooses its own strings: cap them (the tamper message bounds each value).
+    text_serial = serial.decode(errors="replace").strip()[:128] if serial is not None else None
+    text_product = product.decode(errors="replace").strip()[:128] if product is not None else ""
+    raw = _read_attr(device, "descriptors")
+    if raw is None:
+        return UsbDevice(name, None, text_serial, text_product, "no descriptors attribute")
+    try:
+        descriptors = parse_descriptors(raw)
+    except DescriptorError as exc:
+        return UsbDevice(name, None, text_serial, text_product, str(exc))
+    return UsbDevice(name, descriptors, text_serial, text_product)
+
+
+class UsbGuard:
+    def __init__(
+        self,
+        rules: Sequence[AllowRule],
+        report: Report,
+        context: pyudev.Context | None = None,
+    ) -> None:
+        self.rules = tuple(rules)
+        self._report = report
+        self._context = context or pyudev.Context()
+
+    @classmethod
+    def from_settings(cls, usb_allow: Sequence[Mapping[str, object]], report: Report) -> UsbGuard:
+        return cls(parse_rules(usb_allow), report)
+
+    def _usb_devices(self) -> list[pyudev.Device]:
+        devices = self._context.list_devices(subsystem="usb", DEVTYPE="usb_device")
+        return sorted(devices, key=lambda d: str(d.sys_path))
+
+    def lock_controllers(self) -> list[str]:
+        """``authorized_default=0`` on every host controller; the names locked."""
+        locked = []
+        for device in self._usb_devices():
+            if is_controller(device):
+                self.lock(device)
+                locked.append(str(device.sys_name))
+        return locked
+
+    def lock(self, controller: pyudev.Device) -> None:
+        _write_attr(controller, "authorized_default", "0")
+        log.info("usb controller locked", controller=str(controller.sys_name))
+
+    def judge(self, device: pyudev.Device) -> Decision:
+        """Decide about one device and write the decision to its ``authorized``."""
+        info = read_device(device)
+        decision = decide(info, self.rules)
+        if isinstance(decision, Authorize):
+            _write_attr(device, "authorized", "1")
+            log.info("usb device authorized", device=info.name, rule=decision.rule)
+        else:
+            # Deny by default: even if the write fails, the kernel default is 0.
+            with contextlib.suppress(OSError):
+                _write_attr(device, "authorized", "0")
+            log.warning("usb device refused", reason=decision.reason, **decision.details)
+            self._report(decision.kind, {"reason": decision.reason, **decision.details})
+        return decision
+
+    def judge_present(self) -> list[tuple[str, Decision]]:
+        return [
+            (str(d.sys_name), self.judge(d)) for d in self._usb_devices() if not is_controller(d)
+        ]
+
+    def start(self) -> list[tuple[str, Decision]]:
+        """Lock the controllers, then judge every device already present."""
+        self.lock_controllers()
+        return self.judge_present()
+
+    async def watch(self, *, start: bool = True) -> AsyncIterator[tuple[str, Decision]]:
+        """With ``start``: lock and judge what is present first, after the monitor is
+        listening, so that nothing plugged in meanwhile slips between the two."""
+        monitor = pyudev.Monitor.from_netlink(self._context)
+        monitor.filter_by("usb", "usb_device")
+        monitor.start()
+        if start:
+            for judged in self.start():
+                yield judged
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[pyudev.Device] = asyncio.Queue()
+
+        def readable() -> None:
+            while (device := monitor.poll(timeout=0)) is not None:
+                queue.put_nowait(device)
+
+        loop.add_reader(monitor.fileno(), readable)
+        try:
+            while True:
+                device = await queue.get()
+                if device.action != "add":
+                    continue
+                if is_controller(device):
+                    self.lock(device)  # a controller that appeared later (a dock)
+                    continue
+                yield str(device.sys_name), self.judge(device)
+        finally:
+            loop.remove_reader(monitor.fileno())
+
+
+def _print_decision(name: str, decision: Decision) -> None:
+    if isinstance(decision, Refuse):
+        line = {"device": name, "authorized": False, "reason": decision.reason, **decision.details}
+    else:
+        line = {"device": name, "authorized": True, "rule": decision.rule}
+    print(json.dumps(line), flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from kiosk.config import ConfigError, load_settings
+
+    parser = argparse.ArgumentParser(prog="kiosk-usbguard", description=__doc__.split("\n")[0])
+    parser.add_argument("--config", type=Path, default=None)
+    parser.add_argument("--watch", action="store_true", help="keep judging hot-plugged devices")
+    args = parser.parse_args(argv)
+    try:
+        settings = load_settings(args.config)
+        guard = UsbGuard.from_settings(settings.agent.usb_allow, lambda kind, details: None)
+    except (ConfigError, ValueError) as exc:
+        print(f"kiosk-usbguard: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"locked": guard.lock_controllers()}), flush=True)
+    for name, decision in guard.judge_present():
+        _print_decision(name, decision)
+    if args.watch:
+
+        async def run() -> None:
+            async for name, decision in guard.watch(start=False):
+                _print_decision(name, decision)
+
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(run())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
