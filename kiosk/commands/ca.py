@@ -15,6 +15,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives import hashes
+
 from kiosk import pki
 from kiosk.cli import CommandError
 from kiosk.config import ConfigError, Settings, load_settings
@@ -77,7 +79,9 @@ def run_init(args: argparse.Namespace) -> int:
         raise CommandError(f"cannot initialise the CA: {exc}") from exc
     except OSError as exc:
         raise CommandError(f"cannot write {settings.pki_dir}: {exc.strerror}") from exc
+    fingerprint = ca.cert.fingerprint(hashes.SHA256()).hex(":")
     print(f"CA ready in {ca.paths.dir} ({ca.cert.subject.rfc4514_string()})")
+    print(f"CA certificate SHA-256 {fingerprint}")
     return 0
 
 
