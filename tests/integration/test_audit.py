@@ -9,19 +9,26 @@ first bad entry.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.audit import (
+    FORBIDDEN_DETAIL_KEYS,
     AuditLog,
     VerifyResult,
+    canonical_json,
     load_signing_key,
     make_entry,
     read_entries,
@@ -175,8 +182,6 @@ async def test_two_swapped_rows_are_named(engine: AsyncEngine, key: Ed25519Priva
 
 
 async def _insert_forged(engine: AsyncEngine, seq: int, prev_hash: str) -> None:
-    from datetime import UTC, datetime
-
     e = make_entry(seq, datetime.now(UTC), "staff:s1", "contact.decided",
                    {"contact": "contact-9"}, {"outcome": "approved"}, prev_hash)
     async with engine.begin() as conn:
@@ -281,6 +286,50 @@ async def test_personal_data_is_refused_and_nothing_is_written(
     async with engine.connect() as conn:
         count = (await conn.execute(select(func.count()).select_from(schema.audit_entries)))
         assert count.scalar_one() == 0
+
+
+def _no_forbidden_keys(d: object) -> bool:
+    if isinstance(d, dict):
+        return all(k.lower() not in FORBIDDEN_DETAIL_KEYS and _no_forbidden_keys(v)
+                   for k, v in d.items())
+    if isinstance(d, list):
+        return all(_no_forbidden_keys(v) for v in d)
+    return True
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(min_value=-(2**70), max_value=2**70)
+    | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20)
+    | st.datetimes(timezones=st.just(UTC)),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner,
+                                                                 max_size=3),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(details=st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+       .filter(_no_forbidden_keys))
+def test_any_json_details_survive_the_database_exactly(
+    migrated_url: str, key: Ed25519PrivateKey, details: dict[str, object]
+) -> None:
+    """Whatever JSON goes in comes back so that its hash still matches, on both engines."""
+
+    async def scenario() -> None:
+        engine = make_engine(migrated_url)
+        try:
+            log = AuditLog(engine, key)
+            seq = await log.append("system", "test.details", {"case": "c1"}, details)
+            (entry,) = await read_entries(engine, after_seq=seq - 1, limit=1)
+            assert dict(entry.details) == json.loads(canonical_json(details))
+            result = await verify(engine, key.public_key())
+            assert result.ok, result.problem
+        finally:
+            await engine.dispose()
+
+    with ThreadPoolExecutor(1) as pool:  # its own loop, away from the test runner's
+        pool.submit(asyncio.run, scenario()).result()
 
 
 async def _kiosk(url: str, data_dir: Path, *args: str) -> tuple[int, str, str]:
