@@ -378,10 +378,15 @@ class ServerRegistrar(Registrar):
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def register(self, event: Register) -> str:
+        device_id = await self._post(event)
         if event.revoke:
-            # Re-provisioning: the old certificate dies before the new one is in use.
+            # Re-provisioning: the old certificate is revoked once the server took the
+            # new one, so that a refusal leaves the tablet its working identity.
             pki.revoke(self._pki_dir, event.revoke)
             log.info("old tablet certificate revoked", certificate=event.revoke)
+        return device_id
+
+    async def _post(self, event: Register) -> str:
         body = {
             "serial": event.serial,
             "model": event.model,
@@ -397,7 +402,10 @@ class ServerRegistrar(Registrar):
                 if resp.status not in (200, 201):
                     error = data.get("error", {}) if isinstance(data, dict) else {}
                     code = error.get("code", f"HTTP {resp.status}")
-                    raise RegistrationError(f"{code}: {error.get('message', '')}".strip(": "))
+                    text = f"{code}: {error.get('message', '')}".strip(": ")
+                    if resp.status == 409 and event.revoke:
+                        text += " (the server keeps one certificate per tablet serial)"
+                    raise RegistrationError(text)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RegistrationError(f"server unreachable: {exc}") from exc
         device_id = data.get("id") if isinstance(data, dict) else None

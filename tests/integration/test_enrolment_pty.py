@@ -15,11 +15,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 
-from kiosk import keys, pki
+from kiosk import keys, pki, tlsconfig
+from kiosk.domain.model import Role
+from kiosk.signalling.device_listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE
 from provisioning.inventory import Inventory
+from tests.integration.api_support import LiveApi, live_api
 
 SERIAL = "KT-0001"
 PY = sys.executable
@@ -234,3 +240,99 @@ async def test_station_cli_sets_up_key_and_inventory(tmp_path: Path) -> None:
 @pytest.fixture(autouse=True)
 def _quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KIOSK_LOG__LEVEL", "warning")
+
+
+# --- the whole way: enrolled over the line, registered, accepted by the server --------
+
+
+async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: Path) -> str:
+    """Connect as the agent would, from what enrolment wrote; the device id the hub sees."""
+    env = dict(
+        line.split("=", 1) for line in (agent_dir / "enrolment.env").read_text().splitlines()
+    )
+    hub = DeviceHub(api.server.context.engine)
+    listener = DeviceListener(hub, pki_dir, "127.0.0.1", 0)
+    await listener.start()
+    try:
+        url = env["KIOSK_AGENT__SERVER_URL"].replace(":8444/", f":{listener.port}/")
+        context = tlsconfig.agent_client_context(
+            Path(env["KIOSK_AGENT__CA_CERT"]),
+            Path(env["KIOSK_AGENT__CERT"]),
+            Path(env["KIOSK_AGENT__KEY"]),
+        )
+        async with aiohttp.ClientSession() as session:
+            ws = await asyncio.wait_for(session.ws_connect(url, ssl=context), 10)
+            hello = {"type": "hello", "version": 1, "agent_version": "test", "calls": []}
+            await ws.send_str(json.dumps(hello))
+            await ws.send_str(json.dumps({"type": "ping", "seq": 1}))
+            msg = await ws.receive(timeout=10)
+            assert msg.type == aiohttp.WSMsgType.TEXT, msg
+            assert json.loads(msg.data)["type"] == "pong"
+            (device_id,) = hub.device_ids()
+            await ws.close()
+            return device_id
+    finally:
+        await listener.stop()
+
+
+async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path: Path) -> None:
+    pki.init_ca(tmp_path / "pki", ["127.0.0.1"])
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}"
+    async with live_api(tmp_path, db_url) as api:
+        d = await make_deployment(tmp_path, api_url=api.url, token=api.tokens[Role.ADMIN])
+        o = await enrol_over_pty(d)
+        assert (o.station_rc, o.device_rc) == (0, 0), (o.station_out, o.device_err)
+        assert "Summary: 1 enrolled, 0 refused" in o.station_out
+        assert f"Is {SERIAL} the serial printed on the case?" in o.station_out
+
+        # The tablet: its own key 0600 in a 0700 directory, the marker written.
+        agent = d.agent_dir
+        assert stat.S_IMODE(agent.stat().st_mode) == 0o700
+        assert stat.S_IMODE((agent / "device.key").stat().st_mode) == 0o600
+        marker = json.loads((agent / "provisioned").read_text())
+        assert not (agent / ".staging").exists()
+
+        # The server: one device row with the certificate the tablet holds.
+        status, listing = await api.call("GET", "/devices")
+        assert status == 200
+        (row,) = listing["items"]
+        cert = x509.load_pem_x509_certificate((agent / "device.pem").read_bytes())
+        assert row["serial"] == SERIAL and row["model"] == "Tab-10"
+        assert row["certificate_serial"] == pki.certificate_serial_text(cert)
+        assert marker["device_id"] == row["id"]
+        record = Inventory(tmp_path / "station").get(SERIAL)
+        assert record is not None and record.device_id == row["id"]
+        assert record.certificate_serial == row["certificate_serial"]
+
+        # The tablet connects with its new certificate and is accepted.
+        assert await _accepted_by_device_listener(api, agent, d.pki_dir) == row["id"]
+
+        # Plugged in again: the tablet refuses (already provisioned), its files untouched.
+        before = (agent / "device.pem").read_bytes()
+        o = await enrol_over_pty(d)
+        assert o.device_rc == 1 and o.station_rc == 1
+        assert "refused by the tablet: [already_provisioned]" in o.station_out
+        assert (agent / "device.pem").read_bytes() == before
+
+
+async def test_reprovisioning_refused_by_the_server_leaves_the_old_identity(
+    tmp_path: Path,
+) -> None:
+    """Re-provisioning asked for: the tablet and the station go ahead, the certificate is
+    issued; the server's API keeps one certificate per serial and refuses the second
+    registration (409), so the old certificate is NOT revoked and the tablet keeps its
+    files: a refusal never leaves a tablet without a working identity."""
+    pki.init_ca(tmp_path / "pki", ["127.0.0.1"])
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}"
+    async with live_api(tmp_path, db_url) as api:
+        d = await make_deployment(tmp_path, api_url=api.url, token=api.tokens[Role.ADMIN])
+        first = await enrol_over_pty(d)
+        assert (first.station_rc, first.device_rc) == (0, 0), first.station_out
+        old = x509.load_pem_x509_certificate((d.agent_dir / "device.pem").read_bytes())
+        o = await enrol_over_pty(d, station_args=("--reprovision",))
+        assert_refused(o, "registration_failed", by="station")
+        assert "one certificate per tablet serial" in o.station_out
+        assert (d.agent_dir / "device.pem").read_bytes() == old.public_bytes(
+            serialization.Encoding.PEM
+        )
+        assert pki.certificate_serial_text(old) not in pki.revoked_serials(d.pki_dir)
