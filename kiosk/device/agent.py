@@ -162,7 +162,15 @@ class Agent:
     # --- what the page (and tests) use ------------------------------------------------
 
     def view(self) -> dict[str, Any]:
-        return self.session.view(self.clock())
+        view = self.session.view(self.clock())
+        counters = self.counters
+        # What arrived from the other end in the current call: the page shows
+        # "connecting" until media flows, and tests read it.
+        view["media"] = {
+            "video_received": counters.video_frames if counters else 0,
+            "audio_received": counters.audio_frames if counters else 0,
+        }
+        return view
 
     def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE)
