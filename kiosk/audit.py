@@ -15,6 +15,9 @@ names, e-mail addresses, phone numbers or secrets (keys such as ``name`` or
 ``email`` are refused). Personal data lives in ordinary tables with a
 retention period, so erasing it leaves the chain verifiable.
 
+The database itself refuses UPDATE and DELETE on the audit tables (triggers
+made by the first migration); what follows is for someone who can drop them.
+
 What verification detects, and what it cannot:
 
 - A changed entry (any field), a removed entry in the middle, entries
