@@ -24,7 +24,9 @@ Contacts
     through an appeal: ``decide_contact(..., appeal=...)`` with a pending appeal
     against the decision in force. The decision in force applies meanwhile.
     ``decide_appeal`` says whether an appeal may still be decided; when it is
-    changed, the caller makes the new decision with ``decide_contact``.
+    changed, the caller makes the new decision with ``decide_contact``. An
+    appeal needs a decision in force (``contact_not_pending``), and a contact
+    has one pending appeal at a time (``conflict``).
   * R13 / R5 / R7: a privileged contact (defence counsel, police) with any
     control level other than ``none`` is refused ``privileged_no_control``; a
     court contact with control ``category_not_controllable``; a controlled
