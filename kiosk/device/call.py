@@ -92,6 +92,7 @@ class Call:
         self.clock = clock
         self.counters = MediaCounters()
         self.closed = False
+        self.closed_at: float | None = None  # monotonic instant media stopped
         self.end_reason: EndReason | None = None
         self._on_video = on_video
         self._on_audio = on_audio
@@ -153,6 +154,7 @@ class Call:
         if self._closing is None:
             self.end_reason = reason
             self.closed = True
+            self.closed_at = self.clock()
             if reason is not EndReason.TIME_UP:
                 self.deadline.stop()
             self._closing = asyncio.ensure_future(self._close())
@@ -189,7 +191,7 @@ class Call:
                 return
             delay = wake - self.clock()
             if delay > 0:
-                # Short naps near the end keep the cut within a few ms of the deadline.
+                # Capped naps: a suspended tablet (monotonic clock stopped or not) re-checks soon.
                 await asyncio.sleep(min(delay, 30.0))
                 continue
             for effect in self.deadline.tick(self.clock()):

@@ -11,7 +11,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.device.deadline import NOT_YET_OPEN, Accepted, CallDeadline, Refused, check_grant
+from kiosk.device.deadline import (
+    MEDIA_LEAD,
+    NOT_YET_OPEN,
+    Accepted,
+    CallDeadline,
+    Refused,
+    check_grant,
+)
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
@@ -65,7 +72,8 @@ def test_a_good_grant_is_accepted_and_carries_its_clock() -> None:
     assert decision
     assert decision.grant.call_id == "call-1"
     span = 20 * 60 * (1 - DEFAULT_DRIFT)
-    assert abs(decision.deadline.deadline() - (500.0 + span)) < 1e-6
+    # Media stops MEDIA_LEAD before the grant's end so the far end's last frame lands by then.
+    assert abs(decision.deadline.deadline() - (500.0 + span - MEDIA_LEAD)) < 1e-6
 
 
 def test_forged_grant_is_refused_without_a_call_id() -> None:
@@ -212,4 +220,4 @@ def test_never_ends_after_not_after_by_the_servers_clock(
     # Server timeline: not_after is issued_offset + span after the dial left.
     true_end = anchor + issued_offset + span
     assert d.deadline() <= true_end + 1e-6
-    assert true_end - d.deadline() <= rtt + span * DEFAULT_DRIFT + 1e-6
+    assert true_end - d.deadline() <= rtt + span * DEFAULT_DRIFT + MEDIA_LEAD + 1e-6
