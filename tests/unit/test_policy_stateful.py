@@ -141,7 +141,6 @@ class PolicyWorld(RuleBasedStateMachine):
         self.tablets: dict[str, Device] = {i.id: self.devices[f"device-{i.id}"] for i in INMATES}
         self.calls: list[Call] = []
         self.seq = 0
-        self.allowed_dials = 0
         self.largest_limit = self.settings.contact_limit
 
     # --- helpers ----------------------------------------------------------------
@@ -235,14 +234,9 @@ class PolicyWorld(RuleBasedStateMachine):
                         cleared=inmate.remand,
                     )
                 if fate == "refused on appeal":
-                    assert file_appeal(c)
+                    assert file_appeal(c) and c.decision is not None
                     a = Appeal(
-                        "seed-appeal-" + c.id,
-                        c.id,
-                        c.decision.id,
-                        AppealBy.CONTACT,  # type: ignore[union-attr]
-                        self.now,
-                        "",
+                        "seed-appeal-" + c.id, c.id, c.decision.id, AppealBy.CONTACT, self.now, ""
                     )
                     assert decide_appeal(a)
                     assert decide_contact(
@@ -568,7 +562,6 @@ class PolicyWorld(RuleBasedStateMachine):
         assert device.inmate_id == inmate.id and not device.revoked
         if inmate.remand:
             assert booking.police_clearance is not None  # R11
-        self.allowed_dials += 1
         self.bookings[booking.id] = replace(booking, state=BookingState.USED)
         deadline = call_deadline(booking, self.settings, self.now)  # R16
         assert self.now < deadline <= booking.end
