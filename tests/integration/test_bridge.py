@@ -13,6 +13,8 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import pytest
 from aiortc import RTCBundlePolicy, RTCConfiguration, RTCPeerConnection, RTCSessionDescription
@@ -458,3 +460,150 @@ async def test_a_monitor_needs_at_least_one_kind() -> None:
             await bridge.add_monitor(ControlLevel.NONE.media_kinds)
     finally:
         await bridge.close()
+
+
+# --- a real browser on the bridge ------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+PAGE = """<!doctype html><meta charset="utf-8"><title>bridge test</title><script>
+async function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return;
+  await new Promise(done => pc.addEventListener("icegatheringstatechange",
+    () => pc.iceGatheringState === "complete" && done()));
+}
+function play(pc) {
+  // Chrome decodes received audio only when something plays it out.
+  pc.addEventListener("track", e => {
+    const el = document.createElement(e.track.kind);
+    el.srcObject = new MediaStream([e.track]);
+    el.autoplay = true;
+    document.body.append(el);
+  });
+}
+async function visitorOffer() {
+  const stream = await navigator.mediaDevices.getUserMedia(
+    {video: {width: 640, height: 480}, audio: true});
+  const pc = window.visitor = new RTCPeerConnection({iceServers: []});
+  play(pc);
+  for (const track of stream.getTracks()) pc.addTrack(track, stream);
+  await pc.setLocalDescription(await pc.createOffer());
+  await gathered(pc);
+  return pc.localDescription.sdp;
+}
+async function visitorAccept(sdp) {
+  await window.visitor.setRemoteDescription({type: "answer", sdp});
+}
+async function monitorAnswer([name, sdp]) {
+  const pc = window[name] = new RTCPeerConnection({iceServers: []});
+  play(pc);
+  await pc.setRemoteDescription({type: "offer", sdp});
+  await pc.setLocalDescription(await pc.createAnswer());
+  await gathered(pc);
+  return pc.localDescription.sdp;
+}
+async function inbound(name) {
+  const out = [];
+  (await window[name].getStats()).forEach(s => {
+    if (s.type === "inbound-rtp") out.push({kind: s.kind, frames: s.framesDecoded || 0,
+      samples: s.totalSamplesReceived || 0, level: s.audioLevel || 0,
+      packets: s.packetsReceived || 0, codec: s.codecId || "", discarded: s.packetsDiscarded || 0});
+  });
+  return out;
+}
+function receiverKinds(name) {
+  return window[name].getTransceivers().map(t => t.receiver.track.kind);
+}
+</script>"""
+
+
+@pytest.fixture
+async def browser_page() -> AsyncIterator[Any]:
+    from aiohttp import web
+    from playwright.async_api import async_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is not installed")
+    app = web.Application()
+
+    async def index(_: web.Request) -> web.Response:
+        return web.Response(text=PAGE, content_type="text/html")
+
+    app.router.add_get("/", index)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+        try:
+            page = await browser.new_page()
+            await page.goto(f"http://127.0.0.1:{port}/")  # loopback is a secure context
+            yield page
+        finally:
+            await browser.close()
+            await runner.cleanup()
+
+
+async def test_chromium_visitor_and_monitors_through_the_bridge(browser_page: Any) -> None:
+    page = browser_page
+    failures: list[BridgeFailure] = []
+    bridge = Bridge([], on_failure=failures.append)
+    tablet = Client(TABLET_ROW, TABLET_TONE)
+    try:
+        await tablet.accept(await bridge.answer_leg(Leg.TABLET, await tablet.offer()))
+        # The browser offers (Chrome's full codec and extension list); the bridge answers.
+        offer = await page.evaluate("visitorOffer()")
+        await page.evaluate("visitorAccept", await bridge.answer_leg(Leg.VISITOR, offer))
+        for name, level in (("sight", ControlLevel.SIGHT), ("hearing", ControlLevel.HEARING)):
+            monitor_id, monitor_offer = await bridge.add_monitor(level.media_kinds)
+            answer = await page.evaluate("monitorAnswer", [name, monitor_offer])
+            await bridge.monitor_answer(monitor_id, answer)
+
+        async def browser_sees(name: str, kinds: dict[str, int]) -> bool:
+            stats = await page.evaluate("inbound", name)
+            got = {k: [s for s in stats if s["kind"] == k] for k in kinds}
+            return all(
+                len(got[k]) == n
+                and all(
+                    s["frames"] >= 25
+                    if k == "video"
+                    else s["samples"] > 48000 and s["level"] > 0.05
+                    for s in got[k]
+                )
+                for k, n in kinds.items()
+            )
+
+        deadline = time.monotonic() + 40
+        while not (
+            await browser_sees("visitor", {"video": 1, "audio": 1})
+            and await browser_sees("sight", {"video": 2})
+            and await browser_sees("hearing", {"audio": 2})
+            and any(r.frames >= 25 for r in tablet.of_kind("video"))
+            and any(r.frames >= 50 for r in tablet.of_kind("audio"))
+        ):
+            assert time.monotonic() < deadline, (
+                await page.evaluate("inbound", "visitor"),
+                await page.evaluate("inbound", "sight"),
+                await page.evaluate("inbound", "hearing"),
+                [(r.kind, r.frames) for r in tablet.received],
+            )
+            await asyncio.sleep(0.25)
+        # R6 in the browser itself: no transceiver at all for a kind the level forbids.
+        assert await page.evaluate("receiverKinds", "sight") == ["video", "video"]
+        assert await page.evaluate("receiverKinds", "hearing") == ["audio", "audio"]
+        assert failures == []
+    finally:
+        await bridge.close()
+        await tablet.close()

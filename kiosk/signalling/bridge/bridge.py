@@ -183,13 +183,16 @@ class Bridge:
         """Accept a leg's offer; returns the answer SDP (all ICE candidates included)."""
         self._check_open()
         try:
-            offered = {m.kind for m in SessionDescription.parse(offer_sdp).media}
+            offered = [m.kind for m in SessionDescription.parse(offer_sdp).media]
         except Exception as exc:
             raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
-        if not offered & {k.value for k in MediaKind}:
-            raise BridgeError(f"{leg} offer refused: it carries neither audio nor video")
-        # Transceivers only for kinds offered: aiortc cannot answer with an unmatched one.
-        pc = self._new_leg(leg, [k for k in _KIND_ORDER if k.value in offered])
+        if not offered or offered[0] not in {k.value for k in MediaKind}:
+            raise BridgeError(f"{leg} offer refused: its first m-line is not audio or video")
+        # Transceivers only for the kinds offered (aiortc cannot answer with an unmatched
+        # one), in the offer's order: with max-bundle the first one's transport is the
+        # bundle's, and aiortc discards the transport of a first transceiver that is not.
+        kinds = [MediaKind(k) for k in dict.fromkeys(offered) if k in {m.value for m in MediaKind}]
+        pc = self._new_leg(leg, kinds)
         try:
             offer = RTCSessionDescription(sdp=_without_bandwidth_probe(offer_sdp), type="offer")
             await pc.setRemoteDescription(offer)
@@ -442,9 +445,7 @@ def _without_bandwidth_probe(sdp: str) -> str:
     the bridge does not have. Without it each hop keeps loss-based control (RTCP
     receiver reports); senders encode at their own default rate.
     """
-    return "".join(
-        line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line
-    )
+    return "".join(line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line)
 
 
 def _discard(frame: EncodedFrame) -> None:
