@@ -46,16 +46,27 @@ async def no(
 
 def contact_body(name: str, category: str = "personal", **extra: Any) -> dict[str, Any]:
     relation = "professional" if category != "personal" else "sibling"
-    return {"name": name, "email": f"{name.lower()}@example.org", "category": category,
-            "relation": relation, **extra}  # fmt: skip
+    return {
+        "name": name,
+        "email": f"{name.lower()}@example.org",
+        "category": category,
+        "relation": relation,
+        **extra,
+    }
 
 
 async def approved(api: LiveApi, inmate_id: str, name: str, **decision: Any) -> dict[str, Any]:
-    c = await ok(api, "POST", f"/inmates/{inmate_id}/contacts",
-                 contact_body(name, cleared_for_visits=True), 201)  # fmt: skip
+    c = await ok(
+        api,
+        "POST",
+        f"/inmates/{inmate_id}/contacts",
+        contact_body(name, cleared_for_visits=True),
+        201,
+    )
     await ok(api, "POST", f"/contacts/{c['id']}/email-confirmation")
-    return await ok(api, "POST", f"/contacts/{c['id']}/decision",
-                    {"outcome": "approve", **decision}, 201)  # fmt: skip
+    return await ok(
+        api, "POST", f"/contacts/{c['id']}/decision", {"outcome": "approve", **decision}, 201
+    )
 
 
 def window(start: datetime, minutes: int = 30) -> dict[str, str]:
@@ -67,43 +78,90 @@ async def test_contact_from_proposal_to_appeal(api: LiveApi) -> None:
     # R4: not cleared for visits -> the application comes first.
     c = await ok(api, "POST", f"/inmates/{inmate['id']}/contacts", contact_body("Jonas"), 201)
     assert c["status"] == "awaiting_application"
-    await no(api, "POST", f"/contacts/{c['id']}/decision", 409, "application_missing",
-             {"outcome": "approve"})  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/decision",
+        409,
+        "application_missing",
+        {"outcome": "approve"},
+    )
     await no(api, "POST", f"/contacts/{c['id']}/email-confirmation", 409, "contact_not_pending")
     c = await ok(api, "POST", f"/contacts/{c['id']}/application")
     assert c["status"] == "awaiting_assessment" and c["application_received"]
     # R7: control needs grounds.
-    await no(api, "POST", f"/contacts/{c['id']}/decision", 422, "grounds_required",
-             {"outcome": "approve", "control": "sight"})  # fmt: skip
-    c = await ok(api, "POST", f"/contacts/{c['id']}/decision",
-                 {"outcome": "approve", "control": "sight", "grounds": ["threats"]}, 201)  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/decision",
+        422,
+        "grounds_required",
+        {"outcome": "approve", "control": "sight"},
+    )
+    c = await ok(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/decision",
+        {"outcome": "approve", "control": "sight", "grounds": ["threats"]},
+        201,
+    )
     assert (c["status"], c["control"], c["decision"]["grounds"]) == (
         "approved",
         "sight",
         ["threats"],
     )
     # R8: a decision in force changes only through an appeal.
-    await no(api, "POST", f"/contacts/{c['id']}/decision", 409, "contact_not_pending",
-             {"outcome": "approve"})  # fmt: skip
-    appeal = await ok(api, "POST", f"/contacts/{c['id']}/appeals",
-                      {"by": "inmate", "text": "Sight is not needed."}, 201)  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/decision",
+        409,
+        "contact_not_pending",
+        {"outcome": "approve"},
+    )
+    appeal = await ok(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/appeals",
+        {"by": "inmate", "text": "Sight is not needed."},
+        201,
+    )
     assert appeal["state"] == "pending" and appeal["decision_id"] == c["decision"]["id"]
-    await no(api, "POST", f"/contacts/{c['id']}/appeals", 409, "conflict",
-             {"by": "contact", "text": "Me too."})  # fmt: skip
-    await no(api, "POST", f"/appeals/{appeal['id']}/decision", 400, "invalid_request",
-             {"result": "changed"})  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/contacts/{c['id']}/appeals",
+        409,
+        "conflict",
+        {"by": "contact", "text": "Me too."},
+    )
+    await no(
+        api,
+        "POST",
+        f"/appeals/{appeal['id']}/decision",
+        400,
+        "invalid_request",
+        {"result": "changed"},
+    )
     before = (await api.counts())["audit_entries"]
     status, decided = await api.call(
-        "POST", f"/appeals/{appeal['id']}/decision",
+        "POST",
+        f"/appeals/{appeal['id']}/decision",
         json={"result": "changed", "decision": {"outcome": "approve", "control": "none"}},
-    )  # fmt: skip
+    )
     assert status == 200 and decided["state"] == "changed"
     # The new decision and the appeal's outcome: two entries, one transaction.
     assert (await api.counts())["audit_entries"] == before + 2
     status, c = await api.call("GET", f"/contacts/{c['id']}")
     assert c["control"] == "none" and c["decision"]["id"] == decided["result_decision_id"]
-    await no(api, "POST", f"/appeals/{appeal['id']}/decision", 409, "appeal_not_pending",
-             {"result": "upheld"})  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/appeals/{appeal['id']}/decision",
+        409,
+        "appeal_not_pending",
+        {"result": "upheld"},
+    )
     status, listed = await api.call("GET", f"/contacts/{c['id']}/appeals")
     assert [a["id"] for a in listed["items"]] == [appeal["id"]]
 
@@ -113,15 +171,32 @@ async def test_privileged_contacts_are_never_controlled_and_do_not_count(api: Li
     inmate = await ok(api, "POST", "/inmates", {"name": "Ola", "remand": True}, 201)
     await approved(api, inmate["id"], "Friend")
     # R2: the one personal contact is used up ...
-    await no(api, "POST", f"/inmates/{inmate['id']}/contacts", 409, "contact_limit_reached",
-             contact_body("Second"))  # fmt: skip
+    await no(
+        api,
+        "POST",
+        f"/inmates/{inmate['id']}/contacts",
+        409,
+        "contact_limit_reached",
+        contact_body("Second"),
+    )
     # ... but counsel does not count, and can never be controlled (R13).
-    lawyer = await ok(api, "POST", f"/inmates/{inmate['id']}/contacts",
-                      contact_body("Advokat", "defence_counsel", cleared_for_visits=True), 201)  # fmt: skip
+    lawyer = await ok(
+        api,
+        "POST",
+        f"/inmates/{inmate['id']}/contacts",
+        contact_body("Advokat", "defence_counsel", cleared_for_visits=True),
+        201,
+    )
     await ok(api, "POST", f"/contacts/{lawyer['id']}/email-confirmation")
     for control in ("sight", "hearing", "sight_and_hearing"):
-        await no(api, "POST", f"/contacts/{lawyer['id']}/decision", 422, "privileged_no_control",
-                 {"outcome": "approve", "control": control, "grounds": ["threats"]})  # fmt: skip
+        await no(
+            api,
+            "POST",
+            f"/contacts/{lawyer['id']}/decision",
+            422,
+            "privileged_no_control",
+            {"outcome": "approve", "control": control, "grounds": ["threats"]},
+        )
     lawyer = await ok(
         api, "POST", f"/contacts/{lawyer['id']}/decision", {"outcome": "approve"}, 201
     )
@@ -133,12 +208,19 @@ async def test_breaches_show_on_the_contact(api: LiveApi) -> None:
     inmate = await ok(api, "POST", "/inmates", {"name": "Per"}, 201)
     c = await approved(api, inmate["id"], "Mari")
     async with api.server.context.engine.begin() as conn:
-        await conn.execute(insert(t.breaches).values(
-            id="b1", inmate_id=inmate["id"], contact_id=c["id"], call_id="call-1",
-            recorded_by=api.staff_ids[Role.OFFICER], recorded_at=datetime.now(UTC), note="threat",
-        ))  # fmt: skip
+        await conn.execute(
+            insert(t.breaches).values(
+                id="b1",
+                inmate_id=inmate["id"],
+                contact_id=c["id"],
+                call_id="call-1",
+                recorded_by=api.staff_ids[Role.OFFICER],
+                recorded_at=datetime.now(UTC),
+                note="threat",
+            )
+        )
         await conn.execute(t.contacts.update().values(breaches=1))
-    status, c = await api.call("GET", f"/contacts/{c['id']}")
+    _status, c = await api.call("GET", f"/contacts/{c['id']}")
     assert c["breaches"] == 1
     assert [(b["call_id"], b["note"]) for b in c["breach_records"]] == [("call-1", "threat")]
 
@@ -147,8 +229,14 @@ async def test_bookings_clearance_cancel_and_listing(api: LiveApi) -> None:
     inmate = await ok(api, "POST", "/inmates", {"name": "Ola", "remand": True}, 201)
     c = await approved(api, inmate["id"], "Anne", control="sight", grounds=["witness_tampering"])
     start = (datetime.now(UTC) + timedelta(days=1)).replace(microsecond=0)
-    body = {"inmate_id": inmate["id"], "contact_id": c["id"], **window(start),
-            "location_kind": "room", "location": "visit-room-1", "initiation": "inmate"}  # fmt: skip
+    body = {
+        "inmate_id": inmate["id"],
+        "contact_id": c["id"],
+        **window(start),
+        "location_kind": "room",
+        "location": "visit-room-1",
+        "initiation": "inmate",
+    }
     b = await ok(api, "POST", "/bookings", body, 201)
     assert (b["state"], b["control"], b["police_clearance"]) == ("booked", "sight", None)
     # R9: the room is taken in that slot.
@@ -156,8 +244,12 @@ async def test_bookings_clearance_cancel_and_listing(api: LiveApi) -> None:
     await no(api, "POST", "/bookings", 409, "capacity_room", {**body, "contact_id": other["id"]})
     # R11: the police clearance is added later.
     cleared_at = (datetime.now(UTC) - timedelta(minutes=1)).replace(microsecond=0)
-    b = await ok(api, "PUT", f"/bookings/{b['id']}/police-clearance",
-                 {"cleared_by": "Politiadvokat Berg", "cleared_at": cleared_at.isoformat()})  # fmt: skip
+    b = await ok(
+        api,
+        "PUT",
+        f"/bookings/{b['id']}/police-clearance",
+        {"cleared_by": "Politiadvokat Berg", "cleared_at": cleared_at.isoformat()},
+    )
     assert b["police_clearance"]["cleared_by"] == "Politiadvokat Berg"
     # Lists: by day in the facility's zone, by inmate, by state.
     day = start.astimezone(__import__("zoneinfo").ZoneInfo("Europe/Oslo")).date().isoformat()
@@ -168,13 +260,19 @@ async def test_bookings_clearance_cancel_and_listing(api: LiveApi) -> None:
         ("state=booked", [b["id"]]),
         ("state=cancelled", []),
     ):
-        status, listed = await api.call("GET", "/bookings?" + query)
+        _status, listed = await api.call("GET", "/bookings?" + query)
         assert [x["id"] for x in listed["items"]] == expected, query
     b = await ok(api, "POST", f"/bookings/{b['id']}/cancel")
     assert b["state"] == "cancelled"
     await no(api, "POST", f"/bookings/{b['id']}/cancel", 409, "booking_not_active")
-    await no(api, "PUT", f"/bookings/{b['id']}/police-clearance", 409, "booking_not_active",
-             {"cleared_by": "X", "cleared_at": cleared_at.isoformat()})  # fmt: skip
+    await no(
+        api,
+        "PUT",
+        f"/bookings/{b['id']}/police-clearance",
+        409,
+        "booking_not_active",
+        {"cleared_by": "X", "cleared_at": cleared_at.isoformat()},
+    )
 
 
 async def test_a_suspension_holds_bookings_and_its_removal_releases_them(api: LiveApi) -> None:
@@ -182,35 +280,58 @@ async def test_a_suspension_holds_bookings_and_its_removal_releases_them(api: Li
     inmate = await ok(api, "POST", "/inmates", {"name": "Kari"}, 201)
     c = await approved(api, inmate["id"], "Emma")
     base = datetime.now(UTC) + timedelta(days=1)
-    body = {"inmate_id": inmate["id"], "contact_id": c["id"], "location_kind": "cell",
-            "location": "cell-7", "initiation": "staff"}  # fmt: skip
+    body = {
+        "inmate_id": inmate["id"],
+        "contact_id": c["id"],
+        "location_kind": "cell",
+        "location": "cell-7",
+        "initiation": "staff",
+    }
     inside = await ok(api, "POST", "/bookings", {**body, **window(base)}, 201)
     outside = await ok(api, "POST", "/bookings", {**body, **window(base + timedelta(hours=5))}, 201)
-    restriction = await ok(api, "POST", "/facility/restrictions", {
-        "start": (base - timedelta(hours=1)).isoformat(),
-        "end": (base + timedelta(hours=2)).isoformat(),
-        "kind": "suspend", "note": "outbreak",
-    }, 201)  # fmt: skip
+    restriction = await ok(
+        api,
+        "POST",
+        "/facility/restrictions",
+        {
+            "start": (base - timedelta(hours=1)).isoformat(),
+            "end": (base + timedelta(hours=2)).isoformat(),
+            "kind": "suspend",
+            "note": "outbreak",
+        },
+        201,
+    )
     assert restriction["held_bookings"] == [inside["id"]]
     status, got = await api.call("GET", f"/bookings/{inside['id']}")
     assert got["state"] == "held"
     status, got = await api.call("GET", f"/bookings/{outside['id']}")
     assert got["state"] == "booked"
     # New bookings in the period are refused.
-    await no(api, "POST", "/bookings", 409, "facility_restricted",
-             {**body, **window(base + timedelta(minutes=40))})  # fmt: skip
+    await no(
+        api,
+        "POST",
+        "/bookings",
+        409,
+        "facility_restricted",
+        {**body, **window(base + timedelta(minutes=40))},
+    )
     rid = restriction["restriction"]["id"]
     released = await ok(api, "DELETE", f"/facility/restrictions/{rid}")
     assert released["released_bookings"] == [inside["id"]]
-    status, got = await api.call("GET", f"/bookings/{inside['id']}")
+    _status, got = await api.call("GET", f"/bookings/{inside['id']}")
     assert got["state"] == "booked"
     await no(api, "DELETE", f"/facility/restrictions/{rid}", 404, "not_found")
 
 
 async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> None:
     inmate = await ok(api, "POST", "/inmates", {"name": "Kari"}, 201)
-    d = await ok(api, "POST", "/devices",
-                 {"serial": "TAB-001", "model": "demo", "certificate_serial": "0A1B"}, 201)  # fmt: skip
+    d = await ok(
+        api,
+        "POST",
+        "/devices",
+        {"serial": "TAB-001", "model": "demo", "certificate_serial": "0A1B"},
+        201,
+    )
     assert d["certificate_serial"] == "0a1b"
     await no(api, "POST", "/devices", 409, "conflict", {"serial": "TAB-001"})
     d = await ok(api, "PUT", f"/devices/{d['id']}/assignment", {"inmate_id": inmate["id"]})
@@ -221,8 +342,9 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
         serials = (await conn.execute(select(t.revoked_certificates.c.serial))).scalars().all()
     assert serials == ["0a1b"]
     await no(api, "POST", f"/devices/{d['id']}/revoke", 409, "device_revoked")
-    await no(api, "PUT", f"/devices/{d['id']}/assignment", 409, "device_revoked",
-             {"inmate_id": None})  # fmt: skip
+    await no(
+        api, "PUT", f"/devices/{d['id']}/assignment", 409, "device_revoked", {"inmate_id": None}
+    )
 
     # The same from the command line, by hardware serial, while the server runs.
     d2 = await ok(api, "POST", "/devices", {"serial": "TAB-002", "certificate_serial": "ff"}, 201)
@@ -235,9 +357,18 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
     for args, code in ((["revoke", "TAB-002"], 0), (["revoke", "TAB-002"], 1), (["list"], 0)):
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kiosk", "admin", "device", *args, "--config", str(config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "kiosk",
+            "admin",
+            "device",
+            *args,
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == code, (args, err.decode())
     assert "TAB-002" in out.decode() and "revoked" in out.decode()
@@ -245,7 +376,7 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
     assert got["revoked"]
     # The server's next write still links to the chain the command extended.
     await ok(api, "POST", "/inmates", {"name": "After"}, 201)
-    status, verified = await api.call("GET", "/audit/verify")
+    _status, verified = await api.call("GET", "/audit/verify")
     assert verified["ok"], verified
 
 
@@ -258,5 +389,5 @@ async def test_audit_reads_from_a_sequence_number(api: LiveApi) -> None:
     assert last["action"] == "inmate.created" and last["actor"].startswith("staff:")
     assert "Kari" not in str(rest)  # ids in the chain, never names
     assert rest["items"][0]["prev_hash"] == page["items"][-1]["hash"]
-    status, verified = await api.call("GET", "/audit/verify")
+    _status, verified = await api.call("GET", "/audit/verify")
     assert verified == {"ok": True, "entries": last["seq"], "first_bad_seq": None, "problem": ""}
