@@ -302,9 +302,9 @@ async def test_a_suspension_holds_bookings_and_its_removal_releases_them(api: Li
         201,
     )
     assert restriction["held_bookings"] == [inside["id"]]
-    status, got = await api.call("GET", f"/bookings/{inside['id']}")
+    _, got = await api.call("GET", f"/bookings/{inside['id']}")
     assert got["state"] == "held"
-    status, got = await api.call("GET", f"/bookings/{outside['id']}")
+    _, got = await api.call("GET", f"/bookings/{outside['id']}")
     assert got["state"] == "booked"
     # New bookings in the period are refused.
     await no(
@@ -372,7 +372,7 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == code, (args, err.decode())
     assert "TAB-002" in out.decode() and "revoked" in out.decode()
-    status, got = await api.call("GET", f"/devices/{d2['id']}")
+    _, got = await api.call("GET", f"/devices/{d2['id']}")
     assert got["revoked"]
     # The server's next write still links to the chain the command extended.
     await ok(api, "POST", "/inmates", {"name": "After"}, 201)
@@ -382,9 +382,9 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
 
 async def test_audit_reads_from_a_sequence_number(api: LiveApi) -> None:
     await ok(api, "POST", "/inmates", {"name": "Kari"}, 201)
-    status, page = await api.call("GET", "/audit?after_seq=0&limit=2")
+    _, page = await api.call("GET", "/audit?after_seq=0&limit=2")
     assert [e["seq"] for e in page["items"]] == [1, 2]
-    status, rest = await api.call("GET", "/audit?after_seq=2&limit=1000")
+    _, rest = await api.call("GET", "/audit?after_seq=2&limit=1000")
     last = rest["items"][-1]
     assert last["action"] == "inmate.created" and last["actor"].startswith("staff:")
     assert "Kari" not in str(rest)  # ids in the chain, never names
