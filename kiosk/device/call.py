@@ -44,6 +44,8 @@ log = get_logger(__name__)
 
 Clock = Callable[[], float]
 
+MAX_EARLY_ICE = 64  # candidates held until the answer; a browser sends a handful
+
 
 def rtc_configuration(ice_servers: Sequence[IceServer]) -> RTCConfiguration:
     """Exactly the given servers; an empty list means host candidates only (principle 7)."""
@@ -101,6 +103,7 @@ class Call:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closing: asyncio.Future[None] | None = None
         self._done = asyncio.Event()
+        self._early_ice: list[tuple[str | None, str | None, int | None]] = []
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
         self._senders = [
             self.pc.addTrack(media.audio_for_peer()),
@@ -121,12 +124,23 @@ class Call:
     async def apply_answer(self, sdp: str) -> None:
         self._check_open()
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="answer"))
+        early, self._early_ice = self._early_ice, []
+        for candidate, sdp_mid, sdp_mline_index in early:
+            await self.add_ice(candidate, sdp_mid, sdp_mline_index)
 
     async def add_ice(
         self, candidate: str | None, sdp_mid: str | None, sdp_mline_index: int | None
     ) -> None:
-        """A trickled candidate from the other end; None marks the end of candidates."""
-        if self.closed or self.pc.remoteDescription is None:
+        """A trickled candidate from the other end; None marks the end of candidates.
+
+        Candidates that come before the answer wait for it (aiortc needs the
+        remote description first); a bounded number, as a message could be a flood.
+        """
+        if self.closed:
+            return
+        if self.pc.remoteDescription is None:
+            if len(self._early_ice) < MAX_EARLY_ICE:
+                self._early_ice.append((candidate, sdp_mid, sdp_mline_index))
             return
         if candidate is None or not candidate.strip():
             await self.pc.addIceCandidate(None)
@@ -135,13 +149,13 @@ class Call:
         if text.startswith("candidate:"):
             text = text[len("candidate:") :]
         try:
+            # aiortc's parser asserts on short input: bad input from the far end is not a bug.
             parsed = candidate_from_sdp(text)
-        except (ValueError, IndexError):
-            log.info("ignored an unreadable ICE candidate", call_id=self.call_id)
-            return
-        parsed.sdpMid = sdp_mid
-        parsed.sdpMLineIndex = sdp_mline_index
-        await self.pc.addIceCandidate(parsed)
+            parsed.sdpMid = sdp_mid
+            parsed.sdpMLineIndex = sdp_mline_index
+            await self.pc.addIceCandidate(parsed)
+        except (ValueError, IndexError, AssertionError, TypeError):
+            log.info("ignored an unusable ICE candidate", call_id=self.call_id)
 
     @property
     def connection_state(self) -> str:

@@ -16,6 +16,7 @@ the link is down just the same.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -29,6 +30,7 @@ from pydantic import BaseModel
 
 from kiosk.device.deadline import Accepted, Refused, check_grant
 from kiosk.domain.callstate import End, Warn
+from kiosk.domain.model import Route
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
 from kiosk.grants import Grant, ReplayGuard
 from kiosk.protocol import (
@@ -115,6 +117,8 @@ class _Live:
     accepted: Accepted
     contact_name: str
     warned: set[int] = field(default_factory=set)
+    offer: str = ""
+    verification_code: str | None = None
 
 
 def _grant_call_id_hint(payload: str) -> str | None:
@@ -129,6 +133,31 @@ def _grant_call_id_hint(payload: str) -> str | None:
         return None
     value = body.get("call_id") if isinstance(body, dict) else None
     return value if isinstance(value, str) and _ID.match(value) else None
+
+
+_FINGERPRINT = re.compile(r"^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$", re.MULTILINE)
+VERIFY_CONTEXT = b"kiosk-verify-v1\x00"
+
+
+def sdp_fingerprint(sdp: str) -> str | None:
+    """The first SHA-256 DTLS fingerprint in an SDP, upper-case hex with colons."""
+    match = _FINGERPRINT.search(sdp)
+    return match.group(1).upper() if match else None
+
+
+def verification_code(fingerprint_a: str, fingerprint_b: str) -> str:
+    """The short code both ends of a privileged call show (ARCHITECTURE.md principle 2).
+
+    SHA-256 over a context label and the two DTLS fingerprints, sorted (so
+    the offerer and the answerer get the same), newline-separated; the first
+    four bytes modulo one million, as two groups of three digits. A server in
+    the middle would have to swap fingerprints and so changes the code; to hit
+    the same code by chance is one in a million.
+    """
+    a, b = sorted((fingerprint_a.upper(), fingerprint_b.upper()))
+    digest = hashlib.sha256(VERIFY_CONTEXT + f"{a}\n{b}".encode("ascii")).digest()
+    number = int.from_bytes(digest[:4], "big") % 1_000_000
+    return f"{number // 1000:03d} {number % 1000:03d}"
 
 
 class TabletSession:
@@ -193,8 +222,11 @@ class TabletSession:
         if isinstance(message, GrantMessage):
             return self._on_grant(message, mono)
         if isinstance(message, SdpMessage):
-            if self._is_live(message.call_id) and message.kind == "answer":
-                return [ApplyAnswer(message.call_id, message.sdp)]
+            if self.live is not None and self._is_live(message.call_id) and (
+                message.kind == "answer"
+            ):
+                self._verify(self.live, message.sdp)
+                return [ApplyAnswer(message.call_id, message.sdp), self._show_state(mono)]
             return []
         if isinstance(message, IceMessage):
             if self.live and message.call_id == self.live.grant.call_id:
@@ -287,6 +319,7 @@ class TabletSession:
     def offer_ready(self, call_id: str, sdp: str) -> list[Action]:
         if self.live is None or self.live.grant.call_id != call_id:
             return []
+        self.live.offer = sdp
         return [Send(SdpMessage(call_id=call_id, kind="offer", sdp=sdp))]
 
     def call_time(self, call_id: str, effect: Warn | End, mono: float) -> list[Action]:
@@ -396,6 +429,7 @@ class TabletSession:
                 "not_after": g.not_after.isoformat(),
                 "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1),
                 "warnings": sorted(self.live.warned, reverse=True),
+                "verification_code": self.live.verification_code,
             }
         return {
             "link": "online" if self.online else "offline",
@@ -438,6 +472,18 @@ class TabletSession:
         self.last_end = {"call_id": call_id, "reason": reason.value}
         end = Show({"type": "end", "call_id": call_id, "reason": reason.value})
         return [StopCall(call_id, reason), end, self._show_state(mono)]
+
+    def _verify(self, live: _Live, answer: str) -> None:
+        """Principle 2: only a privileged call, peer to peer, shows the code.
+
+        A bridged call's other DTLS end is the bridge by design, so a code
+        there would only mislead.
+        """
+        if not (live.grant.category.privileged and live.grant.route is Route.P2P):
+            return
+        mine, theirs = sdp_fingerprint(live.offer), sdp_fingerprint(answer)
+        if mine and theirs:
+            live.verification_code = verification_code(mine, theirs)
 
     def _is_live(self, call_id: str) -> bool:
         return self.live is not None and self.live.grant.call_id == call_id

@@ -191,3 +191,47 @@ def test_refused_grant_gives_no_call(signed_by: str, device: str, replay: bool,
         Call(decision, media, [])  # type: ignore[arg-type]
     with contextlib.suppress(Exception):
         media.stop()
+
+
+async def test_trickled_candidates_even_before_the_answer_connect_the_call() -> None:
+    """As a browser does: an answer without candidates, the candidates on their own."""
+    decision = check_grant(sign_grant(make_grant(600), KEY), KEY.public_key(), DEVICE,
+                           ReplayGuard(), time.monotonic())
+    assert isinstance(decision, Accepted)
+    call = Call(decision, open_media(AgentSettings(), synthetic=True), [])
+    peer = Peer()
+    try:
+        answer = await peer.answer(await call.make_offer())
+        lines = answer.split("\r\n")
+        candidates: list[tuple[str, str, int]] = []
+        mid, index = "", -1
+        for line in lines:
+            if line.startswith("m="):
+                index += 1
+            elif line.startswith("a=mid:"):
+                mid = line[len("a=mid:"):]
+            elif line.startswith("a=candidate:"):
+                candidates.append((line[2:], mid, index))
+        assert candidates
+        trickled = ("a=candidate:", "a=end-of-candidates")
+        stripped = "\r\n".join(ln for ln in lines if not ln.startswith(trickled))
+        half = len(candidates) // 2 or 1
+        first, rest = candidates[:half], candidates[half:]
+        for text, sdp_mid, mline in first:  # before the answer: held
+            await call.add_ice(text, sdp_mid, mline)
+        await call.apply_answer(stripped)
+        # The early ones were held and applied with the answer (bundled: one ICE transport).
+        ice = call.pc.getTransceivers()[0].receiver.transport.transport
+        held = {c.foundation for c in ice.getRemoteCandidates()}
+        assert {text.split()[0].split(":")[1] for text, _, _ in first} <= held
+        for text, sdp_mid, mline in rest:
+            await call.add_ice(text, sdp_mid, mline)
+        await call.add_ice(None, None, None)
+        for junk in ("candidate:garbage", "candidate:1 x udp y 1.2.3.4 z typ host", ""):
+            await call.add_ice(junk, "0", 0)  # unusable: ignored, no crash
+        await call.add_ice(candidates[0][0], "no-such-mid", 99)
+        await wait_for(lambda: call.counters.video_frames >= 3 and peer.frames["video"] >= 3,
+                       30, "media over trickled candidates")
+    finally:
+        await call.close(EndReason.HANGUP)
+        await peer.close()

@@ -16,6 +16,8 @@ from kiosk.device.session import (
     StartCall,
     StopCall,
     TabletSession,
+    sdp_fingerprint,
+    verification_code,
 )
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
@@ -140,7 +142,8 @@ def test_a_valid_grant_starts_media_and_the_signalling_follows() -> None:
     offer = sent(s.offer_ready("call-1", "v=0 offer"))
     assert offer == [SdpMessage(call_id="call-1", kind="offer", sdp="v=0 offer")]
     answer = SdpMessage(call_id="call-1", kind="answer", sdp="v=0 answer")
-    assert s.server_message(answer, 2.0) == [ApplyAnswer("call-1", "v=0 answer")]
+    applied = s.server_message(answer, 2.0)
+    assert applied[0] == ApplyAnswer("call-1", "v=0 answer")
     ice = IceMessage(call_id="call-1", candidate="candidate:1 1 udp 1 10.0.0.1 9 typ host",
                      sdp_mid="0", sdp_mline_index=0)
     (add,) = s.server_message(ice, 2.0)
@@ -272,3 +275,47 @@ def test_countdown_ticks_from_the_grant() -> None:
     (tick,) = s.tick(60.0)
     assert isinstance(tick, Show)
     assert abs(tick.event["remaining_seconds"] - (20 * 60 - 60)) < 1.0
+
+
+FP_A = ":".join(["AB"] * 32)
+FP_B = ":".join(["0F"] * 32)
+
+
+def sdp_with(fingerprint: str) -> str:
+    return f"v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\na=fingerprint:sha-256 {fingerprint}\r\n"
+
+
+def test_verification_code_is_the_same_at_both_ends_and_changes_with_a_swap() -> None:
+    code = verification_code(FP_A, FP_B)
+    assert code == verification_code(FP_B, FP_A) == verification_code(FP_A.lower(), FP_B)
+    assert len(code) == 7 and code[3] == " " and code.replace(" ", "").isdigit()
+    assert verification_code(FP_A, ":".join(["0E"] * 32)) != code
+    assert sdp_fingerprint(sdp_with(FP_B)) == FP_B
+    assert sdp_fingerprint("v=0\r\n") is None
+
+
+def privileged_grant(route: Route) -> GrantMessage:
+    g = Grant(call_id="call-1", device_id=DEVICE, inmate_id="inmate-1",
+              contact_id="contact-2", category=Category.DEFENCE_COUNSEL, route=route,
+              control=ControlLevel.NONE, not_before=T0 - timedelta(minutes=5),
+              not_after=T0 + timedelta(minutes=20), issued_at=T0)
+    return GrantMessage(grant=GrantDocument.of(sign_grant(g, KEY)))
+
+
+def test_privileged_p2p_call_shows_the_verification_code() -> None:
+    s = online_session()
+    s.dial("booking-2", 1.0)
+    s.server_message(privileged_grant(Route.P2P), 1.1)
+    s.offer_ready("call-1", sdp_with(FP_A))
+    s.server_message(SdpMessage(call_id="call-1", kind="answer", sdp=sdp_with(FP_B)), 2.0)
+    view = s.view(2.0)["call"]
+    assert view["privileged"] is True
+    assert view["verification_code"] == verification_code(FP_A, FP_B)
+
+
+def test_ordinary_call_shows_no_verification_code() -> None:
+    s = online_session()
+    in_call(s)
+    s.offer_ready("call-1", sdp_with(FP_A))
+    s.server_message(SdpMessage(call_id="call-1", kind="answer", sdp=sdp_with(FP_B)), 2.0)
+    assert s.view(2.0)["call"]["verification_code"] is None
