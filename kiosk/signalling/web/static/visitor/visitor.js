@@ -1,0 +1,432 @@
+// The visitor's page: device check, waiting room, the call, the end (issue 4).
+// Talks only to its own origin: WSS /visit/v1 (join with the invite token from
+// the address, then SDP/ICE relay) and the strings in /static/visitor/i18n/.
+"use strict";
+
+(function () {
+  const LANGS = ["nb", "en"];
+  const ICE_GATHER_LIMIT_MS = 5000;
+  const state = {
+    lang: "nb",
+    strings: {},
+    screen: "intro",
+    token: decodeURIComponent(location.pathname.split("/").pop() || ""),
+    ws: null,
+    stream: null,
+    audio: null,
+    pc: null,
+    waiting: null, // {start, end, control, category}
+    call: null, // {call_id, control, route, not_after, server_time, ice_servers}
+    clockOffset: 0, // server clock minus this browser's clock, ms
+    pendingIce: [],
+    timer: null,
+    ending: false,
+  };
+
+  const $ = (id) => document.getElementById(id);
+
+  // --- strings --------------------------------------------------------------------------
+
+  function t(key, vars) {
+    let text = state.strings[key] || key;
+    for (const [name, value] of Object.entries(vars || {})) {
+      text = text.replace("{" + name + "}", String(value));
+    }
+    return text;
+  }
+
+  async function loadLanguage(lang) {
+    const response = await fetch("/static/visitor/i18n/" + lang + ".json", { cache: "no-cache" });
+    state.strings = await response.json();
+    state.lang = lang;
+    document.documentElement.lang = lang;
+    document.title = t("title");
+    for (const el of document.querySelectorAll("[data-i18n]")) {
+      el.textContent = t(el.dataset.i18n);
+    }
+    for (const el of document.querySelectorAll("[data-i18n-label]")) {
+      el.setAttribute("aria-label", t(el.dataset.i18nLabel));
+    }
+    for (const button of document.querySelectorAll(".lang-btn")) {
+      button.setAttribute("aria-pressed", String(button.dataset.lang === lang));
+    }
+    renderDynamic();
+  }
+
+  function storedLanguage() {
+    try {
+      const saved = localStorage.getItem("kiosk-visitor-lang");
+      return LANGS.includes(saved) ? saved : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function chooseLanguage(lang) {
+    try {
+      localStorage.setItem("kiosk-visitor-lang", lang);
+    } catch (_) {
+      // private mode: the choice lasts for this page only
+    }
+    loadLanguage(lang);
+  }
+
+  // --- screens ----------------------------------------------------------------------------
+
+  function show(name) {
+    state.screen = name;
+    document.body.dataset.screen = name;
+    for (const section of document.querySelectorAll(".screen")) {
+      section.hidden = section.id !== "screen-" + name;
+    }
+    const heading = document.querySelector("#screen-" + name + " h1");
+    if (heading) heading.focus({ preventScroll: false });
+  }
+
+  function formatTime(iso) {
+    return new Date(iso).toLocaleTimeString(state.lang === "nb" ? "nb-NO" : "en-GB", {
+      hour: "2-digit",
+      minute: "2-digit",
+    });
+  }
+
+  function formatDay(iso) {
+    return new Date(iso).toLocaleDateString(state.lang === "nb" ? "nb-NO" : "en-GB", {
+      weekday: "long",
+      day: "numeric",
+      month: "long",
+    });
+  }
+
+  function controlText(control, category) {
+    if (category === "defence_counsel" || category === "police") return t("control_privileged");
+    return t("control_" + control);
+  }
+
+  // Texts built from data are rendered again when the language changes.
+  function renderDynamic() {
+    if (state.waiting) {
+      const w = state.waiting;
+      $("waiting-window").textContent =
+        formatDay(w.start) + ", " + formatTime(w.start) + "–" + formatTime(w.end);
+      $("waiting-control").textContent = controlText(w.control, w.category);
+    }
+    if (state.call) {
+      const category = state.waiting ? state.waiting.category : "";
+      $("call-control").textContent = controlText(state.call.control, category);
+      $("call-control").dataset.control = state.call.control;
+    }
+    if (state.endReason) $("end-reason").textContent = t("end_" + state.endReason);
+    if (state.errorCode) $("error-text").textContent = errorText(state.errorCode);
+    if (state.warningMinutes !== undefined) showWarning(state.warningMinutes);
+    if (state.statusKey) setStatus(state.statusKey);
+  }
+
+  function errorText(code) {
+    const key = "error_" + code;
+    return state.strings[key] ? t(key) : t("error_generic");
+  }
+
+  function fail(code) {
+    state.errorCode = code;
+    $("error-text").textContent = errorText(code);
+    closeCall();
+    stopMedia();
+    show("error");
+  }
+
+  function setStatus(key) {
+    state.statusKey = key;
+    const el = { check: "check-status", waiting: "waiting-status", call: "call-status" }[state.screen];
+    if (el) $(el).textContent = key ? t(key) : "";
+  }
+
+  // --- camera and microphone ---------------------------------------------------------------
+
+  async function startCheck() {
+    show("check");
+    $("btn-wait").disabled = true;
+    $("btn-retry").hidden = true;
+    setStatus("check_running");
+    try {
+      if (!state.stream) {
+        state.stream = await navigator.mediaDevices.getUserMedia({
+          audio: { echoCancellation: true, noiseSuppression: true },
+          video: { width: { ideal: 1280 }, height: { ideal: 720 }, facingMode: "user" },
+        });
+      }
+    } catch (_) {
+      setStatus("check_failed");
+      $("check-status").classList.add("bad");
+      $("btn-retry").hidden = false;
+      return;
+    }
+    $("check-status").classList.remove("bad");
+    $("preview-video").srcObject = state.stream;
+    startMeter();
+    setStatus("check_ok");
+    $("btn-wait").disabled = false;
+  }
+
+  function startMeter() {
+    if (state.audio) return;
+    try {
+      const context = new AudioContext();
+      const source = context.createMediaStreamSource(state.stream);
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 512;
+      source.connect(analyser);
+      const samples = new Float32Array(analyser.fftSize);
+      const meter = $("mic-meter");
+      state.audio = context;
+      const step = () => {
+        if (state.audio !== context) return;
+        analyser.getFloatTimeDomainData(samples);
+        let sum = 0;
+        for (const s of samples) sum += s * s;
+        meter.value = Math.min(1, Math.sqrt(sum / samples.length) * 4);
+        requestAnimationFrame(step);
+      };
+      step();
+    } catch (_) {
+      // no meter without Web Audio; the call works all the same
+    }
+  }
+
+  function stopMedia() {
+    if (state.stream) for (const track of state.stream.getTracks()) track.stop();
+    state.stream = null;
+    if (state.audio) state.audio.close();
+    state.audio = null;
+  }
+
+  // --- signalling ---------------------------------------------------------------------------
+
+  function send(message) {
+    if (state.ws && state.ws.readyState === WebSocket.OPEN) state.ws.send(JSON.stringify(message));
+  }
+
+  function join() {
+    setStatus("joining");
+    const scheme = location.protocol === "https:" ? "wss:" : "ws:";
+    const ws = new WebSocket(scheme + "//" + location.host + "/visit/v1");
+    state.ws = ws;
+    state.ending = false;
+    ws.onopen = () => send({ type: "join", token: state.token });
+    ws.onmessage = (event) => {
+      let message;
+      try {
+        message = JSON.parse(event.data);
+      } catch (_) {
+        return;
+      }
+      onMessage(message);
+    };
+    ws.onclose = () => {
+      if (state.ws !== ws || state.ending) return;
+      state.ws = null;
+      if (state.screen === "call") end("connection_lost");
+      else if (state.screen === "waiting" || state.screen === "check") fail("offline");
+    };
+  }
+
+  function onMessage(message) {
+    switch (message.type) {
+      case "waiting":
+        state.waiting = message;
+        show("waiting");
+        $("waiting-video").srcObject = state.stream;
+        setStatus("");
+        renderDynamic();
+        break;
+      case "call":
+        state.call = message;
+        state.clockOffset = Date.parse(message.server_time) - Date.now();
+        setStatus("waiting_ringing");
+        break;
+      case "sdp":
+        if (message.kind === "offer") answer(message);
+        break;
+      case "ice":
+        addIce(message);
+        break;
+      case "warning":
+        showWarning(message.minutes_left);
+        break;
+      case "end":
+        end(message.reason);
+        break;
+      case "error":
+        if (state.screen !== "call") fail(message.code);
+        break;
+      default:
+        break;
+    }
+  }
+
+  async function answer(offer) {
+    if (!state.call || offer.call_id !== state.call.call_id) return;
+    closePeer();
+    const iceServers = (state.call.ice_servers || []).map((s) => {
+      const server = { urls: s.urls };
+      if (s.username) server.username = s.username;
+      if (s.credential) server.credential = s.credential;
+      return server;
+    });
+    const pc = new RTCPeerConnection({ iceServers });
+    state.pc = pc;
+    enterCall();
+    for (const track of state.stream ? state.stream.getTracks() : []) pc.addTrack(track, state.stream);
+    pc.ontrack = (event) => {
+      const video = $("remote-video");
+      if (!video.srcObject) video.srcObject = event.streams[0] || new MediaStream();
+      if (!event.streams[0]) video.srcObject.addTrack(event.track);
+    };
+    pc.onconnectionstatechange = () => {
+      if (state.pc !== pc) return;
+      if (pc.connectionState === "connected") setStatus("");
+      if (pc.connectionState === "failed") {
+        send({ type: "hangup", call_id: state.call.call_id });
+        end("connection_lost");
+      }
+    };
+    try {
+      await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+      for (const candidate of state.pendingIce.splice(0)) await pc.addIceCandidate(candidate);
+      await pc.setLocalDescription(await pc.createAnswer());
+      // The tablet (aiortc) takes its candidates from the answer: wait for all of them.
+      await gathered(pc);
+      if (state.pc !== pc) return;
+      send({ type: "sdp", call_id: offer.call_id, kind: "answer", sdp: pc.localDescription.sdp });
+    } catch (_) {
+      send({ type: "hangup", call_id: offer.call_id });
+      end("connection_lost");
+    }
+  }
+
+  function gathered(pc) {
+    if (pc.iceGatheringState === "complete") return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        pc.removeEventListener("icegatheringstatechange", check);
+        clearTimeout(limit);
+        resolve();
+      };
+      const check = () => {
+        if (pc.iceGatheringState === "complete") done();
+      };
+      const limit = setTimeout(done, ICE_GATHER_LIMIT_MS);
+      pc.addEventListener("icegatheringstatechange", check);
+    });
+  }
+
+  async function addIce(message) {
+    if (!message.candidate) return;
+    const candidate = {
+      candidate: message.candidate,
+      sdpMid: message.sdp_mid,
+      sdpMLineIndex: message.sdp_mline_index,
+    };
+    if (!state.pc || !state.pc.remoteDescription) {
+      state.pendingIce.push(candidate);
+      return;
+    }
+    try {
+      await state.pc.addIceCandidate(candidate);
+    } catch (_) {
+      // a candidate the browser cannot use is skipped
+    }
+  }
+
+  // --- the call -----------------------------------------------------------------------------
+
+  function enterCall() {
+    if (state.screen === "call") return;
+    show("call");
+    $("self-video").srcObject = state.stream;
+    setStatus("connecting");
+    renderDynamic();
+    tick();
+    state.timer = setInterval(tick, 500);
+  }
+
+  function tick() {
+    if (!state.call) return;
+    const left = Date.parse(state.call.not_after) - (Date.now() + state.clockOffset);
+    const seconds = Math.max(0, Math.floor(left / 1000));
+    const h = Math.floor(seconds / 3600);
+    const m = Math.floor((seconds % 3600) / 60);
+    const s = seconds % 60;
+    const pad = (n) => String(n).padStart(2, "0");
+    $("countdown").textContent = (h ? h + ":" + pad(m) : pad(m)) + ":" + pad(s);
+    $("countdown").dataset.seconds = String(seconds);
+  }
+
+  function showWarning(minutes) {
+    state.warningMinutes = minutes;
+    const el = $("call-warning");
+    el.textContent = minutes === 1 ? t("warning_minute") : t("warning_minutes", { n: minutes });
+    el.hidden = false;
+  }
+
+  // The verification code of the connection actually made (issue 5 item 4) goes here.
+  function setVerificationCode(code) {
+    $("verify-code").textContent = code;
+    $("verify").hidden = !code;
+  }
+
+  function closePeer() {
+    if (state.pc) state.pc.close();
+    state.pc = null;
+  }
+
+  function closeCall() {
+    if (state.timer) clearInterval(state.timer);
+    state.timer = null;
+    closePeer();
+    state.ending = true;
+    if (state.ws) state.ws.close();
+    state.ws = null;
+  }
+
+  function end(reason) {
+    state.endReason = reason;
+    state.statusKey = "";
+    closeCall();
+    stopMedia();
+    $("remote-video").srcObject = null;
+    $("end-reason").textContent = t("end_" + reason);
+    document.body.dataset.endReason = reason;
+    show("end");
+  }
+
+  function leave() {
+    if (state.call) send({ type: "hangup", call_id: state.call.call_id });
+    end("left");
+  }
+
+  // --- wiring -------------------------------------------------------------------------------
+
+  window.kioskVisitor = { setVerificationCode };
+
+  document.addEventListener("DOMContentLoaded", () => {
+    for (const button of document.querySelectorAll(".lang-btn")) {
+      button.addEventListener("click", () => chooseLanguage(button.dataset.lang));
+    }
+    $("btn-check").addEventListener("click", startCheck);
+    $("btn-retry").addEventListener("click", startCheck);
+    $("btn-wait").addEventListener("click", join);
+    $("btn-leave-waiting").addEventListener("click", leave);
+    $("btn-hangup").addEventListener("click", leave);
+    $("btn-again").addEventListener("click", () => {
+      state.errorCode = undefined;
+      startCheck();
+    });
+    window.addEventListener("pagehide", () => {
+      if (state.call) send({ type: "hangup", call_id: state.call.call_id });
+    });
+    const initial = storedLanguage() || (LANGS.includes(document.documentElement.lang)
+      ? document.documentElement.lang : "nb");
+    loadLanguage(initial).then(() => show("intro"));
+  });
+})();

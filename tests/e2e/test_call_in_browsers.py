@@ -1,0 +1,206 @@
+"""A whole call in real browsers (issue 4, items 5 and 6).
+
+A visitor in Chromium (fake camera and microphone) and the tablet agent with
+synthetic media, its kiosk page in a second Chromium context, complete a
+call through the real server, started with the operator's commands. Both
+sides show moving video, the countdown runs, staff end the call, and both
+sides show the end screen. Every screen is photographed into
+``test-artifacts/screens/`` and checked with axe-core.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces
+from tests.harness import World, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+# A small grey-level thumbnail of what an element shows: <video> or <canvas>.
+SAMPLE = """(selector) => {
+    const source = document.querySelector(selector);
+    const w = 64, h = 36;
+    const canvas = document.createElement("canvas");
+    canvas.width = w; canvas.height = h;
+    const g = canvas.getContext("2d");
+    g.drawImage(source, 0, 0, w, h);
+    const data = g.getImageData(0, 0, w, h).data;
+    const grey = [];
+    for (let i = 0; i < data.length; i += 4) grey.push((data[i] + data[i + 1] + data[i + 2]) / 3);
+    return grey;
+}"""
+
+
+async def sample(page: Page, selector: str) -> list[float]:
+    grey: list[float] = await page.evaluate(SAMPLE, selector)
+    return grey
+
+
+def spread(grey: list[float]) -> float:
+    """How much the picture varies: a black or blank picture has none."""
+    mean = sum(grey) / len(grey)
+    return (sum((g - mean) ** 2 for g in grey) / len(grey)) ** 0.5
+
+
+def difference(a: list[float], b: list[float]) -> float:
+    return sum(abs(x - y) for x, y in zip(a, b, strict=True)) / len(a)
+
+
+async def assert_moving_video(page: Page, selector: str, what: str) -> None:
+    first = await sample(page, selector)
+    await page.wait_for_timeout(1200)
+    second = await sample(page, selector)
+    assert spread(first) > 5 and spread(second) > 5, f"{what}: the picture is blank"
+    assert difference(first, second) > 1.0, f"{what}: the picture does not move"
+
+
+async def countdown(page: Page) -> int:
+    value = await page.locator("#countdown").get_attribute("data-seconds")
+    assert value is not None
+    return int(value)
+
+
+def only_from(face: Face, origin: str) -> None:
+    """Nothing on the page reached any host but ``origin`` (http and ws alike)."""
+    ws_origin = origin.replace("http://", "ws://")
+    assert face.origins() <= {origin, ws_origin}, face.origins()
+    assert not face.csp_violations, face.csp_violations
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = World(tmp_path)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
+    world: World, faces: Faces
+) -> None:
+    assert world.api is not None
+    inmate = await world.inmate("Ola Nordmann")
+    contact = await world.approved_contact(inmate, name="Kari Nordmann")
+    # Long enough for the one-minute warning to come during the call.
+    booking = await world.booking(inmate, contact, start_in=3, seconds=80)
+    url = await world.invite_url(booking["id"])
+    tablet = await world.tablet(inmate, "TAB-E2E1")
+
+    # The visitor's first screens, on a phone and on a desktop, in English and bokmål.
+    phone = await faces.open("visitor-phone", url, viewport=PHONE, locale="en-GB")
+    await expect(phone.page.locator("#intro-h")).to_have_text("Your video call")
+    await faces.screen(phone, "1-intro-en")
+    await phone.page.click("#btn-check")
+    await expect(phone.page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await faces.screen(phone, "2-check-en")
+    await phone.context.close()
+    faces.opened.remove(phone)
+
+    visitor = await faces.open("visitor", url, viewport=DESKTOP, locale="nb-NO")
+    page = visitor.page
+    await expect(page.locator("#intro-h")).to_have_text("Din videosamtale")
+    await faces.screen(visitor, "1-intro")
+    # The language switch works both ways.
+    await page.click(".lang-btn[data-lang=en]")
+    await expect(page.locator("#intro-h")).to_have_text("Your video call")
+    await page.click(".lang-btn[data-lang=nb]")
+    await expect(page.locator("#intro-h")).to_have_text("Din videosamtale")
+    await page.click("#btn-check")
+    await expect(page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await assert_moving_video(page, "#preview-video", "the visitor's camera preview")
+    await faces.screen(visitor, "2-check")
+    await page.click("#btn-wait")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
+    await expect(page.locator("#waiting-control")).to_have_text(
+        "Ikke kontrollert: ansatte ser ikke og hører ikke på."
+    )
+    await faces.screen(visitor, "3-waiting")
+
+    # The tablet's kiosk page: the contact, callable once the window opens.
+    kiosk = await faces.open("kiosk", tablet.ui_url, viewport=TABLET, locale="nb-NO")
+    kpage = kiosk.page
+    await expect(kpage.locator("#idle-h")).to_have_text("Hei, Ola")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    call_button = kpage.locator(f"li[data-booking='{booking['id']}'] button")
+    await expect(call_button).to_be_enabled(timeout=10000)
+    await expect(call_button).to_have_accessible_name("Ring Kari Nordmann")
+    await faces.screen(kiosk, "1-idle")
+    await call_button.click()
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "dialling")
+    await faces.screen(kiosk, "2-connecting")
+
+    # The call: moving video both ways, the countdown runs, the control level is shown.
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=20000)
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await expect(kpage.locator("body")).to_have_attribute("data-remote-video", "yes", timeout=30000)
+    await page.wait_for_function(
+        "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
+    )
+    await assert_moving_video(page, "#remote-video", "the tablet's picture at the visitor")
+    await assert_moving_video(kpage, "#remote", "the visitor's picture on the tablet")
+    await expect(page.locator("#call-control")).to_have_text(
+        "Ikke kontrollert: ansatte ser ikke og hører ikke på."
+    )
+    await expect(kpage.locator("#call-control")).to_have_text("Ikke kontrollert")
+    before = (await countdown(page), await countdown(kpage))
+    await page.wait_for_timeout(2500)
+    after = (await countdown(page), await countdown(kpage))
+    assert after[0] < before[0] and after[1] < before[1], (before, after)
+    assert abs(after[0] - after[1]) <= 3, "both ends count down to the same end"
+    await faces.screen(visitor, "4-call")
+    await faces.screen(kiosk, "3-call")
+
+    # The one-minute warning reaches both ends.
+    await expect(page.locator("#call-warning")).to_be_visible(timeout=40000)
+    await expect(kpage.locator("#warning")).to_be_visible(timeout=10000)
+    await expect(page.locator("#call-warning")).to_contain_text("1 minutt igjen")
+    await faces.screen(visitor, "5-call-warning")
+    await faces.screen(kiosk, "4-call-warning")
+
+    # Staff end the call (the staff API with a bearer token).
+    calls = await world.api.call("GET", "/calls")
+    [live] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
+    await world.api.call("POST", f"/calls/{live['id']}/end", {"note": "ended by the test"})
+    await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=10000)
+    await expect(page.locator("#end-reason")).to_have_text("En ansatt avsluttet samtalen.")
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "ended", timeout=10000)
+    await expect(kpage.locator("#ended-reason")).to_have_text("En ansatt avsluttet samtalen.")
+    await faces.screen(visitor, "6-end")
+    await faces.screen(kiosk, "5-ended")
+    await kpage.click("#btn-back")
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "idle")
+
+    # Neither page reached any host but its own server.
+    only_from(visitor, world.web_url)
+    only_from(kiosk, tablet.ui_url.rstrip("/"))
+
+
+async def test_a_bad_link_shows_a_clear_error(world: World, faces: Faces) -> None:
+    face = await faces.open("visitor-error", f"{world.web_url}/visit/{'A' * 43}", locale="en-GB")
+    await face.page.click("#btn-check")
+    await face.page.click("#btn-wait")
+    await expect(face.page.locator("body")).to_have_attribute("data-screen", "error")
+    await expect(face.page.locator("#error-text")).to_contain_text("This link is not valid")
+    await faces.screen(face, "invalid-link")
+    only_from(face, world.web_url)
+
+
+async def test_the_page_headers_forbid_inline_script_and_framing(world: World) -> None:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{world.web_url}/visit/{'A' * 43}") as resp:
+            assert resp.status == 200
+            csp = resp.headers["Content-Security-Policy"]
+            headers: dict[str, Any] = dict(resp.headers)
+    assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
+    assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
+    assert "camera=(self)" in headers["Permissions-Policy"]
