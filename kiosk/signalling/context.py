@@ -32,7 +32,7 @@ def utc_now() -> datetime:
 DeviceRevokedHook = Callable[[str], Awaitable[None]]
 
 
-@dataclass
+@dataclass(eq=False)  # one per process, compared and hashed by identity
 class ServerContext:
     settings: Settings
     engine: AsyncEngine
