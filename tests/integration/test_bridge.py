@@ -403,6 +403,7 @@ async def test_bad_sdp_is_refused_with_a_clear_error_and_the_leg_can_retry() -> 
         with pytest.raises(BridgeError, match="tablet offer refused: OperationError"):
             await bridge.answer_leg(Leg.TABLET, strip_codec(offer, "VP8"))
         assert not bridge.closed
+        assert all(source["consumers"] == 0 for source in bridge.stats().values())
         answer = await bridge.answer_leg(Leg.TABLET, offer)
         assert "VP8/90000" in answer and "H264" not in answer
         assert "abs-send-time" not in answer  # no per-packet bitrate estimation at the bridge

@@ -268,3 +268,30 @@ def test_vp8_key_frame_detection() -> None:
     assert passthrough.is_vp8_keyframe(key)
     assert not passthrough.is_vp8_keyframe(delta)
     assert not passthrough.is_vp8_keyframe(b"")
+
+
+def test_a_consumer_starts_at_a_key_frame_and_skips_ahead_to_one_when_behind() -> None:
+    def frame(n: int, key: bool) -> EncodedFrame:
+        return EncodedFrame(passthrough.VIDEO_MIME, bytes([n]), n, key)
+
+    async def run() -> None:
+        asks: list[int] = []
+        track = EncodedTrack("video", "t", lambda: asks.append(1), max_queue=3)
+        track.push(frame(0, True))  # nobody reads yet: nothing is queued
+        first = asyncio.ensure_future(track.recv())
+        await asyncio.sleep(0)
+        assert asks == [1]  # the first read asks upstream for a key frame
+        track.push(frame(1, False))  # cannot be decoded without a key frame: dropped
+        track.push(frame(2, True))
+        track.push(frame(3, False))
+        assert (await first).timestamp == 2
+        assert (await track.recv()).timestamp == 3
+        for n in range(4, 8):  # the sender stalls; the queue fills up
+            track.push(frame(n, False))
+        assert asks == [1, 1]  # overflow: drained, and a key frame asked for
+        track.push(frame(8, False))
+        track.push(frame(9, True))
+        assert (await track.recv()).timestamp == 9
+        track.stop()
+
+    asyncio.run(run())

@@ -172,6 +172,7 @@ class Bridge:
         self._timers: list[asyncio.TimerHandle] = []
         self._sources = {(leg, kind): _Source(self, leg, kind) for leg in Leg for kind in MediaKind}
         self._legs: dict[Leg, RTCPeerConnection] = {}
+        self._leg_tracks: dict[Leg, list[EncodedTrack]] = {}
         self._monitors: dict[str, _Monitor] = {}
         self._tasks: set[asyncio.Future[object]] = set()
         self.closed = False
@@ -228,8 +229,10 @@ class Bridge:
             raise BridgeError(f"the {leg} leg is already set up")
         pc = self._peer_connection()
         self._legs[leg] = pc
+        self._leg_tracks[leg] = []
         for kind in kinds:
             track = self._sources[(leg.other, kind)].consumer(f"{leg.other}-{kind}")
+            self._leg_tracks[leg].append(track)
             transceiver = pc.addTransceiver(track, direction="sendrecv")
             self._prepare(transceiver, kind, leg.other)
             source = self._sources[(leg, kind)]
@@ -253,6 +256,7 @@ class Bridge:
 
     async def _drop_leg(self, leg: Leg) -> None:
         pc = self._legs.pop(leg, None)
+        self._release(self._leg_tracks.pop(leg, []))
         if pc is not None:
             for kind in MediaKind:
                 self._sources[(leg, kind)].receiver = None

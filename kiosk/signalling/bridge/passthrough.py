@@ -242,9 +242,9 @@ class EncodedTrack(MediaStreamTrack):
             if not frame.keyframe:
                 return
             self._awaiting_key = False
-        if self._queue.qsize() >= self._max_queue:
+        if self._queue.qsize() >= self._max_queue:  # the consumer fell behind: skip ahead
             self._drain()
-            if self.kind == "video":
+            if self.kind == "video" and not frame.keyframe:
                 self._awaiting_key = True
                 self._need_keyframe()
                 return
