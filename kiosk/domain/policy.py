@@ -54,7 +54,8 @@ Dialling (checked in this order: who is asking, then what they ask for, then
 whether now is the moment; each step reveals no more than the one before)
   device revoked, device assigned to the inmate, inmate active, the booking
   exists for this inmate and contact (``booking_not_found``, also for somebody
-  else's booking), booking still ``booked``, contact approved, now inside
+  else's booking), booking held by a restriction (R16, ``facility_restricted``),
+  booking still ``booked``, contact approved, now inside
   [start, end), R11 police clearance for remand, R16 facility not suspended
   and, under a LIMIT restriction, the limited time not yet spent (the call's
   end is then brought forward: ``call_deadline``), R17 quota, no other live
@@ -552,6 +553,9 @@ def dial(ctx: DialContext, now: datetime) -> Verdict:
     # Somebody else's booking is "not found": it reveals nothing about it.
     if booking is None or booking.inmate_id != inmate.id or booking.contact_id != contact.id:
         return deny(Reason.BOOKING_NOT_FOUND)
+    # R16: a held booking is held by a restriction; say so, not merely "inactive".
+    if booking.state is BookingState.HELD:
+        return deny(Reason.FACILITY_RESTRICTED, "the booking is held by a facility restriction")
     if booking.state is not BookingState.BOOKED:
         return deny(Reason.BOOKING_NOT_ACTIVE, f"booking is {booking.state.value}")
     # R1 / R4 / R8: the decision in force must approve the contact.

@@ -40,10 +40,17 @@ class ServerContext:
     clock: Callable[[], datetime] = utc_now
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     on_device_revoked: list[DeviceRevokedHook] = field(default_factory=list)
+    # Called after the facility's restrictions changed (R16: the supervisor
+    # ends or shortens the live calls a restriction covers).
+    on_restrictions_changed: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
     async def device_revoked(self, device_id: str) -> None:
         for hook in self.on_device_revoked:
             await hook(device_id)
+
+    async def restrictions_changed(self) -> None:
+        for hook in self.on_restrictions_changed:
+            await hook()
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -10,7 +10,7 @@ healthy (issue 7).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,9 +20,10 @@ from sqlalchemy import text
 from kiosk import keys, pki, sdnotify
 from kiosk.config import Settings
 from kiosk.logs import get_logger
+from kiosk.signalling import mail, visitor
 from kiosk.signalling import metrics as metrics_mod
 from kiosk.signalling import server as web_server
-from kiosk.signalling import visitor
+from kiosk.signalling import web as web_pages
 from kiosk.signalling.api.live import operations as live_operations
 from kiosk.signalling.bridged import bridge_factory
 from kiosk.signalling.context import CONTEXT, utc_now
@@ -80,6 +81,7 @@ async def start(
         hub = DeviceHub(ctx.engine, handler=supervisor, timers=link_timers, now=ctx.clock)
         supervisor.bind(ctx, hub)
         ctx.on_device_revoked.append(_cut_revoked(supervisor, hub))
+        ctx.on_restrictions_changed.append(supervisor.restrictions_changed)
         await supervisor.start()
         listener = DeviceListener(
             hub, settings.pki_dir, settings.server.device_host, settings.server.device_port
@@ -102,6 +104,9 @@ async def start(
         app.cleanup_ctx.append(devices_and_calls)
         visitor.add_routes(app, supervisor)
         metrics_mod.install(app, metrics)
+        # The visitor page, the e-mail confirmation page, and mails drained at shutdown.
+        web_pages.add_routes(app)
+        mail.install(app)
 
     web = await web_server.start(
         settings, operations=live_operations(supervisor), configure=configure, clock=clock
@@ -111,7 +116,7 @@ async def start(
     return process
 
 
-def _cut_revoked(supervisor: Supervisor, hub: DeviceHub) -> Callable[[str], object]:
+def _cut_revoked(supervisor: Supervisor, hub: DeviceHub) -> Callable[[str], Awaitable[None]]:
     async def cut(device_id: str) -> None:
         # Revoking a device ends its call and cuts its link at once (Trust).
         await supervisor.device_revoked(device_id)

@@ -36,7 +36,6 @@ from kiosk.domain.model import (
     ControlLevel,
     Inmate,
     MediaKind,
-    RestrictionKind,
     Route,
 )
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
@@ -102,6 +101,7 @@ class LiveCall:
     timer: asyncio.Task[None] | None = None
     bridge: Any = None
     monitors: dict[str, Any] = field(default_factory=dict)
+    restrict_at: datetime | None = None  # R16: a restriction declared during the call
 
     def stored(self) -> store_calls.StoredCall:
         return store_calls.StoredCall(
@@ -392,12 +392,8 @@ class Supervisor:
         route: Route,
         settings: Any,
     ) -> LiveCall:
-        not_after = booking.end
-        # R16: a LIMIT restriction in force caps the call's length.
-        restriction = policy.restricted_at(settings, self.ctx.clock())
-        if restriction is not None and restriction.kind is RestrictionKind.LIMIT:
-            cap = booking.start + timedelta(minutes=restriction.limit_minutes or 0)
-            not_after = max(min(not_after, cap), booking.start + timedelta(seconds=1))
+        # R10/R16: the window's end, brought forward by restrictions over the rest of it.
+        not_after = policy.call_deadline(booking, settings, self.ctx.clock())
         return LiveCall(
             id=str(uuid.uuid4()),
             booking=booking,
@@ -645,17 +641,19 @@ class Supervisor:
             await self._event(live, cs.Revoke(), actor="system")
 
     async def restrictions_changed(self) -> None:
-        """R16: a suspension in force ends the live calls it covers."""
+        """R16: a restriction over the rest of a live call ends it when it begins."""
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
             facility = await repo.get_facility(conn)
         if facility is None:
             return
-        restriction = policy.restricted_at(facility.settings, now)
-        if restriction is None or restriction.kind is not RestrictionKind.SUSPEND:
-            return
         for live in list(self.calls.values()):
-            await self._event(live, cs.Restrict(), actor="system")
+            deadline = policy.call_deadline(live.booking, facility.settings, now)
+            if deadline <= now:
+                await self._event(live, cs.Restrict(), actor="system")
+            elif deadline < live.machine.not_after:
+                live.restrict_at = deadline
+                self._rearm(live)
 
     async def tamper(self, device_id: str, kind: str, details: dict[str, str]) -> None:
         now = self.ctx.clock()
@@ -816,19 +814,28 @@ class Supervisor:
     def _arm(self, live: LiveCall) -> None:
         live.timer = asyncio.get_running_loop().create_task(self._run_timer(live))
 
+    def _rearm(self, live: LiveCall) -> None:
+        if live.timer is not None:
+            live.timer.cancel()
+        self._arm(live)
+
     async def _run_timer(self, live: LiveCall) -> None:
-        """Wake at each warning and at the end of the window (R10)."""
+        """Wake at each warning, at a restriction's start and at the window's end (R10, R16)."""
         while not live.machine.ended:
             deadline = live.machine.next_deadline()
             if deadline is None:
                 return
+            if live.restrict_at is not None:
+                deadline = min(deadline, live.restrict_at)
             delay = (deadline - self.ctx.clock()).total_seconds()
             if delay > 0:
                 await asyncio.sleep(min(delay, 30.0))
                 continue
-            effects = live.machine.tick(self.ctx.clock())
             try:
-                await self._apply(live, effects)
+                if live.restrict_at is not None and self.ctx.clock() >= live.restrict_at:
+                    await self._event(live, cs.Restrict())
+                    return
+                await self._apply(live, live.machine.tick(self.ctx.clock()))
             except Exception:
                 log.exception("call timer failed", call_id=live.id)
 

@@ -60,7 +60,7 @@ class WebSocketLeg:
             return
         async with self._send_lock:
             with contextlib.suppress(ConnectionError, RuntimeError):
-                await self.ws.send_str(p.encode(message))  # type: ignore[arg-type]
+                await self.ws.send_str(p.encode(message))
 
     async def close(self) -> None:
         await self.ws.close()

@@ -101,13 +101,17 @@ def test_somebody_elses_booking_is_not_found_either() -> None:
     assert reason(dial(dial_context(c, other_contact), INSIDE)) is Reason.BOOKING_NOT_FOUND
 
 
-@pytest.mark.parametrize(
-    "state", [s for s in BookingState if s is not BookingState.BOOKED], ids=str
-)
-def test_r16_held_cancelled_or_used_bookings_are_not_called(state: BookingState) -> None:
+@pytest.mark.parametrize("state", [BookingState.CANCELLED, BookingState.USED], ids=str)
+def test_cancelled_or_used_bookings_are_not_called(state: BookingState) -> None:
     c = approved()
     verdict = dial(dial_context(c, booking(c, START, state=state)), INSIDE)
     assert reason(verdict) is Reason.BOOKING_NOT_ACTIVE
+
+
+def test_r16_a_booking_held_by_a_restriction_is_refused_as_restricted() -> None:
+    c = approved()
+    verdict = dial(dial_context(c, booking(c, START, state=BookingState.HELD)), INSIDE)
+    assert reason(verdict) is Reason.FACILITY_RESTRICTED
 
 
 # --- R18: the device --------------------------------------------------------------
@@ -281,7 +285,7 @@ def test_only_one_live_call_at_a_time(who: str) -> None:
 def test_the_checks_speak_in_the_documented_order() -> None:
     """Each fault is reported only once every earlier check passes."""
     c = contact(status=ContactStatus.AWAITING_ASSESSMENT, inmate_id="inmate-1")
-    b = booking(c, START, state=BookingState.HELD)
+    b = booking(c, START, state=BookingState.CANCELLED)
     suspended = FacilitySettings(
         weekly_quota_minutes=1,
         restrictions=(Restriction("r", START, START + timedelta(days=1), RestrictionKind.SUSPEND),),

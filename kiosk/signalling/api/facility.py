@@ -194,6 +194,7 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
             },
             conn=conn,
         )
+    await req.ctx.restrictions_changed()
     return s.RestrictionCreated(restriction=restriction_out(restriction), held_bookings=held)
 
 
@@ -229,4 +230,5 @@ async def remove_restriction(req: ApiRequest) -> s.RestrictionRemoved:
             {"released_bookings": released},
             conn=conn,
         )
+    await req.ctx.restrictions_changed()
     return s.RestrictionRemoved(released_bookings=released)

@@ -1,0 +1,388 @@
+"""Calls end to end (issue 3): a real server, a real tablet agent and an aiortc visitor.
+
+Every process is started with the operator's commands; they talk over
+loopback with real TLS (the device listener's mutual TLS) and real aiortc
+media. The tests read like the rules they check.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from kiosk.domain.reasons import EndReason, Reason
+from tests.harness import (
+    Api,
+    Deployment,
+    Proc,
+    free_port,
+    iso,
+    run_kiosk,
+    spawn,
+    utc_now,
+    wait_for_port,
+    wait_until,
+)
+from tests.visitor_client import Visitor, moving
+
+pytestmark = pytest.mark.slow
+
+
+class Tablet:
+    """A tablet agent process and its loopback kiosk API."""
+
+    def __init__(self, deployment: Deployment, out: Path, device_id: str) -> None:
+        self.deployment = deployment
+        self.dir = out
+        self.device_id = device_id
+        self.ui_port = free_port()
+        self.proc: Proc | None = None
+        self.http = aiohttp.ClientSession()
+
+    def env(self) -> dict[str, str]:
+        env = self.deployment.env()
+        env["KIOSK_AGENT__UI_PORT"] = str(self.ui_port)
+        env["KIOSK_LOG__FORMAT"] = "json"
+        return env
+
+    async def start(self) -> None:
+        self.proc = spawn(
+            f"agent-{self.device_id[:8]}",
+            ["agent", "--config", str(self.dir / "agent.toml"), "--synthetic-media"],
+            self.deployment.root,
+            env=self.env(),
+        )
+        await wait_for_port(self.ui_port, self.proc)
+
+    async def state(self) -> dict[str, Any]:
+        async with self.http.get(f"http://127.0.0.1:{self.ui_port}/api/state") as resp:
+            return await resp.json()
+
+    async def dial(self, booking_id: str) -> tuple[int, dict[str, Any]]:
+        async with self.http.post(
+            f"http://127.0.0.1:{self.ui_port}/api/dial", json={"booking_id": booking_id}
+        ) as resp:
+            return resp.status, await resp.json()
+
+    async def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill(signal.SIGTERM)
+        await self.http.close()
+
+
+class World:
+    """A deployment with its server running and an admin's API."""
+
+    def __init__(self, root: Path) -> None:
+        self.deployment = Deployment(root)
+        self.server: Proc | None = None
+        self.api: Api | None = None
+        self.tablets: list[Tablet] = []
+        self.visitors: list[Visitor] = []
+
+    async def start(self) -> None:
+        self.deployment.setup()
+        token = self.deployment.admin_token()
+        await self.start_server()
+        self.api = Api(self.deployment.api, token)
+
+    async def start_server(self) -> None:
+        self.server = spawn(
+            "server", ["server", "--config", str(self.deployment.config)], self.deployment.root,
+            env=self.deployment.env(),
+        )
+        await wait_for_port(self.deployment.web_port, self.server)
+        await wait_for_port(self.deployment.device_port, self.server)
+
+    async def inmate(self, name: str = "Ola Nordmann", remand: bool = False) -> str:
+        assert self.api is not None
+        body = await self.api.call("POST", "/inmates", {"name": name, "remand": remand})
+        return body["id"]
+
+    async def approved_contact(
+        self, inmate_id: str, category: str = "personal", control: str = "none",
+        relation: str = "sibling",
+    ) -> str:
+        assert self.api is not None
+        contact = await self.api.call(
+            "POST",
+            f"/inmates/{inmate_id}/contacts",
+            {"name": "Kari Nordmann", "email": "kari@example.org", "category": category,
+             "relation": relation, "cleared_for_visits": True},
+        )
+        await self.api.call("POST", f"/contacts/{contact['id']}/email-confirmation", None)
+        decision: dict[str, Any] = {"outcome": "approve", "control": control}
+        if control != "none":
+            decision["grounds"] = ["threats"]
+        await self.api.call("POST", f"/contacts/{contact['id']}/decision", decision)
+        return contact["id"]
+
+    async def booking(
+        self, inmate_id: str, contact_id: str, start_in: float = 2.0, seconds: float = 600,
+        clearance: bool = False,
+    ) -> dict[str, Any]:
+        assert self.api is not None
+        start = utc_now() + timedelta(seconds=start_in)
+        body: dict[str, Any] = {
+            "inmate_id": inmate_id,
+            "contact_id": contact_id,
+            "start": iso(start),
+            "end": iso(start + timedelta(seconds=seconds)),
+            "location_kind": "cell",
+            "location": "A-101",
+            "initiation": "staff",
+        }
+        if clearance:
+            body["police_clearance"] = {"cleared_by": "Officer Hansen, Oslo PD",
+                                        "cleared_at": iso(utc_now() - timedelta(minutes=5))}
+        return await self.api.call("POST", "/bookings", body, expect=201)
+
+    async def invite_token(self, booking_id: str) -> str:
+        assert self.api is not None
+        invite = await self.api.call("POST", f"/bookings/{booking_id}/invites", None, expect=201)
+        return invite["url"].rsplit("/", 1)[1]
+
+    async def tablet(self, inmate_id: str | None, serial: str) -> Tablet:
+        out = self.deployment.root / f"tablet-{serial}"
+        device_id = self.deployment.enrol_tablet(serial, inmate_id, out)
+        tablet = Tablet(self.deployment, out, device_id)
+        await tablet.start()
+        self.tablets.append(tablet)
+        await wait_until(lambda: _online(tablet), timeout=30, what="tablet online")
+        return tablet
+
+    async def visitor(self, token: str) -> Visitor:
+        visitor = Visitor(self.deployment.visit_ws, token)
+        await visitor.join()
+        self.visitors.append(visitor)
+        return visitor
+
+    async def close(self) -> None:
+        for visitor in self.visitors:
+            await visitor.close()
+        for tablet in self.tablets:
+            await tablet.close()
+        if self.api is not None:
+            await self.api.close()
+        if self.server is not None:
+            self.server.kill(signal.SIGTERM)
+
+
+async def _online(tablet: Tablet) -> bool:
+    state = await tablet.state()
+    return (state.get("link") == "online" and state.get("inmate") is not None) or (
+        state.get("link") == "online" and state.get("device_id") is not None
+    )
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    w = World(tmp_path)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def _callable(tablet: Tablet, booking_id: str) -> bool:
+    state = await tablet.state()
+    return any(c["booking_id"] == booking_id and c["callable_now"] for c in state["contacts"])
+
+
+async def test_a_booked_call_connects_and_media_flows_both_ways(world: World) -> None:
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2)
+    tablet = await world.tablet(inmate, "TAB-0001")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: visitor.waiting is not None, what="the waiting room")
+    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    status, _ = await tablet.dial(booking["id"])
+    assert status == 202
+    await wait_until(lambda: visitor.received.video > 45 and visitor.received.audio > 50,
+                     timeout=40, what="media at the visitor")
+    state = await wait_until(_tablet_media(tablet), timeout=30, what="media at the tablet")
+    assert state["phase"] == "in_call"
+    assert moving(visitor.received.samples), "the tablet's picture moves at the visitor"
+    assert visitor.call is not None and visitor.call.route.value == "p2p"
+
+
+def _tablet_media(tablet: Tablet) -> Any:
+    async def check() -> dict[str, Any] | None:
+        state = await tablet.state()
+        media = state.get("media") or {}
+        if media.get("video_received", 0) > 45 and media.get("audio_received", 0) > 50:
+            return state
+        return None
+
+    return check
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["contact_not_approved", "outside_window", "police_clearance_missing",
+     "device_not_assigned", "facility_restricted"],
+)
+async def test_each_refusal_reaches_the_tablet_with_its_reason(world: World, case: str) -> None:
+    assert world.api is not None
+    inmate = await world.inmate(remand=case == "police_clearance_missing")
+    contact = await world.approved_contact(inmate)
+    start_in = 3600 if case == "outside_window" else 2
+    booking = await world.booking(inmate, contact, start_in=start_in)
+    assigned = None if case == "device_not_assigned" else inmate
+    tablet = await world.tablet(assigned, f"TAB-{case[:10]}")
+    if case == "contact_not_approved":
+        # R8: an appeal that changes the decision to a refusal takes the contact off.
+        appeal = await world.api.call(
+            "POST", f"/contacts/{contact}/appeals", {"by": "inmate", "text": "review"}, expect=201
+        )
+        await world.api.call(
+            "POST", f"/appeals/{appeal['id']}/decision",
+            {"result": "changed", "decision": {"outcome": "refuse", "note": "revoked"}},
+        )
+    if case == "facility_restricted":
+        now = utc_now()
+        await world.api.call(
+            "POST", "/facility/restrictions",
+            {"start": iso(now - timedelta(minutes=1)), "end": iso(now + timedelta(hours=2)),
+             "kind": "suspend", "note": "outbreak"},
+            expect=201,
+        )
+    if case != "outside_window":
+        await asyncio.sleep(2.5)
+    await tablet.dial(booking["id"])
+    state = await wait_until(_refused(tablet), timeout=20, what=f"refusal {case}")
+    assert state == case
+
+
+def _refused(tablet: Tablet) -> Any:
+    async def check() -> str | None:
+        state = await tablet.state()
+        refusal = state.get("refusal") or {}
+        return refusal.get("code")
+
+    return check
+
+
+async def test_the_call_ends_at_its_end_time_at_both_ends(world: World) -> None:
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2, seconds=14)
+    tablet = await world.tablet(inmate, "TAB-END1")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await tablet.dial(booking["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    await wait_until(lambda: visitor.end is not None, timeout=30, what="the end at the visitor")
+    assert visitor.end is not None and visitor.end.reason is EndReason.TIME_UP
+    state = await wait_until(_ended(tablet), timeout=10, what="the end at the tablet")
+    assert state["ended"]["reason"] == "time_up"
+    calls = await world.api.call("GET", "/calls")  # type: ignore[union-attr]
+    [call] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
+    assert call["end_reason"] == "time_up"
+
+
+def _ended(tablet: Tablet) -> Any:
+    async def check() -> dict[str, Any] | None:
+        state = await tablet.state()
+        return state if state.get("phase") == "ended" else None
+
+    return check
+
+
+async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World) -> None:
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2, seconds=16)
+    tablet = await world.tablet(inmate, "TAB-KILL")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await tablet.dial(booking["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    assert world.server is not None
+    world.server.kill(signal.SIGKILL)  # no clean-up, no end message from the server
+    state = await wait_until(_ended(tablet), timeout=30, what="the tablet ends by itself")
+    assert state["ended"]["reason"] == "time_up"
+    # The visitor's media stops too: the tablet closed the peer connection.
+    last = visitor.received.last_video_at
+    await asyncio.sleep(1.5)
+    assert visitor.received.last_video_at == last
+    # After a restart the server records the call ended, with the right reason.
+    await world.start_server()
+    calls = await world.api.call("GET", "/calls")  # type: ignore[union-attr]
+    [call] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
+    assert call["end_reason"] == "time_up"
+    result = run_kiosk(["admin", "audit", "verify", "--config", str(world.deployment.config)],
+                       env=world.deployment.env(), check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+async def test_staff_end_through_the_api_ends_both_sides_and_records_a_breach(
+    world: World,
+) -> None:
+    assert world.api is not None
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2)
+    tablet = await world.tablet(inmate, "TAB-STAFF")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await tablet.dial(booking["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    assert visitor.call is not None
+    await world.api.call(
+        "POST", f"/calls/{visitor.call.call_id}/end", {"note": "showed a weapon", "breach": True}
+    )
+    await wait_until(lambda: visitor.end is not None, timeout=10, what="end at the visitor")
+    assert visitor.end is not None and visitor.end.reason is EndReason.BREACH
+    state = await wait_until(_ended(tablet), timeout=10, what="end at the tablet")
+    assert state["ended"]["reason"] == "breach"
+    got = await world.api.call("GET", f"/contacts/{contact}")
+    assert got["breaches"] == 1  # R14: recorded against the contact (and the inmate)
+
+
+async def test_revoking_a_device_mid_call_cuts_the_call(world: World) -> None:
+    assert world.api is not None
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2)
+    tablet = await world.tablet(inmate, "TAB-REVOKE")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await tablet.dial(booking["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    await world.api.call("POST", f"/devices/{tablet.device_id}/revoke", {})
+    await wait_until(lambda: visitor.end is not None, timeout=10, what="end at the visitor")
+    assert visitor.end is not None and visitor.end.reason is EndReason.DEVICE_REVOKED
+    await wait_until(_ended(tablet), timeout=10, what="end at the tablet")
+    await wait_until(lambda: _offline(tablet), timeout=10, what="the link cut")
+
+
+async def _offline(tablet: Tablet) -> bool:
+    return (await tablet.state()).get("link") == "offline"
+
+
+async def test_a_visitor_sending_garbage_gets_invalid_request_and_others_go_on(
+    world: World,
+) -> None:
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=2)
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: visitor.waiting is not None, what="waiting room")
+    for junk in ['{"type":"sdp"}', "not json", b"\x00\xff" * 10, '{"type":"launch"}']:
+        await visitor.send_raw(junk)
+    await wait_until(lambda: len(visitor.errors) >= 4, timeout=10, what="four errors")
+    assert {e.code for e in visitor.errors} == {Reason.INVALID_REQUEST}
+    # The server keeps serving: a second visitor with a bad token is refused cleanly.
+    other = await world.visitor("A" * 43)
+    await wait_until(lambda: other.errors, timeout=10, what="refusal of a bad token")
+    assert other.errors[0].code is Reason.NOT_FOUND
