@@ -66,6 +66,7 @@ FRAME_REMOTE = 1  # first byte of a /api/frames message: the other end's video
 FRAME_SELF = 2  # the tablet's own camera (self view)
 MAX_UI_FPS = {FRAME_REMOTE: 15.0, FRAME_SELF: 10.0}  # the page needs no more
 EVENT_QUEUE = 256
+END_GRACE = 2.0  # s to wait for the server's end after the media went away
 
 
 class AgentError(Exception):
@@ -273,7 +274,7 @@ class Agent:
             on_video=lambda frame: self._frame(FRAME_REMOTE, frame),
             on_audio=speaker.play if speaker is not None else None,
             on_time=lambda effect: self._later(self._call_time_step(call_id, effect)),
-            on_state=lambda state: self._later(self._connection_step(call_id, state)),
+            on_state=lambda state: self._connection_state(call, state),
         )
         self.call = call
         self.calls_started += 1
@@ -289,10 +290,19 @@ class Agent:
     def _call_time_step(self, call_id: str, effect: Warn | End) -> Callable[[float], list[Action]]:
         return lambda mono: self.session.call_time(call_id, effect, mono)
 
-    def _connection_step(self, call_id: str, state: str) -> Callable[[float], list[Action]]:
-        if state == "failed":  # ICE or DTLS gave up: the call cannot go on
-            return lambda mono: self.session.call_failed(call_id, mono)
-        return lambda mono: self.session.call_connection(call_id, state, mono)
+    def _connection_state(self, call: Call, state: str) -> None:
+        call_id = call.call_id
+        if state in ("failed", "closed") and not call.closed:
+            # The other end went away (ICE gave up, or it closed DTLS). The server's
+            # end message, with its reason (staff end, revocation), usually follows
+            # at once; wait for it briefly so the page shows the real reason.
+            async def lost() -> None:
+                await asyncio.sleep(END_GRACE)
+                await self._input(lambda mono: self.session.call_failed(call_id, mono))
+
+            self._spawn(lost())
+            return
+        self._later(lambda mono: self.session.call_connection(call_id, state, mono))
 
     async def _stop_call(self, action: StopCall) -> None:
         call = self.call

@@ -120,7 +120,7 @@ class Link:
         try:
             async with self._lock:
                 await asyncio.wait_for(
-                    ws.send_str(encode(message)),  # type: ignore[arg-type]
+                    ws.send_str(encode(message)),  # type: ignore[arg-type, unused-ignore]
                     self.timers.connect_timeout,
                 )
         except (TimeoutError, ConnectionError, RuntimeError, aiohttp.ClientError) as exc:

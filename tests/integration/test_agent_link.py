@@ -28,13 +28,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk import keys, pki
 from kiosk.config import AgentSettings
-from kiosk.device.agent import FRAME_REMOTE, FRAME_SELF, Agent
+from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
 from kiosk.device.media import PatternTrack, ToneTrack
 from kiosk.domain.model import Category, ControlLevel, Route
+from kiosk.domain.reasons import EndReason
 from kiosk.grants import Grant, sign_grant
 from kiosk.protocol import (
     ContactEntry,
     DialMessage,
+    EndMessage,
     GrantDocument,
     GrantMessage,
     HangupMessage,
@@ -144,6 +146,8 @@ class Server:
                 device_id, GrantMessage(grant=GrantDocument.of(sign_grant(grant, key)))
             )
         elif isinstance(message, SdpMessage) and message.kind == "offer":
+            if self.visitor is not None:
+                await self.visitor.close()
             self.visitor = Visitor()
             answer = await self.visitor.answer(message.sdp)
             await self.hub.send(
@@ -351,3 +355,59 @@ def test_the_page_api_refuses_to_listen_beyond_loopback() -> None:
 
     with pytest.raises(ValueError):
         UiServer(None, "0.0.0.0", 0)  # type: ignore[arg-type]
+
+
+async def start_call(world: World, seconds: float = 600) -> Visitor:
+    world.server.call_seconds = seconds
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online")
+    await world.agent.dial("booking-1")
+    await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="in call")
+    visitor = world.server.visitor
+    assert visitor is not None
+    await wait_for(lambda: visitor.frames["video"] > 3, what="video at the visitor")
+    return visitor
+
+
+@SQLITE
+async def test_staff_end_from_the_server_shows_its_reason(world: World) -> None:
+    visitor = await start_call(world)
+    # As the supervisor does: the end to both legs; the visitor's page closes at once.
+    await visitor.close()
+    assert world.server.hub is not None
+    await world.server.hub.send(world.device_id,
+                                EndMessage(call_id="call-1", reason=EndReason.ENDED_BY_STAFF))
+    await wait_for(lambda: world.agent.view()["phase"] == "ended", what="the end screen")
+    await asyncio.sleep(END_GRACE + 0.5)  # the media going away changes nothing after
+    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "ended_by_staff"}
+    assert world.agent.call is None and world.agent.last_call is not None
+    assert world.agent.last_call.pc.connectionState == "closed"
+    assert not world.server.of(HangupMessage)
+
+
+@SQLITE
+async def test_other_end_gone_without_word_is_connection_lost(world: World) -> None:
+    visitor = await start_call(world)
+    await visitor.close()  # and no end message from the server
+    await wait_for(lambda: world.agent.view()["phase"] == "ended", timeout=END_GRACE + 10,
+                   what="the end screen")
+    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "connection_lost"}
+    await wait_for(lambda: world.server.of(HangupMessage), what="hang-up at the server")
+    # Back to the contacts from the end screen, through the page API.
+    async with world.http.post(f"{world.ui}/api/dismiss", json={}) as resp:
+        assert resp.status == 202
+    assert world.agent.view()["phase"] == "idle"
+
+
+@SQLITE
+async def test_hangup_from_the_page_ends_both_sides(world: World) -> None:
+    visitor = await start_call(world)
+    async with world.http.post(f"{world.ui}/api/hangup", json={}) as resp:
+        assert resp.status == 202
+    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "hangup"}
+    await wait_for(lambda: world.server.of(HangupMessage), what="hang-up at the server")
+    await wait_for(lambda: visitor.ended == {"audio", "video"}, what="visitor's tracks end")
+    # A second dial while the first is being torn down is fine: a new call id.
+    async with world.http.post(f"{world.ui}/api/dial", json={"booking_id": "booking-1"}) as r:
+        assert r.status == 202
+    await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="second call")
+    assert world.agent.view()["call"]["call_id"] == "call-2"
