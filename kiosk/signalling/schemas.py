@@ -121,6 +121,8 @@ class LoginResponse(Response):
 class MeResponse(Response):
     staff: StaffOut
     via: Literal["session", "token"]
+    # What this role may do (kiosk.domain.access), so a client offers nothing else.
+    actions: list[str] = Field(default_factory=list)
 
 
 class Empty(Response):
@@ -372,6 +374,20 @@ class DeviceOut(Response):
 
 class DeviceList(Response):
     items: list[DeviceOut]
+
+
+class TamperEventOut(Response):
+    """A tablet's report of tampering (R18, USB guard)."""
+
+    id: str
+    device_id: str
+    at: datetime
+    kind: str
+    details: dict[str, str]
+
+
+class TamperEventList(Response):
+    items: list[TamperEventOut]
 
 
 # Facility -------------------------------------------------------------------

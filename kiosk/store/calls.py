@@ -142,3 +142,34 @@ async def insert_tamper_event(
             id=event_id, device_id=device_id, at=now, kind=kind, details=details
         )
     )
+
+
+@dataclass(frozen=True, slots=True)
+class TamperEvent:
+    id: str
+    device_id: str
+    at: datetime
+    kind: str
+    details: dict[str, str]
+
+
+async def list_tamper_events(
+    conn: AsyncConnection, device_id: str, limit: int = 200
+) -> list[TamperEvent]:
+    """A tablet's tamper reports, newest first."""
+    rows = await conn.execute(
+        select(t.tamper_events)
+        .where(t.tamper_events.c.device_id == device_id)
+        .order_by(t.tamper_events.c.at.desc(), t.tamper_events.c.id)
+        .limit(limit)
+    )
+    return [
+        TamperEvent(
+            id=r.id,
+            device_id=r.device_id,
+            at=r.at,
+            kind=r.kind,
+            details={str(k): str(v) for k, v in dict(r.details or {}).items()},
+        )
+        for r in rows
+    ]

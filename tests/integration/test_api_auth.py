@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from kiosk import pki
+from kiosk.domain.access import PERMISSIONS
 from kiosk.domain.model import Role
 from kiosk.signalling.auth import SESSION_COOKIE
 from tests.integration.api_support import PASSWORD, LiveApi, live_api
@@ -210,6 +211,7 @@ async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None
                 "role": "visit_office",
             },
             "via": "token",
+            "actions": sorted(a.value for a in PERMISSIONS[Role.VISIT_OFFICE]),
         }
         # A bearer token needs no CSRF token, and carries its staff member's role.
         resp = await api.http.post(

@@ -15,6 +15,7 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import device_out
+from kiosk.store import calls as store_calls
 from kiosk.store import repo
 from kiosk.store.db import write_transaction
 
@@ -98,6 +99,29 @@ async def get_device(req: ApiRequest) -> s.DeviceOut:
     if record is None:
         raise not_found("device")
     return device_out(record)
+
+
+@table.route(
+    "GET",
+    "/devices/{device_id}/tamper-events",
+    Action.DEVICE_READ,
+    summary="A tablet's tamper reports, newest first (R18)",
+    response=s.TamperEventList,
+)
+async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
+    async with req.ctx.engine.connect() as conn:
+        record = await repo.get_device(conn, req.params["device_id"])
+        if record is None:
+            raise not_found("device")
+        events = await store_calls.list_tamper_events(conn, record.device.id)
+    return s.TamperEventList(
+        items=[
+            s.TamperEventOut(
+                id=e.id, device_id=e.device_id, at=e.at, kind=e.kind, details=e.details
+            )
+            for e in events
+        ]
+    )
 
 
 @table.route(

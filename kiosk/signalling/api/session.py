@@ -6,7 +6,7 @@ from datetime import timedelta
 
 from aiohttp import web
 
-from kiosk.domain.access import Action
+from kiosk.domain.access import PERMISSIONS, Action
 from kiosk.domain.reasons import Reason
 from kiosk.logs import get_logger
 from kiosk.signalling import auth
@@ -101,4 +101,7 @@ async def logout(req: ApiRequest) -> Reply:
     "GET", "/me", Action.SELF, summary="The staff member behind this request", response=s.MeResponse
 )
 async def me(req: ApiRequest) -> s.MeResponse:
-    return s.MeResponse(staff=_staff_out(req.staff), via=req.staff.via)
+    allowed = PERMISSIONS.get(req.staff.role, frozenset())
+    return s.MeResponse(
+        staff=_staff_out(req.staff), via=req.staff.via, actions=sorted(a.value for a in allowed)
+    )
