@@ -25,7 +25,7 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
@@ -34,8 +34,11 @@ from kiosk.config import Settings
 from kiosk.domain.model import Role
 from kiosk.logs import get_logger
 from kiosk.signalling import auth
-from kiosk.signalling.server import Server, start, wait_for_stop_signal
+from kiosk.signalling.server import Server, wait_for_stop_signal
 from kiosk.store.db import write_transaction
+
+if TYPE_CHECKING:
+    from kiosk.signalling.process import ServerProcess
 
 log = get_logger(__name__)
 
@@ -62,6 +65,7 @@ class Demo:
     data_dir: Path
     settings: Settings
     server: Server
+    process: ServerProcess
     info: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -73,13 +77,23 @@ class Demo:
         keys.write_secret(self.demo_file, (json.dumps(self.info, indent=2) + "\n").encode())
 
     async def close(self) -> None:
-        await self.server.close()
+        await self.process.close()
 
 
-def demo_settings(data_dir: Path, host: str = "127.0.0.1", port: int = 8000) -> Settings:
+def demo_settings(
+    data_dir: Path, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
+) -> Settings:
     return Settings.model_validate(
         {
-            "server": {"data_dir": str(data_dir), "web_host": host, "web_port": port},
+            "server": {
+                "data_dir": str(data_dir),
+                "web_host": host,
+                "web_port": port,
+                "device_host": host,
+                "device_port": device_port,
+            },
+            # Mails to visitors land as files in DIR/mail instead of going out.
+            "mail": {"transport": "folder", "folder": str(data_dir / "mail")},
             "log": {"format": "console"},
         }
     )
@@ -98,14 +112,19 @@ def prepare_dir(data_dir: Path) -> Path:
     return data_dir
 
 
-async def start_demo(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> Demo:
+async def start_demo(
+    data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
+) -> Demo:
+    """The whole server process (web and device listeners, supervisor) with demo data."""
     from kiosk import pki
+    from kiosk.signalling.process import start
 
     data_dir = prepare_dir(data_dir)
-    settings = demo_settings(data_dir, host, port)
-    pki.init_ca(settings.pki_dir)
-    server = await start(settings)
-    demo = Demo(data_dir=data_dir, settings=settings, server=server)
+    settings = demo_settings(data_dir, host, port, device_port)
+    pki.init_ca(settings.pki_dir, hosts=[host, "localhost"])
+    process = await start(settings)
+    server = process.web
+    demo = Demo(data_dir=data_dir, settings=settings, server=server, process=process)
     try:
         ctx = server.context
         now = ctx.clock()
@@ -135,7 +154,7 @@ async def start_demo(data_dir: Path, *, host: str = "127.0.0.1", port: int = 800
         }
         demo.write_info()
     except BaseException:
-        await server.close()
+        await process.close()
         raise
     return demo
 
@@ -281,8 +300,10 @@ async def seed(api_url: str, token: str, now: datetime) -> dict[str, Any]:
         }
 
 
-async def run_demo(data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000) -> None:
-    demo = await start_demo(data_dir, host=host, port=port)
+async def run_demo(
+    data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
+) -> None:
+    demo = await start_demo(data_dir, host=host, port=port, device_port=device_port)
     try:
         info = demo.info
         print(f"kiosk demo is running (data in {demo.data_dir})", flush=True)

@@ -23,6 +23,7 @@ def register(sub: Any) -> None:
     p.add_argument("--data-dir", type=Path, default=Path("demo-data"), help="default: ./demo-data")
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="web port (0: any free port)")
+    p.add_argument("--device-port", type=int, default=8444, help="tablets' port (0: any free port)")
     p.set_defaults(func=run)
 
 
@@ -31,7 +32,9 @@ def run(args: argparse.Namespace) -> int:
 
     configure("info", json=False)
     try:
-        asyncio.run(run_demo(args.data_dir, host=args.host, port=args.port))
+        asyncio.run(
+            run_demo(args.data_dir, host=args.host, port=args.port, device_port=args.device_port)
+        )
     except DemoError as exc:
         raise CommandError(str(exc)) from exc
     except OSError as exc:

@@ -104,7 +104,7 @@ async def check_demo(info: dict[str, Any]) -> None:
 
 async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0")
+    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0")
     try:
         info = await wait_for_file(data / "demo.json", proc, 120)
         assert oct((data / "demo.json").stat().st_mode & 0o777) == "0o600"
@@ -121,7 +121,7 @@ async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "0 newest entries not yet checkpointed" in await verify_audit(config)
 
     # Running it again on the same directory starts the demo data over.
-    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0")
+    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0")
     try:
         again = await wait_for_file(data / "demo.json", proc, 120, old=info)
         assert again["api_token"] != info["api_token"]
@@ -134,7 +134,7 @@ async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 async def test_kiosk_demo_refuses_a_directory_with_real_data(tmp_path: Path) -> None:
     (tmp_path / "kiosk.sqlite3").write_bytes(b"")
-    proc = await kiosk("demo", "--data-dir", str(tmp_path), "--port", "0")
+    proc = await kiosk("demo", "--data-dir", str(tmp_path), "--port", "0", "--device-port", "0")
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     assert "not a demo directory" in err.decode().strip().splitlines()[-1]

@@ -37,7 +37,7 @@ CHECKS = ",".join(
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> Any:
-    running = await start_demo(tmp_path / "demo", port=0)
+    running = await start_demo(tmp_path / "demo", port=0, device_port=0)
     try:
         yield running
     finally:
