@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
+from kiosk.domain.access import PERMISSIONS
 from kiosk.signalling.api.base import (
     API_PREFIX,
     MAX_ID_LENGTH,
@@ -89,8 +90,12 @@ def openapi_document(
                 }
             },
         }
-        if op.description:
-            item["description"] = op.description
+        description = op.description
+        if op.action is not None:
+            roles = ", ".join(r.value for r, allowed in PERMISSIONS.items() if op.action in allowed)
+            description = f"{description}\n\nRoles: {roles}.".strip()
+        if description:
+            item["description"] = description
         parameters: list[dict[str, Any]] = [
             {
                 "name": name,
