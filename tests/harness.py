@@ -232,3 +232,145 @@ def window(start_in: float, minutes: float) -> tuple[datetime, datetime]:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, default=str)
+
+
+# --- a whole world: server, tablets and an admin's API (shared by the browser tests) ------
+
+
+class Tablet:
+    """A tablet agent process (``--synthetic-media``) and its loopback kiosk API."""
+
+    def __init__(self, deployment: Deployment, out: Path, device_id: str) -> None:
+        self.deployment = deployment
+        self.dir = out
+        self.device_id = device_id
+        self.ui_port = free_port()
+        self.proc: Proc | None = None
+        self.http = aiohttp.ClientSession()
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://127.0.0.1:{self.ui_port}/"
+
+    def env(self) -> dict[str, str]:
+        env = self.deployment.env()
+        env["KIOSK_AGENT__UI_PORT"] = str(self.ui_port)
+        env["KIOSK_LOG__FORMAT"] = "json"
+        return env
+
+    async def start(self) -> None:
+        self.proc = spawn(
+            f"agent-{self.device_id[:8]}",
+            ["agent", "--config", str(self.dir / "agent.toml"), "--synthetic-media"],
+            self.deployment.root,
+            env=self.env(),
+        )
+        await wait_for_port(self.ui_port, self.proc)
+
+    async def state(self) -> dict[str, Any]:
+        async with self.http.get(f"http://127.0.0.1:{self.ui_port}/api/state") as resp:
+            data: dict[str, Any] = await resp.json()
+            return data
+
+    async def online(self) -> bool:
+        state = await self.state()
+        return state.get("link") == "online" and state.get("device_id") is not None
+
+    async def callable(self, booking_id: str) -> bool:
+        state = await self.state()
+        return any(c["booking_id"] == booking_id and c["callable_now"] for c in state["contacts"])
+
+    async def close(self) -> None:
+        if self.proc is not None:
+            self.proc.kill(signal.SIGTERM)
+        await self.http.close()
+
+
+class World:
+    """A deployment with its server running and an admin's API; tablets on demand."""
+
+    def __init__(self, root: Path, extra_config: str = "") -> None:
+        self.deployment = Deployment(root, extra=extra_config)
+        self.server: Proc | None = None
+        self.api: Api | None = None
+        self.tablets: list[Tablet] = []
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.deployment.web_port}"
+
+    async def start(self) -> None:
+        self.deployment.setup()
+        token = self.deployment.admin_token()
+        await self.start_server()
+        self.api = Api(self.deployment.api, token)
+
+    async def start_server(self) -> None:
+        self.server = spawn(
+            "server", ["server", "--config", str(self.deployment.config)], self.deployment.root,
+            env=self.deployment.env(),
+        )
+        await wait_for_port(self.deployment.web_port, self.server)
+        await wait_for_port(self.deployment.device_port, self.server)
+
+    async def inmate(self, name: str = "Ola Nordmann", remand: bool = False) -> str:
+        assert self.api is not None
+        body = await self.api.call("POST", "/inmates", {"name": name, "remand": remand})
+        return str(body["id"])
+
+    async def approved_contact(
+        self, inmate_id: str, category: str = "personal", control: str = "none",
+        relation: str = "sibling", name: str = "Kari Nordmann", email: str = "kari@example.org",
+    ) -> str:
+        assert self.api is not None
+        contact = await self.api.call(
+            "POST",
+            f"/inmates/{inmate_id}/contacts",
+            {"name": name, "email": email, "category": category,
+             "relation": relation, "cleared_for_visits": True},
+        )
+        await self.api.call("POST", f"/contacts/{contact['id']}/email-confirmation", None)
+        decision: dict[str, Any] = {"outcome": "approve", "control": control}
+        if control != "none":
+            decision["grounds"] = ["threats"]
+        await self.api.call("POST", f"/contacts/{contact['id']}/decision", decision)
+        return str(contact["id"])
+
+    async def booking(
+        self, inmate_id: str, contact_id: str, start_in: float = 2.0, seconds: float = 600,
+    ) -> dict[str, Any]:
+        assert self.api is not None
+        start = utc_now() + timedelta(seconds=start_in)
+        body: dict[str, Any] = {
+            "inmate_id": inmate_id,
+            "contact_id": contact_id,
+            "start": iso(start),
+            "end": iso(start + timedelta(seconds=seconds)),
+            "location_kind": "cell",
+            "location": "A-101",
+            "initiation": "staff",
+        }
+        result: dict[str, Any] = await self.api.call("POST", "/bookings", body, expect=201)
+        return result
+
+    async def invite_url(self, booking_id: str) -> str:
+        assert self.api is not None
+        invite = await self.api.call("POST", f"/bookings/{booking_id}/invites", None, expect=201)
+        return str(invite["url"])
+
+    async def tablet(self, inmate_id: str | None, serial: str) -> Tablet:
+        out = self.deployment.root / f"tablet-{serial}"
+        device_id = self.deployment.enrol_tablet(serial, inmate_id, out)
+        tablet = Tablet(self.deployment, out, device_id)
+        await tablet.start()
+        self.tablets.append(tablet)
+        await wait_until(tablet.online, timeout=30, what="tablet online")
+        return tablet
+
+    async def close(self) -> None:
+        for tablet in self.tablets:
+            await tablet.close()
+        if self.api is not None:
+            await self.api.close()
+        if self.server is not None:
+            self.server.kill(signal.SIGTERM)

@@ -27,6 +27,7 @@ import ipaddress
 import json
 import re
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -90,6 +91,49 @@ async def loopback_only(
     return response
 
 
+# --- the kiosk page ------------------------------------------------------------------------
+
+STATIC = Path(__file__).resolve().parent / "static"
+# Nothing on the page may reach any host but this agent (issue 4): scripts,
+# styles and sockets from this origin only, no inline script, no framing.
+PAGE_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+    "media-src 'self' blob:; connect-src 'self'; base-uri 'none'; form-action 'none'; "
+    "frame-ancestors 'none'"
+)
+_ASSET = re.compile(r"^(i18n/)?[a-z0-9][a-z0-9_-]*\.(css|js|json)$")
+_TYPES = {".css": "text/css", ".js": "text/javascript", ".json": "application/json",
+          ".html": "text/html"}
+
+
+def _static(name: str) -> web.Response:
+    path = STATIC / name
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.Response(
+        body=path.read_bytes(),
+        content_type=_TYPES[path.suffix],
+        charset="utf-8",
+        headers={
+            "Content-Security-Policy": PAGE_CSP,
+            "Referrer-Policy": "no-referrer",
+            "X-Frame-Options": "DENY",
+            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), usb=()",
+        },
+    )
+
+
+async def kiosk_page(request: web.Request) -> web.Response:
+    return _static("kiosk.html")
+
+
+async def kiosk_asset(request: web.Request) -> web.Response:
+    name = request.match_info["name"]
+    if not _ASSET.match(name):
+        raise web.HTTPNotFound()
+    return _static(name)
+
+
 class UiServer:
     def __init__(self, agent: Agent, host: str, port: int) -> None:
         if not is_loopback_host(host):
@@ -108,6 +152,9 @@ class UiServer:
         app.router.add_post("/api/dismiss", self.dismiss)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/frames", self.frames)
+        # The kiosk page itself (kiosk/device/static): same loopback-only rules.
+        app.router.add_get("/", kiosk_page)
+        app.router.add_get("/static/{name:.+}", kiosk_asset)
         return app
 
     async def start(self) -> int:

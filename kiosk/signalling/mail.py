@@ -21,18 +21,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import os
 import ssl
 import uuid
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import aiosmtplib
@@ -220,7 +221,7 @@ class Outbox:
         self.failed += 1
         log.error("mail could not be sent", kind=kind, attempts=ATTEMPTS)
 
-    async def drain(self, within: float = 10.0) -> None:
+    async def drain(self, within: float = 3.0) -> None:
         """Wait (a while) for the mails under way; at shutdown, then give up on the rest."""
         if not self._tasks:
             return
@@ -263,6 +264,23 @@ def public_base(ctx: ServerContext, request: web.Request | None) -> str:
 
 
 # --- the events ------------------------------------------------------------------------
+#
+# Called after the request's transaction committed: a failure here is logged
+# and never turns a done change into an error for the caller.
+
+_Event = TypeVar("_Event", bound=Callable[..., Awaitable[None]])
+
+
+def _never_raises(event: _Event) -> _Event:
+    @functools.wraps(event)
+    async def guarded(*args: Any, **kwargs: Any) -> None:
+        try:
+            await event(*args, **kwargs)
+        except Exception:
+            log.exception("mail could not be prepared", event=event.__name__)
+
+    return cast(_Event, guarded)
+
 
 
 async def _facility(ctx: ServerContext) -> Facility:
@@ -274,6 +292,7 @@ async def _facility(ctx: ServerContext) -> Facility:
     return facility
 
 
+@_never_raises
 async def contact_proposed(ctx: ServerContext, contact: Contact, base_url: str) -> None:
     """R3: a contact already cleared for visits confirms wish and address by link.
 
@@ -298,6 +317,7 @@ async def contact_proposed(ctx: ServerContext, contact: Contact, base_url: str) 
     outbox(ctx).post("confirm", message)
 
 
+@_never_raises
 async def application_recorded(ctx: ServerContext, contact: Contact) -> None:
     """R4: a receipt of the visit application."""
     facility = await _facility(ctx)
@@ -320,10 +340,17 @@ def _window_values(
     return values
 
 
+@_never_raises
 async def invite_issued(
-    ctx: ServerContext, booking: Booking, contact: Contact, url: str, valid_from: datetime
+    ctx: ServerContext, booking: Booking, url: str, valid_from: datetime
 ) -> None:
     """The visitor's link and window, and the control stated plainly."""
+    from kiosk.store import repo
+
+    async with ctx.engine.connect() as conn:
+        contact = await repo.get_contact(conn, booking.contact_id)
+    if contact is None:
+        return
     facility = await _facility(ctx)
     opens = local(valid_from, facility).strftime("%H:%M")
     window = _window_values(booking, facility, {"link": url, "valid_from": opens})
@@ -339,6 +366,7 @@ async def invite_issued(
     outbox(ctx).post("invite", message)
 
 
+@_never_raises
 async def bookings_stopped(ctx: ServerContext, booking_ids: Iterable[str], kind: str) -> None:
     """R16: the people affected are told; ``kind`` is ``held`` or ``cancelled``."""
     if kind not in ("held", "cancelled"):

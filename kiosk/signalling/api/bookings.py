@@ -13,6 +13,7 @@ from kiosk.domain.access import Action
 from kiosk.domain.model import Booking, BookingState, FacilitySettings, PoliceClearance
 from kiosk.domain.reasons import Reason
 from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
+from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
 from kiosk.signalling.api.views import booking_out
@@ -209,7 +210,9 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
             {"booking": booking.id, "inmate": booking.inmate_id, "contact": booking.contact_id},
             conn=conn,
         )
-        return booking_out(await load_booking(conn, booking.id))
+        out = booking_out(await load_booking(conn, booking.id))
+    await mail.bookings_stopped(req.ctx, [booking.id], "cancelled")  # the contact is told
+    return out
 
 
 @table.route(

@@ -19,6 +19,7 @@ from kiosk.domain.model import (
     Decision,
 )
 from kiosk.domain.reasons import Reason
+from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
 from kiosk.signalling.api.views import appeal_out, contact_out
@@ -155,7 +156,10 @@ async def propose_contact(req: ApiRequest) -> s.ContactOut:
             {"category": contact.category.value, "status": contact.status.value},
             conn=conn,
         )
-        return await contact_view(conn, contact.id)
+        view = await contact_view(conn, contact.id)
+    # R3: a contact cleared for visits is asked by e-mail to confirm wish and address.
+    await mail.contact_proposed(req.ctx, contact, mail.public_base(req.ctx, req.http))
+    return view
 
 
 @table.route(
@@ -248,7 +252,9 @@ async def receive_application(req: ApiRequest) -> s.ContactOut:
             {"contact": contact.id, "inmate": contact.inmate_id},
             conn=conn,
         )
-        return await contact_view(conn, contact.id)
+        view = await contact_view(conn, contact.id)
+    await mail.application_recorded(req.ctx, contact)  # R4: a receipt to the applicant
+    return view
 
 
 @table.route(

@@ -23,6 +23,7 @@ from kiosk.domain.model import (
     RestrictionKind,
 )
 from kiosk.domain.reasons import Reason
+from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import closure_out, facility_out, restriction_out
@@ -195,6 +196,7 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
             conn=conn,
         )
     await req.ctx.restrictions_changed()
+    await mail.bookings_stopped(req.ctx, held, "held")  # R16: the people affected are told
     return s.RestrictionCreated(restriction=restriction_out(restriction), held_bookings=held)
 
 

@@ -15,6 +15,7 @@ from kiosk.domain.access import Action
 from kiosk.domain.model import BookingState
 from kiosk.domain.reasons import Reason
 from kiosk.signalling import invites as inv
+from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.store import repo
@@ -64,10 +65,12 @@ async def issue_invite(req: ApiRequest) -> InviteOut:
             {"booking": booking.id, "contact": booking.contact_id, "invite": invite.id},
             conn=conn,
         )
+    url = visit_url(req, token)
+    await mail.invite_issued(req.ctx, booking, url, invite.valid_from)  # the link by e-mail
     return InviteOut(
         booking_id=booking.id,
         contact_id=booking.contact_id,
-        url=visit_url(req, token),
+        url=url,
         valid_from=invite.valid_from,
         valid_until=invite.valid_until,
     )
