@@ -391,3 +391,85 @@ async def test_audit_reads_from_a_sequence_number(api: LiveApi) -> None:
     assert rest["items"][0]["prev_hash"] == page["items"][-1]["hash"]
     _status, verified = await api.call("GET", "/audit/verify")
     assert verified == {"ok": True, "entries": last["seq"], "first_bad_seq": None, "problem": ""}
+
+
+async def test_calls_list_live_and_past(api: LiveApi) -> None:
+    inmate = await ok(api, "POST", "/inmates", {"name": "Kari"}, 201)
+    c = await approved(api, inmate["id"], "Emma")
+    start = datetime.now(UTC) + timedelta(hours=1)
+    b = await ok(
+        api,
+        "POST",
+        "/bookings",
+        {
+            "inmate_id": inmate["id"],
+            "contact_id": c["id"],
+            **window(start),
+            "location_kind": "cell",
+            "location": "c1",
+            "initiation": "staff",
+        },
+        201,
+    )
+    d = await ok(api, "POST", "/devices", {"serial": "TAB-9"}, 201)
+    now = datetime.now(UTC)
+    async with api.server.context.engine.begin() as conn:
+        for call_id, ended in (("live-call", None), ("past-call", now)):
+            await conn.execute(
+                insert(t.calls).values(
+                    id=call_id,
+                    booking_id=b["id"],
+                    device_id=d["id"],
+                    inmate_id=inmate["id"],
+                    contact_id=c["id"],
+                    category="personal",
+                    route="p2p",
+                    control="none",
+                    state="ended" if ended else "connected",
+                    not_before=start,
+                    not_after=start + timedelta(minutes=30),
+                    created_at=now,
+                    ended_at=ended,
+                    end_reason="hangup" if ended else None,
+                )
+            )
+    for query, expected in (
+        ("live=true", {"live-call"}),
+        ("live=false", {"past-call"}),
+        (f"inmate_id={inmate['id']}", {"live-call", "past-call"}),
+        ("inmate_id=nobody", set()),
+    ):
+        status, listed = await api.call("GET", "/calls?" + query, role=Role.OFFICER)
+        assert status == 200
+        assert {x["id"] for x in listed["items"]} == expected, query
+
+
+async def test_revoking_through_the_api_puts_the_serial_on_the_crl(tmp_path: Path) -> None:
+    from kiosk import pki
+
+    pki.init_ca(tmp_path / "pki")
+    async with live_api(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.sqlite3'}") as api:
+        d = await ok(api, "POST", "/devices", {"serial": "TAB-3", "certificate_serial": "abc"}, 201)
+        assert "abc" not in pki.revoked_serials(tmp_path / "pki")
+        await ok(api, "POST", f"/devices/{d['id']}/revoke")
+        assert "abc" in pki.revoked_serials(tmp_path / "pki")
+
+
+async def test_facility_settings(api: LiveApi) -> None:
+    f = await ok(api, "PATCH", "/facility", {"timezone": "UTC", "rooms": ["A", "B"], "tablets": 2})
+    assert (f["timezone"], f["rooms"], f["tablets"]) == ("UTC", ["A", "B"], 2)
+    await no(api, "PATCH", "/facility", 400, "invalid_request", {"timezone": "Mars/Olympus"})
+    await no(api, "PATCH", "/facility", 400, "invalid_request", {"tablets": -1})
+    await no(api, "PATCH", "/facility", 400, "invalid_request", {"rooms": "A"})
+    closure = await ok(
+        api,
+        "POST",
+        "/facility/closures",
+        {**window(datetime.now(UTC) + timedelta(days=30), 60 * 24 * 7), "note": "week 29"},
+        201,
+    )
+    _, f = await api.call("GET", "/facility", role=Role.OFFICER)
+    assert [x["id"] for x in f["closures"]] == [closure["id"]]
+    await ok(api, "DELETE", f"/facility/closures/{closure['id']}")
+    _status, f = await api.call("GET", "/facility")
+    assert f["closures"] == []

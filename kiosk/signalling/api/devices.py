@@ -176,7 +176,12 @@ async def revoke(req: ApiRequest) -> s.DeviceOut:
         if record is None:
             raise not_found("device")
         updated = await revoke_device(
-            conn, req.ctx.audit, record.device.id, req.staff.actor, req.now
+            conn,
+            req.ctx.audit,
+            record.device.id,
+            req.staff.actor,
+            req.now,
+            pki_dir=req.ctx.settings.pki_dir,
         )
     await req.ctx.device_revoked(updated.device.id)
     return device_out(updated)
