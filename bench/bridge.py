@@ -59,10 +59,14 @@ MIN_FPS = 24.0
 KEY_EVERY = 2 * FPS  # key frames in the pre-encoded loop, so a PLI can be answered
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
-    """User plus system CPU time of a process, all threads, from /proc."""
+def cpu_times(pid: int | str = "self") -> tuple[float, float]:
+    """User and system CPU time of a process, all threads, from /proc."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+    return int(fields[11]) / TICKS, int(fields[12]) / TICKS
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    return sum(cpu_times(pid))
 
 
 def pin(core: int) -> None:
@@ -225,7 +229,8 @@ class BridgeProcess:
         self.conn, child = context.Pipe()
         self.process = context.Process(target=serve, args=(child, mode), daemon=True)
         self.process.start()
-        self.pid = self.process.pid
+        assert self.process.pid is not None
+        self.pid: int = self.process.pid
         self._next = 0
         self._waiting: dict[int, asyncio.Future[Any]] = {}
         asyncio.get_running_loop().add_reader(self.conn.fileno(), self._readable)
@@ -247,10 +252,6 @@ class BridgeProcess:
         self._waiting[self._next] = future
         self.conn.send({"id": self._next, "op": op, **args})
         return await asyncio.wait_for(future, 60)
-
-    def cpu(self) -> float:
-        assert self.pid is not None
-        return cpu_seconds(self.pid)
 
     async def stop(self) -> None:
         asyncio.get_running_loop().remove_reader(self.conn.fileno())
@@ -396,6 +397,7 @@ async def connect_call(
 class Window:
     seconds: float
     bridge_cpu: float
+    bridge_system: float
     generator_cpu: float
     video_fps: list[float]
     video_frames: int
@@ -411,13 +413,14 @@ class Window:
 
 async def measure(bridge: BridgeProcess, endpoints: list[Endpoint], seconds: float) -> Window:
     before = [n for e in endpoints for n in e.snapshot()]
-    cpu0, own0, t0 = bridge.cpu(), cpu_seconds(), time.monotonic()
+    (user0, sys0), own0, t0 = cpu_times(bridge.pid), cpu_seconds(), time.monotonic()
     await asyncio.sleep(seconds)
-    cpu1, own1, t1 = bridge.cpu(), cpu_seconds(), time.monotonic()
+    (user1, sys1), own1, t1 = cpu_times(bridge.pid), cpu_seconds(), time.monotonic()
     after = [n for e in endpoints for n in e.snapshot()]
     frames = [a - b for a, b in zip(after, before, strict=True)]
     wall = t1 - t0
-    return Window(wall, cpu1 - cpu0, own1 - own0, [f / wall for f in frames], sum(frames))
+    used = user1 + sys1 - user0 - sys0
+    return Window(wall, used, sys1 - sys0, own1 - own0, [f / wall for f in frames], sum(frames))
 
 
 async def close_all(endpoints: list[Endpoint]) -> None:
@@ -465,7 +468,8 @@ async def capacity(media: Media, steps: list[int], settle: float, seconds: float
             per_call = w.bridge_cpu / max(w.video_frames, 1) * consumer_fps
             estimates.append(1 / per_call)
             print(
-                f"  {target:3d} calls: bridge core {w.bridge_load:6.1%}, "
+                f"  {target:3d} calls: bridge core {w.bridge_load:6.1%} "
+                f"(kernel {w.bridge_system / max(w.bridge_cpu, 1e-9):.0%}), "
                 f"generator core {w.generator_load:6.1%}, video fps min {worst:5.1f} / "
                 f"mean {sum(w.video_fps) / len(w.video_fps):5.1f} over {len(w.video_fps)} "
                 f"consumers, {per_call:.2%} of a core per call -> {'held' if ok else 'NOT held'}",
@@ -514,7 +518,8 @@ async def main() -> None:
         results[mode] = w
         print(
             f"  {mode:11s}: {w.bridge_cpu / max(w.video_frames, 1) * 1e3:7.3f} ms CPU per frame "
-            f"({w.video_frames} frames in {w.seconds:.1f} s, bridge core {w.bridge_load:.1%}, "
+            f"({w.video_frames} frames in {w.seconds:.1f} s, bridge core {w.bridge_load:.1%} "
+            f"of which kernel {w.bridge_system / max(w.bridge_cpu, 1e-9):.0%}, "
             f"min consumer fps {min(w.video_fps):.1f})",
             flush=True,
         )
@@ -525,7 +530,9 @@ async def main() -> None:
     print("2. capacity: calls of two legs plus one sight_and_hearing monitor, VP8 + Opus")
     w = await full_call_cost(media, seconds)
     print(
-        f"  one call: bridge core {w.bridge_load:.2%} (min consumer fps {min(w.video_fps):.1f})"
+        f"  one call: bridge core {w.bridge_load:.2%}, kernel "
+        f"{w.bridge_system / max(w.bridge_cpu, 1e-9):.0%} of it "
+        f"(min consumer fps {min(w.video_fps):.1f})"
         f" -> one core carries about {1 / max(w.bridge_load, 1e-9):.0f} calls by CPU",
         flush=True,
     )
