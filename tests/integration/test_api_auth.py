@@ -192,10 +192,21 @@ async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None
         )
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kiosk", "admin", "token", "create",
-            api.username(Role.VISIT_OFFICE), "--label", "script", "--config", str(config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "kiosk",
+            "admin",
+            "token",
+            "create",
+            api.username(Role.VISIT_OFFICE),
+            "--label",
+            "script",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 0, err.decode()
         token = out.decode().strip()
@@ -225,10 +236,19 @@ async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None
 
         # An unknown user is an operator error: one line, non-zero exit.
         proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "kiosk", "admin", "token", "create", "ghost",
-            "--config", str(config),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-        )  # fmt: skip
+            sys.executable,
+            "-m",
+            "kiosk",
+            "admin",
+            "token",
+            "create",
+            "ghost",
+            "--config",
+            str(config),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 1
         assert err.decode().strip().splitlines()[-1] == "kiosk: no active staff member 'ghost'"
@@ -275,3 +295,51 @@ async def test_security_headers_on_every_answer(api: LiveApi) -> None:
         assert resp.headers["X-Content-Type-Options"] == "nosniff"
         assert resp.headers["Referrer-Policy"] == "no-referrer"
         assert resp.headers["Cache-Control"] == "no-store"
+
+
+async def test_kiosk_admin_staff_add(tmp_path: Path) -> None:
+    db = tmp_path / "kiosk.sqlite3"
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
+        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+
+    async def add(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "kiosk",
+            "admin",
+            "staff",
+            "add",
+            *args,
+            "--config",
+            str(config),
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=env,
+        )
+        out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+        assert proc.returncode is not None
+        return proc.returncode, out.decode(), err.decode()
+
+    code, out, err = await add(
+        "kari", "--role", "visit_office", "--password-stdin", stdin=b"a long enough password\n"
+    )
+    assert code == 0, err
+    # A password given on stdin is never echoed; only a generated one is printed.
+    assert out.startswith("added kari (visit_office)") and "password" not in out
+    assert (await add("kari", "--role", "admin", stdin=b""))[0] == 1
+    code, _, err = await add("short", "--role", "admin", "--password-stdin", stdin=b"tiny\n")
+    assert code == 1 and "at least 12 characters" in err
+    code, _, err = await add("x", "--role", "janitor")
+    assert code == 2  # argparse refuses an unknown role
+
+    async with live_api(tmp_path, f"sqlite+aiosqlite:///{db}") as api:
+        resp = await _login(api.http, api.url, "kari", "a long enough password")
+        assert resp.status == 200
+        assert (await resp.json())["staff"]["role"] == "visit_office"
