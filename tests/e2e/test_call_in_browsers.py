@@ -53,6 +53,12 @@ def difference(a: list[float], b: list[float]) -> float:
 
 
 async def assert_moving_video(page: Page, selector: str, what: str) -> None:
+    await page.wait_for_function(
+        """(s) => { const e = document.querySelector(s);
+                    return e.tagName !== "VIDEO" || (e.readyState >= 2 && e.videoWidth > 0); }""",
+        arg=selector, timeout=15000,
+    )
+    await page.wait_for_timeout(300)
     first = await sample(page, selector)
     await page.wait_for_timeout(1200)
     second = await sample(page, selector)
