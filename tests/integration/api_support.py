@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +20,7 @@ import aiohttp
 from kiosk.config import Settings
 from kiosk.domain.model import Role
 from kiosk.signalling import auth
+from kiosk.signalling.api.base import Operation
 from kiosk.signalling.server import Server, start
 from kiosk.store import repo
 from kiosk.store import schema as t
@@ -104,9 +105,10 @@ async def live_api(
     db_url: str,
     *,
     client_ssl: ssl.SSLContext | None = None,
+    operations: Sequence[Operation] = (),
     **server: Any,
 ) -> AsyncIterator[LiveApi]:
-    srv = await start(settings_for(tmp_path, db_url, **server))
+    srv = await start(settings_for(tmp_path, db_url, **server), operations=operations)
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None
         async with aiohttp.ClientSession(

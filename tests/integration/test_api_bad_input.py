@@ -6,6 +6,7 @@ the audit chain included, exactly as it was.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -291,3 +292,46 @@ async def test_policy_refusals_write_nothing(api: LiveApi) -> None:
         "contact_limit_reached",
         body={"name": "F", "email": "f@example.org", "category": "personal", "relation": "friend"},
     )
+
+
+async def test_concurrent_proposals_respect_the_contact_limit(api: LiveApi) -> None:
+    """R2 under concurrency: the inmate's row is locked while its contacts are counted."""
+    status, _ = await api.call("PATCH", "/facility", json={"contact_limit": 1})
+    status, person = await api.call("POST", "/inmates", json={"name": "Racer"})
+    assert status == 201
+    answers = await asyncio.gather(
+        *(
+            api.call(
+                "POST",
+                f"/inmates/{person['id']}/contacts",
+                json={
+                    "name": f"F{n}",
+                    "email": f"f{n}@example.org",
+                    "category": "personal",
+                    "relation": "friend",
+                },
+            )
+            for n in range(6)
+        )
+    )
+    assert sorted(status for status, _ in answers) == [201] + [409] * 5
+    assert {a["error"]["code"] for status, a in answers if status == 409} == {
+        "contact_limit_reached"
+    }
+
+
+async def test_a_bug_is_a_500_without_a_trace(tmp_path: Path, migrated_url: str) -> None:
+    from kiosk.signalling import schemas
+    from kiosk.signalling.api.base import OperationTable
+
+    table = OperationTable("test")
+
+    @table.route("GET", "/broken", None, summary="always fails", response=schemas.Empty)
+    async def broken(req: Any) -> Any:
+        raise RuntimeError("secret internals")
+
+    async with live_api(tmp_path, migrated_url, operations=table.operations) as api:
+        status, answer = await api.call("GET", "/broken")
+    assert status == 500
+    assert answer["error"]["code"] == "internal_error"
+    assert "secret internals" not in json.dumps(answer)
