@@ -20,7 +20,7 @@ from sqlalchemy import text
 from kiosk import keys, pki, sdnotify
 from kiosk.config import Settings
 from kiosk.logs import get_logger
-from kiosk.signalling import mail, visitor
+from kiosk.signalling import console, mail, visitor
 from kiosk.signalling import metrics as metrics_mod
 from kiosk.signalling import server as web_server
 from kiosk.signalling import web as web_pages
@@ -106,6 +106,7 @@ async def start(
         metrics_mod.install(app, metrics)
         # The visitor page, the e-mail confirmation page, and mails drained at shutdown.
         web_pages.add_routes(app)
+        console.add_routes(app)  # the staff console under /console/
         mail.install(app)
 
     web = await web_server.start(

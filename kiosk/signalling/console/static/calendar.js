@@ -1,0 +1,181 @@
+// Bookings on a day and a week, with the capacity left in each slot (R9): tablets, rooms
+// and staff free to monitor controlled calls; closures (R15) and restrictions (R16) shown.
+import {
+  addDays, api, badge, fmtDay, fmtTime, h, label, may, mondayOf, state, t, today, zonedInstant,
+} from "./core.js";
+import * as data from "./data.js";
+
+const FIRST_HOUR = 7;
+const LAST_HOUR = 22;
+
+export async function renderCalendar(main, { query }) {
+  const view = query.get("view") === "week" ? "week" : "day";
+  const day = /^\d{4}-\d{2}-\d{2}$/.test(query.get("day") || "") ? query.get("day") : today();
+  const facility = state.facility || (await api("GET", "/facility"));
+  const days = view === "week" ? [...Array(7).keys()].map((i) => addDays(mondayOf(day), i)) : [day];
+  const lists = await Promise.all(days.map((d) => api("GET", `/bookings?day=${d}&limit=1000`)));
+  const bookings = lists.flatMap((l) => l.items).filter((b) => data.LIVE_BOOKING.includes(b.state));
+  const [inmates, contacts] = await Promise.all([data.inmates(), data.contactsFor(bookings.map((b) => b.contact_id))]);
+
+  const step = view === "week" ? 7 : 1;
+  const link = (d, v) => `#/calendar?view=${v}&day=${d}`;
+  const title = view === "week"
+    ? t("calendar.week_of", { from: fmtDay(days[0]), to: fmtDay(days[6]) })
+    : fmtDay(day, true);
+  main.append(
+    h("div", { class: "page-head" },
+      h("h1", {}, t("calendar.title")),
+      h("p", { class: "lede" }, t("calendar.lede"))),
+    h("nav", { class: "toolbar", "aria-label": t("calendar.navigation") },
+      h("a", { class: "btn small", href: link(addDays(day, -step), view), "aria-label": t(view === "week" ? "calendar.prev_week" : "calendar.prev_day") }, "‹ ", t("calendar.previous")),
+      h("a", { class: "btn small", href: link(today(), view) }, t("calendar.today")),
+      h("a", { class: "btn small", href: link(addDays(day, step), view), "aria-label": t(view === "week" ? "calendar.next_week" : "calendar.next_day") }, t("calendar.next"), " ›"),
+      h("span", { class: "toolbar-title", id: "calendar-title" }, title),
+      h("span", { class: "spacer" }),
+      h("a", { class: "btn small", href: link(day, "day"), "aria-current": view === "day" ? "page" : null }, t("calendar.day")),
+      h("a", { class: "btn small", href: link(day, "week"), "aria-current": view === "week" ? "page" : null }, t("calendar.week")),
+      may("booking.write") ? h("a", { class: "btn small primary", href: `#/book?day=${day}` }, t("calendar.new_booking")) : null),
+    legend(facility),
+  );
+  if (view === "week") main.append(weekGrid(days, bookings, facility));
+  else {
+    main.append(dayGrid(day, bookings, facility, { inmates, contacts }));
+    main.append(dayList(bookings, inmates, contacts));
+  }
+}
+
+function legend(facility) {
+  return h("p", { class: "legend", id: "capacity-summary" },
+    t("calendar.capacity", {
+      tablets: facility.tablets, rooms: facility.rooms.length, staff: facility.monitoring_staff,
+    }), " ",
+    h("span", { class: "cap free" }, t("calendar.free")), " ",
+    h("span", { class: "cap some" }, t("calendar.some")), " ",
+    h("span", { class: "cap full" }, t("calendar.full")), " ",
+    h("span", { class: "cap closed" }, t("calendar.closed")));
+}
+
+// What is used and left in [start, end).
+function usage(start, end, bookings, facility) {
+  const live = bookings.filter((b) => Date.parse(b.start) < end && Date.parse(b.end) > start);
+  const rooms = new Set(live.filter((b) => b.location_kind === "room").map((b) => b.location));
+  const monitored = live.filter((b) => b.control !== "none").length;
+  const closure = facility.closures.find((c) => Date.parse(c.start) < end && Date.parse(c.end) > start);
+  const restriction = facility.restrictions.find((r) => Date.parse(r.start) < end && Date.parse(r.end) > start);
+  return {
+    live,
+    tabletsFree: Math.max(0, facility.tablets - live.length),
+    roomsTaken: rooms,
+    staffFree: Math.max(0, facility.monitoring_staff - monitored),
+    closure,
+    restriction,
+  };
+}
+
+function tone(free, total) {
+  if (total <= 0 || free <= 0) return "full";
+  return free >= total ? "free" : "some";
+}
+
+// The day's slots: the usual hours, widened to every booking of the day.
+function slots(day, minutes, bookings) {
+  const out = [];
+  let first = FIRST_HOUR * 60;
+  let last = LAST_HOUR * 60;
+  const dayStart = zonedInstant(day, "00:00").getTime();
+  for (const b of bookings || []) {
+    const s = Math.max(0, (Date.parse(b.start) - dayStart) / 60000);
+    const e = Math.min(24 * 60, (Date.parse(b.end) - dayStart) / 60000);
+    if (e <= 0 || s >= 24 * 60) continue;
+    first = Math.min(first, Math.floor(s / minutes) * minutes);
+    last = Math.max(last, Math.ceil(e / minutes) * minutes);
+  }
+  for (let m = first; m < last; m += minutes) {
+    const hh = String(Math.floor(m / 60)).padStart(2, "0");
+    const mm = String(m % 60).padStart(2, "0");
+    const start = zonedInstant(day, `${hh}:${mm}`).getTime();
+    out.push({ label: `${hh}:${mm}`, start, end: start + minutes * 60000 });
+  }
+  return out;
+}
+
+function dayGrid(day, bookings, facility, names) {
+  const head = [t("col.time"), t("calendar.tablets_free"), ...facility.rooms.map((r) => t("place.room", { name: r })), t("calendar.staff_free"), t("calendar.calls")];
+  const rows = slots(day, 30, bookings).map((slot) => {
+    const u = usage(slot.start, slot.end, bookings, facility);
+    if (u.closure) {
+      return h("tr", {}, h("th", { scope: "row", class: "num" }, slot.label),
+        h("td", { class: "cap closed", colspan: head.length - 1 }, t("calendar.closed_note", { note: u.closure.note || "" })));
+    }
+    const cells = [
+      h("td", { class: `cap ${tone(u.tabletsFree, facility.tablets)}` }, t("calendar.n_of", { n: u.tabletsFree, total: facility.tablets })),
+      ...facility.rooms.map((r) => u.roomsTaken.has(r)
+        ? h("td", { class: "cap full" }, t("calendar.taken"))
+        : h("td", { class: "cap free" }, t("calendar.free_one"))),
+      h("td", { class: `cap ${tone(u.staffFree, facility.monitoring_staff)}` }, t("calendar.n_of", { n: u.staffFree, total: facility.monitoring_staff })),
+    ];
+    cells.push(h("td", { class: "slot-calls" }, u.live.map((b) => {
+      const inmate = names.inmates.get(b.inmate_id);
+      const contact = names.contacts.get(b.contact_id);
+      return h("span", { class: b.control === "none" ? "slot-call" : "slot-call controlled" },
+        `${inmate ? inmate.name : "?"} – ${contact ? contact.name : "?"}`);
+    })));
+    if (u.restriction) cells[0].append(" ", badge(label("restriction", u.restriction.kind), "warn"));
+    return h("tr", { dataset: { slot: slot.label } }, h("th", { scope: "row", class: "num" }, slot.label), cells);
+  });
+  return h("section", { class: "panel", "aria-labelledby": "grid-h" },
+    h("h2", { id: "grid-h" }, t("calendar.capacity_by_slot")),
+    h("div", { class: "table-wrap" }, h("table", { class: "grid", id: "capacity-grid" },
+      h("caption", { class: "sr" }, t("calendar.capacity_by_slot")),
+      h("thead", {}, h("tr", {}, head.map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, rows))));
+}
+
+function dayList(bookings, inmates, contacts) {
+  const sorted = [...bookings].sort((a, z) => a.start.localeCompare(z.start));
+  return h("section", { class: "panel", "aria-labelledby": "list-h" },
+    h("h2", { id: "list-h" }, t("calendar.bookings")),
+    sorted.length ? h("div", { class: "table-wrap" }, h("table", { id: "calendar-bookings" },
+      h("caption", { class: "sr" }, t("calendar.bookings")),
+      h("thead", {}, h("tr", {}, [t("col.time"), t("col.inmate"), t("col.contact"), t("col.place"), t("col.control"), t("col.state")].map((x) => h("th", { scope: "col" }, x)))),
+      h("tbody", {}, sorted.map((b) => {
+        const inmate = inmates.get(b.inmate_id);
+        const contact = contacts.get(b.contact_id);
+        return h("tr", { dataset: { booking: b.id } },
+          h("th", { scope: "row", class: "num" }, `${fmtTime(b.start)}–${fmtTime(b.end)}`),
+          h("td", {}, inmate ? inmate.name : b.inmate_id),
+          h("td", {}, contact ? contact.name : "—"),
+          h("td", {}, b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location })),
+          h("td", {}, label("control", b.control)),
+          h("td", {}, label("booking_state", b.state)));
+      })))) : h("p", { class: "empty" }, t("calendar.no_bookings")));
+}
+
+function weekGrid(days, bookings, facility) {
+  const hours = [];
+  for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr++) hours.push(hr);
+  const rows = hours.map((hr) => {
+    const hh = String(hr).padStart(2, "0") + ":00";
+    return h("tr", {}, h("th", { scope: "row", class: "num" }, hh), days.map((d) => {
+      const start = zonedInstant(d, hh).getTime();
+      const u = usage(start, start + 3600000, bookings, facility);
+      if (u.closure) return h("td", { class: "cap closed" }, t("calendar.closed"));
+      const tabletTone = tone(u.tabletsFree, facility.tablets);
+      const cell = h("td", { class: `cap ${tabletTone}`, dataset: { day: d, hour: hh } },
+        h("span", { class: "cap-main" }, t("calendar.tablets_short", { n: u.tabletsFree })));
+      if (u.live.some((b) => b.control !== "none") || u.staffFree === 0) {
+        cell.append(h("span", { class: "cap-sub" }, t("calendar.staff_short", { n: u.staffFree })));
+      }
+      if (u.restriction) cell.append(h("span", { class: "cap-sub" }, label("restriction", u.restriction.kind)));
+      return cell;
+    }));
+  });
+  return h("section", { class: "panel", "aria-labelledby": "week-h" },
+    h("h2", { id: "week-h" }, t("calendar.week_capacity")),
+    h("p", { class: "hint" }, t("calendar.week_hint")),
+    h("div", { class: "table-wrap" }, h("table", { class: "grid week", id: "week-grid" },
+      h("caption", { class: "sr" }, t("calendar.week_capacity")),
+      h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("col.time")),
+        days.map((d) => h("th", { scope: "col" }, h("a", { href: `#/calendar?view=day&day=${d}` }, fmtDay(d)))))),
+      h("tbody", {}, rows))));
+}

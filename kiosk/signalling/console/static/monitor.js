@@ -1,0 +1,120 @@
+// Watching and/or listening to a controlled call (R6) through the server's bridge.
+// The bridge makes the offer with only the media the decision allows (sight = video,
+// hearing = audio); this page answers it, waits for ICE gathering to finish (no trickle)
+// and posts the answer. Privileged calls are never offered here (R13) and the API refuses them.
+import { api, badge, clear, fmtDuration, h, label, t } from "./core.js";
+import * as data from "./data.js";
+
+export async function renderMonitor(main, { args }) {
+  const callId = args[0];
+  const calls = await api("GET", "/calls?live=true");
+  const call = calls.items.find((c) => c.id === callId);
+  main.append(h("div", { class: "page-head" },
+    h("p", { class: "crumbs" }, h("a", { href: "#/board" }, t("nav.board"))),
+    h("h1", {}, t("monitor.title"))));
+  if (!call) {
+    main.append(h("p", { class: "notice", id: "monitor-gone" }, t("monitor.not_live")));
+    return;
+  }
+  const [inmates, contact] = await Promise.all([data.inmates(), data.contact(call.contact_id)]);
+  const inmate = inmates.get(call.inmate_id);
+  const kinds = data.mediaKinds(call.control);
+  const allowed = h("p", { class: "notice info", id: "monitor-allowed" }, t(`monitor.allows.${call.control}`));
+  const status = h("p", { class: "status", id: "monitor-status", role: "status" }, t("monitor.idle"));
+  const left = h("span", { id: "monitor-left" }, fmtDuration((Date.parse(call.not_after) - Date.now()) / 1000));
+  const video = h("video", { id: "monitor-video", autoplay: true, playsinline: true, muted: true, "aria-label": t("monitor.video_label") });
+  const audio = h("audio", { id: "monitor-audio", autoplay: true });
+  const stage = h("div", { class: "stage", dataset: { kinds: kinds.join(" ") } });
+  if (kinds.includes("video")) stage.append(video);
+  else stage.append(h("div", { class: "no-video", id: "monitor-no-video" }, t("monitor.no_video")));
+  if (kinds.includes("audio")) stage.append(audio, h("p", { class: "audio-note", id: "monitor-audio-note" }, t("monitor.audio_on")));
+  else stage.append(h("p", { class: "audio-note", id: "monitor-no-audio" }, t("monitor.no_audio")));
+
+  const start = h("button", { type: "button", class: "btn primary", id: "btn-monitor-start" }, t("monitor.start"));
+  const stop = h("button", { type: "button", class: "btn", id: "btn-monitor-stop", disabled: true }, t("monitor.stop"));
+  main.append(
+    h("section", { class: "card" },
+      h("dl", { class: "facts" },
+        h("dt", {}, t("col.inmate")), h("dd", {}, inmate ? inmate.name : call.inmate_id),
+        h("dt", {}, t("col.contact")), h("dd", {}, contact ? `${contact.name} · ${label("category", contact.category)}` : call.contact_id),
+        h("dt", {}, t("col.control")), h("dd", {}, badge(label("control", call.control), "warn")),
+        h("dt", {}, t("col.state")), h("dd", { id: "monitor-call-state" }, label("call_state", call.state)),
+        h("dt", {}, t("col.time_left")), h("dd", {}, left)),
+      allowed,
+      h("div", { class: "row-actions" }, start, stop),
+      status),
+    stage);
+
+  let pc = null;
+  let stopped = false;
+  const ticker = setInterval(() => { left.textContent = fmtDuration((Date.parse(call.not_after) - Date.now()) / 1000); }, 1000);
+
+  const close = () => {
+    if (pc) {
+      pc.close();
+      pc = null;
+    }
+    video.srcObject = null;
+    audio.srcObject = null;
+    start.disabled = false;
+    stop.disabled = true;
+    document.body.dataset.monitor = "stopped";
+  };
+
+  start.addEventListener("click", async () => {
+    start.disabled = true;
+    status.textContent = t("monitor.connecting");
+    document.body.dataset.monitor = "connecting";
+    try {
+      const offer = await api("POST", `/calls/${encodeURIComponent(callId)}/monitors`, { kinds });
+      // No ICE servers: the bridge is on the server's own network (ARCHITECTURE.md, principle 7).
+      pc = new RTCPeerConnection({ iceServers: [] });
+      const stream = new MediaStream();
+      pc.ontrack = (event) => {
+        stream.addTrack(event.track);
+        if (event.track.kind === "video") video.srcObject = stream;
+        if (event.track.kind === "audio") audio.srcObject = stream;
+        document.body.dataset.monitorTracks = stream.getTracks().map((tr) => tr.kind).sort().join(" ");
+      };
+      pc.onconnectionstatechange = () => {
+        if (!pc) return;
+        const s = pc.connectionState;
+        if (s === "connected") {
+          status.textContent = t("monitor.connected");
+          document.body.dataset.monitor = "connected";
+        } else if (s === "failed" || s === "closed" || s === "disconnected") {
+          status.textContent = t("monitor.lost");
+          document.body.dataset.monitor = "lost";
+        }
+      };
+      await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+      await pc.setLocalDescription(await pc.createAnswer());
+      await gathered(pc);
+      if (stopped || !pc) return;
+      await api("POST", `/calls/${encodeURIComponent(callId)}/monitors/${encodeURIComponent(offer.monitor_id)}/answer`, { sdp: pc.localDescription.sdp });
+      stop.disabled = false;
+      status.textContent = t("monitor.waiting_media");
+    } catch (err) {
+      close();
+      status.textContent = err.message || String(err);
+      document.body.dataset.monitor = "error";
+    }
+  });
+  stop.addEventListener("click", () => { close(); status.textContent = t("monitor.stopped"); });
+
+  return () => { stopped = true; clearInterval(ticker); close(); };
+}
+
+function gathered(pc) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(resolve, 5000); // send what we have rather than hang
+    pc.addEventListener("icegatheringstatechange", () => {
+      if (pc.iceGatheringState === "complete") {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+}
+
