@@ -31,7 +31,11 @@ One :class:`Bridge` per controlled call, created by the call supervisor::
   a refused leg can be retried.
 * Only VP8 video and Opus audio are negotiated: the bridge forwards frames as the
   sender encoded them. SDPs carry all ICE candidates (no trickle). Peer
-  connections use max-bundle.
+  connections use max-bundle. The abs-send-time extension is left out of every
+  bridge SDP (aiortc would send a REMB per video packet), so senders keep their
+  own bitrate and each hop has loss-based feedback only.
+* Latency added: one video frame (aiortc's jitter buffer releases a frame when the
+  next one starts) and about four audio packets (its audio prefetch).
 * In a monitor's offer the m-lines are video before audio, tablet before visitor,
   and each track's msid stream id is the leg's name (``tablet``/``visitor``) and
   track id ``<leg>-<kind>``, so a console can label what it shows.
