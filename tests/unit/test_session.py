@@ -6,6 +6,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kiosk.device.session import (
     AddIce,
@@ -319,3 +321,93 @@ def test_ordinary_call_shows_no_verification_code() -> None:
     s.offer_ready("call-1", sdp_with(FP_A))
     s.server_message(SdpMessage(call_id="call-1", kind="answer", sdp=sdp_with(FP_B)), 2.0)
     assert s.view(2.0)["call"]["verification_code"] is None
+
+
+# --- any order of inputs ------------------------------------------------------------------
+
+OTHER_KEY = Ed25519PrivateKey.generate()
+_inputs = st.one_of(
+    st.tuples(st.just("link_up")),
+    st.tuples(st.just("link_down")),
+    st.tuples(st.just("dial"), st.sampled_from(["booking-1", "booking-2"])),
+    st.tuples(st.just("hangup")),
+    st.tuples(st.just("dismiss")),
+    st.tuples(st.just("ping")),
+    st.tuples(st.just("state"), st.sampled_from([DEVICE, "tablet-2"])),
+    st.tuples(st.just("grant"), st.sampled_from(["call-1", "call-2"]),
+              st.sampled_from([DEVICE, "tablet-2"]), st.booleans(), st.sampled_from([0.001, 20])),
+    st.tuples(st.just("end"), st.sampled_from(["call-1", "call-2"]),
+              st.sampled_from(list(EndReason))),
+    st.tuples(st.just("answer"), st.sampled_from(["call-1", "call-2"])),
+    st.tuples(st.just("warning"), st.sampled_from(["call-1", "call-2"]), st.sampled_from([5, 1])),
+    st.tuples(st.just("refused"), st.sampled_from(list(Reason))),
+    st.tuples(st.just("time"), st.sampled_from([Warn(5), Warn(1), End(EndReason.TIME_UP)])),
+    st.tuples(st.just("connected")),
+    st.tuples(st.just("failed")),
+)
+
+
+@given(st.lists(_inputs, max_size=40))
+@settings(max_examples=300, deadline=None)
+def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> None:
+    """Media starts only under a grant signed by the pinned key for this device, never for
+    an ended call; at most one call; every output is a valid action; nothing raises."""
+    s = TabletSession(KEY.public_key(), DEVICE)
+    ended: set[str] = set()
+    mono = 0.0
+    for item in inputs:
+        mono += 1.0
+        kind = item[0]
+        live = s.live.grant.call_id if s.live else None
+        if kind == "link_up":
+            actions = s.link_up(mono)
+        elif kind == "link_down":
+            actions = s.link_down(mono)
+        elif kind == "dial":
+            actions = s.dial(item[1], mono)
+        elif kind == "hangup":
+            actions = s.hangup(mono)
+        elif kind == "dismiss":
+            actions = s.dismiss(mono)
+        elif kind == "ping":
+            actions = s.ping(mono)
+        elif kind == "state":
+            actions = s.server_message(state(device_id=item[1]), mono)
+        elif kind == "grant":
+            _, call_id, device, forged, minutes = item
+            message = grant_message(call_id=call_id, device_id=device,
+                                    key=OTHER_KEY if forged else KEY, minutes=minutes)
+            actions = s.server_message(message, mono)
+            for a in actions:
+                if isinstance(a, StartCall):
+                    assert not forged and device == DEVICE and call_id not in ended
+                    assert live is None
+        elif kind == "end":
+            actions = s.server_message(EndMessage(call_id=item[1], reason=item[2]), mono)
+        elif kind == "answer":
+            actions = s.server_message(SdpMessage(call_id=item[1], kind="answer", sdp="v=0"), mono)
+        elif kind == "warning":
+            actions = s.server_message(
+                WarningMessage(call_id=item[1], minutes_left=item[2]), mono)
+        elif kind == "refused":
+            actions = s.server_message(RefusedMessage(ref="dial", code=item[1], message="x"), mono)
+        elif kind == "time":
+            actions = s.call_time(live or "call-0", item[1], mono)
+        elif kind == "connected":
+            actions = s.call_connection(live or "call-0", "connected", mono)
+        else:
+            actions = s.call_failed(live or "call-0", mono)
+        for a in actions:
+            assert isinstance(a, Send | StartCall | ApplyAnswer | AddIce | StopCall | Show)
+            if isinstance(a, StopCall):
+                ended.add(a.call_id)
+            if isinstance(a, ApplyAnswer):
+                assert a.call_id == live
+        if kind == "end":
+            ended.add(item[1])
+        if s.live is not None:
+            assert s.phase in (Phase.CONNECTING, Phase.IN_CALL)
+            assert s.live.grant.device_id == DEVICE
+        view = s.view(mono)
+        assert view["phase"] == s.phase.value
+        assert (view["call"] is None) == (s.live is None)
