@@ -359,7 +359,7 @@ async def test_revoking_a_device_mid_call_cuts_the_call(world: World) -> None:
     await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
-    await world.api.call("POST", f"/devices/{tablet.device_id}/revoke", {})
+    await world.api.call("POST", f"/devices/{tablet.device_id}/revoke", None)
     await wait_until(lambda: visitor.end is not None, timeout=10, what="end at the visitor")
     assert visitor.end is not None and visitor.end.reason is EndReason.DEVICE_REVOKED
     await wait_until(_ended(tablet), timeout=10, what="end at the tablet")
