@@ -24,6 +24,8 @@ from typing import Any
 
 import aiohttp
 
+from tests.visitor_client import Visitor
+
 ROOT = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk"]
 
@@ -185,8 +187,17 @@ format = "json"
 
     def enrol_tablet(self, serial: str, inmate_id: str | None, out: Path) -> str:
         """Enrol a tablet locally; returns its device id. Agent files land in ``out``."""
-        args = ["admin", "device", "enrol-local", "--config", str(self.config),
-                "--serial", serial, "--out", str(out)]
+        args = [
+            "admin",
+            "device",
+            "enrol-local",
+            "--config",
+            str(self.config),
+            "--serial",
+            serial,
+            "--out",
+            str(out),
+        ]
         if inmate_id:
             args += ["--inmate", inmate_id]
         result = run_kiosk(args, env=self.env())
@@ -272,6 +283,12 @@ class Tablet:
             data: dict[str, Any] = await resp.json()
             return data
 
+    async def dial(self, booking_id: str) -> tuple[int, dict[str, Any]]:
+        async with self.http.post(
+            f"http://127.0.0.1:{self.ui_port}/api/dial", json={"booking_id": booking_id}
+        ) as resp:
+            return resp.status, await resp.json()
+
     async def online(self) -> bool:
         state = await self.state()
         return state.get("link") == "online" and state.get("device_id") is not None
@@ -294,6 +311,7 @@ class World:
         self.server: Proc | None = None
         self.api: Api | None = None
         self.tablets: list[Tablet] = []
+        self.visitors: list[Visitor] = []
 
     @property
     def web_url(self) -> str:
@@ -307,7 +325,9 @@ class World:
 
     async def start_server(self) -> None:
         self.server = spawn(
-            "server", ["server", "--config", str(self.deployment.config)], self.deployment.root,
+            "server",
+            ["server", "--config", str(self.deployment.config)],
+            self.deployment.root,
             env=self.deployment.env(),
         )
         await wait_for_port(self.deployment.web_port, self.server)
@@ -319,15 +339,25 @@ class World:
         return str(body["id"])
 
     async def approved_contact(
-        self, inmate_id: str, category: str = "personal", control: str = "none",
-        relation: str = "sibling", name: str = "Kari Nordmann", email: str = "kari@example.org",
+        self,
+        inmate_id: str,
+        category: str = "personal",
+        control: str = "none",
+        relation: str = "sibling",
+        name: str = "Kari Nordmann",
+        email: str = "kari@example.org",
     ) -> str:
         assert self.api is not None
         contact = await self.api.call(
             "POST",
             f"/inmates/{inmate_id}/contacts",
-            {"name": name, "email": email, "category": category,
-             "relation": relation, "cleared_for_visits": True},
+            {
+                "name": name,
+                "email": email,
+                "category": category,
+                "relation": relation,
+                "cleared_for_visits": True,
+            },
         )
         await self.api.call("POST", f"/contacts/{contact['id']}/email-confirmation", None)
         decision: dict[str, Any] = {"outcome": "approve", "control": control}
@@ -337,7 +367,12 @@ class World:
         return str(contact["id"])
 
     async def booking(
-        self, inmate_id: str, contact_id: str, start_in: float = 2.0, seconds: float = 600,
+        self,
+        inmate_id: str,
+        contact_id: str,
+        start_in: float = 2.0,
+        seconds: float = 600,
+        clearance: bool = False,
     ) -> dict[str, Any]:
         assert self.api is not None
         start = utc_now() + timedelta(seconds=start_in)
@@ -350,6 +385,11 @@ class World:
             "location": "A-101",
             "initiation": "staff",
         }
+        if clearance:  # R11
+            body["police_clearance"] = {
+                "cleared_by": "Officer Hansen, Oslo PD",
+                "cleared_at": iso(utc_now() - timedelta(minutes=5)),
+            }
         result: dict[str, Any] = await self.api.call("POST", "/bookings", body, expect=201)
         return result
 
@@ -357,6 +397,16 @@ class World:
         assert self.api is not None
         invite = await self.api.call("POST", f"/bookings/{booking_id}/invites", None, expect=201)
         return str(invite["url"])
+
+    async def invite_token(self, booking_id: str) -> str:
+        return (await self.invite_url(booking_id)).rsplit("/", 1)[1]
+
+    async def visitor(self, token: str) -> Visitor:
+        """An aiortc visitor joined with ``token`` (tests/visitor_client.py)."""
+        visitor = Visitor(self.deployment.visit_ws, token)
+        await visitor.join()
+        self.visitors.append(visitor)
+        return visitor
 
     async def tablet(self, inmate_id: str | None, serial: str) -> Tablet:
         out = self.deployment.root / f"tablet-{serial}"
@@ -368,6 +418,8 @@ class World:
         return tablet
 
     async def close(self) -> None:
+        for visitor in self.visitors:
+            await visitor.close()
         for tablet in self.tablets:
             await tablet.close()
         if self.api is not None:

@@ -14,172 +14,20 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 
 from kiosk.domain.reasons import EndReason, Reason
 from tests.harness import (
-    Api,
-    Deployment,
-    Proc,
-    free_port,
+    Tablet,
+    World,
     iso,
     run_kiosk,
-    spawn,
     utc_now,
-    wait_for_port,
     wait_until,
 )
-from tests.visitor_client import Visitor, moving
+from tests.visitor_client import moving
 
 pytestmark = pytest.mark.slow
-
-
-class Tablet:
-    """A tablet agent process and its loopback kiosk API."""
-
-    def __init__(self, deployment: Deployment, out: Path, device_id: str) -> None:
-        self.deployment = deployment
-        self.dir = out
-        self.device_id = device_id
-        self.ui_port = free_port()
-        self.proc: Proc | None = None
-        self.http = aiohttp.ClientSession()
-
-    def env(self) -> dict[str, str]:
-        env = self.deployment.env()
-        env["KIOSK_AGENT__UI_PORT"] = str(self.ui_port)
-        env["KIOSK_LOG__FORMAT"] = "json"
-        return env
-
-    async def start(self) -> None:
-        self.proc = spawn(
-            f"agent-{self.device_id[:8]}",
-            ["agent", "--config", str(self.dir / "agent.toml"), "--synthetic-media"],
-            self.deployment.root,
-            env=self.env(),
-        )
-        await wait_for_port(self.ui_port, self.proc)
-
-    async def state(self) -> dict[str, Any]:
-        async with self.http.get(f"http://127.0.0.1:{self.ui_port}/api/state") as resp:
-            return await resp.json()
-
-    async def dial(self, booking_id: str) -> tuple[int, dict[str, Any]]:
-        async with self.http.post(
-            f"http://127.0.0.1:{self.ui_port}/api/dial", json={"booking_id": booking_id}
-        ) as resp:
-            return resp.status, await resp.json()
-
-    async def close(self) -> None:
-        if self.proc is not None:
-            self.proc.kill(signal.SIGTERM)
-        await self.http.close()
-
-
-class World:
-    """A deployment with its server running and an admin's API."""
-
-    def __init__(self, root: Path) -> None:
-        self.deployment = Deployment(root)
-        self.server: Proc | None = None
-        self.api: Api | None = None
-        self.tablets: list[Tablet] = []
-        self.visitors: list[Visitor] = []
-
-    async def start(self) -> None:
-        self.deployment.setup()
-        token = self.deployment.admin_token()
-        await self.start_server()
-        self.api = Api(self.deployment.api, token)
-
-    async def start_server(self) -> None:
-        self.server = spawn(
-            "server", ["server", "--config", str(self.deployment.config)], self.deployment.root,
-            env=self.deployment.env(),
-        )
-        await wait_for_port(self.deployment.web_port, self.server)
-        await wait_for_port(self.deployment.device_port, self.server)
-
-    async def inmate(self, name: str = "Ola Nordmann", remand: bool = False) -> str:
-        assert self.api is not None
-        body = await self.api.call("POST", "/inmates", {"name": name, "remand": remand})
-        return body["id"]
-
-    async def approved_contact(
-        self, inmate_id: str, category: str = "personal", control: str = "none",
-        relation: str = "sibling",
-    ) -> str:
-        assert self.api is not None
-        contact = await self.api.call(
-            "POST",
-            f"/inmates/{inmate_id}/contacts",
-            {"name": "Kari Nordmann", "email": "kari@example.org", "category": category,
-             "relation": relation, "cleared_for_visits": True},
-        )
-        await self.api.call("POST", f"/contacts/{contact['id']}/email-confirmation", None)
-        decision: dict[str, Any] = {"outcome": "approve", "control": control}
-        if control != "none":
-            decision["grounds"] = ["threats"]
-        await self.api.call("POST", f"/contacts/{contact['id']}/decision", decision)
-        return contact["id"]
-
-    async def booking(
-        self, inmate_id: str, contact_id: str, start_in: float = 2.0, seconds: float = 600,
-        clearance: bool = False,
-    ) -> dict[str, Any]:
-        assert self.api is not None
-        start = utc_now() + timedelta(seconds=start_in)
-        body: dict[str, Any] = {
-            "inmate_id": inmate_id,
-            "contact_id": contact_id,
-            "start": iso(start),
-            "end": iso(start + timedelta(seconds=seconds)),
-            "location_kind": "cell",
-            "location": "A-101",
-            "initiation": "staff",
-        }
-        if clearance:
-            body["police_clearance"] = {"cleared_by": "Officer Hansen, Oslo PD",
-                                        "cleared_at": iso(utc_now() - timedelta(minutes=5))}
-        return await self.api.call("POST", "/bookings", body, expect=201)
-
-    async def invite_token(self, booking_id: str) -> str:
-        assert self.api is not None
-        invite = await self.api.call("POST", f"/bookings/{booking_id}/invites", None, expect=201)
-        return invite["url"].rsplit("/", 1)[1]
-
-    async def tablet(self, inmate_id: str | None, serial: str) -> Tablet:
-        out = self.deployment.root / f"tablet-{serial}"
-        device_id = self.deployment.enrol_tablet(serial, inmate_id, out)
-        tablet = Tablet(self.deployment, out, device_id)
-        await tablet.start()
-        self.tablets.append(tablet)
-        await wait_until(lambda: _online(tablet), timeout=30, what="tablet online")
-        return tablet
-
-    async def visitor(self, token: str) -> Visitor:
-        visitor = Visitor(self.deployment.visit_ws, token)
-        await visitor.join()
-        self.visitors.append(visitor)
-        return visitor
-
-    async def close(self) -> None:
-        for visitor in self.visitors:
-            await visitor.close()
-        for tablet in self.tablets:
-            await tablet.close()
-        if self.api is not None:
-            await self.api.close()
-        if self.server is not None:
-            self.server.kill(signal.SIGTERM)
-
-
-async def _online(tablet: Tablet) -> bool:
-    state = await tablet.state()
-    return (state.get("link") == "online" and state.get("inmate") is not None) or (
-        state.get("link") == "online" and state.get("device_id") is not None
-    )
 
 
 @pytest.fixture
@@ -192,11 +40,6 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
         await w.close()
 
 
-async def _callable(tablet: Tablet, booking_id: str) -> bool:
-    state = await tablet.state()
-    return any(c["booking_id"] == booking_id and c["callable_now"] for c in state["contacts"])
-
-
 async def test_a_booked_call_connects_and_media_flows_both_ways(world: World) -> None:
     inmate = await world.inmate()
     contact = await world.approved_contact(inmate)
@@ -204,11 +47,14 @@ async def test_a_booked_call_connects_and_media_flows_both_ways(world: World) ->
     tablet = await world.tablet(inmate, "TAB-0001")
     visitor = await world.visitor(await world.invite_token(booking["id"]))
     await wait_until(lambda: visitor.waiting is not None, what="the waiting room")
-    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     status, _ = await tablet.dial(booking["id"])
     assert status == 202
-    await wait_until(lambda: visitor.received.video > 45 and visitor.received.audio > 50,
-                     timeout=40, what="media at the visitor")
+    await wait_until(
+        lambda: visitor.received.video > 45 and visitor.received.audio > 50,
+        timeout=40,
+        what="media at the visitor",
+    )
     state = await wait_until(_tablet_media(tablet), timeout=30, what="media at the tablet")
     assert state["phase"] == "in_call"
     assert moving(visitor.received.samples), "the tablet's picture moves at the visitor"
@@ -228,8 +74,13 @@ def _tablet_media(tablet: Tablet) -> Any:
 
 @pytest.mark.parametrize(
     "case",
-    ["contact_not_approved", "outside_window", "police_clearance_missing",
-     "device_not_assigned", "facility_restricted"],
+    [
+        "contact_not_approved",
+        "outside_window",
+        "police_clearance_missing",
+        "device_not_assigned",
+        "facility_restricted",
+    ],
 )
 async def test_each_refusal_reaches_the_tablet_with_its_reason(world: World, case: str) -> None:
     assert world.api is not None
@@ -245,15 +96,21 @@ async def test_each_refusal_reaches_the_tablet_with_its_reason(world: World, cas
             "POST", f"/contacts/{contact}/appeals", {"by": "inmate", "text": "review"}, expect=201
         )
         await world.api.call(
-            "POST", f"/appeals/{appeal['id']}/decision",
+            "POST",
+            f"/appeals/{appeal['id']}/decision",
             {"result": "changed", "decision": {"outcome": "refuse", "note": "revoked"}},
         )
     if case == "facility_restricted":
         now = utc_now()
         await world.api.call(
-            "POST", "/facility/restrictions",
-            {"start": iso(now - timedelta(minutes=1)), "end": iso(now + timedelta(hours=2)),
-             "kind": "suspend", "note": "outbreak"},
+            "POST",
+            "/facility/restrictions",
+            {
+                "start": iso(now - timedelta(minutes=1)),
+                "end": iso(now + timedelta(hours=2)),
+                "kind": "suspend",
+                "note": "outbreak",
+            },
             expect=201,
         )
     if case != "outside_window":
@@ -278,7 +135,7 @@ async def test_the_call_ends_at_its_end_time_at_both_ends(world: World) -> None:
     booking = await world.booking(inmate, contact, start_in=2, seconds=14)
     tablet = await world.tablet(inmate, "TAB-END1")
     visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
     await wait_until(lambda: visitor.end is not None, timeout=30, what="the end at the visitor")
@@ -304,7 +161,7 @@ async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World
     booking = await world.booking(inmate, contact, start_in=2, seconds=16)
     tablet = await world.tablet(inmate, "TAB-KILL")
     visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
     assert world.server is not None
@@ -320,8 +177,11 @@ async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World
     calls = await world.api.call("GET", "/calls")  # type: ignore[union-attr]
     [call] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
     assert call["end_reason"] == "time_up"
-    result = run_kiosk(["admin", "audit", "verify", "--config", str(world.deployment.config)],
-                       env=world.deployment.env(), check=False)
+    result = run_kiosk(
+        ["admin", "audit", "verify", "--config", str(world.deployment.config)],
+        env=world.deployment.env(),
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -334,7 +194,7 @@ async def test_staff_end_through_the_api_ends_both_sides_and_records_a_breach(
     booking = await world.booking(inmate, contact, start_in=2)
     tablet = await world.tablet(inmate, "TAB-STAFF")
     visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
     assert visitor.call is not None
@@ -356,7 +216,7 @@ async def test_revoking_a_device_mid_call_cuts_the_call(world: World) -> None:
     booking = await world.booking(inmate, contact, start_in=2)
     tablet = await world.tablet(inmate, "TAB-REVOKE")
     visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: _callable(tablet, booking["id"]), timeout=20, what="window open")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
     await world.api.call("POST", f"/devices/{tablet.device_id}/revoke", None)
