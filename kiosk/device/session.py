@@ -194,13 +194,21 @@ class TabletSession:
         ]
 
     def link_down(self, mono: float) -> list[Action]:
-        """The call (if any) goes on: its end is the grant's, not the link's (principle 1)."""
+        """A p2p call goes on: its end is the grant's, not the link's (principle 1).
+
+        A bridged (controlled) call does not: its media runs through the server,
+        and losing the server means losing the bridge. It ends at once rather
+        than wait for ICE to notice, and never carries on another way
+        (principle 3: fail closed).
+        """
         self.online = False
         self._pings.clear()
         actions: list[Action] = []
         if self.phase is Phase.DIALLING:
             actions += self._refuse(Reason.DEVICE_NOT_CONNECTED, "dial")
             self.phase = Phase.IDLE
+        if self.live is not None and self.live.grant.route is Route.BRIDGE:
+            return [*actions, *self._finish(EndReason.BRIDGE_FAILED, mono)]
         return [*actions, self._show_state(mono)]
 
     def ping(self, mono: float) -> list[Action]:

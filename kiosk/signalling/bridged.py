@@ -15,6 +15,7 @@ from aiortc import RTCIceServer
 
 from kiosk import protocol as p
 from kiosk.domain import callstate as cs
+from kiosk.domain.model import Route
 from kiosk.logs import get_logger
 from kiosk.signalling.bridge.bridge import Bridge, BridgeFailure, Leg
 
@@ -98,4 +99,10 @@ class BridgedCall:
 
 
 async def bridge_factory(supervisor: Supervisor, live: LiveCall) -> BridgedCall:
+    # R13: a bridge is made only for a controlled, unprivileged call; the metric
+    # lets anyone check that no privileged call ever got one.
+    if live.route is not Route.BRIDGE or live.contact.category.privileged:
+        raise RuntimeError("refusing to bridge a call that is not controlled")  # R13
+    if supervisor.metrics is not None:
+        supervisor.metrics.count("bridge_created")
     return BridgedCall(supervisor, live)
