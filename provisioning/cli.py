@@ -230,23 +230,26 @@ async def _watch(station: Station, reprovision: set[str], count: int | None) -> 
     console = Console(sys.stdout, await stdin_reader())
     watcher = GadgetWatcher(GadgetIds.from_settings(station.settings.station))
     finished = asyncio.Event()
-    running: dict[asyncio.Task[bool | None], Gadget] = {}
+    running: dict[asyncio.Task[bool], Gadget] = {}
 
-    async def one(gadget: Gadget) -> bool | None:
+    async def one(gadget: Gadget) -> bool:
         try:
-            port = SerialPort.open(gadget.devnode)
-        except OSError as exc:
-            console.progress(gadget.name, f"FAILED: cannot open {gadget.devnode}: {exc.strerror}")
-            station.results.append((gadget.name, gadget.usb_serial or "?", f"cannot open: {exc}"))
-            return False
-        try:
-            return await station.enrol_one(
-                console, gadget.name, port, gadget.usb_serial, gadget.usb_serial in reprovision
-            )
-        except LineClosed:
-            return False
+            try:
+                port = await SerialPort.open_when_ready(gadget.devnode)
+            except OSError as exc:
+                text = f"cannot open {gadget.devnode}: {exc.strerror}"
+                console.progress(gadget.name, f"FAILED: {text}")
+                station.results.append((gadget.name, gadget.usb_serial or "?", text))
+                return False
+            try:
+                return await station.enrol_one(
+                    console, gadget.name, port, gadget.usb_serial, gadget.usb_serial in reprovision
+                )
+            except LineClosed:
+                return False
+            finally:
+                port.close()
         finally:
-            port.close()
             if count is not None and len(station.results) >= count:
                 finished.set()
 
@@ -268,9 +271,9 @@ async def _watch(station: Station, reprovision: set[str], count: int | None) -> 
     waiter.cancel()
     for task in list(running):
         task.cancel()
-    for task in (discovery, *running):
+    for pending in (discovery, *running):
         with contextlib.suppress(asyncio.CancelledError):
-            await task
+            await pending
     station.summary(console)
     return 0 if all(r[2].startswith("enrolled") for r in station.results) else 1
 

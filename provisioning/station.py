@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import fcntl
 import os
 import ssl
 import termios
@@ -161,12 +162,32 @@ class SerialPort:
     def __init__(self, fd: int) -> None:
         self.fd = fd
         set_raw(fd)
-        os.set_blocking(fd, False)
+        # fcntl, not os.set_blocking: that is ioctl(FIONBIO), which umockdev's
+        # emulated tty nodes refuse.
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
         self._loop = asyncio.get_running_loop()
 
     @classmethod
     def open(cls, path: str) -> SerialPort:
-        return cls(os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC))
+        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            return cls(fd)
+        except BaseException:
+            os.close(fd)
+            raise
+
+    @classmethod
+    async def open_when_ready(cls, path: str, wait: float = 3.0) -> SerialPort:
+        """Open a tty just announced by udev, retrying briefly: its node can lag the
+        event (udev rules still setting permissions, the ACM driver still binding)."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return cls.open(path)
+            except OSError:
+                if time.monotonic() >= deadline:
+                    raise
+                await asyncio.sleep(0.1)
 
     async def read(self) -> bytes:
         while True:

@@ -117,13 +117,12 @@ def usb_device(
 
 
 def gadget_tty(port: str, tty: str, minor: int, serial: str, devnum: int, product: str) -> str:
-    return f"""P: {PCI}/usb1/{port}/{port}:1.0/tty/{tty}
-N: {tty}
-E: DEVNAME=/dev/{tty}
-E: SUBSYSTEM=tty
-E: MAJOR=166
-E: MINOR={minor}
-
+    # Parents first, as the kernel adds them: a monitor hearing about the tty can
+    # already read the USB device's attributes.
+    return usb_device(
+        f"usb1/{port}", "1d6b", "0104", GADGET, product=product, manufacturer="Kiosk",
+        serial=serial, devnum=devnum,
+    ) + f"""
 P: {PCI}/usb1/{port}/{port}:1.0
 E: DEVTYPE=usb_interface
 E: DRIVER=cdc_acm
@@ -133,10 +132,13 @@ A: bInterfaceSubClass=02
 A: bInterfaceProtocol=01
 A: bInterfaceNumber=00
 
-""" + usb_device(
-        f"usb1/{port}", "1d6b", "0104", GADGET, product=product, manufacturer="Kiosk",
-        serial=serial, devnum=devnum,
-    )
+P: {PCI}/usb1/{port}/{port}:1.0/tty/{tty}
+N: {tty}
+E: DEVNAME=/dev/{tty}
+E: SUBSYSTEM=tty
+E: MAJOR=166
+E: MINOR={minor}
+"""
 
 
 FILES = {
@@ -176,17 +178,11 @@ FILES = {
     "foreign-gadget-tty.umockdev": gadget_tty(
         "1-10", "ttyACM2", 2, "OTHER-1", 11, "Multifunction Composite Gadget"
     ),
-    "ftdi-tty.umockdev": f"""P: {PCI}/usb1/1-9/1-9:1.0/ttyUSB0/tty/ttyUSB0
-N: ttyUSB0
-E: DEVNAME=/dev/ttyUSB0
-E: SUBSYSTEM=tty
-E: MAJOR=188
-E: MINOR=0
-
-P: {PCI}/usb1/1-9/1-9:1.0/ttyUSB0
-E: DRIVER=ftdi_sio
-E: SUBSYSTEM=usb-serial
-
+    "ftdi-tty.umockdev": usb_device(
+        "usb1/1-9", "0403", "6001", FTDI, product="FT232R USB UART", manufacturer="FTDI",
+        serial="A50285BI", devnum=10,
+    )
+    + f"""
 P: {PCI}/usb1/1-9/1-9:1.0
 E: DEVTYPE=usb_interface
 E: DRIVER=ftdi_sio
@@ -194,11 +190,17 @@ E: SUBSYSTEM=usb
 A: bInterfaceClass=ff
 A: bInterfaceNumber=00
 
-"""
-    + usb_device(
-        "usb1/1-9", "0403", "6001", FTDI, product="FT232R USB UART", manufacturer="FTDI",
-        serial="A50285BI", devnum=10,
-    ),
+P: {PCI}/usb1/1-9/1-9:1.0/ttyUSB0
+E: DRIVER=ftdi_sio
+E: SUBSYSTEM=usb-serial
+
+P: {PCI}/usb1/1-9/1-9:1.0/ttyUSB0/tty/ttyUSB0
+N: ttyUSB0
+E: DEVNAME=/dev/ttyUSB0
+E: SUBSYSTEM=tty
+E: MAJOR=188
+E: MINOR=0
+""",
 }
 
 if __name__ == "__main__":
