@@ -1,4 +1,4 @@
-"""``kiosk server`` as systemd runs it: a notify socket, a watchdog, SIGTERM.
+"""``kiosk server`` and ``kiosk agent`` as systemd runs them: notify socket, watchdog, SIGTERM.
 
 systemd itself cannot run as PID 1 on these machines, so the test plays the
 service manager's part of the protocol (sd_notify(3), systemd.service(5)):
@@ -21,7 +21,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.harness import Deployment, spawn, wait_for_port
+from tests.harness import Deployment, free_port, spawn, wait_for_port
 
 WATCHDOG_USEC = 1_000_000  # 1 s: pings every 0.5 s (the unit has 30 s)
 
@@ -105,3 +105,40 @@ async def test_metrics_endpoint_is_served(tmp_path: Path) -> None:
         assert 'kiosk_refusals_total{reason="outside_window"} 0.0' in text
     finally:
         server.kill(signal.SIGTERM)
+
+
+async def test_agent_reports_ready_watchdog_and_stopping(
+    tmp_path: Path, manager: tuple[socket.socket, str]
+) -> None:
+    # kiosk-agent.service is Type=notify with WatchdogSec=30 too: without pings
+    # systemd would kill the agent every 30 s.
+    sock, address = manager
+    deployment = Deployment(tmp_path)
+    deployment.setup()
+    out = tmp_path / "tablet"
+    deployment.enrol_tablet("TAB-NOTIFY", None, out)
+    env = deployment.env()
+    ui_port = free_port()
+    env.update(
+        NOTIFY_SOCKET=address,
+        WATCHDOG_USEC=str(WATCHDOG_USEC),
+        KIOSK_AGENT__UI_PORT=str(ui_port),
+    )
+    agent = spawn(
+        "agent",
+        ["agent", "--config", str(out / "agent.toml"), "--synthetic-media"],
+        tmp_path,
+        env,
+    )
+    try:
+        await _until(sock, "READY=1", timeout=60)
+        with socket.create_connection(("127.0.0.1", ui_port), timeout=5):
+            pass
+        await _until(sock, "WATCHDOG=1", timeout=10)
+        await _until(sock, "WATCHDOG=1", timeout=10)
+        agent.popen.send_signal(signal.SIGTERM)
+        await _until(sock, "STOPPING=1", timeout=30)
+        code = await asyncio.to_thread(agent.popen.wait, 30)
+        assert code == 0, agent.output()[-4000:]
+    finally:
+        agent.kill()
