@@ -405,5 +405,22 @@ def test_sysusers_file_creates_the_users(tmp_path: Path) -> None:
     )
     assert result.returncode == 0, result.stderr
     passwd = (tmp_path / "etc/passwd").read_text()
+    uids = {}
     for name in ("kiosk", "kiosk-agent", "kiosk-station"):
-        assert re.search(rf"^{re.escape(name)}:x:\d+:\d+:", passwd, re.M), name
+        match = re.search(rf"^{re.escape(name)}:x:(\d+):\d+:", passwd, re.M)
+        assert match, name
+        uids[name] = int(match.group(1))
+
+    # The tablet's directories, made by systemd-tmpfiles for those users.
+    result = subprocess.run(
+        ["systemd-tmpfiles", f"--root={tmp_path}", "--create",
+         str(UNIT_DIR / "kiosk-tablet.tmpfiles")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    for path in ("etc/kiosk/agent", "run/kiosk-audio"):
+        st = (tmp_path / path).stat()
+        assert st.st_mode & 0o777 == 0o700, path
+        assert st.st_uid == uids["kiosk-agent"], path
