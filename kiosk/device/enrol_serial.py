@@ -72,8 +72,16 @@ def load_station_keys(path: Path) -> list[ed25519.Ed25519PublicKey]:
     return out
 
 
+SERIAL_SOURCES = (
+    "/sys/class/dmi/id/product_serial",
+    "/proc/device-tree/serial-number",
+    # What systemd/usb-gadget-setup.sh gave the gadget (from the same sources, as root).
+    "/sys/kernel/config/usb_gadget/kiosk/strings/0x409/serialnumber",
+)
+
+
 def hardware_serial() -> str | None:
-    for path in ("/sys/class/dmi/id/product_serial", "/proc/device-tree/serial-number"):
+    for path in SERIAL_SOURCES:
         with contextlib.suppress(OSError):
             value = Path(path).read_bytes().rstrip(b"\x00\n ").decode(errors="replace")
             if value:
