@@ -297,9 +297,11 @@ async def _enrol_tty(station: Station, path: str, reprovision: bool) -> int:
 
 def _settings(args: argparse.Namespace) -> Settings:
     try:
-        return load_settings(args.config)
+        settings = load_settings(args.config)
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
+    configure(settings.log.level, settings.log.format == "json")
+    return settings
 
 
 def cmd_key(args: argparse.Namespace) -> int:

@@ -273,8 +273,3 @@ def reason_from_code(code: str) -> Reason:
         return Reason(code)
     except ValueError:
         return Reason.INVALID_REQUEST
-
-
-def certificate_serial(serial_number: int) -> str:
-    """How a certificate serial is written everywhere: lower-case hex, no prefix."""
-    return format(serial_number, "x")

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.pki import certificate_serial_text
 from provisioning.wire import (
     Ack,
     Bundle,
@@ -43,7 +44,6 @@ from provisioning.wire import (
     b64d,
     b64e,
     bundle_statement,
-    certificate_serial,
     encode_message,
     nonce_statement,
     parse_bundle,
@@ -290,7 +290,7 @@ class DeviceEnrolment:
             return self._fail(checked.reason, checked.detail)
         assert self._key is not None
         self._bundle = message
-        serial = certificate_serial(checked.serial_number)
+        serial = certificate_serial_text(checked)
         self._ack_frame = encode_message(Ack(serial=self._serial, certificate_serial=serial))
         self.state = DeviceState.STORING
         self._deadline = self._retransmit_at = None

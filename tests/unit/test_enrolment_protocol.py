@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from kiosk.device import enrolment as dev
 from kiosk.domain.reasons import Reason
+from kiosk.pki import certificate_serial_text as certificate_serial
 from provisioning import protocol as sta
 from provisioning.wire import (
     HEADER_LEN,
@@ -31,7 +32,6 @@ from provisioning.wire import (
     Hello,
     b64d,
     b64e,
-    certificate_serial,
     encode_frame,
     encode_message,
     nonce_statement,
