@@ -40,11 +40,20 @@ from kiosk.domain.model import (
 from kiosk.domain.reasons import Reason
 
 
+# Far enough either way for any booking or record, and far from datetime's
+# limits, so that week and day arithmetic on a value can never overflow.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def _utc(value: datetime) -> datetime:
     try:
-        return value.astimezone(UTC)
+        at = value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 9999-12-31T23:59:59-12:00
         raise ValueError("date-time out of range") from exc
+    if not EARLIEST <= at < LATEST:
+        raise ValueError("date-time out of range (1970 to 9000)")
+    return at
 
 
 def _known_zone(value: str) -> str:
