@@ -48,6 +48,10 @@ log = get_logger(__name__)
 Report = Callable[[str, dict[str, str]], None]
 
 
+class GuardError(Exception):
+    """The guard cannot enforce the allow list (e.g. a controller it cannot lock)."""
+
+
 def is_controller(device: pyudev.Device) -> bool:
     """A root hub stands for its host controller: sysfs name ``usbN``."""
     return str(device.sys_name).startswith("usb")
@@ -113,16 +117,28 @@ class UsbGuard:
         return locked
 
     def lock(self, controller: pyudev.Device) -> None:
-        _write_attr(controller, "authorized_default", "0")
-        log.info("usb controller locked", controller=str(controller.sys_name))
+        """``authorized_default=0``. Unprivileged, the agent may not write it; then
+        70-kiosk-usbguard.rules must have (udev runs as root): check, never assume."""
+        name = str(controller.sys_name)
+        try:
+            _write_attr(controller, "authorized_default", "0")
+        except OSError as exc:
+            current = _read_attr(controller, "authorized_default")
+            if current is None or current.strip() != b"0":
+                raise GuardError(f"cannot lock USB controller {name}: {exc.strerror}") from exc
+        log.info("usb controller locked", controller=name)
 
     def judge(self, device: pyudev.Device) -> Decision:
         """Decide about one device and write the decision to its ``authorized``."""
         info = read_device(device)
         decision = decide(info, self.rules)
         if isinstance(decision, Authorize):
-            _write_attr(device, "authorized", "1")
-            log.info("usb device authorized", device=info.name, rule=decision.rule)
+            try:
+                _write_attr(device, "authorized", "1")
+            except OSError as exc:  # the device stays unauthorized: safe, but say so
+                log.error("usb device could not be authorized", device=info.name, error=str(exc))
+            else:
+                log.info("usb device authorized", device=info.name, rule=decision.rule)
         else:
             # Deny by default: even if the write fails, the kernel default is 0.
             with contextlib.suppress(OSError):
@@ -181,6 +197,7 @@ def _print_decision(name: str, decision: Decision) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from kiosk.config import ConfigError, load_settings
+    from kiosk.logs import configure
 
     parser = argparse.ArgumentParser(prog="kiosk-usbguard", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=None)
@@ -188,11 +205,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         settings = load_settings(args.config)
+        configure(settings.log.level, settings.log.format == "json")
         guard = UsbGuard.from_settings(settings.agent.usb_allow, lambda kind, details: None)
-    except (ConfigError, ValueError) as exc:
+        locked = guard.lock_controllers()
+    except (ConfigError, ValueError, GuardError) as exc:
         print(f"kiosk-usbguard: {exc}", file=sys.stderr)
         return 1
-    print(json.dumps({"locked": guard.lock_controllers()}), flush=True)
+    print(json.dumps({"locked": locked}), flush=True)
     for name, decision in guard.judge_present():
         _print_decision(name, decision)
     if args.watch:

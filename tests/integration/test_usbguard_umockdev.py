@@ -136,6 +136,44 @@ def test_guard_refuses_everything_with_an_empty_allow_list() -> None:
     assert out["decisions"] == {"1-1": "not_on_allow_list"}
 
 
+def test_guard_command_reads_the_allow_list_from_the_agent_settings(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text(
+        "[agent]\nusb_allow = [\n"
+        '  {name = "front camera", vendor = "0bda", product = "58f4", '
+        'serial = "200901010001", interfaces = ["0e"]},\n]\n'
+    )
+    launcher = umockdev_run("controller.umockdev", "camera.umockdev", "camera-clone-hid.umockdev")
+    proc = subprocess.run(
+        [*launcher, sys.executable, "-m", "kiosk.device.usbguard", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        env=dict(os.environ, PYTHONPATH=str(ROOT), KIOSK_LOG__LEVEL="warning"),
+    )
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert lines[0] == {"locked": ["usb1"]}
+    assert lines[1] == {"device": "1-1", "authorized": True, "rule": "front camera"}
+    assert lines[2]["device"] == "1-2" and lines[2]["authorized"] is False
+    assert lines[2]["reason"] == "interfaces_differ"
+
+
+def test_guard_command_refuses_a_bad_allow_list(tmp_path: Path) -> None:
+    config = tmp_path / "agent.toml"
+    config.write_text('[agent]\nusb_allow = [{vendor = "0bda", product = "58f4"}]\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "kiosk.device.usbguard", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+    assert proc.returncode == 1
+    assert "interfaces must list every interface class" in proc.stderr
+
+
 # --- inside the sandbox ------------------------------------------------------
 
 
