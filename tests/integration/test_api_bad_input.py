@@ -338,3 +338,17 @@ async def test_a_bug_is_a_500_without_a_trace(tmp_path: Path, migrated_url: str)
     assert status == 500
     assert answer["error"]["code"] == "internal_error"
     assert "secret internals" not in json.dumps(answer)
+
+
+async def test_nul_characters_are_refused_everywhere(api: LiveApi) -> None:
+    """PostgreSQL cannot store NUL in text: refused up front, on both engines alike."""
+    await refused(api, "POST", "/inmates", 400, "invalid_request", body={"name": "a\u0000b"})
+    await refused(api, "GET", "/inmates/a%00b", 404, "not_found")
+    before = await api.counts()
+    status, answer = await api.call("GET", "/bookings", params={"inmate_id": "a\x00b"})
+    assert (status, answer["error"]["code"]) == (400, "invalid_request")
+    status, answer = await api.call(
+        "POST", "/login", role=None, json={"username": "x\u0000", "password": "y"}
+    )
+    assert (status, answer["error"]["code"]) == (400, "invalid_request")
+    assert await api.counts() == before

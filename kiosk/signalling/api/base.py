@@ -257,6 +257,17 @@ async def authenticate(request: web.Request, ctx: ServerContext, now: datetime) 
     return principal
 
 
+def _has_nul(value: Any) -> bool:
+    """NUL cannot be stored in PostgreSQL text and means nothing in a name or a note."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_has_nul(k) or _has_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_has_nul(v) for v in value)
+    return False
+
+
 def _parse_query(op: Operation, request: web.Request) -> BaseModel | None:
     if op.query is None:
         if request.query:
@@ -264,6 +275,8 @@ def _parse_query(op: Operation, request: web.Request) -> BaseModel | None:
         return None
     values: dict[str, str] = {}
     for key, value in request.query.items():
+        if _has_nul(key) or _has_nul(value):
+            raise ApiError(Reason.INVALID_REQUEST, f"query.{key}: NUL characters are not allowed")
         if key in values:
             raise ApiError(Reason.INVALID_REQUEST, f"query.{key}: given more than once")
         values[key] = value
@@ -282,9 +295,12 @@ async def _parse_body(op: Operation, request: web.Request) -> BaseModel | None:
     if not raw.strip():
         raise ApiError(Reason.INVALID_REQUEST, "body: a JSON object is required")
     try:
-        return op.body.model_validate_json(raw)
+        body = op.body.model_validate_json(raw)
     except ValidationError as exc:
         raise ApiError(Reason.INVALID_REQUEST, validation_message(exc, "body")) from None
+    if _has_nul(body.model_dump()):
+        raise ApiError(Reason.INVALID_REQUEST, "body: NUL characters are not allowed")
+    return body
 
 
 def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -308,7 +324,8 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise refuse(verdict)
         params = dict(request.match_info)
         for name in op.path_params:
-            if len(params.get(name, "")) > MAX_ID_LENGTH:
+            value = params.get(name, "")
+            if len(value) > MAX_ID_LENGTH or _has_nul(value):
                 raise ApiError(Reason.NOT_FOUND)
         query = _parse_query(op, request)
         body = await _parse_body(op, request)
