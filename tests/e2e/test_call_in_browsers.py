@@ -96,7 +96,13 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     inmate = await world.inmate("Ola Nordmann")
     contact = await world.approved_contact(inmate, name="Kari Nordmann")
     # Long enough for the one-minute warning to come during the call.
-    booking = await world.booking(inmate, contact, start_in=3, seconds=80)
+    booking = await world.booking(inmate, contact, start_in=3, seconds=150)
+    # A privileged call later today: shown, not yet callable, and confidential (R13).
+    lawyer = await world.approved_contact(
+        inmate, category="defence_counsel", relation="professional", name="Advokat Berg",
+        email="berg@example.org",
+    )
+    await world.booking(inmate, lawyer, start_in=3 * 3600, seconds=3600)
     url = await world.invite_url(booking["id"])
     tablet = await world.tablet(inmate, "TAB-E2E1")
 
@@ -128,7 +134,11 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     await expect(page.locator("#waiting-control")).to_have_text(
         "Ikke kontrollert: ansatte ser ikke og hører ikke på."
     )
+    await expect(page.locator("#waiting-status")).to_have_text("Venter på at fengselet ringer …")
     await faces.screen(visitor, "3-waiting")
+    await page.set_viewport_size(PHONE)
+    await faces.screen(visitor, "3-waiting-phone")
+    await page.set_viewport_size(DESKTOP)
 
     # The tablet's kiosk page: the contact, callable once the window opens.
     kiosk = await faces.open("kiosk", tablet.ui_url, viewport=TABLET, locale="nb-NO")
@@ -138,6 +148,11 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     call_button = kpage.locator(f"li[data-booking='{booking['id']}'] button")
     await expect(call_button).to_be_enabled(timeout=10000)
     await expect(call_button).to_have_accessible_name("Ring Kari Nordmann")
+    later = kpage.locator("li.contact").filter(has_text="Advokat Berg")
+    await expect(later.locator("button")).to_be_disabled()
+    await expect(later.locator(".control-badge")).to_have_text(
+        "Fortrolig: blir aldri sett eller hørt"
+    )
     await faces.screen(kiosk, "1-idle")
     await call_button.click()
     await expect(kpage.locator("body")).to_have_attribute("data-screen", "dialling")
@@ -163,9 +178,12 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     assert abs(after[0] - after[1]) <= 3, "both ends count down to the same end"
     await faces.screen(visitor, "4-call")
     await faces.screen(kiosk, "3-call")
+    await page.set_viewport_size(PHONE)
+    await faces.screen(visitor, "4-call-phone")
+    await page.set_viewport_size(DESKTOP)
 
     # The one-minute warning reaches both ends.
-    await expect(page.locator("#call-warning")).to_be_visible(timeout=40000)
+    await expect(page.locator("#call-warning")).to_be_visible(timeout=120000)
     await expect(kpage.locator("#warning")).to_be_visible(timeout=10000)
     await expect(page.locator("#call-warning")).to_contain_text("1 minutt igjen")
     await faces.screen(visitor, "5-call-warning")

@@ -127,9 +127,12 @@
     return state.strings[key] ? t(key) : t("error_generic");
   }
 
+  const FINAL_ERRORS = ["not_found", "booking_not_active"];
+
   function fail(code) {
     state.errorCode = code;
     $("error-text").textContent = errorText(code);
+    $("btn-again").hidden = FINAL_ERRORS.includes(code);
     closeCall();
     stopMedia();
     show("error");
@@ -236,7 +239,7 @@
         state.waiting = message;
         show("waiting");
         $("waiting-video").srcObject = state.stream;
-        setStatus("");
+        setStatus("waiting_for_call");
         renderDynamic();
         break;
       case "call":
