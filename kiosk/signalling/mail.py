@@ -24,6 +24,7 @@ import contextlib
 import functools
 import json
 import os
+import re
 import ssl
 import uuid
 import weakref
@@ -53,6 +54,8 @@ RETRY_DELAY = 2.0  # seconds, doubled after each failed attempt
 SMTP_TIMEOUT = 20.0
 
 
+_PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
+
 # The placeholders of a mail in one language: values(language) -> {name: text}.
 Values = Callable[[str], Mapping[str, str]]
 
@@ -68,11 +71,8 @@ def texts(language: str) -> Mapping[str, Any]:
 
 
 def fill(template: str, values: Mapping[str, str]) -> str:
-    """``{name}`` placeholders only: values from contacts cannot inject format syntax."""
-    out = template
-    for key, value in values.items():
-        out = out.replace("{" + key + "}", value)
-    return out
+    """``{name}`` placeholders, in one pass: a value (a name from a form) is never a template."""
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
 
 
 # --- composing -------------------------------------------------------------------------
