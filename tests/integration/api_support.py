@@ -76,6 +76,8 @@ def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
             "server": {"data_dir": str(tmp_path / "data"), "web_port": 0, **server},
             "database": {"url": db_url},
             "pki": {"dir": str(tmp_path / "pki")},
+            # Mails (confirmations, notices) land as files: no SMTP server is asked.
+            "mail": {"transport": "folder", "folder": str(tmp_path / "mail")},
         }
     )
 
