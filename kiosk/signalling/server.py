@@ -47,10 +47,7 @@ class Server:
 
     @property
     def port(self) -> int:
-        server = self.site._server  # the bound socket: the real port when 0 was asked for
-        assert server is not None
-        sockets = getattr(server, "sockets", None) or []
-        return int(sockets[0].getsockname()[1])
+        return self.site.port  # the bound port when 0 was asked for
 
     async def close(self) -> None:
         # Runs the application's clean-up: audit checkpoint, then the engine.
