@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import contextlib
 import secrets
+import shutil
 import signal
 import sys
 from collections.abc import Sequence
@@ -89,8 +90,10 @@ class Console:
     def _redraw(self) -> None:
         if self._drawn:
             self._out.write(f"\x1b[{self._drawn}F")
+        # One screen line each, or moving the cursor up would miscount.
+        width = max(20, shutil.get_terminal_size().columns - 1)
         for name, text in self._lines.items():
-            self._out.write(f"\x1b[2K[{name}] {text}\n")
+            self._out.write(f"\x1b[2K{f'[{name}] {text}'[:width]}\n")
         self._drawn = len(self._lines)
         self._out.flush()
 

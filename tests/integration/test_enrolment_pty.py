@@ -7,6 +7,7 @@ answers on the station's stdin.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
 import stat
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from kiosk import keys, pki, tlsconfig
 from kiosk.domain.model import Role
 from kiosk.signalling.device_listener import DeviceHub, DeviceListener
-from provisioning.cli import KEY_FILE
+from provisioning.cli import KEY_FILE, Console
 from provisioning.inventory import Inventory
 from tests.integration.api_support import LiveApi, live_api
 
@@ -336,3 +337,34 @@ async def test_reprovisioning_refused_by_the_server_leaves_the_old_identity(
             serialization.Encoding.PEM
         )
         assert pki.certificate_serial_text(old) not in pki.revoked_serials(d.pki_dir)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+async def test_console_keeps_one_line_per_tablet_on_a_terminal() -> None:
+    """On a terminal each tablet's line is rewritten in place (cursor up, clear line);
+    a question stops the redraw until it is answered."""
+    out = _Terminal()
+    answers = asyncio.StreamReader()
+    console = Console(out, answers)
+    console.progress("ttyACM0", "greeting the tablet")
+    console.progress("ttyACM1", "greeting the tablet")
+    console.progress("ttyACM0", "tablet KT-0001 answered")
+    assert out.getvalue().endswith(
+        "\x1b[2F\x1b[2K[ttyACM0] tablet KT-0001 answered\n\x1b[2K[ttyACM1] greeting the tablet\n"
+    )
+    asking = asyncio.ensure_future(console.ask("ttyACM0", "Is KT-0001 on the case?"))
+    await asyncio.sleep(0)
+    console.progress("ttyACM1", "tablet KT-0002 answered")  # held back while asking
+    assert out.getvalue().endswith("[ttyACM0] Is KT-0001 on the case? [y/N] ")
+    answers.feed_data(b"yes\n")
+    assert await asyncio.wait_for(asking, 5) is True
+    assert out.getvalue().endswith(
+        "[ttyACM0] answer: yes\n"
+        "\x1b[2K[ttyACM0] tablet KT-0001 answered\n\x1b[2K[ttyACM1] tablet KT-0002 answered\n"
+    )
+    answers.feed_data(b"\n")  # just Enter: no
+    assert await console.ask("ttyACM1", "Is KT-0002 on the case?") is False
