@@ -22,7 +22,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk.domain.reasons import EndReason
-from tests.harness import World, wait_until
+from tests.harness import Api, World, wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ class Monitor:
         self.tasks: list[asyncio.Task[None]] = []
 
     async def attach(self, world: World, call_id: str, kinds: list[str]) -> dict[str, Any]:
-        assert world.api is not None
-        offer = await world.api.call(
+        api = await _officer(world)
+        offer = await api.call(
             "POST", f"/calls/{call_id}/monitors", {"kinds": kinds}, expect=201
         )
 
@@ -47,7 +47,7 @@ class Monitor:
 
         await self.pc.setRemoteDescription(RTCSessionDescription(offer["sdp"], "offer"))
         await self.pc.setLocalDescription(await self.pc.createAnswer())
-        await world.api.call(
+        await api.call(
             "POST",
             f"/calls/{call_id}/monitors/{offer['monitor_id']}/answer",
             {"sdp": self.pc.localDescription.sdp},
@@ -69,6 +69,18 @@ class Monitor:
         await self.pc.close()
 
 
+_OFFICERS: dict[int, Api] = {}
+
+
+async def _officer(world: World) -> Api:
+    """Monitoring is the officers' work (kiosk/domain/access.py); admins may not."""
+    api = _OFFICERS.get(id(world))
+    if api is None:
+        token = world.deployment.admin_token(f"officer{len(_OFFICERS)}", role="officer")
+        api = _OFFICERS[id(world)] = Api(world.deployment.api, token)
+    return api
+
+
 @pytest.fixture
 async def world(tmp_path: Path) -> AsyncIterator[World]:
     w = World(tmp_path)
@@ -76,6 +88,9 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     try:
         yield w
     finally:
+        officer = _OFFICERS.pop(id(w), None)
+        if officer is not None:
+            await officer.close()
         await w.close()
 
 
@@ -156,9 +171,8 @@ async def _media_at(tablet: Any) -> dict[str, Any] | None:
 async def test_a_monitor_gets_only_the_kind_the_decision_allows(
     world: World, control: str, allowed: list[str], forbidden: list[str]
 ) -> None:
-    assert world.api is not None
     _, _, call_id = await _controlled_call(world, control, f"TAB-{control[:5]}")
-    refused = await world.api.call(
+    refused = await (await _officer(world)).call(
         "POST", f"/calls/{call_id}/monitors", {"kinds": forbidden}, expect=422
     )
     assert refused["error"]["code"] == "media_kind_forbidden"
@@ -188,8 +202,9 @@ async def test_privileged_calls_are_never_bridged_nor_monitored(
     await wait_until(lambda: visitor.received.video > 10, timeout=40, what="media p2p")
     assert visitor.call is not None and visitor.call.route.value == "p2p"
     call_id = visitor.call.call_id
+    officer = await _officer(world)
     for kinds in (["video"], ["audio"], ["video", "audio"]):
-        refused = await world.api.call(
+        refused = await officer.call(
             "POST", f"/calls/{call_id}/monitors", {"kinds": kinds}, expect=422
         )
         assert refused["error"]["code"] == "privileged_no_monitor"
