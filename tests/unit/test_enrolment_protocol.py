@@ -690,3 +690,46 @@ def test_machines_survive_any_bytes(data: bytes) -> None:
 
 
 _DEPLOYMENT = make_deployment()
+
+
+# --- any cable: random loss, doubling and corruption ----------------------------
+
+FAULTS = st.sampled_from(["deliver", "deliver", "deliver", "drop", "double", "corrupt", "split"])
+
+
+@given(st.lists(FAULTS, max_size=40), st.integers(min_value=0, max_value=2**16))
+@settings(max_examples=150, deadline=None)
+def test_any_fault_pattern_ends_consistently(pattern: list[str], seed: int) -> None:
+    """Whatever the cable does: no crash, at most one certificate issued and one
+    registration, and a tablet that leaves enrolment mode was registered."""
+    d = _DEPLOYMENT
+    issued_before = len(d.issued)
+
+    def fault(direction: str, n: int, frame: bytes) -> list[bytes]:
+        k = (n * 2 + (direction == "d2s")) - 2
+        what = pattern[k] if k < len(pattern) else "deliver"
+        if what == "drop":
+            return []
+        if what == "double":
+            return [frame, frame]
+        if what == "corrupt":
+            b = bytearray(frame)
+            b[(seed + n) % len(b)] ^= 1 << (seed % 8)
+            return [bytes(b)]
+        if what == "split":
+            cut = 1 + (seed + n) % (len(frame) - 1)
+            return [frame[:cut], frame[cut:]]
+        return [frame]
+
+    r = run(make_station(d), make_device(d), fault=fault, max_steps=2000)
+    assert r.station.state in sta.TERMINAL and r.device.state in dev.TERMINAL
+    assert len(d.issued) - issued_before <= 1
+    assert sum(isinstance(e, sta.Register) for e in r.station_events) <= 1
+    assert sum(isinstance(e, dev.StoreBundle) for e in r.device_events) <= 1
+    if r.device.state is dev.DeviceState.PROVISIONED:
+        assert r.station.state is sta.StationState.DONE
+    if r.station.state is sta.StationState.FAILED:
+        assert r.device.state is not dev.DeviceState.PROVISIONED
+    if "corrupt" not in pattern and len(pattern) < 8:
+        # A few losses and doublings are always recovered by retransmission.
+        assert r.device.state is dev.DeviceState.PROVISIONED, (pattern, r.device.failure)
