@@ -139,7 +139,7 @@ async def start_demo(
             token = await auth.issue_api_token(conn, ctx.audit, staff_ids[Role.ADMIN], "demo", now)
         seeded = await seed(server.api_url, token, now)
         demo.info = {
-            "staff_url": server.base_url + "/",
+            "staff_url": server.base_url + "/console/",
             "staff_user": STAFF[MAIN_ROLE][0],
             "staff_password": passwords[MAIN_ROLE],
             "api_token": token,

@@ -73,6 +73,10 @@ async def check_demo(info: dict[str, Any]) -> None:
         resp = await http.get(api + "/me")
         assert (await resp.json())["via"] == "session"
 
+        # The staff console is served where demo.json says.
+        resp = await http.get(info["staff_url"])
+        assert resp.status == 200 and resp.content_type == "text/html"
+
         bearer = {"Authorization": f"Bearer {info['api_token']}"}
         resp = await http.get(api + "/me", headers=bearer)
         assert (await resp.json())["staff"]["role"] == "admin"
@@ -100,6 +104,7 @@ async def check_demo(info: dict[str, Any]) -> None:
     assert info["invites"] == []
     assert info["tablet_ui_url"].startswith("http://127.0.0.1:")
     assert info["staff_url"].startswith("http://127.0.0.1:")
+    assert info["staff_url"].endswith("/console/")
 
 
 async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
