@@ -5,7 +5,8 @@
 ``NoNewPrivileges=`` give (as systemd 252 builds them) and then runs a command.
 Under them: the server answers the notify protocol and its API; the bridge
 and the tablet's call carry real aiortc media; enrolment runs end to end over
-a pty; Chromium keeps its own sandbox and shows a loopback page. Two negative
+a pty; the gadget script builds its gadget; Chromium keeps its own sandbox
+and shows a loopback page. Two negative
 controls show why the kiosk UI's unit allows ``chroot`` and leaves W^X off.
 
 These found two settings the score alone would have got wrong: W^X breaks
@@ -132,6 +133,13 @@ def test_enrolment_in_the_stations_sandbox() -> None:
     run_tests(
         "kiosk-provision.service",
         "tests/integration/test_enrolment_pty.py::test_enrolled_tablet_is_registered_and_accepted_by_the_server",
+    )
+
+
+def test_gadget_script_in_the_gadget_units_sandbox() -> None:
+    run_tests(
+        "kiosk-usb-gadget.service",
+        "tests/integration/test_usb_gadget_script.py::test_start_builds_our_cdc_acm_gadget",
     )
 
 
