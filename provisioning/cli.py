@@ -81,6 +81,8 @@ class Console:
         self._live = out.isatty()
 
     def progress(self, name: str, text: str) -> None:
+        # Text from a tablet never drives the operator's terminal.
+        text = "".join(c if c.isprintable() else "?" for c in text)
         self._lines[name] = text
         if not self._live:
             print(f"[{name}] {text}", file=self._out, flush=True)

@@ -38,6 +38,8 @@ _HEADER = struct.Struct(">4sBII")  # magic, version, length, header CRC
 HEADER_LEN = _HEADER.size
 TRAILER_LEN = 4
 NONCE_BYTES = 32
+SERIAL_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
 
 # Domain separation: a signature made for one purpose never verifies as another.
 NONCE_CONTEXT = b"kiosk-enrolment-nonce-v1\x00"
@@ -140,8 +142,10 @@ class Hello(_Message):
     """Tablet -> station: who it is, its CSR, and the nonce signed with the CSR's key."""
 
     type: Literal["hello"] = "hello"
-    serial: str = Field(min_length=1, max_length=100)
-    model: str = Field(max_length=100)
+    # The CA's rule for serials (kiosk.pki); no control characters anywhere, as
+    # these strings end up on the operator's terminal.
+    serial: str = Field(pattern=SERIAL_PATTERN)
+    model: str = Field(max_length=100, pattern=PRINTABLE)
     csr: str = Field(min_length=1, max_length=8192)
     nonce: str = Field(min_length=1, max_length=200)
     signature: str = Field(min_length=1, max_length=400)
@@ -159,7 +163,7 @@ class Ack(_Message):
     """Tablet -> station: the bundle is verified and stored."""
 
     type: Literal["ack"] = "ack"
-    serial: str = Field(min_length=1, max_length=100)
+    serial: str = Field(pattern=SERIAL_PATTERN)
     certificate_serial: str = Field(min_length=1, max_length=64)
 
 
@@ -174,8 +178,8 @@ class Refused(_Message):
     """Either way: the enrolment is refused; both sides show ``message``."""
 
     type: Literal["refused"] = "refused"
-    code: str = Field(min_length=1, max_length=64)
-    message: str = Field(max_length=1000)
+    code: str = Field(min_length=1, max_length=64, pattern=PRINTABLE)
+    message: str = Field(max_length=1000, pattern=PRINTABLE)
 
 
 Message = Annotated[
@@ -203,6 +207,7 @@ def parse_message(frame: Frame) -> Greet | Hello | BundleMessage | Ack | Done | 
 
 def refusal(reason: Reason, detail: str = "") -> Refused:
     text = MESSAGES[reason] + (f" ({detail})" if detail else "")
+    text = "".join(c if c.isprintable() else "?" for c in text)
     return Refused(code=reason.value, message=text[:1000])
 
 

@@ -32,10 +32,12 @@ from provisioning.wire import (
     Hello,
     b64d,
     b64e,
+    canonical_json,
     encode_frame,
     encode_message,
     nonce_statement,
     parse_message,
+    refusal,
 )
 
 SERIAL = "KT-0001"
@@ -733,3 +735,20 @@ def test_any_fault_pattern_ends_consistently(pattern: list[str], seed: int) -> N
     if "corrupt" not in pattern and len(pattern) < 8:
         # A few losses and doublings are always recovered by retransmission.
         assert r.device.state is dev.DeviceState.PROVISIONED, (pattern, r.device.failure)
+
+
+def test_control_characters_from_a_tablet_are_refused(deployment: Deployment) -> None:
+    """Strings a tablet sends reach the operator's terminal: no escape sequences."""
+    station = make_station(deployment)
+    hello = forge(b"\x01" * 32).model_dump()
+    hello["model"] = "Tab\x1b[2J"
+    events = station.receive(encode_frame(canonical_json(hello)), 0.0)
+    assert events == [station.failure]
+    assert station.failure is not None and station.failure.reason is Reason.INVALID_REQUEST
+    assert "\x1b" not in station.failure.message
+
+
+def test_a_refusal_detail_with_control_characters_is_still_sent() -> None:
+    refused = refusal(Reason.REGISTRATION_FAILED, "line one\nline two\x1b[31m")
+    assert "\n" not in refused.message and "\x1b" not in refused.message
+    assert "line one?line two?[31m" in refused.message
