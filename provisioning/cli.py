@@ -139,6 +139,7 @@ class Station:
     ca: pki.CertificateAuthority
     registrar: ServerRegistrar
     results: list[tuple[str, str, str]] = field(default_factory=list)  # tty, serial, outcome
+    in_flight: set[str] = field(default_factory=set)  # serials being enrolled right now
 
     @classmethod
     def load(cls, settings: Settings) -> Station:
@@ -187,6 +188,16 @@ class Station:
             console.progress(name, f"tablet {serial} ({model}): waiting for the operator")
             return await console.ask(name, f"Is {serial} the serial printed on the case?")
 
+        claimed: list[str] = []
+
+        def claim(serial: str) -> bool:
+            """One enrolment per serial at a time across this station's sessions."""
+            if serial in self.in_flight:
+                return False
+            self.in_flight.add(serial)
+            claimed.append(serial)
+            return True
+
         machine = StationEnrolment(
             nonce=secrets.token_bytes(32),
             now=asyncio.get_running_loop().time(),
@@ -196,16 +207,20 @@ class Station:
             started_at=utc_now(),
             reprovision=reprovision,
             usb_serial=usb_serial,
+            claim=claim,
         )
         console.progress(name, "greeting the tablet")
-        outcome = await enrol(
-            port,
-            machine,
-            confirm=confirm,
-            registrar=self.registrar,
-            report=report,
-            clock=asyncio.get_running_loop().time,
-        )
+        try:
+            outcome = await enrol(
+                port,
+                machine,
+                confirm=confirm,
+                registrar=self.registrar,
+                report=report,
+                clock=asyncio.get_running_loop().time,
+            )
+        finally:
+            self.in_flight.difference_update(claimed)
         serial = machine.serial or usb_serial or "?"
         if isinstance(outcome, Enrolled):
             self.inventory.mark_enrolled(

@@ -197,6 +197,7 @@ class StationEnrolment:
         started_at: datetime,
         reprovision: bool = False,
         usb_serial: str | None = None,
+        claim: Callable[[str], bool] = lambda serial: True,
         timeouts: Timeouts = Timeouts(),
     ) -> None:
         if len(nonce) != NONCE_BYTES:
@@ -211,6 +212,7 @@ class StationEnrolment:
         self._started_at = started_at
         self._reprovision = reprovision
         self._usb_serial = usb_serial
+        self._claim = claim
         self._t = timeouts
         self._decoder = FrameDecoder()
         self._out = bytearray()
@@ -405,6 +407,10 @@ class StationEnrolment:
             return no(
                 Reason.ALREADY_PROVISIONED, f"certificate {entry.certificate_serial} is in force"
             )
+        # One enrolment per serial at a time: two tablets claiming one serial at once
+        # (a clone) must not both get a certificate.
+        if not self._claim(hello.serial):
+            return no(Reason.CONFLICT, f"another enrolment of {hello.serial} is in progress")
         return csr, entry
 
     def _on_ack(self, ack: Ack) -> list[Event]:

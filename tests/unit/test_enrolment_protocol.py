@@ -752,3 +752,37 @@ def test_a_refusal_detail_with_control_characters_is_still_sent() -> None:
     refused = refusal(Reason.REGISTRATION_FAILED, "line one\nline two\x1b[31m")
     assert "\n" not in refused.message and "\x1b" not in refused.message
     assert "line one?line two?[31m" in refused.message
+
+
+def test_two_tablets_claiming_one_serial_at_once(deployment: Deployment) -> None:
+    """A clone plugged in beside the real tablet: the second session is refused."""
+    in_flight: set[str] = set()
+
+    def claim(serial: str) -> bool:
+        if serial in in_flight:
+            return False
+        in_flight.add(serial)
+        return True
+
+    def station(nonce: bytes) -> sta.StationEnrolment:
+        return sta.StationEnrolment(
+            nonce=nonce,
+            now=0.0,
+            config=deployment.config(),
+            lookup=inventory(sta.InventoryEntry(SERIAL)),
+            issue=deployment.issue,
+            started_at=T0,
+            claim=claim,
+        )
+
+    first, second = station(b"\x03" * 32), station(b"\x04" * 32)
+    real, clone = make_device(deployment), make_device(deployment)
+    real.receive(first.data_to_send(), 0.0)
+    clone.receive(second.data_to_send(), 0.0)
+    assert any(isinstance(e, sta.ConfirmSerial) for e in first.receive(real.data_to_send(), 0.0))
+    [failed] = second.receive(clone.data_to_send(), 0.0)
+    assert isinstance(failed, sta.Failed) and failed.reason is Reason.CONFLICT
+    assert "in progress" in failed.message
+    clone.receive(second.data_to_send(), 0.0)
+    assert clone.failure is not None and clone.failure.reason is Reason.CONFLICT
+    assert first.state is sta.StationState.CONFIRMING  # the first session goes on
