@@ -29,7 +29,7 @@ from typing import TextIO
 
 from kiosk import keys, pki
 from kiosk.config import ConfigError, Settings, load_settings
-from kiosk.logs import configure
+from kiosk.logs import configure, get_logger
 from provisioning.inventory import Inventory, InventoryError
 from provisioning.protocol import (
     Dropped,
@@ -52,6 +52,8 @@ from provisioning.station import (
 )
 
 KEY_FILE = "provisioning.key"
+
+log = get_logger(__name__)
 
 
 class CommandError(Exception):
@@ -233,6 +235,11 @@ class Station:
             console.progress(name, f"DONE {serial}: {text}")
             self.results.append((name, serial, f"enrolled ({text})"))
             return True
+        if machine.issued_serial is not None:
+            # The certificate went over the line but the enrolment failed: a tablet
+            # that kept it must not be able to use it.
+            pki.revoke(self.settings.pki_dir, machine.issued_serial)
+            log.info("certificate of a failed enrolment revoked", certificate=machine.issued_serial)
         who = "refused by the tablet" if outcome.by_peer else "refused"
         text = f"{who}: [{outcome.reason.value}] {outcome.message}"
         console.progress(name, f"FAILED {serial}: {text}")

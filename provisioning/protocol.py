@@ -227,6 +227,11 @@ class StationEnrolment:
         self._retransmit_at: float | None = now + timeouts.retransmit
         self._out += self._greet
 
+    @property
+    def issued_serial(self) -> str | None:
+        """The certificate issued in this session, if any (to revoke if it fails)."""
+        return None if self._issued is None else self._issued.serial
+
     # --- outputs -----------------------------------------------------------
 
     def data_to_send(self) -> bytes:

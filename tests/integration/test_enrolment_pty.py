@@ -10,6 +10,7 @@ import asyncio
 import io
 import json
 import os
+import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -214,6 +215,11 @@ async def test_server_unreachable_means_not_provisioned(tmp_path: Path) -> None:
     o = await enrol_over_pty(d)
     assert_refused(o, "registration_failed", by="station")
     assert_nothing_installed(d.agent_dir)
+    # The certificate that went over the line is revoked: a tablet that kept it
+    # could not use it.
+    issued = re.search(r"certificate ([0-9a-f]+) issued", o.station_out)
+    assert issued is not None
+    assert issued.group(1) in pki.revoked_serials(d.pki_dir)
 
 
 async def test_station_cli_sets_up_key_and_inventory(tmp_path: Path) -> None:
@@ -336,7 +342,10 @@ async def test_reprovisioning_refused_by_the_server_leaves_the_old_identity(
         assert (d.agent_dir / "device.pem").read_bytes() == old.public_bytes(
             serialization.Encoding.PEM
         )
-        assert pki.certificate_serial_text(old) not in pki.revoked_serials(d.pki_dir)
+        revoked = pki.revoked_serials(d.pki_dir)
+        assert pki.certificate_serial_text(old) not in revoked
+        new = re.search(r"certificate ([0-9a-f]+) issued", o.station_out)
+        assert new is not None and new.group(1) in revoked  # the unregistered one
 
 
 class _Terminal(io.StringIO):
