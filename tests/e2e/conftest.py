@@ -143,6 +143,22 @@ async def check_accessibility(page: Page, where: str) -> None:
     assert not blocking, f"axe-core on {where}:\n" + json.dumps(blocking, indent=1)
 
 
+async def assert_visible_focus(page: Page, presses: int = 1) -> str:
+    """Tab to a control: it must show a focus indicator (an outline or a ring)."""
+    for _ in range(presses):
+        await page.keyboard.press("Tab")
+    found: dict[str, str] = await page.evaluate(
+        """() => { const e = document.activeElement; const s = getComputedStyle(e);
+                   return {tag: e.tagName, label: e.textContent.trim(),
+                           outline: s.outlineStyle + " " + s.outlineWidth,
+                           shadow: s.boxShadow}; }"""
+    )
+    assert found["tag"] in ("BUTTON", "A", "INPUT"), found
+    visible = not found["outline"].startswith("none") and not found["outline"].endswith(" 0px")
+    assert visible or found["shadow"] != "none", f"no visible focus on {found}"
+    return found["label"]
+
+
 @pytest.fixture
 async def faces(browser: Browser) -> AsyncIterator[Faces]:
     f = Faces(browser)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
-from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces
+from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, assert_visible_focus
 from tests.harness import World, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -120,6 +120,7 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     page = visitor.page
     await expect(page.locator("#intro-h")).to_have_text("Din videosamtale")
     await faces.screen(visitor, "1-intro")
+    assert await assert_visible_focus(page) == "Sjekk kamera og mikrofon"  # after the heading
     # The language switch works both ways.
     await page.click(".lang-btn[data-lang=en]")
     await expect(page.locator("#intro-h")).to_have_text("Your video call")
@@ -154,6 +155,7 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
         "Fortrolig: blir aldri sett eller hørt"
     )
     await faces.screen(kiosk, "1-idle")
+    assert await assert_visible_focus(kpage)  # a control, with its focus shown
     await call_button.click()
     await expect(kpage.locator("body")).to_have_attribute("data-screen", "dialling")
     await faces.screen(kiosk, "2-connecting")
@@ -228,3 +230,51 @@ async def test_the_page_headers_forbid_inline_script_and_framing(world: World) -
     assert "script-src 'self'" in csp and "'unsafe-inline'" not in csp
     assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp
     assert "camera=(self)" in headers["Permissions-Policy"]
+
+
+async def test_a_controlled_call_through_the_bridge_shows_its_control_on_both_sides(
+    world: World, faces: Faces
+) -> None:
+    """R6 and issue 5 item 5: the control level is stated before and throughout the call."""
+    inmate = await world.inmate("Ola Nordmann")
+    contact = await world.approved_contact(inmate, control="sight_and_hearing", name="Kari")
+    booking = await world.booking(inmate, contact, start_in=3, seconds=600)
+    url = await world.invite_url(booking["id"])
+    tablet = await world.tablet(inmate, "TAB-E2E2")
+
+    visitor = await faces.open("visitor-controlled", url, viewport=PHONE, locale="en-GB")
+    page = visitor.page
+    await page.click("#btn-check")
+    await expect(page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await page.click("#btn-wait")
+    await expect(page.locator("#waiting-control")).to_have_text("Staff may watch and listen.")
+    await faces.screen(visitor, "1-waiting")
+
+    kiosk = await faces.open("kiosk-controlled", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    kpage = kiosk.page
+    await kpage.click(".lang-btn[data-lang=en]")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    call_button = kpage.locator(f"li[data-booking='{booking['id']}'] button")
+    await expect(call_button).to_be_enabled(timeout=10000)
+    await expect(kpage.locator("li.contact .control-badge")).to_have_text(
+        "Staff may watch and listen"
+    )
+    await call_button.click()
+
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await expect(kpage.locator("body")).to_have_attribute("data-remote-video", "yes", timeout=30000)
+    await assert_moving_video(page, "#remote-video", "the tablet's picture through the bridge")
+    await assert_moving_video(kpage, "#remote", "the visitor's picture through the bridge")
+    await expect(page.locator("#call-control")).to_have_text("Staff may watch and listen.")
+    await expect(kpage.locator("#call-control")).to_have_text("Staff may watch and listen")
+    await faces.screen(visitor, "2-call")
+    await faces.screen(kiosk, "1-call")
+
+    # The visitor leaves: both sides end, each saying why.
+    await page.click("#btn-hangup")
+    await expect(page.locator("#end-reason")).to_have_text("You left the call.")
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "ended", timeout=15000)
+    await faces.screen(visitor, "3-end")
+    await faces.screen(kiosk, "2-ended")
+    only_from(visitor, world.web_url)
+    only_from(kiosk, tablet.ui_url.rstrip("/"))
