@@ -137,6 +137,12 @@ class Store:
         keys.write_public(staging / "bundle.json", json.dumps(summary, indent=2).encode())
 
     def commit(self, event: Provisioned) -> None:
+        if event.device_id:
+            # Pins the id the server registered: the agent then refuses a state for
+            # any other tablet (kiosk.device.session).
+            env = (self.staging / "enrolment.env").read_text()
+            env += f"KIOSK_AGENT__DEVICE_ID={event.device_id}\n"
+            keys.write_public(self.staging / "enrolment.env", env.encode())
         for name in FILES:
             os.replace(self.staging / name, self.dir / name)
         self.staging.rmdir()

@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk import keys, pki, tlsconfig
+from kiosk import keys, pki
+from kiosk.config import load_settings
+from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
 from kiosk.signalling.device_listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE, Console
@@ -253,7 +254,8 @@ def _quiet_logs(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: Path) -> str:
-    """Connect as the agent would, from what enrolment wrote; the device id the hub sees."""
+    """Start the real tablet agent from what enrolment wrote (its environment file, as
+    the agent unit's EnvironmentFile= reads it); the device id the listener accepts."""
     env = dict(
         line.split("=", 1) for line in (agent_dir / "enrolment.env").read_text().splitlines()
     )
@@ -261,23 +263,21 @@ async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: P
     listener = DeviceListener(hub, pki_dir, "127.0.0.1", 0)
     await listener.start()
     try:
-        url = env["KIOSK_AGENT__SERVER_URL"].replace(":8444/", f":{listener.port}/")
-        context = tlsconfig.agent_client_context(
-            Path(env["KIOSK_AGENT__CA_CERT"]),
-            Path(env["KIOSK_AGENT__CERT"]),
-            Path(env["KIOSK_AGENT__KEY"]),
+        env["KIOSK_AGENT__SERVER_URL"] = env["KIOSK_AGENT__SERVER_URL"].replace(
+            ":8444/", f":{listener.port}/"
         )
-        async with aiohttp.ClientSession() as session:
-            ws = await asyncio.wait_for(session.ws_connect(url, ssl=context), 10)
-            hello = {"type": "hello", "version": 1, "agent_version": "test", "calls": []}
-            await ws.send_str(json.dumps(hello))
-            await ws.send_str(json.dumps({"type": "ping", "seq": 1}))
-            msg = await ws.receive(timeout=10)
-            assert msg.type == aiohttp.WSMsgType.TEXT, msg
-            assert json.loads(msg.data)["type"] == "pong"
+        settings = load_settings(environ={**env, "KIOSK_AGENT__UI_PORT": "0"})
+        agent = Agent(settings.agent, synthetic_media=True)
+        await agent.start()
+        try:
+            for _ in range(200):
+                if hub.device_ids():
+                    break
+                await asyncio.sleep(0.05)
             (device_id,) = hub.device_ids()
-            await ws.close()
             return device_id
+        finally:
+            await agent.stop()
     finally:
         await listener.stop()
 
@@ -298,6 +298,14 @@ async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path
         assert stat.S_IMODE((agent / "device.key").stat().st_mode) == 0o600
         marker = json.loads((agent / "provisioned").read_text())
         assert not (agent / ".staging").exists()
+        env = dict(
+            line.split("=", 1) for line in (agent / "enrolment.env").read_text().splitlines()
+        )
+        assert env["KIOSK_AGENT__DEVICE_ID"] == marker["device_id"]
+        # What the agent will load: the [agent] settings from the environment file.
+        agent_settings = load_settings(environ={**env, "KIOSK_AGENT__SERVER_URL": "wss://x/"})
+        assert agent_settings.agent.key == agent / "device.key"
+        assert agent_settings.agent.device_id == marker["device_id"]
 
         # The server: one device row with the certificate the tablet holds.
         status, listing = await api.call("GET", "/devices")
