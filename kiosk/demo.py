@@ -38,6 +38,7 @@ from kiosk.signalling.server import Server, wait_for_stop_signal
 from kiosk.store.db import write_transaction
 
 if TYPE_CHECKING:
+    from kiosk.device.agent import Agent
     from kiosk.signalling.process import ServerProcess
 
 log = get_logger(__name__)
@@ -67,6 +68,8 @@ class Demo:
     server: Server
     process: ServerProcess
     info: dict[str, Any] = field(default_factory=dict)
+    agent: Agent | None = None  # the simulated tablet
+    tablet_id: str = ""
 
     @property
     def demo_file(self) -> Path:
@@ -77,6 +80,8 @@ class Demo:
         keys.write_secret(self.demo_file, (json.dumps(self.info, indent=2) + "\n").encode())
 
     async def close(self) -> None:
+        if self.agent is not None:
+            await self.agent.stop()
         await self.process.close()
 
 
@@ -138,6 +143,10 @@ async def start_demo(
                 )
             token = await auth.issue_api_token(conn, ctx.audit, staff_ids[Role.ADMIN], "demo", now)
         seeded = await seed(server.api_url, token, now)
+        demo.agent = await start_tablet(
+            demo, seeded["inmates"][0]["id"], host, process.listener.port
+        )
+        invites = await issue_invites(server.api_url, token, seeded["bookings"])
         demo.info = {
             "staff_url": server.base_url + "/console/",
             "staff_user": STAFF[MAIN_ROLE][0],
@@ -145,7 +154,8 @@ async def start_demo(
             "api_token": token,
             "api_url": server.api_url,
             "tablet_ui_url": TABLET_UI_URL,
-            "invites": [],
+            "invites": invites,
+            "tablet": {"device_id": demo.tablet_id, "inmate_id": seeded["inmates"][0]["id"]},
             "staff": [
                 {"username": STAFF[r][0], "password": passwords[r], "role": r.value} for r in STAFF
             ],
@@ -157,6 +167,76 @@ async def start_demo(
         await process.close()
         raise
     return demo
+
+
+TABLET_SERIAL = "DEMO-TABLET-1"
+TABLET_UI_PORT = 8080
+
+
+async def start_tablet(demo: Demo, inmate_id: str, host: str, device_port: int) -> Agent:
+    """One simulated tablet: enrolled locally, assigned to ``inmate_id``, synthetic media."""
+    from kiosk import pki
+    from kiosk.config import AgentSettings
+    from kiosk.device.agent import Agent
+    from kiosk.signalling.device_registry import register_device
+
+    ctx = demo.server.context
+    enrolled = pki.enrol_local(demo.settings.pki_dir, TABLET_SERIAL, demo.data_dir / "tablet")
+    async with write_transaction(ctx.engine) as conn:
+        device = await register_device(
+            conn,
+            TABLET_SERIAL,
+            enrolled.certificate_serial,
+            ctx.clock(),
+            inmate_id=inmate_id,
+            model="simulated",
+        )
+        await ctx.audit.append(
+            "system",
+            "device.registered",
+            {"device": device.id, "certificate": enrolled.certificate_serial},
+            conn=conn,
+        )
+        await ctx.audit.append(
+            "system", "device.assigned", {"device": device.id, "inmate": inmate_id}, conn=conn
+        )
+    demo.tablet_id = device.id
+    shown = f"[{host}]" if ":" in host else host
+    agent = Agent(
+        AgentSettings(
+            server_url=f"wss://{shown}:{device_port}/device/v1",
+            ca_cert=enrolled.ca_cert,
+            cert=enrolled.cert,
+            key=enrolled.key,
+            grant_public_key=enrolled.grant_pub,
+            ui_port=TABLET_UI_PORT,
+        ),
+        synthetic_media=True,
+    )
+    await agent.start()
+    return agent
+
+
+async def issue_invites(
+    api_url: str, token: str, bookings: list[dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """An invite link per booking, as API.md's demo.json lists them."""
+    out = []
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as http:
+        call = _Client(http, api_url, token)
+        for booking in bookings:
+            invite = await call("POST", f"/bookings/{booking['id']}/invites")
+            out.append(
+                {
+                    "contact_id": booking["contact_id"],
+                    "booking_id": booking["id"],
+                    "category": booking["category"],
+                    "url": invite["url"],
+                    "start": booking["start"],
+                    "end": booking["end"],
+                }
+            )
+    return out
 
 
 class _Client:
@@ -284,6 +364,7 @@ async def seed(api_url: str, token: str, now: datetime) -> dict[str, Any]:
                     "cleared_at": _iso(now - timedelta(minutes=10)),
                 }
             bookings.append(await call("POST", "/bookings", body))
+        categories = {c["id"]: c["category"] for _, c in contacts}
         return {
             "inmates": [{"id": i["id"], "name": i["name"]} for i in inmates],
             "bookings": [
@@ -294,6 +375,7 @@ async def seed(api_url: str, token: str, now: datetime) -> dict[str, Any]:
                     "start": b["start"],
                     "end": b["end"],
                     "control": b["control"],
+                    "category": categories[b["contact_id"]],
                 }
                 for b in bookings
             ],
@@ -311,6 +393,10 @@ async def run_demo(
         print(f"  staff login:   {info['staff_user']} / {info['staff_password']}", flush=True)
         print(f"  API:           {info['api_url']}  (token in {demo.demo_file})", flush=True)
         print(f"  tablet UI:     {info['tablet_ui_url']}", flush=True)
+        for invite in info["invites"]:
+            print(
+                f"  visitor ({invite['category']}, {invite['start']}): {invite['url']}", flush=True
+            )
         print("Press Ctrl-C to stop.", flush=True)
         await wait_for_stop_signal()
     finally:
