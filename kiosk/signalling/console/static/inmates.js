@@ -263,7 +263,8 @@ async function decide(c, rerender) {
     title: t("decision.title", { name: c.name }),
     okText: t("decision.ok"),
     build: (body) => {
-      body.append(h("p", {}, t("decision.lede", { category: label("category", c.category) })));
+      const lede = data.CONTROLLABLE.includes(c.category) ? "decision.lede" : "decision.lede_no_control";
+      body.append(h("p", {}, t(lede, { category: label("category", c.category) })));
       if (c.breaches) body.append(h("p", { class: "notice bad" }, t("decision.breaches", { n: c.breaches })));
       decisionFields(body, c.category, c.control);
     },

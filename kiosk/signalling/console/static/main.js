@@ -68,12 +68,7 @@ function renderShell() {
   document.getElementById("btn-logout").textContent = t("action.logout");
   const lang = clear(document.getElementById("lang"));
   lang.setAttribute("aria-label", t("app.language"));
-  for (const [code, name] of [["en", "English"], ["nb", "Norsk bokmål"]]) {
-    lang.appendChild(h("button", {
-      type: "button", class: "btn ghost small", lang: code, "aria-pressed": String(state.lang === code),
-      onclick: async () => { await loadStrings(code); renderShell(); show(); },
-    }, code === "en" ? "EN" : "NB", h("span", { class: "sr" }, " " + name)));
-  }
+  lang.append(...languageButtons().childNodes);
   if (!state.me) return;
   document.getElementById("facility-name").textContent = state.facility ? state.facility.name : t("app.title");
   document.getElementById("who").textContent =
@@ -84,6 +79,17 @@ function renderShell() {
     list.appendChild(h("li", {}, h("a", { href: `#/${screen.path}`, dataset: { path: screen.path } }, t(`nav.${screen.path}`))));
   }
   nav.appendChild(list);
+}
+
+function languageButtons(className) {
+  const group = h("div", { class: className || "", role: "group", "aria-label": t("app.language") });
+  for (const [code, name] of [["en", "English"], ["nb", "Norsk bokmål"]]) {
+    group.appendChild(h("button", {
+      type: "button", class: "btn ghost small", lang: code, "aria-pressed": String(state.lang === code),
+      onclick: async () => { await loadStrings(code); renderShell(); show(); },
+    }, code === "en" ? "EN" : "NB", h("span", { class: "sr" }, " " + name)));
+  }
+  return group;
 }
 
 function renderLogin(main) {
@@ -116,7 +122,9 @@ function renderLogin(main) {
       form.elements.password.focus();
     }
   });
-  main.appendChild(h("div", { class: "login-wrap" }, form));
+  main.appendChild(h("div", { class: "login-wrap" },
+    h("p", { class: "login-brand" }, h("span", { class: "brand-mark", "aria-hidden": "true" }), t("app.title")),
+    form, languageButtons("login-lang")));
   renderShell();
   form.elements.username.focus();
 }
