@@ -22,10 +22,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import sys
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 
 import pyudev
@@ -42,10 +43,12 @@ from kiosk.device.usbpolicy import (
     parse_rules,
 )
 from kiosk.logs import get_logger
+from kiosk.protocol import TamperMessage
 
 log = get_logger(__name__)
 
 Report = Callable[[str, dict[str, str]], None]
+RESEND_AFTER = 1.0  # seconds between tries to report a refusal while the link is down
 
 
 class GuardError(Exception):
@@ -185,6 +188,44 @@ class UsbGuard:
                 yield str(device.sys_name), self.judge(device)
         finally:
             loop.remove_reader(monitor.fileno())
+
+
+def tamper_message(kind: str, details: Mapping[str, str]) -> TamperMessage:
+    """The protocol message the agent sends for a refused device."""
+    return TamperMessage(kind=kind, details=dict(details))
+
+
+async def guard_service(
+    usb_allow: Sequence[Mapping[str, object]],
+    send: Callable[[TamperMessage], Awaitable[object]],
+) -> None:
+    """The agent's USB guard, for its lifetime: locks, judges, and hands every refusal
+    to ``send`` (the agent's link) in order; a slow or absent link never delays a
+    decision, because decisions are written first and reports queued."""
+    reports: asyncio.Queue[TamperMessage] = asyncio.Queue()
+    guard = UsbGuard.from_settings(
+        usb_allow, lambda kind, details: reports.put_nowait(tamper_message(kind, details))
+    )
+
+    async def forward() -> None:
+        while True:
+            message = await reports.get()
+            # The agent's link answers False while it is down: keep the report until
+            # the server can take it (the audit chain must hear of every refusal).
+            for attempt in itertools.count():
+                if attempt:
+                    await asyncio.sleep(RESEND_AFTER)
+                if await send(message) is not False:
+                    break
+
+    sender = asyncio.ensure_future(forward())
+    try:
+        async for _ in guard.watch():
+            pass
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
 
 
 def _print_decision(name: str, decision: Decision) -> None:

@@ -174,6 +174,17 @@ def test_guard_command_refuses_a_bad_allow_list(tmp_path: Path) -> None:
     assert "interfaces must list every interface class" in proc.stderr
 
 
+def test_guard_service_reports_refusals_as_tamper_messages_once_the_link_is_up() -> None:
+    out = sandboxed(["umockdev-wrapper"], "service")
+    assert out["authorized"] == {"1-1": "1", "1-2": "0", "1-3": "0"}
+    # The link was down for the first try: the report waited, nothing was lost.
+    assert out["tries"] >= 3
+    assert [(m["type"], m["kind"], m["details"]["device"]) for m in out["sent"]] == [
+        ("tamper", "usb_device_refused", "1-2"),
+        ("tamper", "usb_device_refused", "1-3"),
+    ]
+
+
 # --- inside the sandbox ------------------------------------------------------
 
 
@@ -257,7 +268,53 @@ def _hotplug(rules: list[dict[str, Any]]) -> dict[str, Any]:
     return {"locked": locked, "plugged": plugged, "tamper": tamper}
 
 
+def _service(rules: list[dict[str, Any]]) -> dict[str, Any]:
+    import gi
+
+    gi.require_version("UMockdev", "1.0")
+    from gi.repository import UMockdev
+
+    testbed = UMockdev.Testbed.new()  # before pyudev loads libudev
+    testbed.add_from_string((DEVICES / "controller.umockdev").read_text())
+    sys_dir = testbed.get_sys_dir()
+
+    from kiosk.device.usbguard import guard_service
+
+    sent: list[dict[str, Any]] = []
+    tries = 0
+
+    async def send(message: Any) -> bool:
+        nonlocal tries
+        tries += 1
+        if tries == 1:
+            return False  # the link is still down
+        sent.append(message.model_dump())
+        return True
+
+    async def run() -> dict[str, str]:
+        service = asyncio.ensure_future(guard_service(rules, send))
+        for _ in range(200):
+            if Path(sys_dir, USB1.removeprefix("/sys/"), "authorized_default").read_text() == "0":
+                break
+            await asyncio.sleep(0.05)
+        for name in ("camera.umockdev", "camera-clone-hid.umockdev", "keyboard.umockdev"):
+            text = (DEVICES / name).read_text().replace("A: authorized=1", "A: authorized=0")
+            testbed.add_from_string(text)
+        for _ in range(100):
+            if len(sent) == 2:
+                break
+            await asyncio.sleep(0.1)
+        service.cancel()
+        return {
+            n: Path(sys_dir, USB1.removeprefix("/sys/"), n, "authorized").read_text().strip()
+            for n in ("1-1", "1-2", "1-3")
+        }
+
+    authorized = asyncio.run(run())
+    return {"authorized": authorized, "sent": sent, "tries": tries}
+
+
 if __name__ == "__main__":
     _rules = json.loads(sys.stdin.read())
-    _result = {"scan": _scan, "hotplug": _hotplug}[sys.argv[1]](_rules)
+    _result = {"scan": _scan, "hotplug": _hotplug, "service": _service}[sys.argv[1]](_rules)
     print(json.dumps(_result))
