@@ -16,7 +16,6 @@ the link is down just the same.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -49,6 +48,8 @@ from kiosk.protocol import (
     StateMessage,
     WarningMessage,
 )
+from kiosk.verification import code_for as verification_code
+from kiosk.verification import sdp_fingerprint
 
 AGENT_VERSION = "1.0"
 
@@ -133,31 +134,6 @@ def _grant_call_id_hint(payload: str) -> str | None:
         return None
     value = body.get("call_id") if isinstance(body, dict) else None
     return value if isinstance(value, str) and _ID.match(value) else None
-
-
-_FINGERPRINT = re.compile(r"^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$", re.MULTILINE)
-VERIFY_CONTEXT = b"kiosk-verify-v1\x00"
-
-
-def sdp_fingerprint(sdp: str) -> str | None:
-    """The first SHA-256 DTLS fingerprint in an SDP, upper-case hex with colons."""
-    match = _FINGERPRINT.search(sdp)
-    return match.group(1).upper() if match else None
-
-
-def verification_code(fingerprint_a: str, fingerprint_b: str) -> str:
-    """The short code both ends of a privileged call show (ARCHITECTURE.md principle 2).
-
-    SHA-256 over a context label and the two DTLS fingerprints, sorted (so
-    the offerer and the answerer get the same), newline-separated; the first
-    four bytes modulo one million, as two groups of three digits. A server in
-    the middle would have to swap fingerprints and so changes the code; to hit
-    the same code by chance is one in a million.
-    """
-    a, b = sorted((fingerprint_a.upper(), fingerprint_b.upper()))
-    digest = hashlib.sha256(VERIFY_CONTEXT + f"{a}\n{b}".encode("ascii")).digest()
-    number = int.from_bytes(digest[:4], "big") % 1_000_000
-    return f"{number // 1000:03d} {number % 1000:03d}"
 
 
 class TabletSession:
