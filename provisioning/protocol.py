@@ -251,8 +251,8 @@ class StationEnrolment:
     def receive(self, data: bytes, now: float) -> list[Event]:
         events: list[Event] = []
         for item in self._decoder.feed(data):
-            if self.state in TERMINAL and self.state is not StationState.DONE:
-                break
+            if self.state is StationState.FAILED:
+                break  # after done, a repeated ack still gets its done again
             if isinstance(item, Garbled):
                 events.append(Dropped(item.detail))
                 continue
