@@ -43,9 +43,14 @@ async def _run(settings: Any, synthetic: bool) -> None:
         loop.add_signal_handler(sig, stop.set)
     await agent.start()
     sdnotify.ready(f"kiosk UI API on {settings.agent.ui_host}:{agent.ui_port}")
+    # The watchdog catches a stuck event loop; a link down is normal (offline
+    # calls still end on time) and does not withhold the ping.
+    watchdog = sdnotify.Watchdog(health=lambda: agent.ui_port > 0)
+    watchdog.start()
     try:
         await stop.wait()
     finally:
+        await watchdog.stop()
         sdnotify.stopping()
         with contextlib.suppress(Exception):
             await agent.stop()
