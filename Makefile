@@ -5,6 +5,8 @@ PYTHON_BASE ?= $(shell test -x /usr/bin/python3 && echo /usr/bin/python3 || comm
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# axe-core for the accessibility checks in the browser tests (tests/e2e).
+AXE := tests/e2e/node_modules/axe-core/axe.min.js
 
 .PHONY: demo test lint typecheck bench clean
 
@@ -17,7 +19,11 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/kiosk demo --data-dir demo-data
 
-test: $(STAMP)
+$(AXE): tests/e2e/package.json tests/e2e/package-lock.json
+	npm ci --prefix tests/e2e --no-audit --no-fund --loglevel=error
+	touch $(AXE)
+
+test: $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
@@ -30,4 +36,4 @@ bench: $(STAMP)
 	for b in bench/*.py; do $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) demo-data .pytest_cache .mypy_cache .ruff_cache tests/e2e/node_modules test-artifacts
