@@ -101,7 +101,9 @@ async def check_demo(info: dict[str, Any]) -> None:
             resp = await http.get(api + f"/inmates/{inmate['id']}/contacts", headers=bearer)
             categories |= {c["category"] for c in (await resp.json())["items"]}
         assert categories == {"personal", "defence_counsel", "police", "court", "official"}
-    assert info["invites"] == []
+    # API.md: each invite names its contact, booking, category, link and window.
+    for invite in info["invites"]:
+        assert {"contact_id", "booking_id", "category", "url", "start", "end"} <= set(invite)
     assert info["tablet_ui_url"].startswith("http://127.0.0.1:")
     assert info["staff_url"].startswith("http://127.0.0.1:")
     assert info["staff_url"].endswith("/console/")
