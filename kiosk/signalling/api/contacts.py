@@ -5,8 +5,6 @@ A contact shows its breaches (R14) so that later assessments see them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain import policy
@@ -389,4 +387,4 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
         )
         updated = await repo.get_appeal(conn, appeal.id)
     assert updated is not None
-    return appeal_out(replace(updated))
+    return appeal_out(updated)
