@@ -181,6 +181,7 @@
       if (phase !== "in_call" && phase !== "connecting") {
         ui.warning = null;
         clearCanvases();
+        setVerificationCode("");
       }
     }
     ui.phase = phase;
@@ -200,6 +201,8 @@
       $("dialling-control").hidden = false;
       $("call-h").textContent = call.contact_name;
       badge($("call-control"), call);
+      // Issue 5: the agent puts the connection's verification code in the view when it has one.
+      if (call.verification_code) setVerificationCode(call.verification_code);
       if (ui.remaining === null || fresh) ui.remaining = call.remaining_seconds;
       showCountdown();
       if (document.body.dataset.remoteVideo !== "yes") {
