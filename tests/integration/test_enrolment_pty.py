@@ -385,3 +385,32 @@ async def test_console_keeps_one_line_per_tablet_on_a_terminal() -> None:
     )
     answers.feed_data(b"\n")  # just Enter: no
     assert await console.ask("ttyACM1", "Is KT-0002 on the case?") is False
+
+
+def test_the_ca_refusals_reach_the_protocol_as_reasons(tmp_path: Path) -> None:
+    """kiosk.pki checks the CSR again when it issues; its codes become the protocol's."""
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from kiosk.device.enrolment import build_csr
+    from kiosk.domain.reasons import Reason
+    from provisioning.protocol import IssueRefused
+    from provisioning.station import pki_issuer
+
+    issue = pki_issuer(pki.init_ca(tmp_path / "pki"))
+    key = ec.generate_private_key(ec.SECP256R1())
+    issued = issue(build_csr(key, SERIAL), SERIAL)
+    cert = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
+    assert issued.serial == pki.certificate_serial_text(cert)
+    assert cert.public_key() == key.public_key()
+    with pytest.raises(IssueRefused) as refused:
+        issue(build_csr(key, "KT-OTHER"), SERIAL)
+    assert refused.value.reason is Reason.CSR_SUBJECT_MISMATCH
+    der = bytearray(build_csr(key, SERIAL).public_bytes(serialization.Encoding.DER))
+    der[-3] ^= 1
+    with pytest.raises(IssueRefused) as refused:
+        issue(x509.load_der_x509_csr(bytes(der)), SERIAL)
+    assert refused.value.reason is Reason.BAD_CSR_SIGNATURE
+    other = build_csr(ec.generate_private_key(ec.SECP384R1()), SERIAL)
+    with pytest.raises(IssueRefused) as refused:
+        issue(other, SERIAL)
+    assert refused.value.reason is Reason.INVALID_REQUEST
