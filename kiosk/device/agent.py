@@ -67,6 +67,17 @@ FRAME_SELF = 2  # the tablet's own camera (self view)
 MAX_UI_FPS = {FRAME_REMOTE: 15.0, FRAME_SELF: 10.0}  # the page needs no more
 EVENT_QUEUE = 256
 END_GRACE = 2.0  # s to wait for the server's end after the media went away
+STOP_STEP_TIMEOUT = 5.0
+
+
+def tablet_clock() -> float:
+    """The agent's monotonic clock: CLOCK_BOOTTIME, which also counts time suspended.
+
+    CLOCK_MONOTONIC (``time.monotonic``) stops while the machine sleeps: a
+    tablet suspended mid-call would wake with its deadline still ahead by the
+    time it slept. Both are immune to the wall clock being set.
+    """
+    return time.clock_gettime(time.CLOCK_BOOTTIME)
 
 
 class AgentError(Exception):
@@ -91,7 +102,7 @@ class Agent:
         settings: AgentSettings,
         *,
         synthetic_media: bool = False,
-        clock: Clock = time.monotonic,
+        clock: Clock = tablet_clock,
     ) -> None:
         self.settings = settings
         self.synthetic_media = synthetic_media
@@ -150,12 +161,23 @@ class Agent:
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self.session.live is not None:
+            # The agent going away takes the call with it: hang up, so the server
+            # ends it too rather than waiting for the window's end.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.hangup(), 5.0)
+        # Each step bounded: a stuck peer or socket must not keep the agent from exiting.
+        steps: list[tuple[str, Any]] = []
         if self.call is not None:
-            # The agent going away takes the call with it; the server hears it as a lost leg.
-            await self.call.close(EndReason.CONNECTION_LOST)
-        await self.link.stop()
+            steps.append(("call", self.call.close(EndReason.CONNECTION_LOST)))
+        steps.append(("link", self.link.stop()))
         if self._ui is not None:
-            await self._ui.stop()
+            steps.append(("page API", self._ui.stop()))
+        for name, step in steps:
+            try:
+                await asyncio.wait_for(step, STOP_STEP_TIMEOUT)
+            except Exception as exc:  # TimeoutError included: log it and go on stopping
+                log.warning("agent stop step failed", step=name, error=type(exc).__name__)
         for task in list(self._tasks):
             task.cancel()
         log.info("agent stopped")

@@ -44,6 +44,7 @@ log = get_logger(__name__)
 
 Clock = Callable[[], float]
 
+MAX_NAP = 1.0
 MAX_EARLY_ICE = 64  # candidates held until the answer; a browser sends a handful
 
 
@@ -205,8 +206,10 @@ class Call:
                 return
             delay = wake - self.clock()
             if delay > 0:
-                # Capped naps: a suspended tablet (monotonic clock stopped or not) re-checks soon.
-                await asyncio.sleep(min(delay, 30.0))
+                # Naps of at most a second: asyncio sleeps on CLOCK_MONOTONIC, which stands
+                # still while a tablet is suspended; the call's clock (CLOCK_BOOTTIME in the
+                # agent) does not, so after a resume the end comes within a second.
+                await asyncio.sleep(min(delay, MAX_NAP))
                 continue
             for effect in self.deadline.tick(self.clock()):
                 if isinstance(effect, End):
