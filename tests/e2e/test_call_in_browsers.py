@@ -10,7 +10,10 @@ sides show the end screen. Every screen is photographed into
 
 from __future__ import annotations
 
+import re
+import signal
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +21,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, assert_visible_focus
-from tests.harness import World, wait_until
+from tests.harness import World, iso, utc_now, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -278,3 +281,39 @@ async def test_a_controlled_call_through_the_bridge_shows_its_control_on_both_si
     await faces.screen(kiosk, "2-ended")
     only_from(visitor, world.web_url)
     only_from(kiosk, tablet.ui_url.rstrip("/"))
+
+
+async def test_the_tablet_explains_a_refusal_and_a_lost_link(world: World, faces: Faces) -> None:
+    """Principle 5: a refusal reaches the tablet with its reason, in words (R16 here)."""
+    assert world.api is not None
+    inmate = await world.inmate("Ola Nordmann")
+    contact = await world.approved_contact(inmate, name="Kari Nordmann")
+    booking = await world.booking(inmate, contact, start_in=2, seconds=600)
+    tablet = await world.tablet(inmate, "TAB-E2E3")
+    kiosk = await faces.open("kiosk-refused", tablet.ui_url, viewport=TABLET)
+    kpage = kiosk.page
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    call_button = kpage.locator(f"li[data-booking='{booking['id']}'] button")
+    await expect(call_button).to_be_enabled(timeout=10000)
+    now = utc_now()
+    await world.api.call(
+        "POST", "/facility/restrictions",
+        {"start": iso(now - timedelta(minutes=1)), "end": iso(now + timedelta(hours=2)),
+         "kind": "suspend", "note": "outbreak"},
+        expect=201,
+    )
+    # The tablet's list is from before the hold; the server refuses with the reason.
+    await call_button.click()
+    await expect(kpage.locator("#refusal")).to_be_visible(timeout=15000)
+    await expect(kpage.locator("#refusal")).to_have_attribute(
+        "data-code", re.compile("facility_restricted|booking_not_active")
+    )
+    await expect(kpage.locator("#refusal")).to_have_text(re.compile(r"\w"))
+    await faces.screen(kiosk, "1-refused")
+    # The server goes away: the page says so.
+    assert world.server is not None
+    world.server.kill(signal.SIGTERM)
+    await expect(kpage.locator("#link")).to_have_text(
+        "Ingen forbindelse med serveren", timeout=30000
+    )
+    await faces.screen(kiosk, "2-offline")
