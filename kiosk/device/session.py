@@ -53,10 +53,10 @@ from kiosk.verification import sdp_fingerprint
 
 AGENT_VERSION = "1.0"
 
-# A grant the tablet did not ask for is anchored this far before its arrival
-# at least (GrantClock: the bound on one-way transit keeps the end from being
-# late); recent heartbeat round trips raise it when the network is slower.
-MIN_TRANSIT_BOUND = 1.0
+# No answer to a dial in this long (a message lost as the link flapped): back
+# to the contacts, saying so, rather than "calling…" for ever.
+DIAL_TIMEOUT = 30.0
+UNSOLICITED = "unsolicited"  # a grant reason of the tablet's own: it did not dial
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
@@ -194,9 +194,6 @@ class TabletSession:
             self._pings.pop(min(self._pings))
         return [Send(PingMessage(seq=self.ping_seq))]
 
-    def max_transit(self) -> float:
-        """An upper bound on one-way delay: the worst recent round trip, at least a second."""
-        return max([MIN_TRANSIT_BOUND, *self.rtts[-8:]])
 
     # --- from the server ----------------------------------------------------------------
 
@@ -255,14 +252,11 @@ class TabletSession:
 
     def _on_grant(self, message: GrantMessage, mono: float) -> list[Action]:
         signed = message.grant.signed()
-        solicited = self.phase is Phase.DIALLING and self.dial_sent_at is not None
-        decision = (
-            check_grant(signed, self.grant_key, self.device_id, self.ended, mono,
-                        sent_monotonic=self.dial_sent_at)
-            if solicited
-            else check_grant(signed, self.grant_key, self.device_id, self.ended, mono,
-                             max_transit=self.max_transit())
-        )
+        # The dial's send time anchors the grant clock: the server signed after it,
+        # so the end can only come early, never late (GrantClock).
+        sent = self.dial_sent_at if self.dial_sent_at is not None else mono
+        decision = check_grant(signed, self.grant_key, self.device_id, self.ended, mono,
+                               sent_monotonic=sent)
         if isinstance(decision, Refused):
             return self._refuse_grant(decision, signed.payload, mono)
         grant = decision.grant
@@ -271,6 +265,13 @@ class TabletSession:
                 return []  # the same grant again: the call is already running
             return self._refuse_grant(
                 Refused("call_already_live", "another call is live", grant.call_id),
+                signed.payload, mono,
+            )
+        if self.phase is not Phase.DIALLING:
+            # Deny by default: media starts only for a call this tablet placed (and
+            # not one its user cancelled while it was being granted).
+            return self._refuse_grant(
+                Refused(UNSOLICITED, "this tablet did not dial", grant.call_id),
                 signed.payload, mono,
             )
         self.live = _Live(grant, decision, self._contact_name(grant.contact_id))
@@ -367,8 +368,15 @@ class TabletSession:
     # --- what the page shows ------------------------------------------------------------
 
     def tick(self, mono: float) -> list[Action]:
-        """Once a second while a call is live: the countdown for the page."""
+        """Once a second: the countdown for the page; a dial left unanswered gives up."""
         if self.live is None:
+            if (self.phase is Phase.DIALLING and self.dial_sent_at is not None
+                    and mono - self.dial_sent_at > DIAL_TIMEOUT):
+                self.phase = Phase.IDLE
+                self.dial_booking = self.dial_sent_at = None
+                return [*self._refuse(Reason.DEVICE_NOT_CONNECTED, "dial",
+                                      detail="no answer from the server"),
+                        self._show_state(mono)]
             return []
         return [Show({"type": "countdown", "call_id": self.live.grant.call_id,
                       "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1)})]

@@ -10,6 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kiosk.device.session import (
+    DIAL_TIMEOUT,
+    UNSOLICITED,
     AddIce,
     ApplyAnswer,
     Phase,
@@ -252,14 +254,39 @@ def test_a_second_grant_while_a_call_is_live_is_hung_up() -> None:
     assert s.server_message(grant_message(), 2.1) == []  # the same grant again: no-op
 
 
-def test_unsolicited_grant_is_anchored_back_by_the_transit_bound() -> None:
+def test_a_grant_the_tablet_did_not_dial_for_is_refused_and_hung_up() -> None:
+    s = online_session()
+    actions = s.server_message(grant_message(), 20.0)
+    assert not [a for a in actions if isinstance(a, StartCall)]
+    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert shown(actions, "refused")[0]["detail"] == UNSOLICITED
+
+
+def test_a_dial_cancelled_before_its_grant_gets_no_call() -> None:
+    s = online_session()
+    s.dial("booking-1", 1.0)
+    s.hangup(1.5)  # cancel while "calling…"
+    assert s.phase is Phase.IDLE
+    actions = s.server_message(grant_message(), 2.0)
+    assert s.live is None and sent(actions) == [HangupMessage(call_id="call-1")]
+
+
+def test_a_dial_left_unanswered_gives_up() -> None:
+    s = online_session()
+    s.dial("booking-1", 1.0)
+    assert s.tick(1.0 + DIAL_TIMEOUT - 1) == []
+    actions = s.tick(1.0 + DIAL_TIMEOUT + 1)
+    assert s.phase is Phase.IDLE
+    assert shown(actions, "refused")[0]["code"] == Reason.DEVICE_NOT_CONNECTED.value
+
+
+def test_pongs_give_round_trips() -> None:
     s = online_session()
     (ping,) = sent(s.ping(10.0))
     assert isinstance(ping, PingMessage)
-    s.server_message(PongMessage(seq=ping.seq, server_time=T0), 13.0)  # a 3 s round trip
-    actions = s.server_message(grant_message(), 20.0)
-    (start,) = [a for a in actions if isinstance(a, StartCall)]
-    assert start.accepted.deadline.clock.anchor == 20.0 - 3.0
+    s.server_message(PongMessage(seq=ping.seq, server_time=T0), 10.25)
+    s.server_message(PongMessage(seq=999, server_time=T0), 10.3)  # never sent: ignored
+    assert s.rtts == [0.25]
 
 
 def test_callable_now_follows_the_servers_clock_not_a_stale_flag() -> None:
@@ -375,13 +402,14 @@ def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> N
             actions = s.server_message(state(device_id=item[1]), mono)
         elif kind == "grant":
             _, call_id, device, forged, minutes = item
+            dialling = s.phase is Phase.DIALLING
             message = grant_message(call_id=call_id, device_id=device,
                                     key=OTHER_KEY if forged else KEY, minutes=minutes)
             actions = s.server_message(message, mono)
             for a in actions:
                 if isinstance(a, StartCall):
                     assert not forged and device == DEVICE and call_id not in ended
-                    assert live is None
+                    assert live is None and dialling
         elif kind == "end":
             actions = s.server_message(EndMessage(call_id=item[1], reason=item[2]), mono)
         elif kind == "answer":
