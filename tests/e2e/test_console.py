@@ -443,12 +443,29 @@ async def test_an_officer_sets_up_a_call_and_ends_it_live_with_a_breach(
         await visitor.close()
 
 
+ALLOWS = {
+    "sight": "The decision allows sight: you receive the picture only. "
+    "No sound is sent to this page.",
+    "hearing": "The decision allows hearing: you receive the sound only. "
+    "No picture is sent to this page.",
+    "sight_and_hearing": "The decision allows sight and hearing: "
+    "you receive both picture and sound.",
+}
+# Both legs (the tablet's and the visitor's), of the kinds the level allows (R6).
+TRACKS = {
+    "sight": "video video",
+    "hearing": "audio audio",
+    "sight_and_hearing": "audio audio video video",
+}
+
+
+@pytest.mark.parametrize("control", ["sight", "hearing", "sight_and_hearing"])
 async def test_an_officer_monitors_a_controlled_call_with_only_the_media_allowed(
-    world: World, faces: Faces
+    world: World, faces: Faces, control: str
 ) -> None:
     assert world.api is not None
     inmate = await world.inmate("Ola Nordmann")
-    contact = await world.approved_contact(inmate, name="Kari Nordmann", control="sight")
+    contact = await world.approved_contact(inmate, name="Kari Nordmann", control=control)
     booking = await world.booking(inmate, contact, start_in=2, seconds=600)
     tablet = await world.tablet(inmate, "TAB-MONITOR")
     invite = await world.api.call("POST", f"/bookings/{booking['id']}/invites", None)
@@ -463,25 +480,39 @@ async def test_an_officer_monitors_a_controlled_call_with_only_the_media_allowed
         await wait_until(lambda: visitor.received.video > 10, timeout=40, what="media")
         assert visitor.call is not None and visitor.call.route.value == "bridge"
 
-        face = await log_in(faces, world, Role.OFFICER, "console-monitor")
+        face = await log_in(faces, world, Role.OFFICER, f"console-monitor-{control}")
         page = face.page
         live_row = page.locator("#live-calls tr[data-call]")
         await live_row.get_by_role("link", name="Monitor").click()
-        await expect(page.locator("#monitor-allowed")).to_have_text(
-            "The decision allows sight: you receive the picture only. "
-            "No sound is sent to this page."
-        )
-        await expect(page.locator("#monitor-no-audio")).to_be_visible()
+        await expect(page.locator("#monitor-allowed")).to_have_text(ALLOWS[control])
         await page.click("#btn-monitor-start")
         await expect(page.locator("body")).to_have_attribute(
             "data-monitor", "connected", timeout=20000
         )
-        await page.wait_for_function(
-            "document.querySelector('#monitor-video').videoWidth > 0", timeout=20000
+        # Only the kinds the level allows arrive: a forbidden kind has no track at all.
+        await expect(page.locator("body")).to_have_attribute(
+            "data-monitor-tracks", TRACKS[control], timeout=10000
         )
-        # Sight only: the connection carries a video track and no audio track at all.
-        await expect(page.locator("body")).to_have_attribute("data-monitor-tracks", "video")
-        await faces.screen(face, "17-monitor-sight")
+        if "sight" in control:
+            await page.wait_for_function(
+                "[...document.querySelectorAll('.monitor-video')]"
+                ".every(v => v.videoWidth > 0) && "
+                "document.querySelectorAll('.monitor-video').length === 2",
+                timeout=20000,
+            )
+            await expect(page.locator("figcaption")).to_have_text(
+                ["The inmate (tablet)", "The visitor"]
+            )
+        else:
+            await expect(page.locator("#monitor-no-video")).to_be_visible()
+            await expect(page.locator(".monitor-video")).to_have_count(0)
+        if "hearing" in control:
+            await expect(page.locator(".monitor-audio")).to_have_count(2)
+            await expect(page.locator("#monitor-audio-note")).to_be_visible()
+        else:
+            await expect(page.locator("#monitor-no-audio")).to_be_visible()
+            await expect(page.locator(".monitor-audio")).to_have_count(0)
+        await faces.screen(face, "monitor")
         await page.click("#btn-monitor-stop")
         await expect(page.locator("#monitor-status")).to_have_text("Monitoring stopped.")
         only_from(face, world)

@@ -22,12 +22,13 @@ export async function renderMonitor(main, { args }) {
   const allowed = h("p", { class: "notice info", id: "monitor-allowed" }, t(`monitor.allows.${call.control}`));
   const status = h("p", { class: "status", id: "monitor-status", role: "status" }, t("monitor.idle"));
   const left = h("span", { id: "monitor-left" }, fmtDuration((Date.parse(call.not_after) - Date.now()) / 1000));
-  const video = h("video", { id: "monitor-video", autoplay: true, playsinline: true, muted: true, "aria-label": t("monitor.video_label") });
-  const audio = h("audio", { id: "monitor-audio", autoplay: true });
+  // The bridge sends each leg's media on its own track: the tablet's first, then the visitor's.
+  const tiles = h("div", { class: "tiles", id: "monitor-tiles" });
+  const sounds = h("div", { id: "monitor-sounds" });
   const stage = h("div", { class: "stage", dataset: { kinds: kinds.join(" ") } });
-  if (kinds.includes("video")) stage.append(video);
+  if (kinds.includes("video")) stage.append(tiles);
   else stage.append(h("div", { class: "no-video", id: "monitor-no-video" }, t("monitor.no_video")));
-  if (kinds.includes("audio")) stage.append(audio, h("p", { class: "audio-note", id: "monitor-audio-note" }, t("monitor.audio_on")));
+  if (kinds.includes("audio")) stage.append(sounds, h("p", { class: "audio-note", id: "monitor-audio-note" }, t("monitor.audio_on")));
   else stage.append(h("p", { class: "audio-note", id: "monitor-no-audio" }, t("monitor.no_audio")));
 
   const start = h("button", { type: "button", class: "btn primary", id: "btn-monitor-start" }, t("monitor.start"));
@@ -54,8 +55,10 @@ export async function renderMonitor(main, { args }) {
       pc.close();
       pc = null;
     }
-    video.srcObject = null;
-    audio.srcObject = null;
+    for (const el of stage.querySelectorAll("video, audio")) el.srcObject = null;
+    clear(tiles);
+    clear(sounds);
+    delete document.body.dataset.monitorTracks;
     start.disabled = false;
     stop.disabled = true;
     document.body.dataset.monitor = "stopped";
@@ -69,12 +72,23 @@ export async function renderMonitor(main, { args }) {
       const offer = await api("POST", `/calls/${encodeURIComponent(callId)}/monitors`, { kinds });
       // No ICE servers: the bridge is on the server's own network (ARCHITECTURE.md, principle 7).
       pc = new RTCPeerConnection({ iceServers: [] });
-      const stream = new MediaStream();
+      const received = [];
       pc.ontrack = (event) => {
-        stream.addTrack(event.track);
-        if (event.track.kind === "video") video.srcObject = stream;
-        if (event.track.kind === "audio") audio.srcObject = stream;
-        document.body.dataset.monitorTracks = stream.getTracks().map((tr) => tr.kind).sort().join(" ");
+        const track = event.track;
+        received.push(track.kind);
+        document.body.dataset.monitorTracks = [...received].sort().join(" ");
+        const seen = received.filter((k) => k === track.kind).length;
+        const who = whose(track, seen);
+        const stream = new MediaStream([track]);
+        if (track.kind === "video") {
+          const video = h("video", { autoplay: true, playsinline: true, muted: true, class: "monitor-video", dataset: { leg: who } });
+          video.srcObject = stream;
+          tiles.append(h("figure", { class: "tile" }, video, h("figcaption", {}, t(`monitor.leg.${who}`))));
+        } else {
+          const audio = h("audio", { autoplay: true, class: "monitor-audio", dataset: { leg: who } });
+          audio.srcObject = stream;
+          sounds.append(audio);
+        }
       };
       pc.onconnectionstatechange = () => {
         if (!pc) return;
@@ -103,6 +117,13 @@ export async function renderMonitor(main, { args }) {
   stop.addEventListener("click", () => { close(); status.textContent = t("monitor.stopped"); });
 
   return () => { stopped = true; clearInterval(ticker); close(); };
+}
+
+// Which leg a track comes from: its id names it ("tablet-video"), else the order.
+function whose(track, nth) {
+  if (track.id.startsWith("tablet")) return "tablet";
+  if (track.id.startsWith("visitor")) return "visitor";
+  return nth === 1 ? "tablet" : "visitor";
 }
 
 function gathered(pc) {
