@@ -316,4 +316,5 @@ async def test_the_tablet_explains_a_refusal_and_a_lost_link(world: World, faces
     await expect(kpage.locator("#link")).to_have_text(
         "Ingen forbindelse med serveren", timeout=30000
     )
+    await expect(call_button).to_be_disabled()
     await faces.screen(kiosk, "2-offline")

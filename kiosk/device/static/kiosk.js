@@ -191,7 +191,7 @@
 
     const name = view.inmate ? view.inmate.name.split(" ")[0] : "";
     $("idle-h").textContent = name ? t("hello", { name }) : t("hello_anon");
-    renderContacts(view.contacts || []);
+    renderContacts(view.contacts || [], view.link === "online");
 
     const call = view.call;
     if (call) {
@@ -223,7 +223,7 @@
     show(screenFor(phase));
   }
 
-  function renderContacts(contacts) {
+  function renderContacts(contacts, online) {
     const list = $("contacts");
     list.replaceChildren();
     $("no-contacts").hidden = contacts.length > 0;
@@ -249,6 +249,7 @@
       if (c.callable_now) {
         button.textContent = t("call");
         button.setAttribute("aria-label", t("call_name", { name: c.name }));
+        button.disabled = !online; // the server decides every call: no link, no dial
         button.addEventListener("click", () => {
           hideRefusal();
           post("/api/dial", { booking_id: c.booking_id });
