@@ -42,7 +42,8 @@ class Action(StrEnum):
     DEVICE_WRITE = "device.write"  # register, assign, revoke
     FACILITY_READ = "facility.read"
     FACILITY_WRITE = "facility.write"  # settings, closures (R15), restrictions (R16)
-    STAFF_WRITE = "staff.write"
+    STAFF_READ = "staff.read"
+    STAFF_WRITE = "staff.write"  # add accounts, change role, deactivate, set a password
     AUDIT_READ = "audit.read"
     SELF = "self"  # who am I, log out
 
@@ -79,7 +80,13 @@ PERMISSIONS: Mapping[Role, frozenset[Action]] = {
     Role.ADMIN: _READ
     | _VISIT_OFFICE_WORK
     | _CALL_HANDLING
-    | {Action.DEVICE_WRITE, Action.FACILITY_WRITE, Action.STAFF_WRITE, Action.AUDIT_READ},
+    | {
+        Action.DEVICE_WRITE,
+        Action.FACILITY_WRITE,
+        Action.STAFF_READ,
+        Action.STAFF_WRITE,
+        Action.AUDIT_READ,
+    },
 }
 
 

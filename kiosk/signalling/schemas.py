@@ -39,7 +39,6 @@ from kiosk.domain.model import (
 )
 from kiosk.domain.reasons import Reason
 
-
 # Far enough either way for any booking or record, and far from datetime's
 # limits, so that week and day arithmetic on a value can never overflow.
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
@@ -119,6 +118,36 @@ class StaffOut(Response):
     username: str
     display_name: str
     role: Role
+
+
+Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S+$")]
+Password = Annotated[str, StringConstraints(min_length=12, max_length=1000)]
+
+
+class StaffCreate(Request):
+    username: Username
+    display_name: Name
+    role: Role
+    password: Password
+
+
+class StaffUpdate(Request):
+    display_name: Name | None = None
+    role: Role | None = None
+    active: bool | None = None
+    password: Password | None = None
+
+
+class StaffAccount(Response):
+    id: str
+    username: str
+    display_name: str
+    role: Role
+    active: bool
+
+
+class StaffList(Response):
+    items: list[StaffAccount]
 
 
 class LoginResponse(Response):

@@ -250,6 +250,20 @@ async def get_staff_by_username(conn: AsyncConnection, username: str) -> StaffRe
     return None if row is None else _staff(row)
 
 
+async def list_staff(conn: AsyncConnection) -> list[StaffRecord]:
+    rows = await conn.execute(select(t.staff).order_by(t.staff.c.username))
+    return [_staff(r) for r in rows.all()]
+
+
+async def update_staff(conn: AsyncConnection, staff_id: str, values: Mapping[str, Any]) -> None:
+    if values:
+        await conn.execute(update(t.staff).where(t.staff.c.id == staff_id).values(**values))
+
+
+async def delete_staff_sessions(conn: AsyncConnection, staff_id: str) -> None:
+    await conn.execute(delete(t.staff_sessions).where(t.staff_sessions.c.staff_id == staff_id))
+
+
 async def set_staff_password(conn: AsyncConnection, staff_id: str, password_hash: str) -> None:
     await conn.execute(
         update(t.staff).where(t.staff.c.id == staff_id).values(password_hash=password_hash)

@@ -473,3 +473,65 @@ async def test_facility_settings(api: LiveApi) -> None:
     await ok(api, "DELETE", f"/facility/closures/{closure['id']}")
     _status, f = await api.call("GET", "/facility")
     assert f["closures"] == []
+
+
+async def test_admins_manage_staff_accounts(api: LiveApi) -> None:
+    new = await ok(
+        api,
+        "POST",
+        "/staff",
+        {
+            "username": "o'brien",
+            "display_name": "O'Brien",
+            "role": "officer",
+            "password": "a very long password",
+        },
+        201,
+    )
+    assert (new["role"], new["active"]) == ("officer", True)
+    await no(
+        api,
+        "POST",
+        "/staff",
+        409,
+        "conflict",
+        {
+            "username": "o'brien",
+            "display_name": "X",
+            "role": "admin",
+            "password": "another long password",
+        },
+    )
+    await no(
+        api,
+        "POST",
+        "/staff",
+        400,
+        "invalid_request",
+        {"username": "short", "display_name": "X", "role": "admin", "password": "tiny"},
+    )
+    status, listed = await api.call("GET", "/staff")
+    assert "o'brien" in {a["username"] for a in listed["items"]}
+    status, _ = await api.call("GET", "/staff", role=Role.VISIT_OFFICE)
+    assert status == 403
+
+    # Logged in, then deactivated: the session and the account stop working at once.
+    resp = await api.http.post(
+        api.url + "/login", json={"username": "o'brien", "password": "a very long password"}
+    )
+    assert resp.status == 200
+    cookie = resp.cookies["kiosk_session"].value
+    changed = await ok(api, "PATCH", f"/staff/{new['id']}", {"active": False})
+    assert changed["active"] is False
+    resp = await api.http.get(api.url + "/me", headers={"Cookie": f"kiosk_session={cookie}"})
+    assert resp.status == 401
+    resp = await api.http.post(
+        api.url + "/login", json={"username": "o'brien", "password": "a very long password"}
+    )
+    assert resp.status == 401
+
+    # No admin can demote or deactivate themselves.
+    me = api.staff_ids[Role.ADMIN]
+    await no(api, "PATCH", f"/staff/{me}", 409, "conflict", {"role": "officer"})
+    await no(api, "PATCH", f"/staff/{me}", 409, "conflict", {"active": False})
+    await no(api, "PATCH", "/staff/nobody", 404, "not_found", {"display_name": "X"})

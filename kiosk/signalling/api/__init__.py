@@ -12,10 +12,22 @@ from kiosk.signalling.api import (
     inmates,
     invites,
     session,
+    staff,
 )
 from kiosk.signalling.api.base import Operation
 
-MODULES = (session, inmates, contacts, bookings, invites, calls, devices, facility, audit)
+MODULES = (
+    session,
+    inmates,
+    contacts,
+    bookings,
+    invites,
+    calls,
+    devices,
+    facility,
+    staff,
+    audit,
+)
 
 
 def operations() -> list[Operation]:

@@ -1,0 +1,108 @@
+"""Staff accounts: list, add, change (role, active, password). Admins only.
+
+An admin cannot change their own role or deactivate themselves, so that the
+last admin never locks everybody out by a slip. A changed role, a
+deactivation or a new password ends the account's sessions; bearer tokens of
+an inactive account stop working at once.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy.exc import IntegrityError
+
+from kiosk.domain.access import Action
+from kiosk.domain.reasons import Reason
+from kiosk.signalling import auth
+from kiosk.signalling import schemas as s
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.store import repo
+from kiosk.store.db import write_transaction
+
+table = OperationTable("staff")
+
+
+def account_out(staff: repo.StaffRecord) -> s.StaffAccount:
+    return s.StaffAccount(
+        id=staff.id,
+        username=staff.username,
+        display_name=staff.display_name,
+        role=staff.role,
+        active=staff.active,
+    )
+
+
+@table.route(
+    "GET", "/staff", Action.STAFF_READ, summary="List staff accounts", response=s.StaffList
+)
+async def list_staff(req: ApiRequest) -> s.StaffList:
+    async with req.ctx.engine.connect() as conn:
+        return s.StaffList(items=[account_out(a) for a in await repo.list_staff(conn)])
+
+
+@table.route(
+    "POST",
+    "/staff",
+    Action.STAFF_WRITE,
+    summary="Add a staff account",
+    body=s.StaffCreate,
+    response=s.StaffAccount,
+    status=201,
+    refusals=(Reason.CONFLICT,),
+)
+async def add_staff(req: ApiRequest) -> s.StaffAccount:
+    body = req.body_as(s.StaffCreate)
+    password_hash = auth.hash_password(body.password)  # before the write lock is taken
+    try:
+        async with write_transaction(req.ctx.engine) as conn:
+            if await repo.get_staff_by_username(conn, body.username) is not None:
+                raise ApiError(Reason.CONFLICT, "That username is taken.")
+            staff_id = await repo.insert_staff(
+                conn, body.username, body.display_name, password_hash, body.role, req.now
+            )
+            await req.ctx.audit.append(
+                req.staff.actor,
+                "staff.added",
+                {"staff": staff_id},
+                {"role": body.role.value},
+                conn=conn,
+            )
+            staff = await repo.get_staff(conn, staff_id)
+    except IntegrityError:
+        raise ApiError(Reason.CONFLICT, "That username is taken.") from None
+    assert staff is not None
+    return account_out(staff)
+
+
+@table.route(
+    "PATCH",
+    "/staff/{staff_id}",
+    Action.STAFF_WRITE,
+    summary="Change a staff account (display name, role, active, password); omitted stay",
+    body=s.StaffUpdate,
+    response=s.StaffAccount,
+    refusals=(Reason.CONFLICT,),
+)
+async def update_staff(req: ApiRequest) -> s.StaffAccount:
+    body = req.body_as(s.StaffUpdate)
+    staff_id = req.params["staff_id"]
+    changes = body.model_dump(exclude_none=True, exclude={"password"}, mode="json")
+    if staff_id == req.staff.staff_id and ("role" in changes or changes.get("active") is False):
+        raise ApiError(Reason.CONFLICT, "You cannot change your own role or deactivate yourself.")
+    if body.password is not None:
+        changes["password_hash"] = auth.hash_password(body.password)
+    async with write_transaction(req.ctx.engine) as conn:
+        if await repo.get_staff(conn, staff_id) is None:
+            raise not_found("staff member")
+        if changes:
+            await repo.update_staff(conn, staff_id, changes)
+            if changes.keys() & {"role", "active", "password_hash"}:
+                await repo.delete_staff_sessions(conn, staff_id)
+            details = {k: v for k, v in changes.items() if k in ("role", "active")}
+            if "password_hash" in changes:
+                details["password_changed"] = True
+            await req.ctx.audit.append(
+                req.staff.actor, "staff.updated", {"staff": staff_id}, details, conn=conn
+            )
+        staff = await repo.get_staff(conn, staff_id)
+    assert staff is not None
+    return account_out(staff)
