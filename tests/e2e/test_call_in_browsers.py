@@ -318,3 +318,26 @@ async def test_the_tablet_explains_a_refusal_and_a_lost_link(world: World, faces
     )
     await expect(call_button).to_be_disabled()
     await faces.screen(kiosk, "2-offline")
+
+
+async def test_the_waiting_room_survives_a_server_restart(world: World, faces: Faces) -> None:
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=600, seconds=600)
+    visitor = await faces.open("visitor-restart", await world.invite_url(booking["id"]))
+    page = visitor.page
+    await page.click("#btn-check")
+    await expect(page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await page.click("#btn-wait")
+    await expect(page.locator("#waiting-status")).to_have_text("Venter på at fengselet ringer …")
+    assert world.server is not None
+    world.server.kill(signal.SIGTERM)
+    await expect(page.locator("#waiting-status")).to_have_text(
+        "Forbindelsen falt ut. Kobler til igjen …", timeout=15000
+    )
+    await faces.screen(visitor, "1-reconnecting")
+    await world.start_server()
+    await expect(page.locator("#waiting-status")).to_have_text(
+        "Venter på at fengselet ringer …", timeout=45000
+    )
+    assert await page.locator("body").get_attribute("data-screen") == "waiting"

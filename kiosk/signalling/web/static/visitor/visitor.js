@@ -6,6 +6,7 @@
 (function () {
   const LANGS = ["nb", "en"];
   const ICE_GATHER_LIMIT_MS = 5000;
+  const MAX_RETRIES = 8; // about 40 s in all: long enough for a server restart
   const state = {
     lang: "nb",
     strings: {},
@@ -21,6 +22,7 @@
     pendingIce: [],
     timer: null,
     ending: false,
+    retries: 0,
   };
 
   const $ = (id) => document.getElementById(id);
@@ -210,7 +212,7 @@
   }
 
   function join() {
-    setStatus("joining");
+    if (state.screen !== "waiting") setStatus("joining");
     const scheme = location.protocol === "https:" ? "wss:" : "ws:";
     const ws = new WebSocket(scheme + "//" + location.host + "/visit/v1");
     state.ws = ws;
@@ -228,14 +230,23 @@
     ws.onclose = () => {
       if (state.ws !== ws || state.ending) return;
       state.ws = null;
-      if (state.screen === "call") end("connection_lost");
-      else if (state.screen === "waiting" || state.screen === "check") fail("offline");
+      if (state.screen === "call") {
+        end("connection_lost");
+      } else if (state.screen === "waiting" && state.retries < MAX_RETRIES) {
+        // A dropped network in the waiting room: join again (the seat was freed).
+        state.retries += 1;
+        setStatus("reconnecting");
+        setTimeout(join, 1000 * state.retries);
+      } else {
+        fail("offline");
+      }
     };
   }
 
   function onMessage(message) {
     switch (message.type) {
       case "waiting":
+        state.retries = 0;
         state.waiting = message;
         show("waiting");
         $("waiting-video").srcObject = state.stream;
