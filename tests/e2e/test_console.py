@@ -175,15 +175,51 @@ async def test_each_role_is_offered_only_what_it_may_do(world: World, faces: Fac
         faces.opened.remove(face)
 
 
-async def test_a_wrong_password_is_refused_plainly(world: World, faces: Faces) -> None:
-    face = await faces.open("console-login-refused", console_url(world), locale="en-GB")
+async def test_the_login_refuses_a_wrong_password_and_all_works_from_the_keyboard(
+    world: World, faces: Faces
+) -> None:
+    face = await faces.open("console-keyboard", console_url(world), locale="en-GB")
     page = face.page
-    await page.fill("#login-username", USERS[Role.OFFICER])
-    await page.fill("#login-password", "not the password at all")
-    await page.click("#login-submit")
+    await expect(page.locator("#login-username")).to_be_focused()
+    await page.keyboard.type(USERS[Role.OFFICER])
+    await page.keyboard.press("Tab")
+    await page.keyboard.type("not the password at all")
+    await page.keyboard.press("Enter")
     await expect(page.locator("#login-error")).to_have_text("Wrong username or password.")
     await expect(page.locator("#top")).to_be_hidden()
+    await expect(page.locator("#login-password")).to_be_focused()
     await faces.screen(face, "wrong-password")
+    await page.keyboard.type(PASSWORD)
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#nav a").first).to_be_visible()
+
+    # After a reload (still logged in), the first Tab reaches the skip link, which moves
+    # focus to the content; the navigation is reached with a visible focus ring.
+    await page.reload()
+    await expect(page.locator("#nav a").first).to_be_visible()
+    await page.keyboard.press("Tab")
+    await expect(page.locator("#skip-link")).to_be_focused()
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#main")).to_be_focused()
+    await expect(page.locator("body")).to_have_attribute("data-view", "board")
+    await page.keyboard.press("Shift+Tab")
+    inmates = page.locator("#nav a[data-path=inmates]")
+    for _ in range(10):
+        await page.keyboard.press("Tab")
+        if await inmates.evaluate("a => a === document.activeElement"):
+            break
+    await expect(inmates).to_be_focused()
+    outline = await inmates.evaluate("a => getComputedStyle(a).outlineStyle")
+    assert outline == "solid", outline
+    await faces.screen(face, "keyboard-focus")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("body")).to_have_attribute("data-view", "inmates")
+
+    # Logging out ends the session: the API refuses the old cookie.
+    await page.click("#btn-logout")
+    await expect(page.locator("#login-form")).to_be_visible()
+    status = await page.evaluate("async () => (await fetch('/api/v1/me')).status")
+    assert status == 401
 
 
 async def test_the_console_headers_forbid_inline_script_and_framing(world: World) -> None:

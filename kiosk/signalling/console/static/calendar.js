@@ -176,6 +176,7 @@ function weekGrid(days, bookings, facility) {
     h("div", { class: "table-wrap" }, h("table", { class: "grid week", id: "week-grid" },
       h("caption", { class: "sr" }, t("calendar.week_capacity")),
       h("thead", {}, h("tr", {}, h("th", { scope: "col" }, t("col.time")),
-        days.map((d) => h("th", { scope: "col" }, h("a", { href: `#/calendar?view=day&day=${d}` }, fmtDay(d)))))),
+        days.map((d) => h("th", { scope: "col", class: d === today() ? "today" : null },
+          h("a", { href: `#/calendar?view=day&day=${d}`, "aria-current": d === today() ? "date" : null }, fmtDay(d)))))),
       h("tbody", {}, rows))));
 }

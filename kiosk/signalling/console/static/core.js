@@ -4,7 +4,8 @@
 const API = "/api/v1";
 
 export const state = {
-  csrf: sessionStorage.getItem("csrf") || "",
+  // Shared by the tabs of this browser, like the session cookie it goes with.
+  csrf: localStorage.getItem("console-csrf") || "",
   me: null, // {staff, via, actions}
   facility: null,
   lang: "en",
@@ -44,6 +45,10 @@ export async function api(method, path, body) {
   if (!response.ok) {
     const err = (data && data.error) || {};
     const code = err.code || "http_" + response.status;
+    // The session ended (expired, logged out elsewhere): back to the login form.
+    if ((response.status === 401 && path !== "/login") || code === "csrf_failed") {
+      window.dispatchEvent(new Event("console:signed-out"));
+    }
     throw new ApiError(response.status, code, reasonText(code, err.message));
   }
   return data;
@@ -51,8 +56,8 @@ export async function api(method, path, body) {
 
 export function setCsrf(token) {
   state.csrf = token || "";
-  if (token) sessionStorage.setItem("csrf", token);
-  else sessionStorage.removeItem("csrf");
+  if (token) localStorage.setItem("console-csrf", token);
+  else localStorage.removeItem("console-csrf");
 }
 
 export function may(action) {
@@ -196,7 +201,11 @@ export function toast(message, tone) {
   el.textContent = message;
   el.className = `toast show ${tone || ""}`;
   clearTimeout(toast.timer);
-  toast.timer = setTimeout(() => { el.className = "toast"; }, 6000);
+  toast.timer = setTimeout(hideToast, 5000);
+}
+
+export function hideToast() {
+  document.getElementById("toast").className = "toast";
 }
 
 export function errorBox(err) {

@@ -1,6 +1,7 @@
 // The console shell: log in, the navigation the role may use, and the hash router.
 import {
-  api, ApiError, clear, field, h, loadStrings, may, preferredLanguage, setCsrf, state, t, toast,
+  api, ApiError, clear, field, h, hideToast, loadStrings, may, preferredLanguage, setCsrf, state, t,
+  toast,
 } from "./core.js";
 import { forget } from "./data.js";
 import { renderBoard } from "./board.js";
@@ -144,7 +145,8 @@ async function start() {
     state.me = null;
     if (!(err instanceof ApiError && err.status === 401)) toast(err.message, "bad");
   }
-  if (state.me && state.me.via !== "session") state.me = null; // the console works by session only
+  // The console works by session only, and needs the CSRF token its login returned.
+  if (state.me && (state.me.via !== "session" || !state.csrf)) state.me = null;
   if (state.me) {
     try {
       state.facility = await api("GET", "/facility");
@@ -166,7 +168,18 @@ document.getElementById("btn-logout").addEventListener("click", async () => {
   toast(t("login.logged_out"));
 });
 
-window.addEventListener("hashchange", () => show());
+// The skip link moves focus without touching the address (the hash is the router's).
+document.getElementById("skip-link").addEventListener("click", (event) => {
+  event.preventDefault();
+  document.getElementById("main").focus();
+});
+
+window.addEventListener("hashchange", () => { hideToast(); show(); });
+window.addEventListener("console:signed-out", () => {
+  if (!state.me) return;
+  signedOut();
+  toast(t("login.expired"), "bad");
+});
 
 // A screen asks for a fresh render (after it changed something).
 window.addEventListener("console:refresh", () => show());
