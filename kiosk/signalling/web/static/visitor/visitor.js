@@ -101,6 +101,7 @@
   }
 
   function controlText(control, category) {
+    // R13 (kiosk.domain.model.Category.privileged): never watched or overheard.
     if (category === "defence_counsel" || category === "police") return t("control_privileged");
     return t("control_" + control);
   }
