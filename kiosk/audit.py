@@ -535,7 +535,11 @@ async def _insert_after_tail(conn: AsyncConnection, entry: Entry) -> bool:
     if entry.seq == 1:
         still_tail = ~exists().where(t.c.seq >= 1)
     else:
-        still_tail = exists().where(t.c.seq == entry.seq - 1, t.c.hash == entry.prev_hash)
+        # The entry it links to is there, and nothing after it: another process
+        # (an admin command) may have appended since this log read the tail.
+        still_tail = exists().where(
+            t.c.seq == entry.seq - 1, t.c.hash == entry.prev_hash
+        ) & ~exists().where(t.c.seq >= entry.seq)
     values = select(
         literal(entry.seq, t.c.seq.type),
         literal(entry.at, t.c.at.type),

@@ -35,7 +35,7 @@ from kiosk.audit import (
     verify,
 )
 from kiosk.store import schema
-from kiosk.store.db import make_engine
+from kiosk.store.db import make_engine, write_transaction
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -242,6 +242,23 @@ async def test_appends_inside_a_callers_transaction_commit_or_vanish_with_it(
     result = await verify(engine, key.public_key())
     assert result.ok, result.problem
     assert result.entries == 3 and result.checkpoints == 1
+
+
+async def test_an_append_inside_a_transaction_follows_another_process_that_appended(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    """The server's log has a stale tail after an admin command appended: no clash."""
+    server = AuditLog(engine, key, checkpoint_every=50)
+    command = AuditLog(engine, key, checkpoint_every=50)  # e.g. `kiosk admin token create`
+    assert await server.append("system", "server.started", {}) == 1
+    assert await command.append("staff:s1", "token.created", {"staff": "s1"}) == 2
+    async with write_transaction(engine) as conn:
+        seq = await server.append("staff:s1", "contact.proposed", {"contact": "k1"}, conn=conn)
+    assert seq == 3
+    await server.close()
+    result = await verify(engine, key.public_key())
+    assert result.ok, result.problem
+    assert result.entries == 3
 
 
 async def test_concurrent_appends_and_a_second_writer_keep_one_chain(

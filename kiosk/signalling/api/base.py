@@ -33,7 +33,6 @@ from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
-from sqlalchemy.exc import IntegrityError
 
 from kiosk.domain.access import Action, authorize
 from kiosk.domain.policy import Deny
@@ -338,16 +337,7 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
             query=query,
             now=now,
         )
-        try:
-            result = await op.handler(api_request)
-        except IntegrityError as exc:
-            if "audit_entries" not in str(exc):
-                raise
-            # Another process (an admin command) appended to the audit chain since
-            # this one last read its tail. The whole transaction rolled back and the
-            # log rereads the tail, so doing it again is safe.
-            log.info("audit chain moved under the request; retrying once")
-            result = await op.handler(api_request)
+        result = await op.handler(api_request)
         reply = result if isinstance(result, Reply) else Reply(result, op.status)
         response = web.json_response(reply.model.model_dump(mode="json"), status=reply.status)
         for set_cookie in reply.cookies:
