@@ -11,6 +11,7 @@ and its loopback page API, driven over HTTP and WebSockets as the page does.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -411,3 +412,52 @@ async def test_hangup_from_the_page_ends_both_sides(world: World) -> None:
         assert r.status == 202
     await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="second call")
     assert world.agent.view()["call"]["call_id"] == "call-2"
+
+
+async def test_a_silent_server_is_noticed_and_the_link_remade(tmp_path: Path) -> None:
+    """A server that takes the connection but never answers (a half-dead link, no FIN):
+    after three heartbeat intervals of silence the agent drops it and connects again."""
+    from aiohttp import web
+
+    from kiosk import tlsconfig
+
+    pki_dir = tmp_path / "pki"
+    pki.init_ca(pki_dir, ["127.0.0.1"])
+    enrolled = pki.enrol_local(pki_dir, "SN-SILENT-1", tmp_path / "agent")
+    accepted: list[float] = []
+    hellos: list[str] = []
+
+    async def silent(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=False)  # not even WebSocket pongs
+        await ws.prepare(request)
+        accepted.append(time.monotonic())
+        async for msg in ws:
+            hellos.append(msg.data)  # read, never answer
+        return ws
+
+    app = web.Application()
+    app.router.add_get("/device/v1", silent)
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.5)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0,
+                       ssl_context=tlsconfig.device_listener_context(pki_dir))
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    settings = AgentSettings(
+        server_url=f"wss://127.0.0.1:{port}/device/v1",
+        ca_cert=enrolled.ca_cert, cert=enrolled.cert, key=enrolled.key,
+        grant_public_key=enrolled.grant_pub, ui_port=0,
+        heartbeat_interval=0.3, reconnect_min=0.05, reconnect_max=0.2,
+    )
+    agent = Agent(settings, synthetic_media=True)
+    await agent.start()
+    try:
+        await wait_for(lambda: len(accepted) >= 3, timeout=30, what="two reconnections")
+        gaps = [b - a for a, b in itertools.pairwise(accepted)]
+        # Dropped after ~3 silent intervals (0.9 s), not at once and not never.
+        assert all(0.6 < g < 10 for g in gaps), gaps
+        assert sum('"type":"hello"' in h for h in hellos) >= 3
+        assert any('"type":"ping"' in h for h in hellos)
+    finally:
+        await agent.stop()
+        await runner.cleanup()
