@@ -399,39 +399,45 @@ class ServerRegistrar(Registrar):
         self._timeout = aiohttp.ClientTimeout(total=timeout)
 
     async def register(self, event: Register) -> str:
-        device_id = await self._post(event)
         if event.revoke:
-            # Re-provisioning: the old certificate is revoked once the server took the
-            # new one, so that a refusal leaves the tablet its working identity.
-            pki.revoke(self._pki_dir, event.revoke)
-            log.info("old tablet certificate revoked", certificate=event.revoke)
-        return device_id
+            # Re-provisioning: the server takes the new certificate and revokes the
+            # old one (its CRL, its live link) in one step; a refusal leaves the
+            # tablet its working identity.
+            return await self._post(
+                event,
+                f"{self._url}/{event.serial}/certificate",
+                {"certificate_serial": event.certificate_serial},
+            )
+        return await self._post(
+            event,
+            self._url,
+            {
+                "serial": event.serial,
+                "model": event.model,
+                "certificate_serial": event.certificate_serial,
+            },
+        )
 
-    async def _post(self, event: Register) -> str:
-        body = {
-            "serial": event.serial,
-            "model": event.model,
-            "certificate_serial": event.certificate_serial,
-        }
+    async def _post(self, event: Register, url: str, body: dict[str, str]) -> str:
         headers = {"Authorization": f"Bearer {self._token}"}
         try:
             async with (
                 aiohttp.ClientSession(timeout=self._timeout) as session,
-                session.post(self._url, json=body, headers=headers, ssl=self._ssl or True) as resp,
+                session.post(url, json=body, headers=headers, ssl=self._ssl or True) as resp,
             ):
                 data: Any = await resp.json(content_type=None)
                 if resp.status not in (200, 201):
                     error = data.get("error", {}) if isinstance(data, dict) else {}
                     code = error.get("code", f"HTTP {resp.status}")
                     text = f"{code}: {error.get('message', '')}".strip(": ")
-                    if resp.status == 409 and event.revoke:
-                        text += " (the server keeps one certificate per tablet serial)"
                     raise RegistrationError(text)
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
             raise RegistrationError(f"server unreachable: {exc}") from exc
         device_id = data.get("id") if isinstance(data, dict) else None
         if not isinstance(device_id, str):
             raise RegistrationError("the server's answer has no device id")
+        if event.revoke:
+            log.info("old tablet certificate revoked by the server", certificate=event.revoke)
         return device_id
 
 

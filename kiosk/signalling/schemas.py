@@ -395,6 +395,14 @@ class DeviceRegister(Request):
     ) = None
 
 
+class DeviceCertificate(Request):
+    """Re-provisioning: the tablet's new certificate; the old one is revoked."""
+
+    certificate_serial: Annotated[
+        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$")
+    ]
+
+
 class DeviceAssign(Request):
     inmate_id: Id | None
 

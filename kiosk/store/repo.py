@@ -847,6 +847,19 @@ async def assign_device(conn: AsyncConnection, device_id: str, inmate_id: str | 
     )
 
 
+async def replace_certificate(
+    conn: AsyncConnection, device: Device, certificate_serial: str, now: datetime
+) -> None:
+    """Re-provisioning: the old certificate is refused from now on, the new one is the tablet."""
+    if device.certificate_serial is not None:
+        await revoke_device(conn, device, now)
+    await conn.execute(
+        update(t.devices)
+        .where(t.devices.c.id == device.id)
+        .values(certificate_serial=certificate_serial, revoked=False)
+    )
+
+
 async def revoke_device(conn: AsyncConnection, device: Device, now: datetime) -> None:
     """Mark the tablet revoked and its certificate serial refused from now on."""
     await conn.execute(update(t.devices).where(t.devices.c.id == device.id).values(revoked=True))

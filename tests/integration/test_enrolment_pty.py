@@ -330,13 +330,11 @@ async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path
         assert (agent / "device.pem").read_bytes() == before
 
 
-async def test_reprovisioning_refused_by_the_server_leaves_the_old_identity(
+async def test_reprovisioning_asked_for_gives_a_new_identity_and_revokes_the_old(
     tmp_path: Path,
 ) -> None:
-    """Re-provisioning asked for: the tablet and the station go ahead, the certificate is
-    issued; the server's API keeps one certificate per serial and refuses the second
-    registration (409), so the old certificate is NOT revoked and the tablet keeps its
-    files: a refusal never leaves a tablet without a working identity."""
+    """Re-provisioning asked for explicitly: the tablet gets a new certificate, the server
+    takes it for the same device row and revokes the old one (its CRL), audited."""
     pki.init_ca(tmp_path / "pki", ["127.0.0.1"])
     db_url = f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}"
     async with live_api(tmp_path, db_url) as api:
@@ -345,15 +343,19 @@ async def test_reprovisioning_refused_by_the_server_leaves_the_old_identity(
         assert (first.station_rc, first.device_rc) == (0, 0), first.station_out
         old = x509.load_pem_x509_certificate((d.agent_dir / "device.pem").read_bytes())
         o = await enrol_over_pty(d, station_args=("--reprovision",))
-        assert_refused(o, "registration_failed", by="station")
-        assert "one certificate per tablet serial" in o.station_out
-        assert (d.agent_dir / "device.pem").read_bytes() == old.public_bytes(
-            serialization.Encoding.PEM
-        )
+        assert (o.station_rc, o.device_rc) == (0, 0), o.station_out
+        new = x509.load_pem_x509_certificate((d.agent_dir / "device.pem").read_bytes())
+        assert new.serial_number != old.serial_number
         revoked = pki.revoked_serials(d.pki_dir)
-        assert pki.certificate_serial_text(old) not in revoked
-        new = re.search(r"certificate ([0-9a-f]+) issued", o.station_out)
-        assert new is not None and new.group(1) in revoked  # the unregistered one
+        assert pki.certificate_serial_text(old) in revoked
+        assert pki.certificate_serial_text(new) not in revoked
+        status, listing = await api.call("GET", "/devices")
+        assert status == 200
+        (row,) = listing["items"]  # the same tablet, one row
+        assert row["certificate_serial"] == pki.certificate_serial_text(new)
+        assert not row["revoked"]
+        status, audit = await api.call("GET", "/audit")
+        assert any(e["action"] == "device.reprovisioned" for e in audit["items"])
 
 
 class _Terminal(io.StringIO):

@@ -185,3 +185,38 @@ async def revoke(req: ApiRequest) -> s.DeviceOut:
         )
     await req.ctx.device_revoked(updated.device.id)
     return device_out(updated)
+
+
+@table.route(
+    "POST",
+    "/devices/{device_id}/certificate",
+    Action.DEVICE_WRITE,
+    summary="Re-provision a tablet (by id or hardware serial): a new certificate, the old revoked",
+    body=s.DeviceCertificate,
+    response=s.DeviceOut,
+    refusals=(Reason.CONFLICT,),
+)
+async def replace_certificate(req: ApiRequest) -> s.DeviceOut:
+    """The provisioning station calls this when re-provisioning was asked for explicitly
+    (issue 6): the old certificate goes on the CRL and its live link is cut."""
+    body = req.body_as(s.DeviceCertificate)
+    new_serial = body.certificate_serial.lower()
+    async with write_transaction(req.ctx.engine) as conn:
+        record = await repo.find_device(conn, req.params["device_id"])
+        if record is None:
+            raise not_found("device")
+        old = record.device.certificate_serial
+        if old == new_serial or await repo.device_serial_taken(conn, "", new_serial):
+            raise ApiError(Reason.CONFLICT, "That certificate is already registered.")
+        await repo.replace_certificate(conn, record.device, new_serial, req.now)
+        subjects = {"device": record.device.id, "certificate": new_serial}
+        if old:
+            subjects["old_certificate"] = old
+        await req.ctx.audit.append(req.staff.actor, "device.reprovisioned", subjects, conn=conn)
+        if old and (req.ctx.settings.pki_dir / pki.CA_CERT).exists():
+            pki.revoke(req.ctx.settings.pki_dir, old, now=req.now)
+        updated = await repo.get_device(conn, record.device.id)
+    assert updated is not None
+    if old:
+        await req.ctx.device_revoked(updated.device.id)
+    return device_out(updated)
