@@ -23,12 +23,8 @@ import aiohttp
 import pytest
 from playwright.async_api import Page, expect
 
-from kiosk.config import load_settings
 from kiosk.domain.access import PERMISSIONS, Action
 from kiosk.domain.model import Role
-from kiosk.signalling import auth
-from kiosk.signalling.context import open_context
-from kiosk.store.db import write_transaction
 from tests.e2e.conftest import DESKTOP, Face, Faces
 from tests.harness import ROOT, World, utc_now, wait_until
 from tests.visitor_client import Visitor
@@ -46,6 +42,7 @@ NAV = {
     "book": Action.BOOKING_WRITE,
     "devices": Action.DEVICE_READ,
     "facility": Action.FACILITY_READ,
+    "staff": Action.STAFF_READ,
     "audit": Action.AUDIT_READ,
 }
 
@@ -62,14 +59,15 @@ def display_name(role: Role) -> str:
 
 
 async def add_staff(world: World) -> None:
-    """One account per role, as ``kiosk admin staff add`` makes them (in one process, not three)."""
-    settings = load_settings(world.deployment.config, environ={})
-    async with open_context(settings) as ctx:
-        for role, username in USERS.items():
-            async with write_transaction(ctx.engine) as conn:
-                await auth.add_staff(
-                    conn, ctx.audit, username, display_name(role), role, PASSWORD, ctx.clock()
-                )
+    """One account per role, added by the admin through the staff API."""
+    assert world.api is not None
+    for role, username in USERS.items():
+        await world.api.call(
+            "POST",
+            "/staff",
+            {"username": username, "display_name": display_name(role), "role": role.value,
+             "password": PASSWORD},
+        )  # fmt: skip
 
 
 @pytest.fixture
@@ -104,6 +102,15 @@ async def go(page: Page, path: str) -> None:
     await page.evaluate("(path) => { location.hash = path; }", "#/" + path)
     await expect(page.locator("main h1")).to_be_visible()
     await page.wait_for_load_state("networkidle")
+
+
+async def until_true(page: Page, js: str, what: str, timeout: float = 20) -> None:
+    """Poll ``js`` in the page (``wait_for_function`` would need eval, which the CSP forbids)."""
+
+    async def check() -> bool:
+        return bool(await page.evaluate(js))
+
+    await wait_until(check, timeout=timeout, interval=0.2, what=what)
 
 
 def only_from(face: Face, world: World) -> None:
@@ -380,12 +387,16 @@ async def test_the_visit_office_decides_contacts_and_books_a_call_that_shows_wit
     only_from(face, world)
 
 
-async def test_a_remand_inmates_call_needs_police_clearance(world: World, faces: Faces) -> None:
+async def test_a_remand_inmates_call_shows_until_the_police_clearance_is_recorded(
+    world: World, faces: Faces
+) -> None:
     assert world.api is not None
     inmate = await world.inmate("Per Hansen", remand=True)
     await world.approved_contact(inmate, name="Mari Hansen", email="mari@example.org")
     face = await log_in(faces, world, Role.VISIT_OFFICE, "console-remand")
     page = face.page
+
+    # Booked without clearance: the console says the call cannot take place yet (R11).
     start = (utc_now() + timedelta(minutes=30)).replace(second=0, microsecond=0)
     await go(page, f"book?inmate={inmate}")
     await expect(page.locator("#clearance")).to_be_visible()
@@ -393,22 +404,42 @@ async def test_a_remand_inmates_call_needs_police_clearance(world: World, faces:
     await page.fill("#booking-start", await local_time(world, start))
     await page.fill("#booking-location", "B-12")
     await page.click("#booking-submit")
-    await expect(page.locator("#booking-error")).to_have_text(
-        "Calls for inmates on remand need police clearance first."
-    )
-    await faces.screen(face, "13-booking-remand-refused")
+    await expect(page.locator("#booking-needs-clearance")).to_contain_text("cannot take place")
+    await faces.screen(face, "13-booking-needs-clearance")
+    [first] = (await world.api.call("GET", f"/bookings?inmate_id={inmate}"))["items"]
+    assert first["police_clearance"] is None
+
+    # Recorded afterwards, from the inmate's page.
+    await go(page, f"inmate/{inmate}")
+    row = page.locator(f"tr[data-booking='{first['id']}']")
+    await expect(row).to_contain_text("No police clearance")
+    await row.get_by_role("button", name="Record police clearance: Per Hansen").click()
     cleared = utc_now() - timedelta(minutes=5)
+    await page.fill("#clearance-by", "Inspector Lie, Oslo police district")
+    await page.fill("#clearance-day", await facility_day(world, cleared))
+    await page.fill("#clearance-time", await local_time(world, cleared))
+    await page.click("#dialog-ok")
+    await expect(page.locator(f"tr[data-booking='{first['id']}']")).to_contain_text(
+        "Inspector Lie, Oslo police district"
+    )
+    got = await world.api.call("GET", f"/bookings/{first['id']}")
+    assert got["police_clearance"]["cleared_by"] == "Inspector Lie, Oslo police district"
+
+    # Or given with the booking itself.
+    later = start + timedelta(hours=1)
+    await go(page, f"book?inmate={inmate}")
+    await page.fill("#booking-day", await facility_day(world, later))
+    await page.fill("#booking-start", await local_time(world, later))
+    await page.fill("#booking-location", "B-12")
     await page.fill("#booking-cleared-by", "Inspector Lie, Oslo police district")
     await page.fill("#booking-cleared-day", await facility_day(world, cleared))
     await page.fill("#booking-cleared-time", await local_time(world, cleared))
     await page.click("#booking-submit")
     await expect(page.locator("#booking-created")).to_be_visible()
-    [booking] = (await world.api.call("GET", f"/bookings?inmate_id={inmate}"))["items"]
-    assert booking["police_clearance"]["cleared_by"] == "Inspector Lie, Oslo police district"
-    await go(page, f"inmate/{inmate}")
-    await expect(page.locator(f"tr[data-booking='{booking['id']}']")).to_contain_text(
-        "Inspector Lie"
-    )
+    await expect(page.locator("#booking-needs-clearance")).to_have_count(0)
+    await faces.screen(face, "14-booking-with-clearance")
+    items = (await world.api.call("GET", f"/bookings?inmate_id={inmate}"))["items"]
+    assert all(b["police_clearance"] is not None for b in items) and len(items) == 2
 
 
 # --- live calls ------------------------------------------------------------------------
@@ -449,7 +480,7 @@ async def test_an_officer_sets_up_a_call_and_ends_it_live_with_a_breach(
         first = await left.text_content()
         await page.wait_for_timeout(2200)
         assert await left.text_content() != first, "the time left counts down"
-        await faces.screen(face, "14-board-live-call")
+        await faces.screen(face, "15-board-live-call")
 
         # End it with a reason, as a breach (R14).
         await live_row.get_by_role("button", name="End call: Ola Nordmann").click()
@@ -459,7 +490,7 @@ async def test_an_officer_sets_up_a_call_and_ends_it_live_with_a_breach(
         )
         await page.fill("#end-note", "Showed a weapon to the camera.")
         await page.check("#end-breach")
-        await faces.screen(face, "15-end-call")
+        await faces.screen(face, "16-end-call")
         await page.click("#dialog-ok")
         await wait_until(lambda: visitor.end is not None, timeout=10, what="end at the visitor")
         assert visitor.end is not None and visitor.end.reason.value == "breach"
@@ -467,7 +498,7 @@ async def test_an_officer_sets_up_a_call_and_ends_it_live_with_a_breach(
         got = await world.api.call("GET", f"/contacts/{contact}")
         assert got["breaches"] == 1
         assert got["breach_records"][0]["note"] == "Showed a weapon to the camera."
-        await faces.screen(face, "16-board-after-end")
+        await faces.screen(face, "17-board-after-end")
 
         # The breach shows where the contact is assessed later.
         await go(page, f"inmate/{inmate}")
@@ -530,11 +561,11 @@ async def test_an_officer_monitors_a_controlled_call_with_only_the_media_allowed
             "data-monitor-tracks", TRACKS[control], timeout=10000
         )
         if "sight" in control:
-            await page.wait_for_function(
-                "[...document.querySelectorAll('.monitor-video')]"
-                ".every(v => v.videoWidth > 0) && "
-                "document.querySelectorAll('.monitor-video').length === 2",
-                timeout=20000,
+            await until_true(
+                page,
+                "() => [...document.querySelectorAll('.monitor-video')]"
+                ".filter(v => v.videoWidth > 0).length === 2",
+                what="both legs' pictures",
             )
             await expect(page.locator("figcaption")).to_have_text(
                 ["The inmate (tablet)", "The visitor"]
@@ -649,12 +680,32 @@ async def test_an_admin_handles_tablets_the_facility_and_the_audit_chain(
     await expect(page.locator("#week-grid td.closed").first).to_have_text("Closed")
     await faces.screen(face, "21-calendar-week-closed")
 
+    # Staff: a new account, then its role changed (the API ends its sessions).
+    await go(page, "staff")
+    await page.click("#btn-add-staff")
+    await page.fill("#staff-username", "nightshift")
+    await page.fill("#staff-name", "Night Shift")
+    await page.select_option("#staff-role", "officer")
+    await page.fill("#staff-password", "a long enough password")
+    await page.click("#dialog-ok")
+    row = page.locator("#staff-table tr", has_text="nightshift")
+    await expect(row).to_contain_text("Officer")
+    await row.get_by_role("button", name="Change nightshift").click()
+    await page.get_by_label("Role").select_option("visit_office")
+    await page.click("#dialog-ok")
+    await expect(page.locator("#staff-table tr", has_text="nightshift")).to_contain_text(
+        "Visit office"
+    )
+    await faces.screen(face, "22-staff")
+    accounts = (await world.api.call("GET", "/staff"))["items"]
+    assert {a["username"]: a["role"] for a in accounts}["nightshift"] == "visit_office"
+
     # Audit: the entries, and the chain verified.
     await go(page, "audit")
     await expect(page.locator("#audit-table")).to_contain_text("device.revoked")
     await page.click("#btn-verify")
     await expect(page.locator("#verify-ok")).to_contain_text("The chain is intact")
-    await faces.screen(face, "22-audit")
+    await faces.screen(face, "23-audit")
     only_from(face, world)
 
 

@@ -2,8 +2,8 @@
 // by tablet or by room; set a booked call up on its tablet (R12), end a call (R14),
 // issue an invite link, open the monitor of a controlled call.
 import {
-  api, badge, clear, dialog, errorBox, field, fmtDuration, fmtTime, h, label, may, state, t, toast,
-  today,
+  api, badge, clear, dialog, field, fmtDuration, fmtTime, h, isoUtc, label, may, state, t, toast,
+  today, zonedInstant,
 } from "./core.js";
 import * as data from "./data.js";
 
@@ -205,6 +205,13 @@ function bookingRow(b, names, tablets, isLive, refresh) {
       }, t("board.set_up_on", { tablet: d.serial })));
     }
   }
+  const uncleared = needsClearance(b, inmate);
+  if (uncleared && may("booking.write")) {
+    actions.append(h("button", {
+      type: "button", class: "btn small", "aria-label": t("clearance.record_for", { name: inmate.name }),
+      onclick: () => recordClearance(b, refresh),
+    }, t("clearance.record")));
+  }
   if (may("booking.write") && open) {
     actions.append(h("button", {
       type: "button", class: "btn small", "aria-label": t("board.invite_for", { name: contact ? contact.name : "" }),
@@ -219,8 +226,36 @@ function bookingRow(b, names, tablets, isLive, refresh) {
     h("td", {}, contact ? contact.name : "—", h("br"), h("span", { class: "muted small" }, contact ? label("category", contact.category) : "")),
     h("td", {}, place),
     h("td", {}, controlBadge(b.control, contact ? contact.category : "")),
-    h("td", {}, badge(isLive ? t("booking_state.live") : label("booking_state", b.state), isLive ? "good" : b.state === "held" ? "warn" : "")),
+    h("td", {}, badge(isLive ? t("booking_state.live") : label("booking_state", b.state), isLive ? "good" : b.state === "held" ? "warn" : ""),
+      uncleared ? [" ", badge(t("clearance.missing_badge"), "bad")] : null),
     h("td", {}, actions));
+}
+
+// R11: a remand inmate's call needs police clearance; it may be recorded after booking.
+export function needsClearance(booking, inmate) {
+  return !!(inmate && inmate.remand && !booking.police_clearance && booking.state === "booked");
+}
+
+export async function recordClearance(booking, done) {
+  const ok = await dialog({
+    title: t("clearance.title"),
+    build: (body) => body.append(
+      h("p", {}, t("booking.clearance_hint")),
+      field({ label: t("booking.cleared_by"), name: "cleared_by", required: true, maxlength: 200, id: "clearance-by" }),
+      h("div", { class: "row" },
+        field({ label: t("booking.cleared_on"), name: "day", type: "date", value: today(), required: true, id: "clearance-day" }),
+        field({ label: t("booking.cleared_at"), name: "time", type: "time", required: true, id: "clearance-time" }))),
+    submit: (v) => {
+      if (!v.cleared_by.trim() || !v.day || !v.time) throw new Error(t("clearance.missing"));
+      return api("PUT", `/bookings/${encodeURIComponent(booking.id)}/police-clearance`, {
+        cleared_by: v.cleared_by.trim(), cleared_at: isoUtc(zonedInstant(v.day, v.time)),
+      });
+    },
+  });
+  if (ok) {
+    toast(t("clearance.done"), "good");
+    done();
+  }
 }
 
 export async function issueInvite(booking, contact) {

@@ -116,6 +116,8 @@ export async function renderNewBooking(main, { query }) {
       result.append(h("div", { class: "card good", id: "booking-created" },
         h("h2", {}, t("booking.created")),
         h("p", {}, t("booking.created_text", { day: v.day.value, from: fmtTime(booking.start), to: fmtTime(booking.end) })),
+        inmate && inmate.remand && !booking.police_clearance
+          ? h("p", { class: "notice bad", id: "booking-needs-clearance" }, t("booking.needs_clearance")) : null,
         h("div", { class: "row-actions" },
           h("button", { type: "button", class: "btn primary", id: "booking-invite", onclick: async () => issueInvite(booking, await data.contact(booking.contact_id)) }, t("board.invite")),
           h("a", { class: "btn", href: `#/calendar?view=day&day=${v.day.value}` }, t("booking.see_calendar")))));

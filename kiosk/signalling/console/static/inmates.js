@@ -4,7 +4,7 @@ import {
   api, badge, checkboxes, clear, dialog, errorBox, field, fmtDateTime, fmtTime, h, label, may, t, toast,
 } from "./core.js";
 import * as data from "./data.js";
-import { controlBadge, issueInvite } from "./board.js";
+import { controlBadge, issueInvite, needsClearance, recordClearance } from "./board.js";
 
 export async function renderInmates(main) {
   const list = await api("GET", "/inmates");
@@ -108,8 +108,14 @@ export async function renderInmate(main, { args }) {
             h("td", {}, c ? c.name : b.contact_id),
             h("td", {}, b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location })),
             h("td", {}, label("booking_state", b.state)),
-            h("td", {}, b.police_clearance ? t("booking.clearance_text", { who: b.police_clearance.cleared_by, at: fmtDateTime(b.police_clearance.cleared_at) }) : "—"),
+            h("td", {}, b.police_clearance
+              ? t("booking.clearance_text", { who: b.police_clearance.cleared_by, at: fmtDateTime(b.police_clearance.cleared_at) })
+              : needsClearance(b, inmate) ? badge(t("clearance.missing_badge"), "bad") : "—"),
             h("td", {}, h("div", { class: "row-actions" },
+              may("booking.write") && needsClearance(b, inmate) ? h("button", {
+                type: "button", class: "btn small", "aria-label": t("clearance.record_for", { name: inmate.name }),
+                onclick: () => recordClearance(b, rerender),
+              }, t("clearance.record")) : null,
               may("booking.write") && open ? h("button", { type: "button", class: "btn small", onclick: () => issueInvite(b, c) }, t("board.invite")) : null,
               may("booking.write") && open ? h("button", {
                 type: "button", class: "btn small danger", onclick: async () => {

@@ -11,6 +11,7 @@ import { renderNewBooking } from "./booking.js";
 import { renderDevices } from "./devices.js";
 import { renderFacility } from "./facility.js";
 import { renderAudit } from "./audit.js";
+import { renderStaff } from "./staff.js";
 import { renderMonitor } from "./monitor.js";
 
 // Each screen: the hash, the action needed to see it, its renderer.
@@ -21,6 +22,7 @@ const SCREENS = [
   { path: "book", action: "booking.write", render: renderNewBooking, nav: true },
   { path: "devices", action: "device.read", render: renderDevices, nav: true },
   { path: "facility", action: "facility.read", render: renderFacility, nav: true },
+  { path: "staff", action: "staff.read", render: renderStaff, nav: true },
   { path: "audit", action: "audit.read", render: renderAudit, nav: true },
   { path: "inmate", action: "inmate.read", render: renderInmate },
   { path: "monitor", action: "call.monitor", render: renderMonitor },
