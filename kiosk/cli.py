@@ -26,7 +26,9 @@ def build_parser() -> argparse.ArgumentParser:
         prog="kiosk", description="Prison video calls: server, tablet agent and administration."
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    admin = sub.add_parser("admin", help="administration: CA, staff, tokens, devices, database, audit")
+    admin = sub.add_parser(
+        "admin", help="administration: CA, staff, tokens, devices, database, audit"
+    )
     admin_sub = admin.add_subparsers(dest="admin_command", required=True)
     for info in sorted(pkgutil.iter_modules(kiosk.commands.__path__), key=lambda m: m.name):
         module = importlib.import_module(f"kiosk.commands.{info.name}")

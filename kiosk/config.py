@@ -89,6 +89,9 @@ class AgentSettings(_Section):
     audio_device: str = ""  # PulseAudio/PipeWire source name
     ice_servers: list[str] = Field(default_factory=list)
     usb_allow: list[dict[str, Any]] = Field(default_factory=list)
+    # R18: lock USB down to the allow list (kiosk/device/usbguard.py). On by
+    # default; only a tablet simulated on a workstation (demo, tests) turns it off.
+    usb_guard: bool = True
     # The device id the server knows this tablet by; empty: learnt from the
     # first state the server (vouched for by the pinned CA) sends, then pinned.
     device_id: str = ""

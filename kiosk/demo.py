@@ -210,6 +210,7 @@ async def start_tablet(demo: Demo, inmate_id: str, host: str, device_port: int) 
             key=enrolled.key,
             grant_public_key=enrolled.grant_pub,
             ui_port=TABLET_UI_PORT,
+            usb_guard=False,  # a simulated tablet on this machine
         ),
         synthetic_media=True,
     )

@@ -19,14 +19,17 @@ _SECRET_KEYS = frozenset(
 
 def _drop_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     for name in list(event):
-        if name.lower() in _SECRET_KEYS or name.lower().endswith(("_password", "_token", "_secret")):
+        if name.lower() in _SECRET_KEYS or name.lower().endswith(
+            ("_password", "_token", "_secret")
+        ):
             event[name] = "[redacted]"
     return event
 
 
-def configure(level: str = "info", json: bool = True) -> None:  # noqa: FBT001
-    logging.basicConfig(stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO),
-                        format="%(message)s")
+def configure(level: str = "info", json: bool = True) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=getattr(logging, level.upper(), logging.INFO), format="%(message)s"
+    )
     renderer: Any = (
         structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -144,6 +144,7 @@ class Agent:
         self._frame_sent_at = {FRAME_REMOTE: 0.0, FRAME_SELF: 0.0}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._ticker: asyncio.Task[None] | None = None
+        self._usb_guard: asyncio.Task[None] | None = None
         self._ui: Any = None
         self.ui_port = settings.ui_port
 
@@ -156,11 +157,27 @@ class Agent:
         self.ui_port = await self._ui.start()
         self.link.start()
         self._ticker = asyncio.create_task(self._tick(), name="agent countdown")
+        if self.settings.usb_guard:
+            self._usb_guard = asyncio.create_task(self._run_guard(), name="agent USB guard")
         log.info("agent started", ui_port=self.ui_port, synthetic_media=self.synthetic_media)
+
+    async def _run_guard(self) -> None:
+        """R18: only allow-listed USB devices; refusals go to the server as tamper events."""
+        from kiosk.device.usbguard import guard_service
+
+        try:
+            await guard_service(self.settings.usb_allow, self.link.send)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # A tablet whose USB cannot be locked is not fit for calls: say so loudly.
+            log.exception("USB guard failed")
 
     async def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.cancel()
+        if self._usb_guard is not None:
+            self._usb_guard.cancel()
         if self.session.live is not None:
             # The agent going away takes the call with it: hang up, so the server
             # ends it too rather than waiting for the window's end.
