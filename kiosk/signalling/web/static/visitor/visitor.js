@@ -282,6 +282,7 @@
   async function answer(offer) {
     if (!state.call || offer.call_id !== state.call.call_id) return;
     closePeer();
+    $("remote-video").srcObject = null; // a new offer brings new tracks
     const iceServers = (state.call.ice_servers || []).map((s) => {
       const server = { urls: s.urls };
       if (s.username) server.username = s.username;
