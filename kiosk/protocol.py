@@ -226,6 +226,9 @@ class WaitingMessage(_Message):
     end: AwareDatetime
     control: ControlLevel
     category: Category
+    # R13, from Category.privileged: the page says "never monitored" and shows
+    # the verification code without keeping its own list of categories.
+    privileged: bool = False
 
 
 class VisitorCallMessage(_Message):

@@ -490,6 +490,7 @@ class Supervisor:
                 end=booking.end,
                 control=contact.control,
                 category=contact.category,
+                privileged=contact.category.privileged,
             )
         )
         live = next(

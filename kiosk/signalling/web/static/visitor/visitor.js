@@ -100,9 +100,9 @@
     });
   }
 
-  function controlText(control, category) {
-    // R13 (kiosk.domain.model.Category.privileged): never watched or overheard.
-    if (category === "defence_counsel" || category === "police") return t("control_privileged");
+  function controlText(control, privileged) {
+    // R13: the server says whether the call is privileged (Category.privileged).
+    if (privileged) return t("control_privileged");
     return t("control_" + control);
   }
 
@@ -112,11 +112,11 @@
       const w = state.waiting;
       $("waiting-window").textContent =
         formatDay(w.start) + ", " + formatTime(w.start) + "–" + formatTime(w.end);
-      $("waiting-control").textContent = controlText(w.control, w.category);
+      $("waiting-control").textContent = controlText(w.control, w.privileged);
     }
     if (state.call) {
-      const category = state.waiting ? state.waiting.category : "";
-      $("call-control").textContent = controlText(state.call.control, category);
+      const privileged = Boolean(state.waiting && state.waiting.privileged);
+      $("call-control").textContent = controlText(state.call.control, privileged);
       $("call-control").dataset.control = state.call.control;
     }
     if (state.endReason) $("end-reason").textContent = t("end_" + state.endReason);
@@ -314,6 +314,7 @@
       await gathered(pc);
       if (state.pc !== pc) return;
       send({ type: "sdp", call_id: offer.call_id, kind: "answer", sdp: pc.localDescription.sdp });
+      await showVerificationCode(pc.localDescription.sdp, offer.sdp);
     } catch (_) {
       send({ type: "hangup", call_id: offer.call_id });
       end("connection_lost");
@@ -385,7 +386,35 @@
     el.hidden = false;
   }
 
-  // The verification code of the connection actually made (issue 5 item 4) goes here.
+  // The verification code of the connection actually made (ARCHITECTURE.md principle 2):
+  // the same computation as kiosk/verification.py, so the tablet shows the same six
+  // digits on an honest call and different ones if somebody sits in the middle.
+  const VERIFY_CONTEXT = "kiosk-verify-v1\u0000";
+
+  function sdpFingerprint(sdp) {
+    const match = /^a=fingerprint:sha-256 ([0-9A-Fa-f:]{95})\s*$/im.exec(sdp);
+    return match ? match[1].toUpperCase() : null;
+  }
+
+  async function verificationCode(a, b) {
+    const [x, y] = [a.toUpperCase(), b.toUpperCase()].sort();
+    const bytes = new TextEncoder().encode(VERIFY_CONTEXT + x + "\n" + y);
+    const d = new Uint8Array(await crypto.subtle.digest("SHA-256", bytes));
+    const number = ((d[0] * 256 + d[1]) * 256 + d[2]) * 256 + d[3];
+    const code = number % 1000000;
+    const three = (n) => String(n).padStart(3, "0");
+    return three(Math.floor(code / 1000)) + " " + three(code % 1000);
+  }
+
+  async function showVerificationCode(localSdp, remoteSdp) {
+    // Only a privileged p2p call has one; on a bridged call it would only mislead.
+    if (!state.waiting || !state.waiting.privileged) return;
+    if (!state.call || state.call.route !== "p2p") return;
+    const mine = sdpFingerprint(localSdp);
+    const theirs = sdpFingerprint(remoteSdp);
+    if (mine && theirs) setVerificationCode(await verificationCode(mine, theirs));
+  }
+
   function setVerificationCode(code) {
     $("verify-code").textContent = code;
     $("verify").hidden = !code;
@@ -423,7 +452,7 @@
 
   // --- wiring -------------------------------------------------------------------------------
 
-  window.kioskVisitor = { setVerificationCode };
+  window.kioskVisitor = { setVerificationCode, verificationCode };
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const button of document.querySelectorAll(".lang-btn")) {
