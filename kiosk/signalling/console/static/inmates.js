@@ -158,12 +158,12 @@ async function contactCard(c, rerender) {
   if (may("contact.write") && c.status === "awaiting_application") {
     actions.append(h("button", { type: "button", class: "btn small", onclick: () => step(`/contacts/${c.id}/application`, rerender) }, t("contacts.record_application")));
   }
-  if (may("contact.decide") && ["awaiting_assessment", "approved", "refused"].includes(c.status)) {
-    const first = c.status === "awaiting_assessment";
+  // R8: a decision in force changes only through an appeal, so only the first is decided here.
+  if (may("contact.decide") && c.status === "awaiting_assessment") {
     actions.append(h("button", {
-      type: "button", class: first ? "btn small primary" : "btn small", dataset: { decide: c.id },
+      type: "button", class: "btn small primary", dataset: { decide: c.id },
       onclick: () => decide(c, rerender),
-    }, first ? t("contacts.decide") : t("contacts.new_decision")));
+    }, t("contacts.decide")));
   }
   if (may("appeal.file") && decision) {
     actions.append(h("button", { type: "button", class: "btn small", onclick: () => fileAppeal(c, rerender) }, t("appeals.file")));
