@@ -24,8 +24,8 @@ const SCREENS = [
   { path: "facility", action: "facility.read", render: renderFacility, nav: true },
   { path: "staff", action: "staff.read", render: renderStaff, nav: true },
   { path: "audit", action: "audit.read", render: renderAudit, nav: true },
-  { path: "inmate", action: "inmate.read", render: renderInmate },
-  { path: "monitor", action: "call.monitor", render: renderMonitor },
+  { path: "inmate", action: "inmate.read", render: renderInmate, parent: "inmates" },
+  { path: "monitor", action: "call.monitor", render: renderMonitor, parent: "board" },
 ];
 
 let cleanup = null;
@@ -50,7 +50,7 @@ async function show() {
     SCREENS.find((s) => s.nav && may(s.action));
   document.body.dataset.view = screen.path;
   for (const link of document.querySelectorAll("#nav a")) {
-    if (link.dataset.path === screen.path) link.setAttribute("aria-current", "page");
+    if (link.dataset.path === (screen.parent || screen.path)) link.setAttribute("aria-current", "page");
     else link.removeAttribute("aria-current");
   }
   try {
