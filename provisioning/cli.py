@@ -32,7 +32,6 @@ from kiosk.config import ConfigError, Settings, load_settings
 from kiosk.logs import configure, get_logger
 from provisioning.inventory import Inventory, InventoryError
 from provisioning.protocol import (
-    Dropped,
     Enrolled,
     Event,
     Progress,
@@ -50,6 +49,7 @@ from provisioning.station import (
     enrol,
     pki_issuer,
 )
+from provisioning.wire import Dropped
 
 KEY_FILE = "provisioning.key"
 

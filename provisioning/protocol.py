@@ -38,13 +38,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.domain.reasons import Reason
 from provisioning.wire import (
     NONCE_BYTES,
     Ack,
     Bundle,
     BundleMessage,
     Done,
+    Dropped,
+    Failed,
     FrameDecoder,
     Garbled,
     Greet,
@@ -146,26 +148,6 @@ class Enrolled:
     serial: str
     certificate_serial: str
     device_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    reason: Reason
-    detail: str
-    by_peer: bool  # the tablet refused, rather than the station
-
-    @property
-    def message(self) -> str:
-        if self.by_peer:  # the peer's own words, already complete
-            return self.detail or MESSAGES[self.reason]
-        return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    """A garbled frame was dropped; retransmission recovers it."""
-
-    detail: str
 
 
 Event = Progress | ConfirmSerial | Register | Enrolled | Failed | Dropped

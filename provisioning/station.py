@@ -43,7 +43,6 @@ from provisioning.protocol import (
     ConfirmSerial,
     Enrolled,
     Event,
-    Failed,
     Issued,
     Issuer,
     IssueRefused,
@@ -51,6 +50,7 @@ from provisioning.protocol import (
     StationEnrolment,
     StationState,
 )
+from provisioning.wire import Failed
 
 log = get_logger(__name__)
 

@@ -278,3 +278,25 @@ def reason_from_code(code: str) -> Reason:
         return Reason(code)
     except ValueError:
         return Reason.INVALID_REQUEST
+
+
+@dataclass(frozen=True, slots=True)
+class Failed:
+    """The enrolment ended with a refusal, by this side or by the peer."""
+
+    reason: Reason
+    detail: str
+    by_peer: bool  # the other side refused
+
+    @property
+    def message(self) -> str:
+        if self.by_peer:  # the peer's own words, already complete
+            return self.detail or MESSAGES[self.reason]
+        return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
+
+
+@dataclass(frozen=True, slots=True)
+class Dropped:
+    """A garbled frame was dropped; retransmission recovers it."""
+
+    detail: str

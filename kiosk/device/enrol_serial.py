@@ -43,11 +43,11 @@ from kiosk import keys
 from kiosk.device.enrolment import (
     DeviceEnrolment,
     DeviceState,
-    Failed,
     Progress,
     Provisioned,
     StoreBundle,
 )
+from provisioning.wire import Failed
 
 MARKER = "provisioned"
 STAGING = ".staging"

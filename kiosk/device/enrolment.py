@@ -28,13 +28,15 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.domain.reasons import Reason
 from kiosk.pki import certificate_serial_text
 from provisioning.wire import (
     Ack,
     Bundle,
     BundleMessage,
     Done,
+    Dropped,
+    Failed,
     FrameDecoder,
     Garbled,
     Greet,
@@ -79,24 +81,6 @@ class Provisioned:
     """Registered with the server: write the marker, leave enrolment mode."""
 
     device_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    reason: Reason
-    detail: str
-    by_peer: bool  # the station refused, rather than the tablet
-
-    @property
-    def message(self) -> str:
-        if self.by_peer:  # the peer's own words, already complete
-            return self.detail or MESSAGES[self.reason]
-        return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    detail: str
 
 
 Event = Progress | StoreBundle | Provisioned | Failed | Dropped
