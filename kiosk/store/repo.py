@@ -744,6 +744,15 @@ class CallRecord:
     connected_seconds: int
 
 
+def _call(row: Row[Any]) -> CallRecord:
+    return CallRecord(**{f: getattr(row, f) for f in CallRecord.__slots__})
+
+
+async def get_call(conn: AsyncConnection, call_id: str) -> CallRecord | None:
+    row = (await conn.execute(select(t.calls).where(t.calls.c.id == call_id))).first()
+    return None if row is None else _call(row)
+
+
 async def list_calls(
     conn: AsyncConnection,
     *,
@@ -763,10 +772,7 @@ async def list_calls(
         start, end = between
         query = query.where(and_(t.calls.c.not_before < end, t.calls.c.not_after > start))
     query = query.order_by(t.calls.c.created_at.desc(), t.calls.c.id).limit(limit)
-    return [
-        CallRecord(**{f: getattr(r, f) for f in CallRecord.__slots__})
-        for r in (await conn.execute(query)).all()
-    ]
+    return [_call(r) for r in (await conn.execute(query)).all()]
 
 
 # Devices --------------------------------------------------------------------

@@ -81,11 +81,10 @@ def _api_error(exc: SupervisorError) -> ApiError:
 
 async def _call_out(req: ApiRequest, call_id: str) -> s.CallOut:
     async with req.ctx.engine.connect() as conn:
-        calls = await repo.list_calls(conn, limit=1000)
-    for call in calls:
-        if call.id == call_id:
-            return call_out(call)
-    raise ApiError(Reason.NOT_FOUND)
+        call = await repo.get_call(conn, call_id)
+    if call is None:
+        raise ApiError(Reason.NOT_FOUND)
+    return call_out(call)
 
 
 def operations(supervisor: Supervisor) -> list[Operation]:
