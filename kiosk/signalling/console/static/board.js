@@ -159,8 +159,9 @@ export async function renderBoard(main) {
 }
 
 function dayLabel(day) {
-  return new Intl.DateTimeFormat(state.lang === "nb" ? "nb-NO" : "en-GB", { timeZone: "UTC", weekday: "long", day: "numeric", month: "long" })
+  const text = new Intl.DateTimeFormat(state.lang === "nb" ? "nb-NO" : "en-GB", { timeZone: "UTC", weekday: "long", day: "numeric", month: "long" })
     .format(new Date(day + "T12:00:00Z"));
+  return text.charAt(0).toUpperCase() + text.slice(1); // bokmål writes weekdays in lower case
 }
 
 function timeLeft(c) {

@@ -329,10 +329,11 @@ export function fmtDateTime(iso) {
 }
 
 export function fmtDay(day, long) {
-  return new Intl.DateTimeFormat(locale(), {
+  const text = new Intl.DateTimeFormat(locale(), {
     timeZone: "UTC", weekday: long ? "long" : "short", day: "numeric", month: long ? "long" : "short",
     year: long ? "numeric" : undefined,
   }).format(new Date(day + "T12:00:00Z"));
+  return long ? text.charAt(0).toUpperCase() + text.slice(1) : text;
 }
 
 export function locale() {
