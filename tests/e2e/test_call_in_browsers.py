@@ -20,7 +20,9 @@ from typing import Any
 import pytest
 from playwright.async_api import Page, expect
 
+from kiosk.domain.model import Role
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, assert_visible_focus
+from tests.e2e.test_console import add_staff, log_in
 from tests.harness import World, iso, utc_now, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -194,10 +196,18 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     await faces.screen(visitor, "5-call-warning")
     await faces.screen(kiosk, "4-call-warning")
 
-    # Staff end the call (the staff API with a bearer token).
-    calls = await world.api.call("GET", "/calls")
-    [live] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
-    await world.api.call("POST", f"/calls/{live['id']}/end", {"note": "ended by the test"})
+    # An officer ends the call from the staff console, in a third browser context.
+    await add_staff(world)
+    console = await log_in(faces, world, Role.OFFICER, "console-end-call")
+    live_row = console.page.locator("#live-calls tr[data-call]")
+    await expect(live_row).to_contain_text("Connected", timeout=15000)
+    await live_row.get_by_role("button", name="End call: Ola Nordmann").click()
+    await console.page.fill("#end-note", "Time for the evening count.")
+    await faces.screen(console, "1-end-call")
+    await console.page.click("#dialog-ok")
+    await expect(console.page.locator("#live-calls")).to_contain_text(
+        "No call is live right now.", timeout=10000
+    )
     await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=10000)
     await expect(page.locator("#end-reason")).to_have_text("En ansatt avsluttet samtalen.")
     await expect(kpage.locator("body")).to_have_attribute("data-screen", "ended", timeout=10000)
