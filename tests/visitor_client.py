@@ -110,7 +110,9 @@ class Visitor:
                 transceiver.direction = "sendrecv"
         await pc.setLocalDescription(await pc.createAnswer())
         await self.ws.send_str(
-            p.encode(p.SdpMessage(call_id=offer.call_id, kind="answer", sdp=pc.localDescription.sdp))
+            p.encode(
+                p.SdpMessage(call_id=offer.call_id, kind="answer", sdp=pc.localDescription.sdp)
+            )
         )
 
     async def _consume(self, track: MediaStreamTrack) -> None:
