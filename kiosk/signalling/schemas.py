@@ -386,21 +386,31 @@ class CallListQuery(Query):
 # Devices --------------------------------------------------------------------
 
 
+def _certificate_serial(value: str) -> str:
+    # RFC 5280: a positive integer of at most 20 octets (159 bits as a positive
+    # DER integer); anything else is no certificate the CA could have issued.
+    if not 0 < int(value, 16) < 2**159:
+        raise ValueError("a certificate serial is a positive number of at most 159 bits")
+    return value.lower()
+
+
+CertificateSerial = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$"),
+    AfterValidator(_certificate_serial),
+]
+
+
 class DeviceRegister(Request):
     serial: Annotated[str, StringConstraints(min_length=1, max_length=100)]
     model: Annotated[str, StringConstraints(max_length=100)] = ""
-    certificate_serial: (
-        Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$")]
-        | None
-    ) = None
+    certificate_serial: CertificateSerial | None = None
 
 
 class DeviceCertificate(Request):
     """Re-provisioning: the tablet's new certificate; the old one is revoked."""
 
-    certificate_serial: Annotated[
-        str, StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$")
-    ]
+    certificate_serial: CertificateSerial
 
 
 class DeviceAssign(Request):
