@@ -783,6 +783,9 @@ class Supervisor:
         self.calls.pop(live.id, None)
         if self._by_device.get(live.device_id) == live.id:
             del self._by_device[live.device_id]
+        if self.metrics is not None:
+            # Counted with the live-call gauge's drop, so no scrape sees one without the other.
+            self.metrics.call_ended(reason)
         if live.timer is not None and live.timer is not asyncio.current_task():
             live.timer.cancel()
         async with write_transaction(self.ctx.engine) as conn:
@@ -796,8 +799,6 @@ class Supervisor:
                 conn=conn,
             )
         log.info("call ended", call_id=live.id, reason=reason.value)
-        if self.metrics is not None:
-            self.metrics.call_ended(reason)
         end = p.EndMessage(call_id=live.id, reason=reason)
         await self.devices.send(live.device_id, end)
         if live.visitor is not None:

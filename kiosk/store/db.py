@@ -105,9 +105,11 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         dbapi_conn.isolation_level = None
         cur = dbapi_conn.cursor()
         try:
+            # The busy timeout first: switching a new file to WAL needs a lock that a
+            # concurrent connection may hold, and without it SQLite fails at once.
+            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA journal_mode=WAL")
-            cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
             cur.execute("PRAGMA synchronous=NORMAL")  # safe with WAL; fsync at checkpoints
         finally:
             cur.close()
