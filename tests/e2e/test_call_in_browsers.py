@@ -65,10 +65,12 @@ async def assert_moving_video(page: Page, selector: str, what: str) -> None:
     )
     await page.wait_for_timeout(300)
     first = await sample(page, selector)
-    await page.wait_for_timeout(1200)
+    await page.wait_for_timeout(2000)
     second = await sample(page, selector)
     assert spread(first) > 5 and spread(second) > 5, f"{what}: the picture is blank"
-    assert difference(first, second) > 1.0, f"{what}: the picture does not move"
+    # A frozen picture samples identically (0.0); Chromium's fake camera moves only
+    # a small pie slice, so at this thumbnail size a moving picture differs by ~1.
+    assert difference(first, second) > 0.3, f"{what}: the picture does not move"
 
 
 async def countdown(page: Page) -> int:
