@@ -432,8 +432,8 @@ async def per_frame_cost(mode: str, media: Media, seconds: float) -> Window:
     endpoints = await connect_call(bridge, 1, media, frozenset({MediaKind.VIDEO}), audio=False)
     await asyncio.sleep(3)  # connect, first key frames, encoders warmed up
     window = await measure(bridge, endpoints, seconds)
+    await bridge.stop()  # the bridge first: its legs closing under it is a failure it logs
     await close_all(endpoints)
-    await bridge.stop()
     return window
 
 
@@ -442,8 +442,8 @@ async def full_call_cost(media: Media, seconds: float) -> Window:
     endpoints = await connect_call(bridge, 1, media, frozenset(MediaKind), audio=True)
     await asyncio.sleep(3)
     window = await measure(bridge, endpoints, seconds)
+    await bridge.stop()  # the bridge first: its legs closing under it is a failure it logs
     await close_all(endpoints)
-    await bridge.stop()
     return window
 
 
@@ -484,8 +484,8 @@ async def capacity(media: Media, steps: list[int], settle: float, seconds: float
                 break
             held = target
     finally:
-        await close_all(everyone)
         await bridge.stop()
+        await close_all(everyone)
     print(f"concurrent calls held with every consumer >= {MIN_FPS:.0f} fps: {held} (target >= 15)")
     if estimates:
         print(

@@ -1,6 +1,6 @@
 """Call set-up bench: from the tablet's dial to the first decoded frame at both ends.
 
-Run: ``.venv/bin/python bench/call_setup.py`` (``--calls N``, default 20).
+Run: ``.venv/bin/python bench/call_setup.py`` (``--calls N``, default 40).
 
 The system side is the whole path a real call takes, in one process for
 precise timing: the server process (web and device listeners, supervisor,
@@ -38,7 +38,7 @@ import aiohttp  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
-from kiosk import pki  # noqa: E402
+from kiosk import heap, pki  # noqa: E402
 from kiosk.config import load_settings  # noqa: E402
 from kiosk.device.agent import Agent  # noqa: E402
 from kiosk.device.media import PatternTrack, ToneTrack  # noqa: E402
@@ -240,17 +240,20 @@ def summary(name: str, values: list[float]) -> tuple[float, float]:
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--calls", type=int, default=20)
+    parser.add_argument("--calls", type=int, default=40)
     args = parser.parse_args()
     configure("warning", json=True)
     print(f"load average: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     with tempfile.TemporaryDirectory() as tmp:
         system = System(Path(tmp))
         await system.start()
+        heap.settle()  # as `kiosk serve` and `kiosk agent` do once started
         sys_times: list[float] = []
         base_times: list[float] = []
         try:
-            await baseline_call()  # warm-up: codecs and imports
+            # Warm-up, one of each, not counted: codecs, imports, first queries.
+            await baseline_call()
+            await system.system_call(-1)
             for n in range(args.calls):
                 base_times.append(await baseline_call())
                 sys_times.append(await system.system_call(n))

@@ -46,6 +46,7 @@ class Visitor:
         self.warnings: list[int] = []
         self.end: p.EndMessage | None = None
         self.pc: RTCPeerConnection | None = None
+        self.offers = 0
         self.received = Received()
         self.remote_fingerprint: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -91,6 +92,9 @@ class Visitor:
             RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
             for s in self.call.ice_servers
         ]
+        if self.pc is not None:  # a new offer (the tablet rejoined): a new connection, as the page
+            await self.pc.close()
+        self.offers += 1
         pc = RTCPeerConnection(RTCConfiguration(iceServers=servers))
         self.pc = pc
         self.video_track = PatternTrack()

@@ -9,7 +9,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from kiosk import sdnotify
+from kiosk import heap, sdnotify
 from kiosk.cli import CommandError
 from kiosk.config import ConfigError, load_settings
 from kiosk.logs import configure, get_logger
@@ -42,6 +42,7 @@ async def _run(settings: Any, synthetic: bool) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await agent.start()
+    heap.settle()
     sdnotify.ready(f"kiosk UI API on {settings.agent.ui_host}:{agent.ui_port}")
     # The watchdog catches a stuck event loop; a link down is normal (offline
     # calls still end on time) and does not withhold the ping.

@@ -47,6 +47,7 @@ from kiosk.device.session import (
     Action,
     AddIce,
     ApplyAnswer,
+    RenewCall,
     Send,
     Show,
     StartCall,
@@ -281,6 +282,8 @@ class Agent:
                 self._publish(event)
             elif isinstance(action, StartCall):
                 await self._start_call(action)
+            elif isinstance(action, RenewCall):
+                await self._renew_call(action)
             elif isinstance(action, ApplyAnswer):
                 if self.call is not None and self.call.call_id == action.call_id:
                     await self._guard(self.call.apply_answer(action.sdp), action.call_id)
@@ -326,6 +329,18 @@ class Agent:
             return
         await self._carry_out(self.session.offer_ready(call_id, sdp))
 
+    async def _renew_call(self, action: RenewCall) -> None:
+        """The old connection goes (not the call, not its deadline); a new one offers."""
+        old = self.call
+        if old is not None and old.call_id == action.accepted.grant.call_id:
+            self.call = None
+            await old.close(EndReason.CONNECTION_LOST, keep_deadline=True)
+            if self._speaker is not None:
+                self._speaker.close()
+                self._speaker = None
+        log.info("call offered again", call_id=action.accepted.grant.call_id)
+        await self._start_call(StartCall(action.accepted, action.ice_servers))
+
     def _call_time_step(self, call_id: str, effect: Warn | End) -> Callable[[float], list[Action]]:
         return lambda mono: self.session.call_time(call_id, effect, mono)
 
@@ -337,7 +352,8 @@ class Agent:
             # at once; wait for it briefly so the page shows the real reason.
             async def lost() -> None:
                 await asyncio.sleep(END_GRACE)
-                await self._input(lambda mono: self.session.call_failed(call_id, mono))
+                if self.call is call:  # not already ended, nor replaced by a renewal
+                    await self._input(lambda mono: self.session.connection_lost(call_id, mono))
 
             self._spawn(lost())
             return

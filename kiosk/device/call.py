@@ -164,13 +164,17 @@ class Call:
 
     # --- the end ------------------------------------------------------------------------
 
-    async def close(self, reason: EndReason) -> None:
-        """Stop sending, close the peer connection. Idempotent; the first reason stays."""
+    async def close(self, reason: EndReason, *, keep_deadline: bool = False) -> None:
+        """Stop sending, close the peer connection. Idempotent; the first reason stays.
+
+        ``keep_deadline``: only this connection ends; the call goes on in a new
+        one under the same grant, whose deadline must stay armed.
+        """
         if self._closing is None:
             self.end_reason = reason
             self.closed = True
             self.closed_at = self.clock()
-            if reason is not EndReason.TIME_UP:
+            if reason is not EndReason.TIME_UP and not keep_deadline:
                 self.deadline.stop()
             self._closing = asyncio.ensure_future(self._close())
         await asyncio.shield(self._closing)

@@ -56,6 +56,11 @@ AGENT_VERSION = "1.0"
 # No answer to a dial in this long (a message lost as the link flapped): back
 # to the contacts, saying so, rather than "calling…" for ever.
 DIAL_TIMEOUT = 30.0
+# A p2p call whose connection breaks (the visitor reloaded the page, a network
+# blip) is offered again under the same grant, this many times per call, while
+# this much of its time is left; the server holds the call in the meantime.
+MAX_RENEWALS = 5
+MIN_RENEW_LEFT = 5.0
 UNSOLICITED = "unsolicited"  # a grant reason of the tablet's own: it did not dial
 _ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
@@ -78,6 +83,14 @@ class Send:
 
 @dataclass(frozen=True, slots=True)
 class StartCall:
+    accepted: Accepted
+    ice_servers: tuple[IceServer, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class RenewCall:
+    """A new connection for the live call, under the same grant and deadline."""
+
     accepted: Accepted
     ice_servers: tuple[IceServer, ...]
 
@@ -109,7 +122,7 @@ class Show:
     event: Mapping[str, Any]
 
 
-Action = Send | StartCall | ApplyAnswer | AddIce | StopCall | Show
+Action = Send | StartCall | RenewCall | ApplyAnswer | AddIce | StopCall | Show
 
 
 @dataclass(slots=True)
@@ -117,9 +130,11 @@ class _Live:
     grant: Grant
     accepted: Accepted
     contact_name: str
+    ice_servers: tuple[IceServer, ...] = ()
     warned: set[int] = field(default_factory=set)
     offer: str = ""
     verification_code: str | None = None
+    renewals: int = 0
 
 
 def _grant_call_id_hint(payload: str) -> str | None:
@@ -274,12 +289,13 @@ class TabletSession:
                 Refused(UNSOLICITED, "this tablet did not dial", grant.call_id),
                 signed.payload, mono,
             )
-        self.live = _Live(grant, decision, self._contact_name(grant.contact_id))
+        ice_servers = tuple(message.ice_servers)
+        self.live = _Live(grant, decision, self._contact_name(grant.contact_id), ice_servers)
         self.phase = Phase.CONNECTING
         self.dial_booking = self.dial_sent_at = None
         self.refusal = None
         self.last_end = None
-        return [StartCall(decision, tuple(message.ice_servers)), self._show_state(mono)]
+        return [StartCall(decision, ice_servers), self._show_state(mono)]
 
     def _refuse_grant(self, refused: Refused, payload: str, mono: float) -> list[Action]:
         call_id = refused.call_id or _grant_call_id_hint(payload)
@@ -323,6 +339,28 @@ class TabletSession:
             self.phase = Phase.IN_CALL
             return [self._show_state(mono)]
         return []
+
+    def connection_lost(self, call_id: str, mono: float) -> list[Action]:
+        """The call's connection broke after it was made: offer again, or end.
+
+        A p2p call has time left by its grant and the server holds it (the
+        visitor may reload the page, a network may blip): a new connection
+        under the same grant and deadline, whose offer the server passes to
+        the visitor. A bridged call never (principle 3: fail closed), nor
+        one without the link to carry the offer, nor one out of renewals.
+        """
+        live = self.live
+        if live is None or live.grant.call_id != call_id:
+            return []
+        if (live.grant.route is not Route.P2P or not self.online
+                or live.renewals >= MAX_RENEWALS
+                or live.accepted.deadline.remaining(mono) < MIN_RENEW_LEFT):
+            return self.call_failed(call_id, mono)
+        live.renewals += 1
+        live.offer = ""
+        live.verification_code = None  # a new connection has new fingerprints
+        self.phase = Phase.CONNECTING
+        return [RenewCall(live.accepted, live.ice_servers), self._show_state(mono)]
 
     def call_failed(self, call_id: str, mono: float) -> list[Action]:
         """The media could not be set up or broke for good: hang up, say connection lost."""
@@ -422,6 +460,7 @@ class TabletSession:
                 "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1),
                 "warnings": sorted(self.live.warned, reverse=True),
                 "verification_code": self.live.verification_code,
+                "reconnecting": self.live.renewals > 0 and self.phase is Phase.CONNECTING,
             }
         return {
             "link": "online" if self.online else "offline",

@@ -49,6 +49,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 # still counts, under kiosk_events_total{event=...}, so a new event is never lost.
 NAMED_COUNTERS: dict[str, str] = {
     "call_setups": "Calls set up: a grant was issued and the tablet told to start.",
+    "call_rejoins": "Live calls a tablet dialled again (lost grant, agent restart): granted again.",
     "calls_connected": "Calls whose media connected.",
     "device_connections": "Tablet connections accepted at the device listener.",
     "devices_refused": "Tablet connections refused at the TLS handshake or hello.",

@@ -17,7 +17,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import text
 
-from kiosk import keys, pki, sdnotify
+from kiosk import heap, keys, pki, sdnotify
 from kiosk.config import Settings
 from kiosk.logs import get_logger
 from kiosk.signalling import console, mail, visitor
@@ -128,6 +128,7 @@ def _cut_revoked(supervisor: Supervisor, hub: DeviceHub) -> Callable[[str], Awai
 
 async def run(settings: Settings) -> None:
     process = await start(settings)
+    heap.settle()
     watchdog = sdnotify.Watchdog(health=process.healthy)
     watchdog.start()
     try:

@@ -146,6 +146,8 @@ class Supervisor:
         self._visitors: dict[str, VisitorSession] = {}  # invite id -> the one active session
         self._lock = asyncio.Lock()
         self._closing = False
+        self._state_due: set[str] = set()  # devices whose state changed since it was last sent
+        self._state_senders: dict[str, asyncio.Task[None]] = {}
 
     def bind(self, ctx: ServerContext, devices: DeviceSender) -> None:
         """Attach to the process's shared context and device listener (at start-up)."""
@@ -180,11 +182,13 @@ class Supervisor:
         self._closing = True
         for live in list(self.calls.values()):
             await self._event(live, cs.ServerRestart())
+        for task in list(self._state_senders.values()):
+            task.cancel()
 
     # --- tablets ------------------------------------------------------------
 
     async def on_connect(self, device_id: str) -> None:
-        await self.send_state(device_id)
+        self.push_state(device_id)
 
     async def on_disconnect(self, device_id: str) -> None:
         # A p2p call's media does not pass the server: the link to the server
@@ -203,9 +207,37 @@ class Supervisor:
         elif isinstance(message, p.TamperMessage):
             await self.tamper(device_id, message.kind, dict(message.details))
         elif isinstance(message, p.HelloMessage):
-            await self.send_state(device_id)
+            self.push_state(device_id)
+
+    def push_state(self, device_id: str) -> None:
+        """Send the tablet its state soon, off the caller's path.
+
+        The state takes several reads to build; a dial must not keep the
+        tablet's next message (its offer) waiting behind them. One sender per
+        tablet, so states leave in order; changes while one is being built
+        make exactly one more, built after them (the newest state wins).
+        """
+        self._state_due.add(device_id)
+        sender = self._state_senders.get(device_id)
+        if sender is None or sender.done():
+            task = asyncio.get_running_loop().create_task(self._send_states(device_id))
+            self._state_senders[device_id] = task
+
+    async def _send_states(self, device_id: str) -> None:
+        try:
+            while device_id in self._state_due:
+                self._state_due.discard(device_id)
+                try:
+                    await self.send_state(device_id)
+                except Exception:
+                    # The tablet asks again on its next hello; the server carries on.
+                    log.exception("tablet state could not be sent", device_id=device_id)
+        finally:
+            if self._state_senders.get(device_id) is asyncio.current_task():
+                del self._state_senders[device_id]
 
     async def send_state(self, device_id: str) -> None:
+        """Build and send the tablet's state now (``push_state`` is the usual way)."""
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
             record = await repo.get_device(conn, device_id)
@@ -290,7 +322,8 @@ class Supervisor:
                 await self._refuse_dial(device_id, booking_id, world)
                 return None
             device, booking, inmate, contact, settings, week, categories = world
-            existing = self._ready_call_for(booking.id)
+            rejoin = self._call_to_rejoin(device_id, booking.id)
+            existing = rejoin or self._ready_call_for(booking.id)
             inmate_live = any(
                 c.inmate.id == inmate.id and c is not existing for c in self.calls.values()
             )
@@ -320,7 +353,12 @@ class Supervisor:
                 await self._refuse_dial(device_id, booking_id, Reason.BRIDGE_UNAVAILABLE)
                 return None
             live = existing or self._new_call(device_id, booking, inmate, contact, route, settings)
-            live.machine.handle(cs.Dial(), now)
+            if rejoin is None:
+                live.machine.handle(cs.Dial(), now)
+            else:
+                live.held_offer = None  # the lost agent's offer: its answer would fit nothing
+            # A fresh signature even when rejoining: the tablet anchors the grant's end
+            # on its dial, which is only safe for a grant issued after that dial.
             grant = Grant(
                 call_id=live.id,
                 device_id=device_id,
@@ -341,11 +379,11 @@ class Supervisor:
             async with write_transaction(self.ctx.engine) as conn:
                 if existing is None:
                     await store_calls.insert_call(conn, live.stored(), now)
-                else:
+                elif rejoin is None:
                     await store_calls.set_call_state(conn, live.id, live.machine.state)
                 await self.ctx.audit.append(
                     _actor_device(device_id),
-                    "call.granted",
+                    "call.granted" if rejoin is None else "call.granted_again",
                     {
                         "call": live.id,
                         "device": device_id,
@@ -363,7 +401,7 @@ class Supervisor:
                 )
             self.calls[live.id] = live
             self._by_device[device_id] = live.id
-            self._count("call_setups")
+            self._count("call_setups" if rejoin is None else "call_rejoins")
             if route is Route.BRIDGE and self.bridge_factory is not None:
                 try:
                     live.bridge = await self.bridge_factory(self, live)
@@ -371,16 +409,16 @@ class Supervisor:
                     log.exception("bridge could not be set up", call_id=live.id)
                     await self._event(live, cs.BridgeFailed())
                     return None
-            self._arm(live)
+            self._rearm(live)  # a set-up (R12) or rejoined call has one already
             log.info("call granted", call_id=live.id, route=route.value, control=live.control.value)
         await self.devices.send(
             device_id, p.GrantMessage(grant=live.grant, ice_servers=live.ice_servers)
         )
-        await self.send_state(device_id)
         if live.visitor is None:
             self._attach_waiting_visitor(live)
         if live.visitor is not None:
             await self._announce_call(live)
+        self.push_state(device_id)
         return live
 
     def _new_call(
@@ -426,6 +464,26 @@ class Supervisor:
         )
         categories = await repo.contact_categories(conn, [b.contact_id for b in week])
         return record.device, booking, inmate, contact, facility.settings, week, categories
+
+    def _call_to_rejoin(self, device_id: str, booking_id: str) -> LiveCall | None:
+        """This tablet's own p2p call for this booking, if it dials it again.
+
+        A tablet that dials a call the server holds live no longer has it: the
+        grant was lost with the link, or the agent restarted. It gets the same
+        call back, with a fresh grant, and its new offer goes to the visitor
+        (whose page answers a new offer with a new connection). A bridged call
+        never gets here: losing the tablet's link ended it (principle 3).
+        """
+        live = self.calls.get(self._by_device.get(device_id, ""))
+        if (
+            live is None
+            or live.booking.id != booking_id
+            or live.route is not Route.P2P
+            or live.grant is None
+            or live.machine.ended
+        ):
+            return None
+        return live
 
     def _ready_call_for(self, booking_id: str) -> LiveCall | None:
         for live in self.calls.values():
@@ -621,7 +679,7 @@ class Supervisor:
             self.calls[live.id] = live
             self._by_device[device_id] = live.id
             self._arm(live)
-        await self.send_state(device_id)
+        self.push_state(device_id)
         return live
 
     async def end(self, call_id: str, staff_id: str, note: str, breach: bool) -> LiveCall:
@@ -811,7 +869,7 @@ class Supervisor:
         for monitor_id in list(live.monitors):
             await self.monitor_gone(live, monitor_id)
         if not self._closing:
-            await self.send_state(live.device_id)
+            self.push_state(live.device_id)
 
     def _arm(self, live: LiveCall) -> None:
         live.timer = asyncio.get_running_loop().create_task(self._run_timer(live))

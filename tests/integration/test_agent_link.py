@@ -386,14 +386,30 @@ async def test_staff_end_from_the_server_shows_its_reason(world: World) -> None:
 
 
 @SQLITE
-async def test_other_end_gone_without_word_is_connection_lost(world: World) -> None:
-    visitor = await start_call(world)
-    await visitor.close()  # and no end message from the server
-    await wait_for(lambda: world.agent.view()["phase"] == "ended", timeout=END_GRACE + 10,
-                   what="the end screen")
-    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "connection_lost"}
+async def test_other_end_gone_without_word_the_call_is_offered_again(world: World) -> None:
+    first = await start_call(world)
+    before = world.agent.view()["call"]
+    await first.close()  # no end from the server: the visitor reloaded the page, say
+
+    def offers() -> int:
+        return len([m for m in world.server.of(SdpMessage) if m.kind == "offer"])
+
+    await wait_for(lambda: offers() == 2, timeout=END_GRACE + 20, what="the call offered again")
+    second = world.server.visitor
+    assert second is not None and second is not first
+    await wait_for(lambda: second.frames["video"] > 3, what="video at the visitor again")
+    await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="in call again")
+    after = world.agent.view()["call"]
+    # The same call under the same grant: no new dial, no hang-up, the same clock.
+    assert after["call_id"] == before["call_id"] == "call-1"
+    assert after["remaining_seconds"] < before["remaining_seconds"]
+    assert after["reconnecting"] is False
+    assert len(world.server.of(DialMessage)) == 1 and not world.server.of(HangupMessage)
+    # Hang up and back to the contacts, through the page API.
+    async with world.http.post(f"{world.ui}/api/hangup", json={}) as resp:
+        assert resp.status == 202
+    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "hangup"}
     await wait_for(lambda: world.server.of(HangupMessage), what="hang-up at the server")
-    # Back to the contacts from the end screen, through the page API.
     async with world.http.post(f"{world.ui}/api/dismiss", json={}) as resp:
         assert resp.status == 202
     assert world.agent.view()["phase"] == "idle"

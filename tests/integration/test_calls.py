@@ -25,7 +25,7 @@ from tests.harness import (
     utc_now,
     wait_until,
 )
-from tests.visitor_client import moving
+from tests.visitor_client import Visitor, moving
 
 pytestmark = pytest.mark.slow
 
@@ -155,15 +155,23 @@ def _ended(tablet: Tablet) -> Any:
     return check
 
 
-async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World) -> None:
+async def _call_under_way(
+    world: World, serial: str, seconds: float = 600
+) -> tuple[dict[str, Any], str, Tablet, Visitor]:
+    """A booked p2p call dialled from a new tablet, with media at the visitor."""
     inmate = await world.inmate()
     contact = await world.approved_contact(inmate)
-    booking = await world.booking(inmate, contact, start_in=2, seconds=16)
-    tablet = await world.tablet(inmate, "TAB-KILL")
+    booking = await world.booking(inmate, contact, start_in=2, seconds=seconds)
+    tablet = await world.tablet(inmate, serial)
     visitor = await world.visitor(await world.invite_token(booking["id"]))
     await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
     await tablet.dial(booking["id"])
     await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    return booking, contact, tablet, visitor
+
+
+async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World) -> None:
+    booking, _contact, tablet, visitor = await _call_under_way(world, "TAB-KILL", seconds=16)
     assert world.server is not None
     world.server.kill(signal.SIGKILL)  # no clean-up, no end message from the server
     state = await wait_until(_ended(tablet), timeout=30, what="the tablet ends by itself")
@@ -185,18 +193,58 @@ async def test_with_the_server_killed_the_tablet_still_ends_on_time(world: World
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+async def test_a_tablet_restarted_mid_call_dials_again_and_gets_the_same_call_back(
+    world: World,
+) -> None:
+    assert world.api is not None
+    booking, _contact, tablet, visitor = await _call_under_way(world, "TAB-AGAIN")
+    assert visitor.call is not None
+    call_id = visitor.call.call_id
+    assert tablet.proc is not None
+    tablet.proc.kill(signal.SIGKILL)  # the agent loses the call; the server still holds it
+    await tablet.start()
+    await wait_until(tablet.online, timeout=30, what="the tablet back online")
+    before = visitor.received.video
+    status, _ = await tablet.dial(booking["id"])
+    assert status == 202
+    await wait_until(lambda: visitor.offers == 2, timeout=20, what="a new offer at the visitor")
+    await wait_until(lambda: visitor.received.video > before + 20, timeout=30, what="media again")
+    state = await wait_until(_tablet_media(tablet), timeout=30, what="media at the tablet")
+    assert state["phase"] == "in_call"
+    # The same call, not a second one: one row, one grant and one grant again in the chain.
+    assert visitor.call.call_id == call_id and visitor.end is None
+    calls = await world.api.call("GET", "/calls")
+    assert [c["id"] for c in calls["items"] if c["booking_id"] == booking["id"]] == [call_id]
+    entries = (await world.api.call("GET", "/audit?limit=1000"))["items"]
+    actions = [e["action"] for e in entries if e["subjects"].get("call") == call_id]
+    assert actions.count("call.granted") == 1 and actions.count("call.granted_again") == 1
+
+
+async def test_a_visitor_who_reloads_the_page_mid_call_joins_the_same_call_again(
+    world: World,
+) -> None:
+    assert world.api is not None
+    booking, _contact, tablet, first = await _call_under_way(world, "TAB-RELOAD")
+    assert first.call is not None
+    call_id = first.call.call_id
+    token = first.token
+    await first.close()  # the page goes away mid-call, without a hang-up
+    second = await world.visitor(token)  # the same invite, a new page
+    await wait_until(lambda: second.received.video > 20, timeout=40, what="media again")
+    assert second.call is not None and second.call.call_id == call_id
+    state = await wait_until(_tablet_media(tablet), timeout=30, what="media at the tablet")
+    assert state["phase"] == "in_call" and state["call"]["call_id"] == call_id
+    # One call all along: the tablet offered it again under its grant, it did not dial.
+    calls = await world.api.call("GET", "/calls")
+    [row] = [c for c in calls["items"] if c["booking_id"] == booking["id"]]
+    assert row["id"] == call_id and row["end_reason"] is None
+
+
 async def test_staff_end_through_the_api_ends_both_sides_and_records_a_breach(
     world: World,
 ) -> None:
     assert world.api is not None
-    inmate = await world.inmate()
-    contact = await world.approved_contact(inmate)
-    booking = await world.booking(inmate, contact, start_in=2)
-    tablet = await world.tablet(inmate, "TAB-STAFF")
-    visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
-    await tablet.dial(booking["id"])
-    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    _booking, contact, tablet, visitor = await _call_under_way(world, "TAB-STAFF")
     assert visitor.call is not None
     await world.api.call(
         "POST", f"/calls/{visitor.call.call_id}/end", {"note": "showed a weapon", "breach": True}
@@ -211,14 +259,7 @@ async def test_staff_end_through_the_api_ends_both_sides_and_records_a_breach(
 
 async def test_revoking_a_device_mid_call_cuts_the_call(world: World) -> None:
     assert world.api is not None
-    inmate = await world.inmate()
-    contact = await world.approved_contact(inmate)
-    booking = await world.booking(inmate, contact, start_in=2)
-    tablet = await world.tablet(inmate, "TAB-REVOKE")
-    visitor = await world.visitor(await world.invite_token(booking["id"]))
-    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
-    await tablet.dial(booking["id"])
-    await wait_until(lambda: visitor.received.video > 10, timeout=30, what="media")
+    _booking, _contact, tablet, visitor = await _call_under_way(world, "TAB-REVOKE")
     await world.api.call("POST", f"/devices/{tablet.device_id}/revoke", None)
     await wait_until(lambda: visitor.end is not None, timeout=10, what="end at the visitor")
     assert visitor.end is not None and visitor.end.reason is EndReason.DEVICE_REVOKED

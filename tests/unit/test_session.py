@@ -11,10 +11,13 @@ from hypothesis import strategies as st
 
 from kiosk.device.session import (
     DIAL_TIMEOUT,
+    MAX_RENEWALS,
+    MIN_RENEW_LEFT,
     UNSOLICITED,
     AddIce,
     ApplyAnswer,
     Phase,
+    RenewCall,
     Send,
     Show,
     StartCall,
@@ -350,6 +353,72 @@ def test_ordinary_call_shows_no_verification_code() -> None:
     assert s.view(2.0)["call"]["verification_code"] is None
 
 
+# --- a broken connection ------------------------------------------------------------------
+
+
+def test_a_broken_p2p_connection_is_offered_again_under_the_same_grant() -> None:
+    s = online_session()
+    start = in_call(s)
+    s.call_connection("call-1", "connected", 2.0)
+    assert s.phase is Phase.IN_CALL
+    actions = s.connection_lost("call-1", 3.0)
+    (renew,) = [a for a in actions if isinstance(a, RenewCall)]
+    assert renew.accepted is start.accepted  # the same grant and the same deadline
+    assert not [a for a in actions if isinstance(a, StopCall)] and not sent(actions)
+    assert s.phase is Phase.CONNECTING
+    view = s.view(3.0)["call"]
+    assert view["call_id"] == "call-1" and view["reconnecting"] is True
+    assert view["remaining_seconds"] > 0
+    # The new offer goes to the server; the answer connects it again.
+    assert sent(s.offer_ready("call-1", "v=0 new")) == [
+        SdpMessage(call_id="call-1", kind="offer", sdp="v=0 new")
+    ]
+    s.call_connection("call-1", "connected", 4.0)
+    assert s.phase is Phase.IN_CALL and s.view(4.0)["call"]["reconnecting"] is False
+
+
+def test_renewals_are_bounded_then_the_call_ends_connection_lost() -> None:
+    s = online_session()
+    in_call(s)
+    for n in range(MAX_RENEWALS):
+        assert [a for a in s.connection_lost("call-1", 2.0 + n) if isinstance(a, RenewCall)]
+    actions = s.connection_lost("call-1", 10.0)
+    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert [a.reason for a in actions if isinstance(a, StopCall)] == [EndReason.CONNECTION_LOST]
+    assert s.phase is Phase.ENDED and s.live is None
+
+
+def test_no_renewal_offline_nor_near_the_end_nor_for_a_bridged_call() -> None:
+    offline = online_session()
+    in_call(offline)
+    offline.link_down(2.0)
+    assert [a for a in offline.connection_lost("call-1", 3.0) if isinstance(a, StopCall)]
+
+    late = online_session()
+    in_call(late)
+    near_end = 1.05 + 20 * 60 - MIN_RENEW_LEFT / 2
+    assert [a for a in late.connection_lost("call-1", near_end) if isinstance(a, StopCall)]
+
+    bridged = online_session()
+    bridged.dial("booking-1", 1.0)
+    g = Grant(call_id="call-9", device_id=DEVICE, inmate_id="inmate-1", contact_id="contact-1",
+              category=Category.PERSONAL, route=Route.BRIDGE, control=ControlLevel.SIGHT,
+              not_before=T0 - timedelta(minutes=5), not_after=T0 + timedelta(minutes=20),
+              issued_at=T0)
+    bridged.server_message(GrantMessage(grant=GrantDocument.of(sign_grant(g, KEY))), 1.05)
+    assert bridged.live is not None
+    actions = bridged.connection_lost("call-9", 2.0)  # principle 3: never carried another way
+    assert not [a for a in actions if isinstance(a, RenewCall)]
+    assert [a.reason for a in actions if isinstance(a, StopCall)] == [EndReason.CONNECTION_LOST]
+
+
+def test_a_lost_connection_of_another_call_changes_nothing() -> None:
+    s = online_session()
+    in_call(s)
+    assert s.connection_lost("call-2", 2.0) == []
+    assert s.live is not None and s.live.renewals == 0
+
+
 # --- any order of inputs ------------------------------------------------------------------
 
 OTHER_KEY = Ed25519PrivateKey.generate()
@@ -371,6 +440,7 @@ _inputs = st.one_of(
     st.tuples(st.just("time"), st.sampled_from([Warn(5), Warn(1), End(EndReason.TIME_UP)])),
     st.tuples(st.just("connected")),
     st.tuples(st.just("failed")),
+    st.tuples(st.just("lost")),
 )
 
 
@@ -423,10 +493,17 @@ def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> N
             actions = s.call_time(live or "call-0", item[1], mono)
         elif kind == "connected":
             actions = s.call_connection(live or "call-0", "connected", mono)
+        elif kind == "lost":
+            actions = s.connection_lost(live or "call-0", mono)
         else:
             actions = s.call_failed(live or "call-0", mono)
         for a in actions:
-            assert isinstance(a, Send | StartCall | ApplyAnswer | AddIce | StopCall | Show)
+            assert isinstance(
+                a, Send | StartCall | RenewCall | ApplyAnswer | AddIce | StopCall | Show
+            )
+            if isinstance(a, RenewCall):  # the same live p2p call, never a new one
+                assert s.live is not None and a.accepted.grant.call_id == live
+                assert a.accepted is s.live.accepted and s.live.grant.route is Route.P2P
             if isinstance(a, StopCall):
                 ended.add(a.call_id)
             if isinstance(a, ApplyAnswer):

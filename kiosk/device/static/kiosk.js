@@ -196,13 +196,17 @@
     const call = view.call;
     if (call) {
       $("dialling-h").textContent = t("dialling", { name: call.contact_name });
-      $("dialling-status").textContent = t("connecting_status", { name: call.contact_name });
+      $("dialling-status").textContent = t(
+        call.reconnecting ? "reconnecting_status" : "connecting_status",
+        { name: call.contact_name },
+      );
       badge($("dialling-control"), call);
       $("dialling-control").hidden = false;
       $("call-h").textContent = call.contact_name;
       badge($("call-control"), call);
       // Issue 5: the agent puts the connection's verification code in the view when it has one.
-      if (call.verification_code) setVerificationCode(call.verification_code);
+      // A new connection (reconnecting) has new fingerprints: no code until its own.
+      setVerificationCode(call.verification_code || "");
       if (ui.remaining === null || fresh) ui.remaining = call.remaining_seconds;
       showCountdown();
       if (document.body.dataset.remoteVideo !== "yes") {
