@@ -1,4 +1,4 @@
-"""``kiosk admin staff add`` and ``kiosk admin token create``."""
+"""``kiosk admin staff add`` and ``kiosk admin token create|list|revoke``."""
 
 from __future__ import annotations
 
@@ -54,6 +54,23 @@ def register_admin(sub: Any) -> None:
     create.add_argument("--days", type=int, default=None, help="expire after this many days")
     create.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     create.set_defaults(func=run_token_create)
+    listing = token_sub.add_parser(
+        "list",
+        help="list bearer tokens",
+        description="One line per token: its id (the start of its hash, never the token), "
+        "the staff member, label, created, expires and whether it is revoked.",
+    )
+    listing.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    listing.set_defaults(func=run_token_list)
+    revoke = token_sub.add_parser(
+        "revoke",
+        help="revoke a bearer token",
+        description="Revoke the token with this id (from `kiosk admin token list`); "
+        "it is refused from the next request on.",
+    )
+    revoke.add_argument("token_id", metavar="ID")
+    revoke.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    revoke.set_defaults(func=run_token_revoke)
 
 
 async def _add(args: argparse.Namespace, password: str) -> str:
@@ -109,4 +126,43 @@ def run_token_create(args: argparse.Namespace) -> int:
     if args.days is not None and args.days < 1:
         raise CommandError("--days must be at least 1")
     print(asyncio.run(_token(args)))
+    return 0
+
+
+async def _list(args: argparse.Namespace) -> list[repo.ApiTokenRecord]:
+    settings = load(args.config)
+    async with open_context(settings) as ctx, ctx.engine.connect() as conn:
+        return await repo.list_api_tokens(conn)
+
+
+def run_token_list(args: argparse.Namespace) -> int:
+    tokens = asyncio.run(_list(args))
+    print(f"{'ID':<16}  {'STAFF':<20}  {'CREATED':<20}  {'EXPIRES':<20}  {'STATE':<7}  LABEL")
+    for tok in tokens:
+        expires = tok.expires_at.strftime("%Y-%m-%d %H:%M") if tok.expires_at else "never"
+        print(
+            f"{tok.id:<16}  {tok.username[:20]:<20}  "
+            f"{tok.created_at.strftime('%Y-%m-%d %H:%M'):<20}  {expires:<20}  "
+            f"{'revoked' if tok.revoked else 'active':<7}  {tok.label}"
+        )
+    return 0
+
+
+async def _revoke(args: argparse.Namespace) -> repo.ApiTokenRecord | None:
+    settings = load(args.config)
+    async with open_context(settings) as ctx, write_transaction(ctx.engine) as conn:
+        return await auth.revoke_api_token(conn, ctx.audit, args.token_id)
+
+
+def run_token_revoke(args: argparse.Namespace) -> int:
+    token_id = args.token_id.strip().lower()
+    if len(token_id) != repo.TOKEN_ID_LENGTH or any(c not in "0123456789abcdef" for c in token_id):
+        raise CommandError(
+            f"a token id is {repo.TOKEN_ID_LENGTH} hex digits, as `kiosk admin token list` shows"
+        )
+    args.token_id = token_id
+    revoked = asyncio.run(_revoke(args))
+    if revoked is None:
+        raise CommandError(f"no token with id {token_id}")
+    print(f"revoked token {token_id} of {revoked.username}")
     return 0

@@ -244,5 +244,21 @@ async def issue_api_token(
 ) -> str:
     """A bearer token for ``staff_id`` (``kiosk admin token create``); audited, shown once."""
     token = await create_api_token(conn, staff_id, label, now, expires_at)
-    await audit.append(actor, "staff.token_created", {"staff": staff_id}, conn=conn)
+    token_id = hash_secret(token)[: repo.TOKEN_ID_LENGTH]
+    await audit.append(
+        actor, "staff.token_created", {"staff": staff_id, "api_token": token_id}, conn=conn
+    )
     return token
+
+
+async def revoke_api_token(
+    conn: AsyncConnection, audit: AuditLog, token_id: str, actor: str = "system"
+) -> repo.ApiTokenRecord | None:
+    """Revoke a bearer token by its id (``kiosk admin token revoke``); audited."""
+    revoked = await repo.revoke_api_token(conn, token_id)
+    if revoked is not None:
+        await audit.append(
+            actor, "staff.token_revoked", {"staff": revoked.staff_id, "api_token": token_id},
+            conn=conn,
+        )
+    return revoked

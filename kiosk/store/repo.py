@@ -332,6 +332,55 @@ async def insert_api_token(
     )
 
 
+# A token's public id: the start of its hash, never the token. 64 bits of a hash
+# of a random secret say nothing of it, and are plenty to tell tokens apart.
+TOKEN_ID_LENGTH = 16
+
+
+@dataclass(frozen=True, slots=True)
+class ApiTokenRecord:
+    id: str
+    staff_id: str
+    username: str
+    label: str
+    created_at: datetime
+    expires_at: datetime | None
+    revoked: bool
+
+
+async def list_api_tokens(conn: AsyncConnection) -> list[ApiTokenRecord]:
+    rows = await conn.execute(
+        select(t.api_tokens, t.staff.c.username)
+        .join(t.staff, t.api_tokens.c.staff_id == t.staff.c.id)
+        .order_by(t.api_tokens.c.created_at, t.api_tokens.c.token_hash)
+    )
+    return [
+        ApiTokenRecord(
+            id=r.token_hash[:TOKEN_ID_LENGTH],
+            staff_id=r.staff_id,
+            username=r.username,
+            label=r.label,
+            created_at=r.created_at,
+            expires_at=r.expires_at,
+            revoked=bool(r.revoked),
+        )
+        for r in rows
+    ]
+
+
+async def revoke_api_token(conn: AsyncConnection, token_id: str) -> ApiTokenRecord | None:
+    """Revoke the one token whose id is ``token_id``; None if no single token has it."""
+    matches = [tok for tok in await list_api_tokens(conn) if tok.id == token_id]
+    if len(matches) != 1:
+        return None
+    await conn.execute(
+        update(t.api_tokens)
+        .where(t.api_tokens.c.token_hash.startswith(token_id, autoescape=True))
+        .values(revoked=True)
+    )
+    return matches[0]
+
+
 async def find_api_token(
     conn: AsyncConnection, token_hash: str, now: datetime
 ) -> StaffRecord | None:

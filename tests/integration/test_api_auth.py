@@ -8,6 +8,7 @@ import ssl
 import sys
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -181,15 +182,21 @@ async def test_each_role_is_allowed_its_own_work(api: LiveApi) -> None:
     assert (await api.call("POST", "/inmates", role=Role.ADMIN, json={"name": "W"}))[0] == 201
 
 
+def _admin_config(tmp_path: Path, db: Path) -> Path:
+    """The operator's configuration for ``kiosk admin`` against the live API's database."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
+        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
+    )
+    return config
+
+
 async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None:
     db = tmp_path / "kiosk.sqlite3"
     async with live_api(tmp_path, f"sqlite+aiosqlite:///{db}") as api:
-        config = tmp_path / "kiosk.toml"
-        config.write_text(
-            f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-            f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
-            f'[pki]\ndir = "{tmp_path / "pki"}"\n'
-        )
+        config = _admin_config(tmp_path, db)
         env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
@@ -252,6 +259,67 @@ async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None
         out, err = await asyncio.wait_for(proc.communicate(), 60)
         assert proc.returncode == 1
         assert err.decode().strip().splitlines()[-1] == "kiosk: no active staff member 'ghost'"
+
+
+async def _admin(config: Path, *args: str) -> tuple[int, str, str]:
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kiosk", "admin", *args, "--config", str(config),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
+
+
+async def test_tokens_are_listed_by_id_and_a_revoked_one_is_refused_at_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "kiosk.sqlite3"
+    async with live_api(tmp_path, f"sqlite+aiosqlite:///{db}") as api:
+        config = _admin_config(tmp_path, db)
+        user = api.username(Role.VISIT_OFFICE)
+        tokens = []
+        for label in ("nightly export", "report script"):
+            code, out, err = await _admin(config, "token", "create", user, "--label", label)
+            assert code == 0, err
+            tokens.append(out.strip())
+        code, listing, _ = await _admin(config, "token", "list")
+        assert code == 0
+        rows = [line.split() for line in listing.splitlines()[1:] if "script" in line]
+        assert len(rows) == 1
+        token_id = rows[0][0]
+        assert len(token_id) == 16 and not any(tok in listing for tok in tokens)
+
+        def me(token: str) -> Any:
+            return api.http.get(api.url + "/me", headers={"Authorization": f"Bearer {token}"})
+
+        assert (await me(tokens[1])).status == 200
+        code, out, err = await _admin(config, "token", "revoke", token_id)
+        assert code == 0, err
+        assert out.strip() == f"revoked token {token_id} of {user}"
+        # Refused from the next request on; the other token goes on working.
+        assert (await me(tokens[1])).status == 401
+        assert (await me(tokens[0])).status == 200
+        code, listing, _ = await _admin(config, "token", "list")
+        [row] = [line for line in listing.splitlines() if line.startswith(token_id)]
+        assert "revoked" in row.split()
+        # Both ends are in the audit chain, by id; the token itself never is.
+        status, chain = await api.call("GET", "/audit", params={"limit": "1000"})
+        assert status == 200
+        revoked = [e for e in chain["items"] if e["action"] == "staff.token_revoked"]
+        assert [e["subjects"]["api_token"] for e in revoked] == [token_id]
+        created = [e for e in chain["items"] if e["action"] == "staff.token_created"]
+        assert token_id in [e["subjects"].get("api_token") for e in created]
+        assert not any(tok in str(chain) for tok in tokens)
+        # Bad and unknown ids: one line, non-zero exit, nothing changed.
+        for bad, message in (
+            ("xyz", "kiosk: a token id is 16 hex digits, as `kiosk admin token list` shows"),
+            ("0" * 16, f"kiosk: no token with id {'0' * 16}"),
+        ):
+            code, _, err = await _admin(config, "token", "revoke", bad)
+            assert code == 1 and err.strip().splitlines()[-1] == message
+        assert (await me(tokens[0])).status == 200
 
 
 async def test_tls_listener_sets_secure_cookie_and_hsts(tmp_path: Path) -> None:
