@@ -755,7 +755,20 @@ class Supervisor:
         if live.route is not Route.BRIDGE or live.bridge is None:
             # R13 and principle 3: only a bridged call can be monitored at all.
             raise SupervisorError(Reason.BRIDGE_UNAVAILABLE)
-        monitor_id, sdp = await live.bridge.add_monitor(kinds)
+        try:
+            monitor_id, sdp = await live.bridge.add_monitor(kinds)
+        except Exception as exc:
+            # The bridge closing under the request (the call is ending) or failing to
+            # offer: a refusal with its reason, audited, never a 500 (fail closed).
+            log.warning("monitor could not be offered", call_id=live.id, detail=str(exc)[:200])
+            await self.ctx.audit.append(
+                f"staff:{staff_id}",
+                "monitor.refused",
+                subjects,
+                {**details, "reason": Reason.BRIDGE_UNAVAILABLE.value},
+            )
+            self._count_refusal(Reason.BRIDGE_UNAVAILABLE)
+            raise SupervisorError(Reason.BRIDGE_UNAVAILABLE) from None
         live.monitors[monitor_id] = staff_id
         await self.ctx.audit.append(
             f"staff:{staff_id}",

@@ -77,19 +77,28 @@ function tone(free, total) {
   return free >= total ? "free" : "some";
 }
 
-// The day's slots: the usual hours, widened to every booking of the day.
-function slots(day, minutes, bookings) {
-  const out = [];
+// The usual hours, widened to every booking on these days (a call booked late in the
+// evening shows too): [first, last) in minutes after midnight, on steps of ``step``.
+function hoursCovering(days, bookings, step) {
   let first = FIRST_HOUR * 60;
   let last = LAST_HOUR * 60;
-  const dayStart = zonedInstant(day, "00:00").getTime();
-  for (const b of bookings || []) {
-    const s = Math.max(0, (Date.parse(b.start) - dayStart) / 60000);
-    const e = Math.min(24 * 60, (Date.parse(b.end) - dayStart) / 60000);
-    if (e <= 0 || s >= 24 * 60) continue;
-    first = Math.min(first, Math.floor(s / minutes) * minutes);
-    last = Math.max(last, Math.ceil(e / minutes) * minutes);
+  for (const day of days) {
+    const dayStart = zonedInstant(day, "00:00").getTime();
+    for (const b of bookings || []) {
+      const s = Math.max(0, (Date.parse(b.start) - dayStart) / 60000);
+      const e = Math.min(24 * 60, (Date.parse(b.end) - dayStart) / 60000);
+      if (e <= 0 || s >= 24 * 60) continue;
+      first = Math.min(first, Math.floor(s / step) * step);
+      last = Math.max(last, Math.ceil(e / step) * step);
+    }
   }
+  return [first, last];
+}
+
+// The day's slots.
+function slots(day, minutes, bookings) {
+  const out = [];
+  const [first, last] = hoursCovering([day], bookings, minutes);
   for (let m = first; m < last; m += minutes) {
     const hh = String(Math.floor(m / 60)).padStart(2, "0");
     const mm = String(m % 60).padStart(2, "0");
@@ -153,7 +162,8 @@ function dayList(bookings, inmates, contacts) {
 
 function weekGrid(days, bookings, facility) {
   const hours = [];
-  for (let hr = FIRST_HOUR; hr < LAST_HOUR; hr++) hours.push(hr);
+  const [first, last] = hoursCovering(days, bookings, 60);
+  for (let m = first; m < last; m += 60) hours.push(m / 60);
   const rows = hours.map((hr) => {
     const hh = String(hr).padStart(2, "0") + ":00";
     return h("tr", {}, h("th", { scope: "row", class: "num" }, hh), days.map((d) => {
