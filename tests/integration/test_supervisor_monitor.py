@@ -1,4 +1,4 @@
-"""A monitor the bridge cannot offer is refused with a reason and audited, never a 500."""
+"""Monitors and the audit chain: a refusal from the bridge is a reason, never a 500."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from kiosk import pki
+from kiosk.audit import ID_RE
 from kiosk.config import load_settings
 from kiosk.domain import callstate as cs
 from kiosk.domain.model import CallState, Category, ControlLevel, MediaKind, Route
 from kiosk.domain.reasons import Reason
 from kiosk.signalling.bridge import BridgeError
+from kiosk.signalling.bridge.bridge import new_monitor_id
 from kiosk.signalling.context import open_context
 from kiosk.signalling.supervisor import LiveCall, Supervisor, SupervisorError
 from kiosk.store import schema
@@ -63,3 +65,11 @@ async def test_a_bridge_that_cannot_offer_gives_bridge_unavailable_and_an_audit_
             rows = (await conn.execute(select(schema.audit_entries))).all()
         [entry] = [r for r in rows if r.action == "monitor.refused"]
         assert entry.details["reason"] == "bridge_unavailable"
+
+
+def test_every_monitor_id_is_an_audit_id() -> None:
+    # A url-safe token starts with '-' or '_' one time in 32; the chain refuses those,
+    # and attaching or detaching such a monitor failed on a bug.
+    ids = {new_monitor_id() for _ in range(4000)}
+    assert len(ids) == 4000
+    assert all(ID_RE.fullmatch(i) for i in ids)

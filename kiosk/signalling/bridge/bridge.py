@@ -61,6 +61,12 @@ class Leg(StrEnum):
         return Leg.VISITOR if self is Leg.TABLET else Leg.TABLET
 
 
+def new_monitor_id() -> str:
+    """96 random bits in hex: a monitor's id goes into URLs and the audit chain,
+    whose ids start with a letter or digit (a url-safe token may start with '-')."""
+    return secrets.token_hex(12)
+
+
 class BridgeError(Exception):
     """A request the bridge refuses (bad SDP, no common codec, unknown monitor, closed)."""
 
@@ -273,7 +279,7 @@ class Bridge:
         self._check_open()
         if not kinds or not kinds <= set(MediaKind):
             raise BridgeError("a monitor needs at least one media kind to receive")
-        monitor_id = secrets.token_urlsafe(12)
+        monitor_id = new_monitor_id()
         pc = self._peer_connection()
         tracks: list[EncodedTrack] = []
         for kind in _KIND_ORDER:
