@@ -171,7 +171,7 @@ class PassThroughCall:
 
 def serve(conn: Connection, mode: str) -> None:
     """The bridge process: one core, calls set up on request over ``conn``."""
-    from kiosk.logs import configure
+    from kiosk.runtime.logs import configure
 
     configure(level="warning")
     pin(0)

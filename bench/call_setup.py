@@ -38,11 +38,12 @@ import aiohttp  # noqa: E402
 from aiortc import RTCConfiguration, RTCPeerConnection  # noqa: E402
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack  # noqa: E402
 
-from kiosk import heap, pki  # noqa: E402
-from kiosk.config import load_settings  # noqa: E402
+from kiosk.crypto import pki  # noqa: E402
 from kiosk.device.agent import Agent  # noqa: E402
 from kiosk.device.media import PatternTrack, ToneTrack  # noqa: E402
-from kiosk.logs import configure  # noqa: E402
+from kiosk.runtime import heap  # noqa: E402
+from kiosk.runtime.config import load_settings  # noqa: E402
+from kiosk.runtime.logs import configure  # noqa: E402
 from kiosk.signalling import process  # noqa: E402
 from kiosk.store.db import upgrade  # noqa: E402
 from tests.harness import free_port  # noqa: E402

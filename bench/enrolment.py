@@ -29,9 +29,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from kiosk.device import enrolment as dev
-from provisioning import protocol as sta
-from provisioning.wire import MAGIC, FrameDecoder, encode_frame
+from kiosk.enrolment import station as sta
+from kiosk.enrolment import tablet as dev
+from kiosk.enrolment.framing import MAGIC, FrameDecoder, encode_frame
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 SERIAL = "KT-0001"

@@ -29,10 +29,10 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
-from kiosk import keys
-from kiosk.config import Settings
+from kiosk.crypto import keys
 from kiosk.domain.model import Role
-from kiosk.logs import get_logger
+from kiosk.runtime.config import Settings
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
 from kiosk.signalling.server import Server, wait_for_stop_signal
 from kiosk.store.db import write_transaction
@@ -121,7 +121,7 @@ async def start_demo(
     data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
 ) -> Demo:
     """The whole server process (web and device listeners, supervisor) with demo data."""
-    from kiosk import pki
+    from kiosk.crypto import pki
     from kiosk.signalling.process import start
 
     data_dir = prepare_dir(data_dir)
@@ -175,10 +175,10 @@ TABLET_UI_PORT = 8080
 
 async def start_tablet(demo: Demo, inmate_id: str, host: str, device_port: int) -> Agent:
     """One simulated tablet: enrolled locally, assigned to ``inmate_id``, synthetic media."""
-    from kiosk import pki
-    from kiosk.config import AgentSettings
+    from kiosk.crypto import pki
     from kiosk.device.agent import Agent
-    from kiosk.signalling.device_registry import register_device
+    from kiosk.runtime.config import AgentSettings
+    from kiosk.signalling.devices.registry import register_device
 
     ctx = demo.server.context
     enrolled = pki.enrol_local(demo.settings.pki_dir, TABLET_SERIAL, demo.data_dir / "tablet")

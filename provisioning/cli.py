@@ -27,17 +27,18 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from kiosk import keys, pki
-from kiosk.config import ConfigError, Settings, load_settings
-from kiosk.logs import configure, get_logger
-from provisioning.inventory import Inventory, InventoryError
-from provisioning.protocol import (
+from kiosk.crypto import keys, pki
+from kiosk.enrolment.framing import Dropped
+from kiosk.enrolment.station import (
     Enrolled,
     Event,
     Progress,
     StationConfig,
     StationEnrolment,
 )
+from kiosk.runtime.config import ConfigError, Settings, load_settings
+from kiosk.runtime.logs import configure, get_logger
+from provisioning.inventory import Inventory, InventoryError
 from provisioning.station import (
     Gadget,
     GadgetIds,
@@ -49,7 +50,6 @@ from provisioning.station import (
     enrol,
     pki_issuer,
 )
-from provisioning.wire import Dropped
 
 KEY_FILE = "provisioning.key"
 

@@ -6,7 +6,7 @@ After enrolment the record keeps the certificate serial and the server's
 device id, so a second enrolment of the same tablet is refused unless
 re-provisioning is asked for.
 
-Writes are atomic (``kiosk.keys``) under an exclusive lock, so that several
+Writes are atomic (``kiosk.crypto.keys``) under an exclusive lock, so that several
 enrolments at once (and a second station process) never lose an update.
 """
 
@@ -22,11 +22,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kiosk import keys
-from provisioning.protocol import InventoryEntry
+from kiosk.crypto import keys
+from kiosk.enrolment.station import InventoryEntry
 
 FILE_NAME = "inventory.json"
-# The serial becomes the certificate's subject: the CA's rule (kiosk.pki).
+# The serial becomes the certificate's subject: the CA's rule (kiosk.crypto.pki).
 SERIAL_RE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 
 
@@ -108,7 +108,7 @@ class Inventory:
             return records.get(serial)
 
     def lookup(self, serial: str) -> InventoryEntry | None:
-        """What the enrolment protocol asks (``provisioning.protocol.Lookup``)."""
+        """What the enrolment protocol asks (``kiosk.enrolment.station.Lookup``)."""
         record = self.get(serial)
         return None if record is None else record.entry()
 

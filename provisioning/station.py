@@ -9,7 +9,7 @@
 - ``enrol()`` runs one ``StationEnrolment`` over one port: the operator's
   confirmation and the server registration are awaited alongside the line,
   so a refusal from the tablet is never missed while a person thinks.
-- ``pki_issuer`` adapts ``kiosk.pki`` to the protocol's injected issuer;
+- ``pki_issuer`` adapts ``kiosk.crypto.pki`` to the protocol's injected issuer;
   ``ServerRegistrar`` registers the tablet (``POST /api/v1/devices``, bearer
   token) and revokes the old certificate on re-provisioning.
 """
@@ -35,11 +35,10 @@ import pyudev
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk import pki
-from kiosk.config import StationSettings
+from kiosk.crypto import pki
 from kiosk.domain.reasons import Reason
-from kiosk.logs import get_logger
-from provisioning.protocol import (
+from kiosk.enrolment.framing import Failed
+from kiosk.enrolment.station import (
     ConfirmSerial,
     Enrolled,
     Event,
@@ -50,7 +49,8 @@ from provisioning.protocol import (
     StationEnrolment,
     StationState,
 )
-from provisioning.wire import Failed
+from kiosk.runtime.config import StationSettings
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -46,7 +46,7 @@ hardware_serial() {
 start() {
     [ -d "$CONFIGFS/usb_gadget" ] || fail "no $CONFIGFS/usb_gadget: is libcomposite loaded and configfs mounted?"
     serial=$(hardware_serial) || fail "no hardware serial in: $SERIAL_FILES"
-    # The serial becomes the certificate's subject: the CA's rule (kiosk.pki).
+    # The serial becomes the certificate's subject: the CA's rule (kiosk.crypto.pki).
     case "$serial" in
         *[!A-Za-z0-9._-]*) fail "hardware serial '$serial' has characters other than A-Z a-z 0-9 . _ -" ;;
     esac

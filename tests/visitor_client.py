@@ -19,8 +19,8 @@ import aiohttp
 from aiortc import RTCConfiguration, RTCIceServer, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from kiosk import protocol as p
 from kiosk.device.media import PatternTrack, ToneTrack
+from kiosk.wire import messages as p
 
 
 @dataclass

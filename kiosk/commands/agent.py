@@ -9,10 +9,10 @@ import signal
 from pathlib import Path
 from typing import Any
 
-from kiosk import heap, sdnotify
 from kiosk.cli import CommandError
-from kiosk.config import ConfigError, load_settings
-from kiosk.logs import configure, get_logger
+from kiosk.runtime import heap, sdnotify
+from kiosk.runtime.config import ConfigError, load_settings
+from kiosk.runtime.logs import configure, get_logger
 
 
 def register(sub: Any) -> None:

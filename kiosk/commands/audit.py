@@ -11,9 +11,10 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from kiosk.audit import VerifyResult, load_verify_key, verify
+from kiosk.audit.chain import VerifyResult
+from kiosk.audit.log import load_verify_key, verify
 from kiosk.cli import CommandError
-from kiosk.config import ConfigError, load_settings
+from kiosk.runtime.config import ConfigError, load_settings
 from kiosk.store.db import DatabaseURLError, current_revision, make_engine
 
 # Distinct from 1 (could not check at all) so that scripts can tell the two apart.

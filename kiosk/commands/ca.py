@@ -17,9 +17,9 @@ from typing import Any
 
 from cryptography.hazmat.primitives import hashes
 
-from kiosk import pki
 from kiosk.cli import CommandError
-from kiosk.config import ConfigError, Settings, load_settings
+from kiosk.crypto import pki
+from kiosk.runtime.config import ConfigError, Settings, load_settings
 
 
 def _settings(config: Path | None) -> Settings:

@@ -11,7 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from kiosk.cli import CommandError
-from kiosk.config import ConfigError, load_settings
+from kiosk.runtime.config import ConfigError, load_settings
 from kiosk.store.db import DatabaseURLError, current_revision, head_revision, make_engine, upgrade
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from kiosk.cli import CommandError
-from kiosk.logs import configure
+from kiosk.runtime.logs import configure
 
 
 def register(sub: Any) -> None:

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.exc import SQLAlchemyError
 
 from kiosk.cli import CommandError
-from kiosk.config import ConfigError, Settings, load_settings
-from kiosk.logs import configure
+from kiosk.runtime.config import ConfigError, Settings, load_settings
+from kiosk.runtime.logs import configure
 
 
 def register(sub: Any) -> None:

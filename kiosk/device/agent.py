@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 from pydantic import BaseModel
 
-from kiosk.config import AgentSettings
+from kiosk.crypto.tls import agent_client_context
 from kiosk.device.call import Call, MediaCounters
 from kiosk.device.link import Link, LinkTimers
 from kiosk.device.media import (
@@ -56,8 +56,8 @@ from kiosk.device.session import (
 )
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
-from kiosk.logs import get_logger
-from kiosk.tlsconfig import agent_client_context
+from kiosk.runtime.config import AgentSettings
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 

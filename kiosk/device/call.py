@@ -37,8 +37,8 @@ from kiosk.device.deadline import Accepted, CallDeadline
 from kiosk.device.media import LocalMedia
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
-from kiosk.logs import get_logger
-from kiosk.protocol import IceServer
+from kiosk.runtime.logs import get_logger
+from kiosk.wire.messages import IceServer
 
 log = get_logger(__name__)
 

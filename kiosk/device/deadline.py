@@ -5,7 +5,7 @@ enforce. The tablet accepts media only under a grant it verified itself
 (signature by the pinned grant key, this device, not yet over, not a call
 that already ended), and it ends the call at the grant's end by its own
 monotonic clock, anchored on the server's clock written in the grant
-(``kiosk.grants.GrantClock``). The tablet's wall clock is never read, and the
+(``kiosk.wire.grants.GrantClock``). The tablet's wall clock is never read, and the
 link to the server is not needed: the end and the warnings (R10: 5 and 1
 minutes left) come from here even while the server is unreachable.
 
@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.domain.callstate import WARNINGS, End, Warn
 from kiosk.domain.reasons import EndReason
-from kiosk.grants import Grant, GrantClock, GrantError, ReplayGuard, SignedGrant, verify_grant
+from kiosk.wire.grants import Grant, GrantClock, GrantError, ReplayGuard, SignedGrant, verify_grant
 
 # A grant whose end is this close is refused outright: there is no time for
 # a call, only for a flash of media that the tablet would cut at once.

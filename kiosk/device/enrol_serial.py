@@ -3,8 +3,8 @@
     python -m kiosk.device.enrol_serial --tty /dev/ttyGS0 --dir /etc/kiosk/agent \\
         --station-keys /etc/kiosk/enrolment/stations.pem [--serial S] [--model M] [--once]
 
-It answers a station's greeting (``kiosk.device.enrolment``), stores the
-verified bundle through ``kiosk.keys`` (the key 0600, directories 0700) and,
+It answers a station's greeting (``kiosk.enrolment.tablet``), stores the
+verified bundle through ``kiosk.crypto.keys`` (the key 0600, directories 0700) and,
 once the station says the server registered it, moves the files into place
 and writes the ``provisioned`` marker that the enrolment unit's
 ``ConditionPathExists=!`` checks: the tablet leaves enrolment mode and the
@@ -39,15 +39,15 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
-from kiosk import keys
-from kiosk.device.enrolment import (
+from kiosk.crypto import keys
+from kiosk.enrolment.framing import Failed
+from kiosk.enrolment.tablet import (
     DeviceEnrolment,
     DeviceState,
     Progress,
     Provisioned,
     StoreBundle,
 )
-from provisioning.wire import Failed
 
 MARKER = "provisioned"
 STAGING = ".staging"

@@ -2,7 +2,7 @@
 
 ARCHITECTURE.md, Trust: the tablet speaks only WSS with mutual TLS and
 trusts nothing but the deployment CA pinned at provisioning
-(``kiosk.tlsconfig.agent_client_context``: TLS 1.3, that CA alone, its own
+(``kiosk.crypto.tls.agent_client_context``: TLS 1.3, that CA alone, its own
 certificate, host name checked).
 
 Reconnecting: exponential backoff with full jitter (the delay before attempt
@@ -20,7 +20,7 @@ Heartbeats: a ``ping`` every ``heartbeat_interval`` (10 s, matching the
 listener's ``LinkTimers``); a link that hears nothing for three intervals is
 taken for dead and dropped, then re-established.
 
-Messages are parsed strictly (``kiosk.protocol.parse_server_to_device``); a
+Messages are parsed strictly (``kiosk.wire.messages.parse_server_to_device``); a
 frame that does not parse is logged and dropped, never acted on.
 """
 
@@ -36,8 +36,8 @@ from dataclasses import dataclass
 import aiohttp
 from pydantic import BaseModel
 
-from kiosk.logs import get_logger
-from kiosk.protocol import MAX_MESSAGE_BYTES, ProtocolError, encode, parse_server_to_device
+from kiosk.runtime.logs import get_logger
+from kiosk.wire.messages import MAX_MESSAGE_BYTES, ProtocolError, encode, parse_server_to_device
 
 log = get_logger(__name__)
 

@@ -30,8 +30,8 @@ import av
 from aiortc.contrib.media import MediaPlayer, MediaRelay
 from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
 
-from kiosk.config import AgentSettings
-from kiosk.logs import get_logger
+from kiosk.runtime.config import AgentSettings
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 

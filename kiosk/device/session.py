@@ -31,8 +31,8 @@ from kiosk.device.deadline import Accepted, Refused, check_grant
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Route
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
-from kiosk.grants import Grant, ReplayGuard
-from kiosk.protocol import (
+from kiosk.wire.grants import Grant, ReplayGuard
+from kiosk.wire.messages import (
     DialMessage,
     EndMessage,
     ErrorMessage,
@@ -48,8 +48,8 @@ from kiosk.protocol import (
     StateMessage,
     WarningMessage,
 )
-from kiosk.verification import code_for as verification_code
-from kiosk.verification import sdp_fingerprint
+from kiosk.wire.verification import code_for as verification_code
+from kiosk.wire.verification import sdp_fingerprint
 
 AGENT_VERSION = "1.0"
 

@@ -34,7 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from kiosk.domain.reasons import MESSAGES, Reason
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 
 if TYPE_CHECKING:
     from kiosk.device.agent import Agent

@@ -42,8 +42,8 @@ from kiosk.device.usbpolicy import (
     parse_descriptors,
     parse_rules,
 )
-from kiosk.logs import get_logger
-from kiosk.protocol import TamperMessage
+from kiosk.runtime.logs import get_logger
+from kiosk.wire.messages import TamperMessage
 
 log = get_logger(__name__)
 
@@ -237,8 +237,8 @@ def _print_decision(name: str, decision: Decision) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kiosk.config import ConfigError, load_settings
-    from kiosk.logs import configure
+    from kiosk.runtime.config import ConfigError, load_settings
+    from kiosk.runtime.logs import configure
 
     parser = argparse.ArgumentParser(prog="kiosk-usbguard", description=__doc__.split("\n")[0])
     parser.add_argument("--config", type=Path, default=None)

@@ -58,7 +58,7 @@ class Reason(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     BRIDGE_UNAVAILABLE = "bridge_unavailable"
     INTERNAL_ERROR = "internal_error"  # a bug on the server, never bad input
-    # Enrolment over USB (provisioning/, kiosk/device/enrolment.py).
+    # Enrolment over USB (provisioning/, kiosk/enrolment/tablet.py).
     SERIAL_NOT_IN_INVENTORY = "serial_not_in_inventory"
     SERIAL_MISMATCH = "serial_mismatch"
     CSR_SUBJECT_MISMATCH = "csr_subject_mismatch"

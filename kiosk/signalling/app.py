@@ -22,9 +22,9 @@ from typing import Any
 
 from aiohttp import web
 
-from kiosk.config import Settings
 from kiosk.domain.reasons import MESSAGES, Reason
-from kiosk.logs import get_logger
+from kiosk.runtime.config import Settings
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api import operations as api_operations
 from kiosk.signalling.api.base import API_PREFIX, ApiError, Operation, error_body, mount
 from kiosk.signalling.context import (

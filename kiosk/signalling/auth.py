@@ -33,7 +33,7 @@ from kiosk.domain.model import Role
 from kiosk.store import repo
 
 if TYPE_CHECKING:
-    from kiosk.audit import AuditLog
+    from kiosk.audit.log import AuditLog
 
 SESSION_COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"

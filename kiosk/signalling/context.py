@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.config import Settings
+from kiosk.runtime.config import Settings
 from kiosk.signalling.auth import LoginLimiter
 
 if TYPE_CHECKING:
-    from kiosk.audit import AuditLog
+    from kiosk.audit.log import AuditLog
 
 
 def utc_now() -> datetime:
@@ -68,7 +68,7 @@ async def open_context(
     The audit chain closes with a signed checkpoint of its newest entry.
     The server and the one-shot admin commands open it the same way.
     """
-    from kiosk.audit import AuditLog, load_signing_key
+    from kiosk.audit.log import AuditLog, load_signing_key
     from kiosk.store import repo
     from kiosk.store.db import make_engine, upgrade, write_transaction
 

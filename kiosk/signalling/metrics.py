@@ -35,8 +35,8 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.exposition import generate_latest
 
-from kiosk.config import Settings
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
+from kiosk.runtime.config import Settings
 from kiosk.signalling.api.base import error_body
 from kiosk.signalling.context import SETTINGS
 

@@ -17,18 +17,21 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import text
 
-from kiosk import heap, keys, pki, sdnotify
-from kiosk.config import Settings
-from kiosk.logs import get_logger
-from kiosk.signalling import console, mail, visitor
+from kiosk.crypto import keys, pki
+from kiosk.runtime import heap, sdnotify
+from kiosk.runtime.config import Settings
+from kiosk.runtime.logs import get_logger
+from kiosk.signalling import console
 from kiosk.signalling import metrics as metrics_mod
 from kiosk.signalling import server as web_server
 from kiosk.signalling import web as web_pages
 from kiosk.signalling.api.live import operations as live_operations
-from kiosk.signalling.bridged import bridge_factory
+from kiosk.signalling.calls.bridged import bridge_factory
+from kiosk.signalling.calls.supervisor import Supervisor
 from kiosk.signalling.context import CONTEXT, utc_now
-from kiosk.signalling.device_listener import DeviceHub, DeviceListener, LinkTimers
-from kiosk.signalling.supervisor import Supervisor
+from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
+from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.visitors import endpoint as visitor
 
 log = get_logger(__name__)
 

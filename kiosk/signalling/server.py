@@ -21,8 +21,8 @@ from datetime import datetime
 
 from aiohttp import web
 
-from kiosk.config import Settings
-from kiosk.logs import get_logger
+from kiosk.runtime.config import Settings
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api.base import API_PREFIX, Operation
 from kiosk.signalling.app import build_app
 from kiosk.signalling.context import CONTEXT, ServerContext, utc_now
@@ -71,7 +71,7 @@ async def start(
     if cfg.web_cert is not None or cfg.web_key is not None:
         if cfg.web_cert is None or cfg.web_key is None:
             raise ValueError("server.web_cert and server.web_key go together")
-        from kiosk.tlsconfig import web_server_context
+        from kiosk.crypto.tls import web_server_context
 
         ssl_context = web_server_context(cfg.web_cert, cfg.web_key)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)

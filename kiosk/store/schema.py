@@ -297,7 +297,7 @@ api_tokens = Table(
     Column("revoked", Boolean, nullable=False, server_default="0"),
 )
 
-# The audit chain (kiosk/audit.py). Append-only: the application never updates
+# The audit chain (kiosk/audit/). Append-only: the application never updates
 # or deletes rows; `kiosk admin audit verify` proves that nobody else did.
 audit_entries = Table(
     "audit_entries",

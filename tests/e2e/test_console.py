@@ -598,7 +598,7 @@ def enrol(world: World, serial: str) -> tuple[str, Path]:
 
 async def report_tamper(world: World, device_id: str, out: Path) -> None:
     """The tablet reports tampering over its own mutual-TLS link, as its USB guard does."""
-    from kiosk import protocol as p
+    from kiosk.wire import messages as p
     from tests.harness import client_ssl
 
     ssl_ctx = client_ssl(out / "ca.pem", out / "device.pem", out / "device.key")

@@ -3,7 +3,7 @@
 A lawyer call between a visitor in Chromium and the tablet agent: the
 visitor's page and the tablet's kiosk page show the same code, computed by
 each end from the DTLS fingerprints of its own connection. The page's code is
-the same function as kiosk/verification.py (checked on a pinned pair).
+the same function as kiosk/wire/verification.py (checked on a pinned pair).
 """
 
 from __future__ import annotations

@@ -17,8 +17,8 @@ from typing import Any
 
 import aiohttp
 
-from kiosk.config import Settings
 from kiosk.domain.model import Role
+from kiosk.runtime.config import Settings
 from kiosk.signalling import auth
 from kiosk.signalling.api.base import Operation
 from kiosk.signalling.server import Server, start

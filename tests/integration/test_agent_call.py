@@ -20,14 +20,14 @@ from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from kiosk.config import AgentSettings
 from kiosk.device.call import Call
 from kiosk.device.deadline import Accepted, Refused, check_grant
 from kiosk.device.media import PatternTrack, ToneTrack, open_media
 from kiosk.domain.callstate import End
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
-from kiosk.grants import Grant, GrantError, ReplayGuard, sign_grant
+from kiosk.runtime.config import AgentSettings
+from kiosk.wire.grants import Grant, GrantError, ReplayGuard, sign_grant
 
 pytestmark = pytest.mark.timeout(120)
 

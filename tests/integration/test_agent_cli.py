@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kiosk import pki
+from kiosk.crypto import pki
 from kiosk.device.media import input_formats
 from tests.harness import ROOT, free_port
 

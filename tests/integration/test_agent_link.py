@@ -27,14 +27,16 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk import keys, pki
-from kiosk.config import AgentSettings
+from kiosk.crypto import keys, pki
 from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
 from kiosk.device.media import PatternTrack, ToneTrack
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
-from kiosk.grants import Grant, sign_grant
-from kiosk.protocol import (
+from kiosk.runtime.config import AgentSettings
+from kiosk.signalling.devices import registry as device_registry
+from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
+from kiosk.wire.grants import Grant, sign_grant
+from kiosk.wire.messages import (
     ContactEntry,
     DialMessage,
     EndMessage,
@@ -46,8 +48,6 @@ from kiosk.protocol import (
     SdpMessage,
     StateMessage,
 )
-from kiosk.signalling import device_registry
-from kiosk.signalling.device_listener import DeviceHub, DeviceListener, LinkTimers
 
 pytestmark = pytest.mark.timeout(120)
 # The agent does not care which engine the server uses; SQLite keeps these fast.
@@ -435,7 +435,7 @@ async def test_a_silent_server_is_noticed_and_the_link_remade(tmp_path: Path) ->
     after three heartbeat intervals of silence the agent drops it and connects again."""
     from aiohttp import web
 
-    from kiosk import tlsconfig
+    from kiosk.crypto import tls as tlsconfig
 
     pki_dir = tmp_path / "pki"
     pki.init_ca(pki_dir, ["127.0.0.1"])

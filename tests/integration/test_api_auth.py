@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kiosk import pki
+from kiosk.crypto import pki
 from kiosk.domain.access import PERMISSIONS
 from kiosk.domain.model import Role
 from kiosk.signalling.auth import SESSION_COOKIE

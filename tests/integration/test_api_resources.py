@@ -445,7 +445,7 @@ async def test_calls_list_live_and_past(api: LiveApi) -> None:
 
 
 async def test_revoking_through_the_api_puts_the_serial_on_the_crl(tmp_path: Path) -> None:
-    from kiosk import pki
+    from kiosk.crypto import pki
 
     pki.init_ca(tmp_path / "pki")
     async with live_api(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.sqlite3'}") as api:

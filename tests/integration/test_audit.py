@@ -24,16 +24,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.audit import (
-    FORBIDDEN_DETAIL_KEYS,
-    AuditLog,
-    VerifyResult,
-    canonical_json,
-    load_signing_key,
-    make_entry,
-    read_entries,
-    verify,
-)
+from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, VerifyResult, canonical_json, make_entry
+from kiosk.audit.log import AuditLog, load_signing_key, read_entries, verify
 from kiosk.store import schema
 from kiosk.store.db import make_engine, write_transaction
 

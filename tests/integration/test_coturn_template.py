@@ -3,7 +3,7 @@
 The test renders ``systemd/turnserver.conf.template`` as docs/deploy.md does,
 starts Debian's ``turnserver`` with it on this machine's own (non-loopback)
 address, authenticates with a credential minted by the server's own code
-(``kiosk.signalling.turn``), allocates a relay and asks for permissions
+(``kiosk.signalling.calls.turn``), allocates a relay and asks for permissions
 (RFC 8656 CreatePermission) towards loopback, private and link-local peers:
 coturn must answer 403. No packet leaves the machine: a permission is local
 state of the TURN server.
@@ -24,7 +24,7 @@ import pytest
 from aioice import stun
 from aioice.turn import UDP_TRANSPORT, make_integrity_key
 
-from kiosk.signalling.turn import turn_credential
+from kiosk.signalling.calls.turn import turn_credential
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "systemd" / "turnserver.conf.template"

@@ -25,16 +25,17 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk import pki, tlsconfig
-from kiosk.protocol import MAX_MESSAGE_BYTES, DialMessage, HelloMessage
-from kiosk.signalling import device_registry
-from kiosk.signalling.device_listener import (
+from kiosk.crypto import pki
+from kiosk.crypto import tls as tlsconfig
+from kiosk.signalling.devices import registry as device_registry
+from kiosk.signalling.devices.listener import (
     CloseCode,
     DeviceHub,
     DeviceListener,
     LinkTimers,
 )
 from kiosk.store import schema as t
+from kiosk.wire.messages import MAX_MESSAGE_BYTES, DialMessage, HelloMessage
 
 TIMERS = LinkTimers(
     handshake_timeout=1.0,
@@ -212,7 +213,7 @@ async def test_the_server_sends_to_a_connected_device_by_id(world: World) -> Non
     ws = await world.connect(tablet)
     await ping(ws, 1)
     from kiosk.domain.reasons import EndReason
-    from kiosk.protocol import EndMessage
+    from kiosk.wire.messages import EndMessage
 
     assert await world.hub.send(
         tablet.device_id, EndMessage(call_id="c1", reason=EndReason.TIME_UP)
@@ -495,7 +496,7 @@ async def test_a_second_connection_replaces_the_first(world: World) -> None:
 
 def test_a_tablet_enrolled_by_the_commands_connects(tmp_path: Path) -> None:
     from kiosk.cli import main
-    from kiosk.config import load_settings
+    from kiosk.runtime.config import load_settings
 
     config = tmp_path / "kiosk.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")

@@ -21,11 +21,11 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk import keys, pki
-from kiosk.config import load_settings
+from kiosk.crypto import keys, pki
 from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
-from kiosk.signalling.device_listener import DeviceHub, DeviceListener
+from kiosk.runtime.config import load_settings
+from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE, Console
 from provisioning.inventory import Inventory
 from tests.integration.api_support import LiveApi, live_api
@@ -390,12 +390,12 @@ async def test_console_keeps_one_line_per_tablet_on_a_terminal() -> None:
 
 
 def test_the_ca_refusals_reach_the_protocol_as_reasons(tmp_path: Path) -> None:
-    """kiosk.pki checks the CSR again when it issues; its codes become the protocol's."""
+    """kiosk.crypto.pki checks the CSR again when it issues; its codes become the protocol's."""
     from cryptography.hazmat.primitives.asymmetric import ec
 
-    from kiosk.device.enrolment import build_csr
     from kiosk.domain.reasons import Reason
-    from provisioning.protocol import IssueRefused
+    from kiosk.enrolment.station import IssueRefused
+    from kiosk.enrolment.tablet import build_csr
     from provisioning.station import pki_issuer
 
     issue = pki_issuer(pki.init_ca(tmp_path / "pki"))

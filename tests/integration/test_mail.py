@@ -23,8 +23,8 @@ import aiohttp
 import pytest
 from aiosmtpd.controller import Controller
 
-from kiosk.config import MailSettings
-from kiosk.signalling.mail import Mailer, compose
+from kiosk.runtime.config import MailSettings
+from kiosk.signalling.mail.notices import Mailer, compose
 from tests.harness import World, free_port, iso, utc_now, wait_until
 
 pytestmark = pytest.mark.slow

@@ -24,7 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kiosk import pki
+from kiosk.crypto import pki
 from kiosk.domain.model import Role
 from tests.integration.api_support import live_api
 from tests.integration.test_enrolment_pty import make_deployment

@@ -11,16 +11,16 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from kiosk import pki
-from kiosk.audit import ID_RE
-from kiosk.config import load_settings
+from kiosk.audit.chain import ID_RE
+from kiosk.crypto import pki
 from kiosk.domain import callstate as cs
 from kiosk.domain.model import CallState, Category, ControlLevel, MediaKind, Route
 from kiosk.domain.reasons import Reason
+from kiosk.runtime.config import load_settings
 from kiosk.signalling.bridge import BridgeError
 from kiosk.signalling.bridge.bridge import new_monitor_id
+from kiosk.signalling.calls.supervisor import LiveCall, Supervisor, SupervisorError
 from kiosk.signalling.context import open_context
-from kiosk.signalling.supervisor import LiveCall, Supervisor, SupervisorError
 from kiosk.store import schema
 
 NOW = datetime.now(UTC)

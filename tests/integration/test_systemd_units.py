@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.config import AgentSettings
+from kiosk.runtime.config import AgentSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 UNIT_DIR = ROOT / "systemd"

@@ -35,8 +35,9 @@ from sslyze.mozilla_tls_profile.tls_config_checker import (
     check_server_against_tls_configuration,
 )
 
-from kiosk import keys, pki, tlsconfig
-from kiosk.signalling.device_listener import DeviceHub, DeviceListener
+from kiosk.crypto import keys, pki
+from kiosk.crypto import tls as tlsconfig
+from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from kiosk.store.db import make_engine
 from kiosk.store.schema import metadata
 

@@ -26,9 +26,9 @@ from aiortc import (
 )
 from aiortc.mediastreams import MediaStreamError
 
-from kiosk.config import TurnSettings
 from kiosk.device.media import PatternTrack
-from kiosk.signalling.turn import ice_servers_for_call
+from kiosk.runtime.config import TurnSettings
+from kiosk.signalling.calls.turn import ice_servers_for_call
 from tests.harness import free_port
 
 SECRET = "test-shared-secret-0123456789"

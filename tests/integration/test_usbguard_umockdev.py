@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from kiosk.protocol import parse_device_message
+from kiosk.wire.messages import parse_device_message
 
 DEVICES = Path(__file__).resolve().parent.parent / "devices"
 ROOT = Path(__file__).resolve().parents[2]

@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
 
-from kiosk import protocol as p
 from kiosk.signalling.bridge import Bridge, Leg
-from kiosk.verification import code_for_session
+from kiosk.wire import messages as p
+from kiosk.wire.verification import code_for_session
 from tests.harness import World, wait_until
 from tests.visitor_client import Visitor
 

@@ -24,7 +24,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from kiosk import protocol as p
+from kiosk.wire import messages as p
 from tests.harness import World
 
 pytestmark = pytest.mark.slow

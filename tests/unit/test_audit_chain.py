@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.audit import (
+from kiosk.audit.chain import (
     GENESIS,
     Checkpoint,
     Entry,

@@ -22,7 +22,7 @@ from kiosk.device.deadline import (
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
-from kiosk.grants import DEFAULT_DRIFT, Grant, GrantClock, GrantError, ReplayGuard, sign_grant
+from kiosk.wire.grants import DEFAULT_DRIFT, Grant, GrantClock, GrantError, ReplayGuard, sign_grant
 
 KEY = Ed25519PrivateKey.generate()
 PUB = KEY.public_key()

@@ -18,11 +18,11 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.device import enrolment as dev
+from kiosk.crypto.pki import certificate_serial_text as certificate_serial
 from kiosk.domain.reasons import Reason
-from kiosk.pki import certificate_serial_text as certificate_serial
-from provisioning import protocol as sta
-from provisioning.wire import (
+from kiosk.enrolment import station as sta
+from kiosk.enrolment import tablet as dev
+from kiosk.enrolment.framing import (
     HEADER_LEN,
     MAGIC,
     TRAILER_LEN,

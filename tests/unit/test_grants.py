@@ -13,7 +13,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.grants import (
+from kiosk.wire.grants import (
     DEFAULT_DRIFT,
     Grant,
     GrantClock,
@@ -144,7 +144,7 @@ def test_a_window_that_ends_before_it_starts_is_never_signed_nor_accepted() -> N
         sign_grant(bad, KEY)
     # A server bug or an old key could still produce one: the tablet refuses it too.
     payload = bad.to_json()
-    from kiosk.grants import SIGNATURE_CONTEXT, _b64url_encode
+    from kiosk.wire.grants import SIGNATURE_CONTEXT, _b64url_encode
 
     sig = _b64url_encode(KEY.sign(SIGNATURE_CONTEXT + payload.encode()))
     with pytest.raises(GrantError) as err:
@@ -153,7 +153,7 @@ def test_a_window_that_ends_before_it_starts_is_never_signed_nor_accepted() -> N
 
 
 def _sign_raw(body: object) -> SignedGrant:
-    from kiosk.grants import SIGNATURE_CONTEXT, _b64url_encode
+    from kiosk.wire.grants import SIGNATURE_CONTEXT, _b64url_encode
 
     payload = body if isinstance(body, str) else canonical_json(body)
     return SignedGrant(payload, _b64url_encode(KEY.sign(SIGNATURE_CONTEXT + payload.encode())))

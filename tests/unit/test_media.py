@@ -12,7 +12,6 @@ import av
 import pytest
 from aiortc.mediastreams import MediaStreamError
 
-from kiosk.config import AgentSettings
 from kiosk.device.media import (
     AUDIO_RATE,
     VIDEO_CLOCK,
@@ -24,6 +23,7 @@ from kiosk.device.media import (
     input_formats,
     open_media,
 )
+from kiosk.runtime.config import AgentSettings
 
 
 def luma(frame: av.VideoFrame) -> bytes:

@@ -11,8 +11,8 @@ import pytest
 from aiohttp import web
 from prometheus_client.parser import text_string_to_metric_families
 
-from kiosk.config import Settings
 from kiosk.domain.reasons import EndReason, Reason
+from kiosk.runtime.config import Settings
 from kiosk.signalling.context import SETTINGS
 from kiosk.signalling.metrics import METRICS, Metrics, install, metrics_handler
 

@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kiosk import keys, pki, tlsconfig
+from kiosk.crypto import keys, pki
+from kiosk.crypto import tls as tlsconfig
 
 
 @pytest.fixture(scope="module")

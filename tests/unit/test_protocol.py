@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason, Reason
-from kiosk.protocol import (
+from kiosk.wire.messages import (
     MAX_MESSAGE_BYTES,
     CallInfo,
     ContactEntry,

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk import sdnotify
+from kiosk.runtime import sdnotify
 
 
 class Receiver:

@@ -29,8 +29,8 @@ from kiosk.device.session import (
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason, Reason
-from kiosk.grants import Grant, sign_grant
-from kiosk.protocol import (
+from kiosk.wire.grants import Grant, sign_grant
+from kiosk.wire.messages import (
     ContactEntry,
     DialMessage,
     EndMessage,

@@ -8,7 +8,7 @@ from aiortc import RTCConfiguration, RTCPeerConnection
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.verification import code_for, code_for_session, sdp_fingerprint
+from kiosk.wire.verification import code_for, code_for_session, sdp_fingerprint
 
 hexpair = st.text(alphabet="0123456789ABCDEF", min_size=2, max_size=2)
 KNOWN = "947 113"

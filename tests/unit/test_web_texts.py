@@ -9,9 +9,9 @@ from pathlib import Path
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.config import MailSettings
 from kiosk.domain.model import Category, ControlLevel
-from kiosk.signalling.mail import compose, control_text, date_text, fill
+from kiosk.runtime.config import MailSettings
+from kiosk.signalling.mail.notices import compose, control_text, date_text, fill
 from kiosk.signalling.web.pages import PAGE_CSP, choose_language, page_headers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 from kiosk.domain.access import Action, authorize
 from kiosk.domain.policy import Deny
 from kiosk.domain.reasons import MESSAGES, Reason
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
 from kiosk.signalling.context import CONTEXT, ServerContext
 from kiosk.signalling.schemas import Query, Request

@@ -13,10 +13,10 @@ from kiosk.domain.access import Action
 from kiosk.domain.model import Booking, BookingState, FacilitySettings, PoliceClearance
 from kiosk.domain.reasons import Reason
 from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
-from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
 from kiosk.signalling.api.views import booking_out
+from kiosk.signalling.mail import notices as mail
 from kiosk.store import repo
 from kiosk.store.db import write_transaction
 

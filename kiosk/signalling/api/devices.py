@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk import pki
+from kiosk.crypto import pki
 from kiosk.domain.access import Action
 from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
@@ -20,7 +20,7 @@ from kiosk.store import repo
 from kiosk.store.db import write_transaction
 
 if TYPE_CHECKING:
-    from kiosk.audit import AuditLog
+    from kiosk.audit.log import AuditLog
 
 table = OperationTable("devices")
 

@@ -23,10 +23,10 @@ from kiosk.domain.model import (
     RestrictionKind,
 )
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import closure_out, facility_out, restriction_out
+from kiosk.signalling.mail import notices as mail
 from kiosk.store import repo
 from kiosk.store.db import write_transaction
 

@@ -14,10 +14,10 @@ from sqlalchemy import delete
 from kiosk.domain.access import Action
 from kiosk.domain.model import BookingState
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import invites as inv
-from kiosk.signalling import mail
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.visitors import invites as inv
 from kiosk.store import repo
 from kiosk.store import schema as t
 from kiosk.store.db import write_transaction

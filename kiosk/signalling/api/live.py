@@ -19,7 +19,7 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
 from kiosk.signalling.api.views import call_out
-from kiosk.signalling.supervisor import Supervisor, SupervisorError
+from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError
 from kiosk.store import repo
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]

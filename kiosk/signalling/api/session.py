@@ -8,7 +8,7 @@ from aiohttp import web
 
 from kiosk.domain.access import PERMISSIONS, Action
 from kiosk.domain.reasons import Reason
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, Reply

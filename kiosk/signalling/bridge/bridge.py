@@ -39,7 +39,7 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from kiosk.domain.model import MediaKind
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 
 from . import passthrough
 from .passthrough import AUDIO_MIME, VIDEO_MIME, EncodedFrame, EncodedTrack

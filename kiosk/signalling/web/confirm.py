@@ -25,9 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain import policy
 from kiosk.domain.model import Contact, ContactStatus
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import CONTEXT
-from kiosk.signalling.mail import fill, texts
+from kiosk.signalling.mail.notices import fill, texts
 from kiosk.signalling.web.pages import LANGUAGES, TOKEN_PATTERN, choose_language, page_headers
 from kiosk.store import repo
 from kiosk.store.db import write_transaction

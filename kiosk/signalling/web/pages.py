@@ -35,7 +35,7 @@ CONTENT_TYPES = {
     ".png": "image/png",
 }
 _ASSET = re.compile(r"^[a-z0-9][a-z0-9_-]*(/[a-z0-9][a-z0-9_-]*)?\.(css|js|json|svg|png)$")
-# An invite token: url-safe base64, 16-128 characters (kiosk.protocol.Token).
+# An invite token: url-safe base64, 16-128 characters (kiosk.wire.messages.Token).
 TOKEN_PATTERN = r"[A-Za-z0-9_-]{16,128}"  # noqa: S105 (a pattern, not a secret)
 
 

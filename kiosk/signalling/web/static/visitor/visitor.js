@@ -387,7 +387,7 @@
   }
 
   // The verification code of the connection actually made (ARCHITECTURE.md principle 2):
-  // the same computation as kiosk/verification.py, so the tablet shows the same six
+  // the same computation as kiosk/wire/verification.py, so the tablet shows the same six
   // digits on an honest call and different ones if somebody sits in the middle.
   const VERIFY_CONTEXT = "kiosk-verify-v1\u0000";
 

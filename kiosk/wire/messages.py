@@ -27,7 +27,7 @@ from pydantic import (
 
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
-from kiosk.grants import SignedGrant
+from kiosk.wire.grants import SignedGrant
 
 PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 65536
@@ -184,7 +184,7 @@ class StateMessage(_Message):
 
 
 class GrantDocument(_Message):
-    """A SignedGrant on the wire; the tablet verifies it with kiosk.grants."""
+    """A SignedGrant on the wire; the tablet verifies it with kiosk.wire.grants."""
 
     payload: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
     signature: Annotated[str, StringConstraints(min_length=1, max_length=128)]

@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kiosk import pki
+from kiosk.crypto import pki
 from kiosk.domain.model import Device
 from kiosk.store import repo
 from kiosk.store import schema as t

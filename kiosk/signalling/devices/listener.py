@@ -1,7 +1,7 @@
 """The device listener: the tablets' WSS endpoint ``/device/v1`` on its own TLS socket.
 
 ARCHITECTURE.md, Trust: tablets speak only WSS with mutual TLS, and a device
-is its certificate and nothing else. The TLS layer (``kiosk.tlsconfig``)
+is its certificate and nothing else. The TLS layer (``kiosk.crypto.tls``)
 refuses any certificate that does not chain to the deployment CA, has
 expired or is on the CRL; ``tls_accept.TlsSite`` logs each such refusal
 ("device refused at handshake") and counts it by reason. Here the
@@ -9,7 +9,7 @@ certificate's serial finds the device's row; an unknown or revoked device
 gets HTTP 403 before any WebSocket exists.
 
 On the link: the first message must be ``hello``; every frame is parsed
-strictly (``kiosk.protocol``); a bad one gets ``error{invalid_request}`` and
+strictly (``kiosk.wire.messages``); a bad one gets ``error{invalid_request}`` and
 too many bad ones, an oversized frame, or a flood close the link. Heartbeats:
 the tablet sends ``ping`` every ``heartbeat_interval`` and the listener
 answers ``pong`` with its clock; a link silent for ``silent_intervals``
@@ -40,10 +40,13 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk import pki
+from kiosk.crypto import pki
+from kiosk.crypto.tls import DeviceTlsContexts
 from kiosk.domain.reasons import Reason
-from kiosk.logs import get_logger
-from kiosk.protocol import (
+from kiosk.runtime.logs import get_logger
+from kiosk.signalling.devices import registry as device_registry
+from kiosk.signalling.devices.tls_accept import TlsSite
+from kiosk.wire.messages import (
     MAX_MESSAGE_BYTES,
     ErrorMessage,
     HelloMessage,
@@ -53,9 +56,6 @@ from kiosk.protocol import (
     encode,
     parse_device_message,
 )
-from kiosk.signalling import device_registry
-from kiosk.signalling.tls_accept import TlsSite
-from kiosk.tlsconfig import DeviceTlsContexts
 
 log = get_logger(__name__)
 

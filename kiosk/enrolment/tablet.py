@@ -1,6 +1,6 @@
 """The tablet's side of enrolment over USB, as a pure state machine.
 
-The counterpart of ``provisioning.protocol`` (where the exchange is drawn),
+The counterpart of ``kiosk.enrolment.station`` (where the exchange is drawn),
 sans-I/O in the same way: ``receive(data, now)``, ``stored(now)`` once the
 runner has written the bundle, ``timer(now)``; events out, and
 ``data_to_send()``. The runner is ``kiosk.device.enrol_serial``.
@@ -28,9 +28,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
+from kiosk.crypto.pki import certificate_serial_text
 from kiosk.domain.reasons import Reason
-from kiosk.pki import certificate_serial_text
-from provisioning.wire import (
+from kiosk.enrolment.framing import (
     Ack,
     Bundle,
     BundleMessage,

@@ -15,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from datetime import datetime
 
-from kiosk.config import TurnSettings
+from kiosk.runtime.config import TurnSettings
 
 
 @dataclass(frozen=True, slots=True)

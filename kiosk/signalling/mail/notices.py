@@ -40,14 +40,14 @@ from zoneinfo import ZoneInfo
 import aiosmtplib
 from aiohttp import web
 
-from kiosk.config import MailSettings
 from kiosk.domain.model import Booking, Category, Contact, ControlLevel, Facility
-from kiosk.logs import get_logger
+from kiosk.runtime.config import MailSettings
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import ServerContext
 
 log = get_logger(__name__)
 
-TEXTS = Path(__file__).resolve().parent / "web" / "texts"
+TEXTS = Path(__file__).resolve().parent.parent / "web" / "texts"
 LANGUAGES = ("nb", "en")
 ATTEMPTS = 3
 RETRY_DELAY = 2.0  # seconds, doubled after each failed attempt

@@ -20,7 +20,7 @@ import os
 import socket
 from collections.abc import Awaitable, Callable, Mapping
 
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 

@@ -17,10 +17,10 @@ import time
 from aiohttp import WSMsgType, web
 from pydantic import BaseModel
 
-from kiosk import protocol as p
 from kiosk.domain.reasons import Reason
-from kiosk.logs import get_logger
-from kiosk.signalling.supervisor import Supervisor, SupervisorError, VisitorSession
+from kiosk.runtime.logs import get_logger
+from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError, VisitorSession
+from kiosk.wire import messages as p
 
 log = get_logger(__name__)
 

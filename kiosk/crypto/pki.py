@@ -8,7 +8,7 @@ the TLS handshake (through ``crl.pem``). The grant and audit signing keys
 Key types: EC P-256 for the CA and every TLS certificate (what OpenSSL and
 Mozilla's "modern" profile handle best: ECDSA with SHA-256), Ed25519 for the
 grant and audit signatures. Every private key is written through
-``kiosk.keys`` (0600 files in a 0700 directory).
+``kiosk.crypto.keys`` (0600 files in a 0700 directory).
 
 Certificate serials are written as lowercase hexadecimal without leading
 zeros (``certificate_serial_text``): the one format of
@@ -31,7 +31,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from kiosk import keys
+from kiosk.crypto import keys
 
 CA_CERT: Final = "ca.pem"
 CA_KEY: Final = "ca.key"

@@ -25,7 +25,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk import protocol as p
 from kiosk.domain import callstate as cs
 from kiosk.domain import policy
 from kiosk.domain.model import (
@@ -40,15 +39,16 @@ from kiosk.domain.model import (
 )
 from kiosk.domain.reasons import MESSAGES, EndReason, Reason
 from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
-from kiosk.grants import Grant, sign_grant
-from kiosk.logs import get_logger
-from kiosk.signalling import invites as inv
+from kiosk.runtime.logs import get_logger
+from kiosk.signalling.calls.turn import ice_servers_for_call
 from kiosk.signalling.context import ServerContext
 from kiosk.signalling.metrics import Metrics
-from kiosk.signalling.turn import ice_servers_for_call
+from kiosk.signalling.visitors import invites as inv
 from kiosk.store import calls as store_calls
 from kiosk.store import repo
 from kiosk.store.db import write_transaction
+from kiosk.wire import messages as p
+from kiosk.wire.grants import Grant, sign_grant
 
 log = get_logger(__name__)
 

@@ -13,14 +13,14 @@ from typing import TYPE_CHECKING
 
 from aiortc import RTCIceServer
 
-from kiosk import protocol as p
 from kiosk.domain import callstate as cs
 from kiosk.domain.model import Route
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 from kiosk.signalling.bridge.bridge import Bridge, BridgeFailure, Leg
+from kiosk.wire import messages as p
 
 if TYPE_CHECKING:
-    from kiosk.signalling.supervisor import LiveCall, Supervisor, VisitorSession
+    from kiosk.signalling.calls.supervisor import LiveCall, Supervisor, VisitorSession
 
 log = get_logger(__name__)
 

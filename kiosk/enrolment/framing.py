@@ -8,7 +8,7 @@ all big-endian. The header has its own checksum so that a corrupted length is
 caught at once instead of stalling the reader on bytes that never come; a
 frame that fails either check is dropped and the reader resynchronises on the
 next magic. Lost and corrupted frames are recovered by the protocol's
-retransmissions (``provisioning.protocol``, ``kiosk.device.enrolment``).
+retransmissions (``kiosk.enrolment.station``, ``kiosk.enrolment.tablet``).
 
 The body is canonical JSON (sorted keys, no spaces, UTF-8): one message with
 a ``type``, validated strictly (unknown types or fields are refused).
@@ -142,7 +142,7 @@ class Hello(_Message):
     """Tablet -> station: who it is, its CSR, and the nonce signed with the CSR's key."""
 
     type: Literal["hello"] = "hello"
-    # The CA's rule for serials (kiosk.pki); no control characters anywhere, as
+    # The CA's rule for serials (kiosk.crypto.pki); no control characters anywhere, as
     # these strings end up on the operator's terminal.
     serial: str = Field(pattern=SERIAL_PATTERN)
     model: str = Field(max_length=100, pattern=PRINTABLE)

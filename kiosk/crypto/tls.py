@@ -29,8 +29,8 @@ import threading
 from pathlib import Path
 from typing import Final
 
-from kiosk.logs import get_logger
-from kiosk.pki import CertificateAuthority, PkiPaths, ensure_crl, load_ca
+from kiosk.crypto.pki import CertificateAuthority, PkiPaths, ensure_crl, load_ca
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 

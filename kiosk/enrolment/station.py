@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from kiosk.domain.reasons import Reason
-from provisioning.wire import (
+from kiosk.enrolment.framing import (
     NONCE_BYTES,
     Ack,
     Bundle,
@@ -94,7 +94,7 @@ class Issued:
 
 
 class IssueRefused(Exception):
-    """The issuer refused the CSR (``kiosk.pki``'s codes, as a Reason)."""
+    """The issuer refused the CSR (``kiosk.crypto.pki``'s codes, as a Reason)."""
 
     def __init__(self, reason: Reason, detail: str = "") -> None:
         super().__init__(detail or reason.value)

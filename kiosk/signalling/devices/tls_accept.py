@@ -19,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from kiosk.logs import get_logger
+from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 
