@@ -28,6 +28,7 @@ from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, VerifyResult, canonical_jso
 from kiosk.audit.log import AuditLog, load_signing_key, read_entries, verify
 from kiosk.store import schema
 from kiosk.store.db import make_engine, write_transaction
+from tests.conftest import examples
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -316,8 +317,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(details=st.dictionaries(st.text(max_size=8), json_values, max_size=4)
        .filter(_no_forbidden_keys))
 def test_any_json_details_survive_the_database_exactly(

@@ -36,6 +36,7 @@ from kiosk.signalling.devices.listener import (
 )
 from kiosk.store import schema as t
 from kiosk.wire.messages import MAX_MESSAGE_BYTES, DialMessage, HelloMessage
+from tests.conftest import examples
 
 TIMERS = LinkTimers(
     handshake_timeout=1.0,
@@ -392,7 +393,7 @@ def _hypothesis_frames() -> list[str | bytes]:
             st.binary(max_size=200), st.text(max_size=200), json_values.map(json.dumps), typed
         )
     )
-    @settings(max_examples=150, database=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=examples(150), database=None, suppress_health_check=list(HealthCheck))
     def collect(frame: str | bytes) -> None:
         frames.append(frame)
 

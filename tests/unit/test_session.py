@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.device.session import (
@@ -445,7 +445,6 @@ _inputs = st.one_of(
 
 
 @given(st.lists(_inputs, max_size=40))
-@settings(max_examples=300, deadline=None)
 def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> None:
     """Media starts only under a grant signed by the pinned key for this device, never for
     an ended call; at most one call; every output is a valid action; nothing raises."""
