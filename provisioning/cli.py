@@ -28,11 +28,10 @@ from pathlib import Path
 from typing import TextIO
 
 from kiosk.crypto import keys, pki
-from kiosk.enrolment.framing import Dropped
+from kiosk.enrolment.endpoint import Dropped, Progress
 from kiosk.enrolment.station import (
     Enrolled,
     Event,
-    Progress,
     StationConfig,
     StationEnrolment,
 )

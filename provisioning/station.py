@@ -22,9 +22,7 @@ import errno
 import fcntl
 import os
 import ssl
-import termios
 import time
-import tty
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +35,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kiosk.crypto import pki
 from kiosk.domain.reasons import Reason
-from kiosk.enrolment.framing import Failed
+from kiosk.enrolment.endpoint import Failed
 from kiosk.enrolment.station import (
     ConfirmSerial,
     Enrolled,
@@ -51,6 +49,7 @@ from kiosk.enrolment.station import (
 )
 from kiosk.runtime.config import StationSettings
 from kiosk.runtime.logs import get_logger
+from kiosk.runtime.serial_line import set_raw
 
 log = get_logger(__name__)
 
@@ -242,18 +241,6 @@ class SerialPort:
 def _wake(ready: asyncio.Future[None]) -> None:
     if not ready.done():
         ready.set_result(None)
-
-
-def set_raw(fd: int) -> None:
-    """Raw mode, 8N1, no flow control; CDC-ACM ignores the speed, a real UART does not."""
-    tty.setraw(fd, termios.TCSANOW)
-    attrs = termios.tcgetattr(fd)
-    attrs[2] = (attrs[2] & ~(termios.CRTSCTS | termios.PARENB | termios.CSTOPB)) | (
-        termios.CLOCAL | termios.CREAD | termios.CS8
-    )
-    attrs[0] &= ~(termios.IXON | termios.IXOFF | termios.IXANY)
-    attrs[4] = attrs[5] = termios.B115200
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 # --- one enrolment ---------------------------------------------------------
