@@ -109,15 +109,17 @@ async def _register(
 ) -> tuple[str, pki.EnrolledDevice]:
     from kiosk.domain.model import Device
     from kiosk.signalling.context import open_context
-    from kiosk.store import repo
     from kiosk.store.db import write_transaction
+    from kiosk.store.devices import device_serial_taken, insert_device
+    from kiosk.store.ids import new_id
+    from kiosk.store.inmates import get_inmate
 
     async with open_context(settings) as ctx:
         async with write_transaction(ctx.engine) as conn:
-            if await repo.device_serial_taken(conn, serial, None):
+            if await device_serial_taken(conn, serial, None):
                 raise CommandError(f"a tablet with serial {serial} is already registered")
             if inmate_id is not None:
-                inmate = await repo.get_inmate(conn, inmate_id)
+                inmate = await get_inmate(conn, inmate_id)
                 if inmate is None:
                     raise CommandError(f"no inmate {inmate_id}")
                 if not inmate.active:
@@ -126,13 +128,13 @@ async def _register(
             # cannot be written, the command fails and the files are of no use to anyone.
             enrolled = pki.enrol_local(settings.pki_dir, serial, out)
             device = Device(
-                id=repo.new_id(),
+                id=new_id(),
                 serial=serial,
                 inmate_id=inmate_id,
                 certificate_serial=enrolled.certificate_serial,
             )
             now = ctx.clock()
-            await repo.insert_device(conn, device, "local", now)
+            await insert_device(conn, device, "local", now)
             subjects = {"device": device.id, "certificate": enrolled.certificate_serial}
             await ctx.audit.append("system", "device.registered", subjects, conn=conn)
             if inmate_id is not None:

@@ -69,8 +69,8 @@ async def open_context(
     The server and the one-shot admin commands open it the same way.
     """
     from kiosk.audit.log import AuditLog, load_signing_key
-    from kiosk.store import repo
     from kiosk.store.db import make_engine, upgrade, write_transaction
+    from kiosk.store.facility import ensure_facility
 
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -80,7 +80,7 @@ async def open_context(
             engine, signing_key, checkpoint_every=settings.audit.checkpoint_every, clock=clock
         )
         async with write_transaction(engine) as conn:
-            await repo.ensure_facility(conn)
+            await ensure_facility(conn)
         try:
             yield ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
         finally:
