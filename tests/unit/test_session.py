@@ -301,6 +301,16 @@ def test_callable_now_follows_the_servers_clock_not_a_stale_flag() -> None:
     assert later["contacts"][1]["privileged"] is True
 
 
+def test_the_list_is_shown_again_when_a_window_opens_or_closes_by_the_tablets_clock() -> None:
+    """A state that came before a window opened: the page's Call button wakes at the
+    window's start although the server sends nothing more."""
+    s = online_session()
+    assert s.tick(60.0) == []  # nothing opened or closed: nothing to show
+    (shown_again,) = shown(s.tick(31 * 60.0), "state")  # one closed, the other opened
+    assert [c["callable_now"] for c in shown_again["state"]["contacts"]] == [False, True]
+    assert s.tick(31 * 60.0 + 1) == []
+
+
 def test_countdown_ticks_from_the_grant() -> None:
     s = online_session()
     in_call(s, mono=0.0)
