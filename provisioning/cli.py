@@ -35,7 +35,7 @@ from kiosk.enrolment.station import (
     StationConfig,
     StationEnrolment,
 )
-from kiosk.runtime.config import ConfigError, Settings, load_settings
+from kiosk.runtime.config import ConfigError, StationProgramSettings, load
 from kiosk.runtime.logs import configure, get_logger
 from provisioning.inventory import Inventory, InventoryError
 from provisioning.station import (
@@ -134,7 +134,7 @@ async def stdin_reader() -> asyncio.StreamReader | None:
 
 @dataclass
 class Station:
-    settings: Settings
+    settings: StationProgramSettings
     config: StationConfig
     inventory: Inventory
     ca: authority.CertificateAuthority
@@ -143,7 +143,7 @@ class Station:
     in_flight: set[str] = field(default_factory=set)  # serials being enrolled right now
 
     @classmethod
-    def load(cls, settings: Settings) -> Station:
+    def load(cls, settings: StationProgramSettings) -> Station:
         s = settings.station
         if not s.api_token:
             raise CommandError("[station] api_token is not set: tablets cannot be registered")
@@ -321,9 +321,9 @@ async def _enrol_tty(station: Station, path: str, reprovision: bool) -> int:
 # --- commands --------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> StationProgramSettings:
     try:
-        settings = load_settings(args.config)
+        settings = load(StationProgramSettings, args.config)
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     configure(settings.log.level, settings.log.format == "json")

@@ -499,7 +499,7 @@ async def test_a_second_connection_replaces_the_first(world: World) -> None:
 
 def test_a_tablet_enrolled_by_the_commands_connects(tmp_path: Path) -> None:
     from kiosk.cli import main
-    from kiosk.runtime.config import load_settings
+    from kiosk.runtime.config import AgentProgramSettings, load, load_settings
 
     config = tmp_path / "kiosk.toml"
     config.write_text(f'[server]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
@@ -509,7 +509,7 @@ def test_a_tablet_enrolled_by_the_commands_connects(tmp_path: Path) -> None:
     assert main([*args, "--out", str(out)]) == 0
     assert main([*args, "--out", str(tmp_path / "again")]) == 1  # serial already registered
     assert not (tmp_path / "again").exists()
-    agent = load_settings(out / "agent.toml").agent
+    agent = load(AgentProgramSettings, out / "agent.toml").agent
     settings = load_settings(config)
 
     async def connect() -> dict[str, Any]:

@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from kiosk.crypto import authority, keys, pki, revocation
 from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
-from kiosk.runtime.config import load_settings
+from kiosk.runtime.config import AgentProgramSettings, load
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE, Console
 from provisioning.inventory import Inventory
@@ -266,7 +266,7 @@ async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: P
         env["KIOSK_AGENT__SERVER_URL"] = env["KIOSK_AGENT__SERVER_URL"].replace(
             ":8444/", f":{listener.port}/"
         )
-        settings = load_settings(environ={**env, "KIOSK_AGENT__UI_PORT": "0"})
+        settings = load(AgentProgramSettings, environ={**env, "KIOSK_AGENT__UI_PORT": "0"})
         agent = Agent(settings.agent, synthetic_media=True)
         await agent.start()
         try:
@@ -303,7 +303,7 @@ async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path
         )
         assert env["KIOSK_AGENT__DEVICE_ID"] == marker["device_id"]
         # What the agent will load: the [agent] settings from the environment file.
-        agent_settings = load_settings(environ={**env, "KIOSK_AGENT__SERVER_URL": "wss://x/"})
+        agent_settings = load(AgentProgramSettings, environ={**env, "KIOSK_AGENT__SERVER_URL": "wss://x/"})
         assert agent_settings.agent.key == agent / "device.key"
         assert agent_settings.agent.device_id == marker["device_id"]
 
