@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -273,6 +273,37 @@ async def test_bookings_clearance_cancel_and_listing(api: LiveApi) -> None:
         "booking_not_active",
         {"cleared_by": "X", "cleared_at": cleared_at.isoformat()},
     )
+
+
+async def test_bookings_are_listed_over_a_span_of_time_across_midnight(api: LiveApi) -> None:
+    """The officer's board asks for the hours around now, whatever the calendar day."""
+    from urllib.parse import quote
+    from zoneinfo import ZoneInfo
+
+    inmate = await ok(api, "POST", "/inmates", {"name": "Nils"}, 201)
+    c = await approved(api, inmate["id"], "Nina")
+    zone = ZoneInfo("Europe/Oslo")
+    day = (datetime.now(UTC).astimezone(zone) + timedelta(days=3)).date()
+    late = datetime.combine(day, time(23, 30), zone)
+    body = {"inmate_id": inmate["id"], "contact_id": c["id"], "location_kind": "cell",
+            "location": "C-3", "initiation": "staff"}
+    before = await ok(api, "POST", "/bookings", {**body, **window(late, 20)}, 201)
+    after = await ok(api, "POST", "/bookings", {**body, **window(late + timedelta(hours=1), 20)},
+                     201)
+
+    def span(start: datetime, end: datetime) -> str:
+        return f"ends_after={quote(start.isoformat())}&starts_before={quote(end.isoformat())}"
+
+    for query, expected in (
+        (span(late - timedelta(hours=1), late + timedelta(hours=2)), [before["id"], after["id"]]),
+        (span(late + timedelta(minutes=20), late + timedelta(hours=2)), [after["id"]]),
+        (f"day={day.isoformat()}", [before["id"]]),  # the calendar day stops at midnight
+    ):
+        _status, listed = await api.call("GET", "/bookings?" + query)
+        assert [x["id"] for x in listed["items"]] == expected, query
+    half = f"ends_after={quote(late.isoformat())}"
+    for query in (half, f"{span(late, late)}&day={day.isoformat()}"):
+        await no(api, "GET", "/bookings?" + query, 400, "invalid_request")
 
 
 async def test_a_suspension_holds_bookings_and_its_removal_releases_them(api: LiveApi) -> None:
