@@ -121,7 +121,18 @@ async def _controlled_call(world: World, control: str, serial: str) -> tuple[Any
         what="media at the visitor through the bridge",
     )
     assert visitor.call is not None
+    # Media at the visitor is not yet the server's word that the call is live: wait for
+    # that state before anyone attaches a monitor (which a call not yet live refuses).
+    await wait_until(
+        lambda: _connected(world, visitor.call.call_id), timeout=30, what="the call connected"
+    )
     return tablet, visitor, visitor.call.call_id
+
+
+async def _connected(world: World, call_id: str) -> bool:
+    assert world.api is not None
+    calls = await world.api.call("GET", "/calls?live=true")
+    return any(c["id"] == call_id and c["state"] == "connected" for c in calls["items"])
 
 
 async def test_a_controlled_call_runs_through_the_bridge_and_staff_watch_and_listen(
