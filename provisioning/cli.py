@@ -279,14 +279,16 @@ async def _watch(station: Station, reprovision: set[str], count: int | None) -> 
             if count is not None and len(station.results) >= count:
                 finished.set()
 
+    def listening() -> None:
+        console.say("Waiting for tablets in enrolment mode; Ctrl-C ends with a summary.")
+
     async def discover() -> None:
-        async for gadget in watcher.watch():
+        async for gadget in watcher.watch(listening):
             console.progress(gadget.name, f"tablet found (USB serial {gadget.usb_serial or '?'})")
             task = asyncio.ensure_future(one(gadget))
             running[task] = gadget
             task.add_done_callback(lambda t: running.pop(t, None))
 
-    console.say("Waiting for tablets in enrolment mode; Ctrl-C ends with a summary.")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, finished.set)

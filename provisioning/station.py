@@ -115,8 +115,12 @@ class GadgetWatcher:
         found = (match_gadget(d, self._ids) for d in self._context.list_devices(subsystem="tty"))
         return sorted((g for g in found if g is not None), key=lambda g: g.devnode)
 
-    async def watch(self) -> AsyncIterator[Gadget]:
-        """Present gadgets first, then hot-plugged ones; each devnode once while present."""
+    async def watch(self, listening: Callable[[], None] = lambda: None) -> AsyncIterator[Gadget]:
+        """Present gadgets first, then hot-plugged ones; each devnode once while present.
+
+        ``listening`` is called once udev's events are heard, before the present
+        gadgets are listed: a tablet plugged in after it is never missed.
+        """
         monitor = pyudev.Monitor.from_netlink(self._context)
         monitor.filter_by("tty")
         monitor.start()
@@ -128,6 +132,7 @@ class GadgetWatcher:
                 queue.put_nowait(device)
 
         loop.add_reader(monitor.fileno(), readable)
+        listening()
         seen: set[str] = set()
         try:
             for present in self.present():

@@ -105,17 +105,38 @@ async def wait_for_port(port: int, proc: Proc | None = None, timeout: float = 60
 
 
 async def wait_until(
-    predicate: Any, timeout: float = 30, interval: float = 0.1, what: str = "condition"
+    predicate: Any, timeout: float = 30, what: str = "condition", interval: float = 0.1
 ) -> Any:
+    """Wait for a state: ``predicate()`` (sync or async) true, at most ``timeout`` s.
+
+    The bound only turns a hang into a failure that names ``what``; a test never
+    waits for time itself, so a slow machine costs time, not a failure.
+    """
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+    while True:
         value = predicate()
         if asyncio.iscoroutine(value):
             value = await value
         if value:
             return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
         await asyncio.sleep(interval)
-    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def stays(predicate: Any, seconds: float, what: str = "condition") -> None:
+    """Something that must NOT happen: ``predicate()`` holds all through ``seconds``.
+
+    The only place a test watches the clock: an absence can be seen only over a
+    span of time. It fails as soon as the predicate breaks.
+    """
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = predicate()
+        if asyncio.iscoroutine(value):
+            value = await value
+        assert value, f"{what} stopped holding"
+        await asyncio.sleep(0.05)
 
 
 @dataclass

@@ -116,7 +116,12 @@ class Faces:
 
     async def screen(self, face: Face, screen: str) -> Path:
         """Screenshot ``screen`` of ``face`` and check it with axe-core."""
-        await face.page.wait_for_timeout(150)  # let the screen's transitions settle
+        # The screen's transitions finish (a state, not a time); endless ones (a spinner) go on.
+        await face.page.evaluate(
+            """() => Promise.all(document.getAnimations()
+                .filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
+                .map((a) => a.finished.catch(() => null)))"""
+        )
         SCREENS.mkdir(parents=True, exist_ok=True)
         path = SCREENS / f"{face.name}-{screen}.png"
         await face.page.screenshot(path=str(path), full_page=True)

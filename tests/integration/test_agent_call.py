@@ -28,6 +28,8 @@ from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings
 from kiosk.wire.grants import Grant, GrantError, ReplayGuard, sign_grant
+from tests.harness import stays
+from tests.harness import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -87,14 +89,6 @@ class Peer:
             t.cancel()
 
 
-async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
 async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
     sent = time.monotonic()
     decision = check_grant(
@@ -140,8 +134,7 @@ async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
                        "the peer's connection to close")
         # No media after the end, either way.
         frames_then = dict(peer.frames)
-        await asyncio.sleep(0.5)
-        assert peer.frames == frames_then
+        await stays(lambda: peer.frames == frames_then, 0.5, "no frame after the end")
         assert peer.last["video"] <= call.deadline.deadline() + 2.0  # generous: a loaded machine
     finally:
         await call.close(EndReason.HANGUP)

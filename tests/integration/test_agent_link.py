@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -48,6 +48,8 @@ from kiosk.wire.messages import (
     SdpMessage,
     StateMessage,
 )
+from tests.harness import stays
+from tests.harness import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(120)
 # The agent does not care which engine the server uses; SQLite keeps these fast.
@@ -55,17 +57,6 @@ SQLITE = pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
 
 SERVER_TIMERS = LinkTimers(heartbeat_interval=0.5, hello_timeout=5.0, rate=200.0, burst=400.0,
                            touch_every=0.0)
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 class Visitor:
@@ -379,8 +370,9 @@ async def test_staff_end_from_the_server_shows_its_reason(world: World) -> None:
     await world.server.hub.send(world.device_id,
                                 EndMessage(call_id="call-1", reason=EndReason.ENDED_BY_STAFF))
     await wait_for(lambda: world.agent.view()["phase"] == "ended", what="the end screen")
-    await asyncio.sleep(END_GRACE + 0.5)  # the media going away changes nothing after
-    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "ended_by_staff"}
+    # The media going away changes nothing after.
+    ended = {"call_id": "call-1", "reason": "ended_by_staff"}
+    await stays(lambda: world.agent.view()["ended"] == ended, END_GRACE + 0.5, "the reason")
     assert world.agent.call is None and world.agent.last_call is not None
     assert world.agent.last_call.pc.connectionState == "closed"
     assert not world.server.of(HangupMessage)

@@ -87,7 +87,6 @@ class Live:
         ]
         bookings = [await self.world.booking(inmate, c, start_in=1) for c in contacts]
         self.tokens = [await self.world.invite_token(b["id"]) for b in bookings]
-        await asyncio.sleep(1)
         self.http = aiohttp.ClientSession()
         self.bystander = await self._joined(self.tokens[1])
         # Keep reading, as a browser does: aiohttp answers the server's
