@@ -79,11 +79,19 @@ class Proc:
                 self.popen.wait(timeout=10)
 
 
-def spawn(name: str, args: Sequence[str], log_dir: Path, env: dict[str, str] | None = None) -> Proc:
+def spawn(
+    name: str,
+    args: Sequence[str],
+    log_dir: Path,
+    env: dict[str, str] | None = None,
+    prefix: Sequence[str] = (),
+) -> Proc:
+    """``kiosk ARGS`` in a subprocess, its output in ``log_dir/NAME.log``; ``prefix`` runs
+    it inside another command (tests/systemd_sandbox.py: a unit's seccomp filters)."""
     log = log_dir / f"{name}.log"
     fh = log.open("ab")
     popen = subprocess.Popen(
-        [*KIOSK, *args], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT
+        [*prefix, *KIOSK, *args], stdout=fh, stderr=subprocess.STDOUT, env=env, cwd=ROOT
     )
     fh.close()
     return Proc(name, popen, log)
@@ -272,8 +280,11 @@ def dumps(obj: Any) -> str:
 class Tablet:
     """A tablet agent process (``--synthetic-media``) and its loopback kiosk API."""
 
-    def __init__(self, deployment: Deployment, out: Path, device_id: str) -> None:
+    def __init__(
+        self, deployment: Deployment, out: Path, device_id: str, prefix: Sequence[str] = ()
+    ) -> None:
         self.deployment = deployment
+        self.prefix = prefix
         self.dir = out
         self.device_id = device_id
         self.ui_port = free_port()
@@ -296,6 +307,7 @@ class Tablet:
             ["agent", "--config", str(self.dir / "agent.toml"), "--synthetic-media"],
             self.deployment.root,
             env=self.env(),
+            prefix=self.prefix,
         )
         await wait_for_port(self.ui_port, self.proc)
 
@@ -327,8 +339,16 @@ class Tablet:
 class World:
     """A deployment with its server running and an admin's API; tablets on demand."""
 
-    def __init__(self, root: Path, extra_config: str = "") -> None:
+    def __init__(
+        self,
+        root: Path,
+        extra_config: str = "",
+        server_prefix: Sequence[str] = (),
+        agent_prefix: Sequence[str] = (),
+    ) -> None:
         self.deployment = Deployment(root, extra=extra_config)
+        self.server_prefix = server_prefix  # see spawn()
+        self.agent_prefix = agent_prefix
         self.server: Proc | None = None
         self.api: Api | None = None
         self.tablets: list[Tablet] = []
@@ -350,6 +370,7 @@ class World:
             ["server", "--config", str(self.deployment.config)],
             self.deployment.root,
             env=self.deployment.env(),
+            prefix=self.server_prefix,
         )
         await wait_for_port(self.deployment.web_port, self.server)
         await wait_for_port(self.deployment.device_port, self.server)
@@ -432,7 +453,7 @@ class World:
     async def tablet(self, inmate_id: str | None, serial: str) -> Tablet:
         out = self.deployment.root / f"tablet-{serial}"
         device_id = self.deployment.enrol_tablet(serial, inmate_id, out)
-        tablet = Tablet(self.deployment, out, device_id)
+        tablet = Tablet(self.deployment, out, device_id, self.agent_prefix)
         await tablet.start()
         self.tablets.append(tablet)
         await wait_until(tablet.online, timeout=30, what="tablet online")

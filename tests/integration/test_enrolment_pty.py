@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,8 +64,11 @@ facility_id = "romerike"
     return config
 
 
-async def provision(config: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+async def provision(
+    config: Path, *args: str, stdin: bytes = b"", prefix: Sequence[str] = ()
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         PY,
         "-m",
         "provisioning.cli",
@@ -112,10 +116,14 @@ async def enrol_over_pty(
     station_args: tuple[str, ...] = (),
     device_args: tuple[str, ...] = (),
     stations_pem: Path | None = None,
+    station_prefix: Sequence[str] = (),
+    device_prefix: Sequence[str] = (),
 ) -> Outcome:
+    """``*_prefix``: run that side inside another command (a unit's sandbox)."""
     master, slave = os.openpty()  # a real serial line; both ends set raw by the programs
     try:
         device = await asyncio.create_subprocess_exec(
+            *device_prefix,
             PY,
             "-m",
             "kiosk.device.enrol_serial",
@@ -136,7 +144,10 @@ async def enrol_over_pty(
         )
         os.close(master)
         master = -1
-        station = provision(d.config, "enrol", os.ttyname(slave), *station_args, stdin=answer)
+        station = provision(
+            d.config, "enrol", os.ttyname(slave), *station_args, stdin=answer,
+            prefix=station_prefix,
+        )
         station_rc, station_out, _ = await station
         _, device_err = await asyncio.wait_for(device.communicate(), TIMEOUT)
         assert device.returncode is not None
