@@ -8,13 +8,16 @@ files in a temporary directory, and talks to them over their real sockets.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import json
 import os
+import shutil
 import signal
 import socket
 import ssl
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -204,6 +207,17 @@ format = "json"
         run_kiosk(["admin", "db", "upgrade", "--config", str(self.config)], env=self.env())
         run_kiosk(["admin", "ca", "init", "--config", str(self.config)], env=self.env())
 
+    def setup_as_copy(self) -> str:
+        """The same as ``setup`` and ``admin_token``: a copy of one deployment made with
+        the real commands once per test process (its database, CA and keys). Making it
+        takes four processes and an argon2 hash; a copy takes a millisecond. Returns the
+        admin's bearer token."""
+        assert not self.database_url, "the copy is of the default SQLite deployment"
+        template, token = _template()
+        shutil.copytree(template.data_dir, self.data_dir)
+        self.write_config()
+        return token
+
     def admin_token(self, username: str = "admin", role: str = "admin") -> str:
         run_kiosk(
             ["admin", "staff", "add", username, "--role", role, "--config", str(self.config)],
@@ -232,6 +246,19 @@ format = "json"
         result = run_kiosk(args, env=self.env())
         line = result.stdout.strip().splitlines()[-1]
         return line.split(" as device ", 1)[1].split(";", 1)[0]
+
+
+_TEMPLATE: list[tuple[Deployment, str]] = []
+
+
+def _template() -> tuple[Deployment, str]:
+    if not _TEMPLATE:
+        root = Path(tempfile.mkdtemp(prefix="kiosk-template-"))
+        atexit.register(shutil.rmtree, root, ignore_errors=True)
+        deployment = Deployment(root)
+        deployment.setup()
+        _TEMPLATE.append((deployment, deployment.admin_token()))
+    return _TEMPLATE[0]
 
 
 class Api:
@@ -359,8 +386,7 @@ class World:
         return f"http://127.0.0.1:{self.deployment.web_port}"
 
     async def start(self) -> None:
-        self.deployment.setup()
-        token = self.deployment.admin_token()
+        token = self.deployment.setup_as_copy()
         await self.start_server()
         self.api = Api(self.deployment.api, token)
 
