@@ -14,7 +14,6 @@ verifies the audit chain. Every screen is photographed into
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -29,7 +28,8 @@ from tests.e2e.conftest import DESKTOP, Face, Faces
 from tests.harness import ROOT, World, utc_now, wait_until
 from tests.visitor_client import Visitor
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# Capacity, closures and settings are the facility's totals: a world of its own per test.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.fresh_world]
 
 PASSWORD = "console-pass-1234"
 USERS = {Role.OFFICER: "officer", Role.VISIT_OFFICE: "visitoffice", Role.ADMIN: "chief"}
@@ -70,15 +70,8 @@ async def add_staff(world: World) -> None:
         )  # fmt: skip
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    await add_staff(w)
-    try:
-        yield w
-    finally:
-        await w.close()
+async def world_ready(world: World) -> None:
+    await add_staff(world)
 
 
 def console_url(world: World) -> str:

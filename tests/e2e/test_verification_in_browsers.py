@@ -8,9 +8,6 @@ the same function as kiosk/wire/verification.py (checked on a pinned pair).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from playwright.async_api import expect
 
@@ -19,16 +16,6 @@ from tests.harness import World, wait_until
 from tests.unit.test_verification import KNOWN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 async def test_lawyer_and_inmate_see_the_same_code(world: World, faces: Faces) -> None:

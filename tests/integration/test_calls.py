@@ -8,9 +8,7 @@ media. The tests read like the rules they check.
 from __future__ import annotations
 
 import signal
-from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -28,16 +26,6 @@ from tests.harness import (
 from tests.visitor_client import Visitor, moving
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 async def test_a_booked_call_connects_and_media_flows_both_ways(world: World) -> None:

@@ -13,7 +13,6 @@ import contextlib
 import signal
 import time
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -24,7 +23,8 @@ from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from kiosk.domain.reasons import EndReason
 from tests.harness import Api, World, stays, wait_until
 
-pytestmark = pytest.mark.slow
+# The metrics and audit counts are the server's totals: a world of its own for each test.
+pytestmark = [pytest.mark.slow, pytest.mark.fresh_world]
 
 
 class Monitor:
@@ -81,17 +81,12 @@ async def _officer(world: World) -> Api:
     return api
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        officer = _OFFICERS.pop(id(w), None)
-        if officer is not None:
-            await officer.close()
-        await w.close()
+@pytest.fixture(autouse=True)
+async def _officer_api_closed(world: World) -> AsyncIterator[None]:
+    yield
+    officer = _OFFICERS.pop(id(world), None)
+    if officer is not None:
+        await officer.close()
 
 
 async def _scrape(world: World) -> str:

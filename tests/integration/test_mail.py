@@ -24,6 +24,7 @@ from aiosmtpd.controller import Controller
 
 from kiosk.runtime.config import MailSettings
 from kiosk.signalling.mail.notices import Mailer, compose
+from tests.conftest import running_world
 from tests.harness import World, free_port, iso, utc_now, wait_until
 
 pytestmark = pytest.mark.slow
@@ -82,16 +83,12 @@ def smtp() -> Iterator[tuple[Inbox, int]]:
 @pytest.fixture
 async def world(tmp_path: Path, smtp: tuple[Inbox, int]) -> AsyncIterator[World]:
     _, port = smtp
-    w = World(
-        tmp_path,
-        extra_config=f'\n[mail]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
-        'sender = "besok@fengsel.example"\n',
+    config = (
+        f'\n[mail]\ntransport = "smtp"\nhost = "127.0.0.1"\nport = {port}\n'
+        'sender = "besok@fengsel.example"\n'
     )
-    await w.start()
-    try:
+    async with running_world(tmp_path, config) as w:
         yield w
-    finally:
-        await w.close()
 
 
 async def propose(world: World, inmate: str, email_address: str, cleared: bool) -> dict[str, Any]:
