@@ -14,7 +14,9 @@ may be busy, and speed is measured in bench/, never asserted in a test.
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -166,3 +168,16 @@ async def _facility_periods(w: World) -> set[str]:
     return {f"/facility/closures/{c['id']}" for c in facility["closures"]} | {
         f"/facility/restrictions/{r['id']}" for r in facility["restrictions"]
     }
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A service manager's notify socket (abstract, datagrams) and its NOTIFY_SOCKET value."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"kiosk-notify-{uuid.uuid4().hex}"
+    sock.bind(b"\0" + name.encode())
+    sock.setblocking(False)
+    try:
+        yield sock, "@" + name
+    finally:
+        sock.close()

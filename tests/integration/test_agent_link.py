@@ -21,15 +21,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.crypto import authority, keys, local_enrolment, pki
 from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
-from kiosk.device.media import PatternTrack, ToneTrack
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings
@@ -48,6 +45,7 @@ from kiosk.wire.messages import (
     SdpMessage,
     StateMessage,
 )
+from tests.answering_peer import Peer as Visitor
 from tests.harness import stays
 from tests.harness import wait_until as wait_for
 
@@ -57,37 +55,6 @@ SQLITE = pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
 
 SERVER_TIMERS = LinkTimers(heartbeat_interval=0.5, hello_timeout=5.0, rate=200.0, burst=400.0,
                            touch_every=0.0)
-
-
-class Visitor:
-    """A plain aiortc peer with synthetic media: answers the tablet's offer."""
-
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTrack(ToneTrack())
-        self.pc.addTrack(PatternTrack())
-        self.frames = {"audio": 0, "video": 0}
-        self.ended: set[str] = set()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-                self.frames[track.kind] += 1
-        except MediaStreamError:
-            self.ended.add(track.kind)
-
-    async def answer(self, offer: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for t in self.tasks:
-            t.cancel()
 
 
 @dataclass

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,7 +11,7 @@ from sqlalchemy import insert, select
 
 from kiosk.domain.model import Role
 from kiosk.store import schema as t
-from tests.integration.api_support import LiveApi, live_api
+from tests.integration.api_support import LiveApi, admin_config, kiosk_admin, live_api
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -379,30 +376,11 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
 
     # The same from the command line, by hardware serial, while the server runs.
     d2 = await ok(api, "POST", "/devices", {"serial": "TAB-002", "certificate_serial": "ff"}, 201)
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "kiosk.sqlite3"}"\n'
-        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    config = admin_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}")
     for args, code in ((["revoke", "TAB-002"], 0), (["revoke", "TAB-002"], 1), (["list"], 0)):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kiosk",
-            "admin",
-            "device",
-            *args,
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == code, (args, err.decode())
-    assert "TAB-002" in out.decode() and "revoked" in out.decode()
+        got_code, out, err = await kiosk_admin(config, "device", *args)
+        assert got_code == code, (args, err)
+    assert "TAB-002" in out and "revoked" in out
     _, got = await api.call("GET", f"/devices/{d2['id']}")
     assert got["revoked"]
     # The server's next write still links to the chain the command extended.

@@ -30,6 +30,7 @@ from tests.bridge_media import (
     loudness,
     square_position,
 )
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 from tests.harness import wait_until as until
 
 pytestmark = pytest.mark.timeout(120)
@@ -462,17 +463,7 @@ async def test_a_monitor_needs_at_least_one_kind() -> None:
 
 # --- a real browser on the bridge ------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_FLAGS = CHROMIUM_ARGS  # the browser tests' flags (tests/e2e/conftest.py)
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>bridge test</title><script>
 async function gathered(pc) {

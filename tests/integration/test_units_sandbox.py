@@ -27,7 +27,6 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +37,7 @@ from kiosk.crypto import pki
 from kiosk.domain.model import Role
 from tests.harness import Deployment, World, wait_until
 from tests.integration.api_support import live_api
+from tests.integration.test_controlled import _controlled_call
 from tests.integration.test_enrolment_pty import SERIAL, enrol_over_pty, make_deployment
 from tests.integration.test_usb_gadget_script import run as run_gadget_script
 
@@ -125,19 +125,9 @@ async def test_a_controlled_call_with_server_and_tablet_each_in_its_sandbox(
     )
     await world.start()
     try:
-        inmate = await world.inmate()
-        contact = await world.approved_contact(inmate, control="sight_and_hearing")
-        booking = await world.booking(inmate, contact, start_in=2)
-        tablet = await world.tablet(inmate, "TAB-SANDBOX")
-        visitor = await world.visitor(await world.invite_token(booking["id"]))
-        await wait_until(lambda: tablet.callable(booking["id"]), timeout=60, what="window open")
-        status, _ = await tablet.dial(booking["id"])
-        assert status == 202
-        await wait_until(
-            lambda: visitor.received.video > 20 and visitor.received.audio > 20,
-            timeout=60,
-            what="the tablet's media at the visitor, through the sandboxed bridge",
-        )
+        # As tests/integration/test_controlled.py sets one up: booked, dialled, media through
+        # the bridge at the visitor, the call connected.
+        tablet, visitor, _ = await _controlled_call(world, "sight_and_hearing", "TAB-SANDBOX")
         assert visitor.call is not None and visitor.call.route.value == "bridge"
 
         async def media_at_the_tablet() -> bool:
@@ -177,18 +167,6 @@ def test_gadget_script_in_the_gadget_units_sandbox(tmp_path: Path) -> None:
 
 
 # --- the server itself, as its unit starts it --------------------------------------------
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = f"kiosk-notify-{uuid.uuid4().hex}"
-    sock.bind(b"\0" + name.encode())
-    sock.setblocking(False)
-    try:
-        yield sock, "@" + name
-    finally:
-        sock.close()
 
 
 async def _wait_field(sock: socket.socket, field: str, timeout: float) -> None:
