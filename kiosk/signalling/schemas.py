@@ -90,7 +90,9 @@ class Query(BaseModel):
 
 
 class Response(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A response body: built from the store's typed records by attribute (``model_validate``)."""
+
+    model_config = ConfigDict(extra="forbid", from_attributes=True)
 
 
 # Errors ---------------------------------------------------------------------
@@ -353,6 +355,7 @@ class BookingCancel(Request):
 # Calls ----------------------------------------------------------------------
 
 
+# A call as stored: validated from kiosk.store.calls.CallRecord.
 class CallOut(Response):
     id: str
     booking_id: str

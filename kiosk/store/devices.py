@@ -16,6 +16,7 @@ from kiosk.domain.model import (
     Device,
 )
 from kiosk.store import schema as t
+from kiosk.store.rows import columns, record
 
 # Devices --------------------------------------------------------------------
 
@@ -125,3 +126,37 @@ async def revoke_device(conn: AsyncConnection, device: Device, now: datetime) ->
                     serial=device.certificate_serial, revoked_at=now
                 )
             )
+
+
+# Tamper events (R18, USB guard) ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TamperEvent:
+    """A tablet's report of tampering."""
+
+    id: str
+    device_id: str
+    at: datetime
+    kind: str
+    details: dict[str, str]
+
+
+async def insert_tamper_event(conn: AsyncConnection, event: TamperEvent) -> None:
+    await conn.execute(insert(t.tamper_events).values(**columns(event)))
+
+
+async def list_tamper_events(
+    conn: AsyncConnection, device_id: str, limit: int = 200
+) -> list[TamperEvent]:
+    """A tablet's tamper reports, newest first."""
+    rows = await conn.execute(
+        select(t.tamper_events)
+        .where(t.tamper_events.c.device_id == device_id)
+        .order_by(t.tamper_events.c.at.desc(), t.tamper_events.c.id)
+        .limit(limit)
+    )
+    return [
+        record(TamperEvent, r, details={str(k): str(v) for k, v in dict(r.details or {}).items()})
+        for r in rows
+    ]

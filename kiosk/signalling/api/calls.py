@@ -11,7 +11,6 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.api.bookings import day_bounds
-from kiosk.signalling.api.views import call_out
 from kiosk.store import calls as calls_store
 from kiosk.store.facility import get_facility
 
@@ -40,4 +39,4 @@ async def list_calls(req: ApiRequest) -> s.CallList:
         calls = await calls_store.list_calls(
             conn, live=q.live, inmate_id=q.inmate_id, between=between, limit=q.limit
         )
-    return s.CallList(items=[call_out(c) for c in calls])
+    return s.CallList(items=[s.CallOut.model_validate(c) for c in calls])

@@ -15,7 +15,6 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import device_out
-from kiosk.store import calls as store_calls
 from kiosk.store import devices as devices_store
 from kiosk.store.db import write_transaction
 from kiosk.store.devices import DeviceRecord, device_serial_taken, find_device, insert_device
@@ -116,15 +115,8 @@ async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
         record = await devices_store.get_device(conn, req.params["device_id"])
         if record is None:
             raise not_found("device")
-        events = await store_calls.list_tamper_events(conn, record.device.id)
-    return s.TamperEventList(
-        items=[
-            s.TamperEventOut(
-                id=e.id, device_id=e.device_id, at=e.at, kind=e.kind, details=e.details
-            )
-            for e in events
-        ]
-    )
+        events = await devices_store.list_tamper_events(conn, record.device.id)
+    return s.TamperEventList(items=[s.TamperEventOut.model_validate(e) for e in events])
 
 
 @table.route(

@@ -18,7 +18,6 @@ from kiosk.domain.model import MediaKind
 from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
-from kiosk.signalling.api.views import call_out
 from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError
 from kiosk.store.calls import get_call
 
@@ -84,7 +83,7 @@ async def _call_out(req: ApiRequest, call_id: str) -> s.CallOut:
         call = await get_call(conn, call_id)
     if call is None:
         raise ApiError(Reason.NOT_FOUND)
-    return call_out(call)
+    return s.CallOut.model_validate(call)
 
 
 def operations(supervisor: Supervisor) -> list[Operation]:

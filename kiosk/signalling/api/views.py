@@ -5,7 +5,6 @@ from __future__ import annotations
 from kiosk.domain.model import Booking, Closure, Contact, Decision, Facility, Inmate, Restriction
 from kiosk.signalling import schemas as s
 from kiosk.store.appeals import AppealRecord
-from kiosk.store.calls import CallRecord
 from kiosk.store.contacts import BreachRecord
 from kiosk.store.devices import DeviceRecord
 
@@ -137,25 +136,4 @@ def device_out(record: DeviceRecord) -> s.DeviceOut:
         certificate_serial=d.certificate_serial,
         registered_at=record.registered_at,
         last_seen_at=record.last_seen_at,
-    )
-
-
-def call_out(c: CallRecord) -> s.CallOut:
-    return s.CallOut(
-        id=c.id,
-        booking_id=c.booking_id,
-        device_id=c.device_id,
-        inmate_id=c.inmate_id,
-        contact_id=c.contact_id,
-        category=c.category,  # type: ignore[arg-type]
-        route=c.route,  # type: ignore[arg-type]
-        control=c.control,  # type: ignore[arg-type]
-        state=c.state,
-        not_before=c.not_before,
-        not_after=c.not_after,
-        created_at=c.created_at,
-        connected_at=c.connected_at,
-        ended_at=c.ended_at,
-        end_reason=c.end_reason,
-        connected_seconds=c.connected_seconds,
     )
