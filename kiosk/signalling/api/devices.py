@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, revocation
 from kiosk.domain.access import Action
 from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
@@ -52,8 +52,8 @@ async def revoke_device(
     await audit.append(actor, "device.revoked", subjects, conn=conn)
     if pki_dir is not None and record.device.certificate_serial:
         # The handshake refuses it from the CRL (ARCHITECTURE.md, Trust); no CA, no CRL.
-        if (pki_dir / pki.CA_CERT).exists():
-            pki.revoke(pki_dir, record.device.certificate_serial, now=now)
+        if (pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(pki_dir, record.device.certificate_serial, now=now)
     updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     return updated
@@ -208,8 +208,8 @@ async def replace_certificate(req: ApiRequest) -> s.DeviceOut:
         if old:
             subjects["old_certificate"] = old
         await req.ctx.audit.append(req.staff.actor, "device.reprovisioned", subjects, conn=conn)
-        if old and (req.ctx.settings.pki_dir / pki.CA_CERT).exists():
-            pki.revoke(req.ctx.settings.pki_dir, old, now=req.now)
+        if old and (req.ctx.settings.pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(req.ctx.settings.pki_dir, old, now=req.now)
         updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     if old:

@@ -1,7 +1,7 @@
 """Devices as the device listener sees them: a certificate serial and a row.
 
 A device IS its certificate (ARCHITECTURE.md, Trust): the listener finds the
-row by ``devices.certificate_serial`` (lowercase hex, ``pki.certificate_serial_text``)
+row by ``devices.certificate_serial`` (lowercase hex, ``authority.certificate_serial_text``)
 and nothing the tablet says can change which device it is.
 """
 
@@ -13,7 +13,7 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kiosk.crypto import pki
+from kiosk.crypto import revocation
 from kiosk.domain.model import Device
 from kiosk.store import devices as devices_store
 from kiosk.store import schema as t
@@ -91,4 +91,4 @@ async def revoke_device(
     """
     await devices_store.revoke_device(conn, device, now)
     if device.certificate_serial is not None:
-        pki.revoke(pki_dir, device.certificate_serial, now=now)
+        revocation.revoke(pki_dir, device.certificate_serial, now=now)
