@@ -16,20 +16,6 @@ from kiosk.domain.model import Contact, Decision
 from kiosk.store import schema as t
 from kiosk.store.rows import columns, record
 
-# The columns a contact's own fields are stored in; its decision is stored apart.
-CONTACT_COLUMNS = (
-    "id",
-    "inmate_id",
-    "name",
-    "email",
-    "category",
-    "relation",
-    "status",
-    "cleared_for_visits",
-    "email_confirmed",
-    "application_received",
-    "breaches",
-)
 # What may change after the proposal (a changed category is a new contact: R2, R5).
 CHANGING_COLUMNS = (
     "name",
@@ -133,7 +119,7 @@ async def get_contact_record(conn: AsyncConnection, contact_id: str) -> ContactR
 async def insert_contact(conn: AsyncConnection, contact: Contact, now: datetime) -> None:
     await conn.execute(
         insert(t.contacts).values(
-            **columns(contact, *CONTACT_COLUMNS), decision_id=None, created_at=now
+            **columns(contact, exclude=("decision",)), decision_id=None, created_at=now
         )
     )
 
