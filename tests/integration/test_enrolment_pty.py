@@ -29,6 +29,7 @@ from kiosk.runtime.config import AgentProgramSettings, load
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE, Console
 from provisioning.inventory import Inventory
+from tests.harness import wait_until
 from tests.integration.api_support import LiveApi, live_api
 
 SERIAL = "KT-0001"
@@ -281,10 +282,7 @@ async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: P
         agent = Agent(settings.agent, synthetic_media=True)
         await agent.start()
         try:
-            for _ in range(200):
-                if hub.device_ids():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(hub.device_ids, timeout=30, what="the agent's link accepted")
             (device_id,) = hub.device_ids()
             return device_id
         finally:
