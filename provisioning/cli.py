@@ -38,12 +38,11 @@ from kiosk.enrolment.station import (
 from kiosk.runtime.config import ConfigError, StationProgramSettings, load
 from kiosk.runtime.logs import configure, get_logger
 from provisioning.inventory import Inventory, InventoryError
+from provisioning.serial_port import LineClosed, SerialPort
 from provisioning.station import (
     Gadget,
     GadgetIds,
     GadgetWatcher,
-    LineClosed,
-    SerialPort,
     ServerRegistrar,
     api_ssl_context,
     enrol,
