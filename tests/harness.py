@@ -48,7 +48,7 @@ def iso(at: datetime) -> str:
 
 
 def run_kiosk(
-    args: Sequence[str], env: dict[str, str] | None = None, check: bool = True, timeout: float = 60
+    args: Sequence[str], env: dict[str, str] | None = None, check: bool = True, timeout: float = 180
 ) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(
         [*KIOSK, *args], capture_output=True, text=True, env=env, timeout=timeout, cwd=ROOT
@@ -100,7 +100,7 @@ def spawn(
     return Proc(name, popen, log)
 
 
-async def wait_for_port(port: int, proc: Proc | None = None, timeout: float = 60) -> None:
+async def wait_for_port(port: int, proc: Proc | None = None, timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and not proc.alive():

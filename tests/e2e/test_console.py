@@ -748,6 +748,6 @@ async def test_the_board_shows_the_calls_of_the_next_hours_across_midnight(
     await page.reload()
     await go(page, "board")
     row = page.locator(f"#today-bookings tr[data-booking='{booking['id']}']")
-    await expect(row).to_contain_text("Nina Natt")
+    await expect(row).to_contain_text("Nina Natt", timeout=30000)
     await expect(row).to_contain_text("00:10")
     only_from(face, world)

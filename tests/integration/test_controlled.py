@@ -103,6 +103,9 @@ def _sample(text: str, name: str) -> float:
 
 
 async def _controlled_call(world: World, control: str, serial: str) -> tuple[Any, Any, str]:
+    # The officer's account and token first (two processes): a monitor then attaches as
+    # soon as the call is live, not after them.
+    await _officer(world)
     inmate = await world.inmate()
     contact = await world.approved_contact(inmate, control=control)
     booking = await world.booking(inmate, contact, start_in=2)

@@ -37,7 +37,7 @@ from kiosk.crypto import pki
 from kiosk.domain.model import Role
 from tests.harness import Deployment, World, wait_until
 from tests.integration.api_support import live_api
-from tests.integration.test_controlled import _controlled_call
+from tests.integration.test_controlled import _OFFICERS, _controlled_call
 from tests.integration.test_enrolment_pty import SERIAL, enrol_over_pty, make_deployment
 from tests.integration.test_usb_gadget_script import run as run_gadget_script
 
@@ -136,6 +136,9 @@ async def test_a_controlled_call_with_server_and_tablet_each_in_its_sandbox(
 
         await wait_until(media_at_the_tablet, timeout=60, what="the visitor's media at the tablet")
     finally:
+        officer = _OFFICERS.pop(id(world), None)
+        if officer is not None:
+            await officer.close()
         await world.close()
 
 
