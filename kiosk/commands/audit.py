@@ -11,8 +11,9 @@ from typing import Any
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from kiosk.audit.chain import VerifyResult
-from kiosk.audit.log import load_verify_key, verify
+from kiosk.audit.keys import load_verify_key
+from kiosk.audit.log import verify
+from kiosk.audit.verify import VerifyResult
 from kiosk.cli import CommandError
 from kiosk.runtime.config import ConfigError, load_settings
 from kiosk.store.db import DatabaseURLError, current_revision, make_engine

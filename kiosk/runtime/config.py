@@ -49,7 +49,18 @@ class PkiSettings(_Section):
 
 
 class AuditSettings(_Section):
-    checkpoint_every: int = 100
+    # A signed checkpoint (chain and Merkle tree head) every N entries, every T
+    # seconds while entries come in, when a privileged call ends, and at shutdown.
+    checkpoint_every: int = Field(default=100, ge=1)
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # The log's name in its checkpoints (C2SP origin), e.g. "kiosk.example.org/audit";
+    # empty: the host of server.public_url with "/audit". Fix it before witnesses follow.
+    origin: str = ""
+    # Witnesses whose cosignatures the log accepts: C2SP verifier keys
+    # ("<name>+<key id>+<key>", made by `kiosk witness init`).
+    witnesses: list[str] = Field(default_factory=list)
+    # How long a privileged call's receipt stays downloadable from its invite link.
+    receipt_days: int = Field(default=365, ge=1)
 
 
 class MailSettings(_Section):

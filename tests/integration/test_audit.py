@@ -24,10 +24,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, VerifyResult, canonical_json, make_entry
-from kiosk.audit.log import AuditLog, load_signing_key, read_entries, verify
+from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, canonical_json, make_entry
+from kiosk.audit.keys import load_signing_key
+from kiosk.audit.log import AuditLog, read_entries, verify
+from kiosk.audit.verify import VerifyResult
 from kiosk.store import schema
-from kiosk.store.db import make_engine, write_transaction
+from kiosk.store.db import head_revision, make_engine, write_transaction
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -363,7 +365,8 @@ async def test_the_verify_command_passes_an_intact_chain_and_names_a_tampered_en
         assert code == 0, err
         assert out.strip() == (
             "audit chain intact: 25 entries (seq 1-25), 3 signed checkpoints "
-            "(last at seq 25), 0 newest entries not yet checkpointed"
+            "(last at seq 25), 3 signed tree heads matching the Merkle tree, "
+            "0 newest entries not yet checkpointed"
         )
         await tamper(engine, "UPDATE audit_entries SET action = 'call.monitor_attached' "
                              "WHERE seq = 17")
@@ -394,7 +397,7 @@ async def test_the_upgrade_command_migrates_and_verify_reads_the_result(
     assert code == 1 and "kiosk admin db upgrade" in err
     code, out, err = await _kiosk(db_url, data_dir, "admin", "db", "upgrade")
     assert code == 0, err
-    assert "is at revision 0001" in out
+    assert f"is at revision {head_revision()}" in out
     code, out, err = await _kiosk(db_url, data_dir, "admin", "audit", "verify")
     assert code == 0, err
     assert out.strip() == "audit chain intact: no entries yet"

@@ -28,8 +28,8 @@ from kiosk.audit.chain import (
     make_entry,
     rfc3339,
     sign_checkpoint,
-    verify_chain,
 )
+from kiosk.audit.verify import verify_chain
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUB = KEY.public_key()
