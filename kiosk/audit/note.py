@@ -40,11 +40,15 @@ class NoteError(ValueError):
     """Text that is not a well-formed note, checkpoint or key."""
 
 
-def _b64decode(text: str, what: str) -> bytes:
+def b64decode(text: str, what: str) -> bytes:
+    """Standard base64, and only its one canonical spelling (no malleable padding bits)."""
     try:
-        return base64.b64decode(text.encode("ascii"), validate=True)
+        raw = base64.b64decode(text.encode("ascii"), validate=True)
     except (binascii.Error, UnicodeEncodeError):
         raise NoteError(f"{what} is not base64") from None
+    if base64.b64encode(raw).decode("ascii") != text:
+        raise NoteError(f"{what} is not canonical base64")
+    return raw
 
 
 def b64(data: bytes) -> str:
@@ -114,7 +118,7 @@ def parse_note(data: str) -> Note:
         name, _, sig = rest.partition(" ")
         if prefix != DASH or not name or not sig or " " in sig:
             raise NoteError(f"malformed signature line {line[:80]!r}")
-        raw = _b64decode(sig, "signature")
+        raw = b64decode(sig, "signature")
         if len(raw) < 5:
             raise NoteError("signature too short")
         signatures.append(Signature(check_name(name), raw[:4], raw[4:]))
@@ -162,7 +166,7 @@ class Verifier:
 def parse_vkey(text: str) -> Verifier:
     name, _, rest = text.strip().partition("+")
     hex_id, _, encoded = rest.partition("+")
-    raw = _b64decode(encoded, "verifier key")
+    raw = b64decode(encoded, "verifier key")
     if len(raw) != 33 or raw[0] not in (ED25519, COSIGNATURE_V1):
         raise NoteError("verifier key is not an Ed25519 or Ed25519 cosignature key")
     verifier = Verifier(check_name(name), raw[0], raw[1:])
@@ -216,7 +220,7 @@ def parse_tree_head(text: str) -> TreeHead:
     lines = text.split("\n")
     if len(lines) < 4 or lines[-1] != "" or any(not line for line in lines[:-1]):
         raise NoteError("a checkpoint has at least three non-empty lines")
-    origin, size, root = lines[0], lines[1], _b64decode(lines[2], "root hash")
+    origin, size, root = lines[0], lines[1], b64decode(lines[2], "root hash")
     if not _SIZE.fullmatch(size):
         raise NoteError(f"tree size {size[:30]!r} is not a decimal number")
     if len(root) != HASH_SIZE:
