@@ -136,23 +136,28 @@ class AuditLog:
         """Add one entry; returns its sequence number. ValueError for personal data."""
         details = {} if details is None else details
         check_entry_input(actor, action, subjects, details)
-        async with self._lock:
-            for _ in range(5):
-                try:
-                    if conn is not None:
-                        return await self._append_in(conn, actor, action, subjects, details)
-                    async with write_transaction(self._engine) as own:
-                        if own.dialect.name == "postgresql":
-                            # Waiting for another appender is normal; waiting forever is not.
-                            await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+        if conn is not None:
+            try:
+                async with self._lock:
+                    return await self._append_in(conn, actor, action, subjects, details)
+            except (_TailMoved, IntegrityError):
+                # Another process took the seq inside the caller's transaction.
+                self._tail = None
+                raise
+        for _ in range(5):
+            try:
+                # The database's write lock first, then this log's: the order every caller
+                # that passes its own transaction has, so that no two wait for each other.
+                async with write_transaction(self._engine) as own:
+                    if own.dialect.name == "postgresql":
+                        # Waiting for another appender is normal; waiting forever is not.
+                        await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+                    async with self._lock:
                         seq = await self._append_in(own, actor, action, subjects, details)
-                    return seq
-                except (_TailMoved, IntegrityError):
-                    self._tail = None
-                    if conn is not None:
-                        # Another process took the seq inside the caller's transaction.
-                        raise
-            raise RuntimeError("could not append to the audit chain: the tail keeps moving")
+                return seq
+            except (_TailMoved, IntegrityError):
+                self._tail = None
+        raise RuntimeError("could not append to the audit chain: the tail keeps moving")
 
     async def _append_in(
         self,
@@ -200,7 +205,7 @@ class AuditLog:
 
         RuntimeError if the newest entry was changed behind this server's back.
         """
-        async with self._lock, write_transaction(self._engine) as conn:
+        async with write_transaction(self._engine) as conn, self._lock:
             await _lock(conn)
             seq, _ = await sql.read_tail(conn)
             if seq == 0:

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Section(BaseModel):
@@ -59,6 +59,21 @@ class AuditSettings(_Section):
     # Witnesses whose cosignatures the log accepts: C2SP verifier keys
     # ("<name>+<key id>+<key>", made by `kiosk witness init`).
     witnesses: list[str] = Field(default_factory=list)
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_keys(cls, keys: list[str]) -> list[str]:
+        from kiosk.audit.note import COSIGNATURE_V1, NoteError, parse_vkey
+
+        for key in keys:
+            try:
+                kind = parse_vkey(key).kind
+            except NoteError as exc:
+                raise ValueError(f"{key[:40]!r}: {exc}") from None
+            if kind != COSIGNATURE_V1:
+                raise ValueError(f"{key[:40]!r} is not a witness (cosignature) key")
+        return keys
+
     # How long a privileged call's receipt stays downloadable from its invite link.
     receipt_days: int = Field(default=365, ge=1)
 

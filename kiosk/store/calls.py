@@ -173,3 +173,26 @@ async def list_tamper_events(
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True, slots=True)
+class EndedCall:
+    id: str
+    category: Category
+    created_at: datetime
+    ended_at: datetime
+
+
+async def last_ended_call(conn: AsyncConnection, booking_id: str) -> EndedCall | None:
+    """The booking's most recent call that has ended (its receipt, issue 18)."""
+    row = (
+        await conn.execute(
+            select(t.calls.c.id, t.calls.c.category, t.calls.c.created_at, t.calls.c.ended_at)
+            .where(t.calls.c.booking_id == booking_id, t.calls.c.ended_at.is_not(None))
+            .order_by(t.calls.c.ended_at.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is None:
+        return None
+    return EndedCall(row.id, Category(row.category), row.created_at, row.ended_at)
