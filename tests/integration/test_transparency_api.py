@@ -9,6 +9,9 @@ witness and only if it verifies; bad requests get a reason code.
 
 from __future__ import annotations
 
+import json
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +30,12 @@ from kiosk.audit.note import (
     parse_note,
     verifier_for,
 )
+from kiosk.audit.receipt import verify_receipt
+from kiosk.domain.model import CallState, Category, ControlLevel, Route
+from kiosk.domain.reasons import EndReason
+from kiosk.signalling import web as pages
+from kiosk.store.calls import StoredCall, end_call, insert_call
+from kiosk.store.db import write_transaction
 from tests.integration.api_support import LiveApi, live_api
 
 
@@ -141,3 +150,61 @@ async def test_only_a_configured_witness_can_add_a_verifying_cosignature(
         note = parse_note(published)
         assert [s.name for s in note.signatures] == [FALLBACK_ORIGIN, witness.name]
         assert witness.verify(note)
+
+
+async def _ended_call(api: LiveApi, category: str, ago: timedelta = timedelta(0)) -> str:
+    """A booked call of ``category``, granted and ended as the supervisor records it; the
+    invite token of its booking."""
+    ctx = api.server.context
+    now = ctx.clock()
+    _, inmate = await api.call("POST", "/inmates", json={"name": "Ola Nordmann"})
+    _, contact = await api.call("POST", f"/inmates/{inmate['id']}/contacts", json={
+        "name": "Kari Berg", "email": "berg@example.org", "category": category,
+        "relation": "professional" if category != "personal" else "sibling",
+        "cleared_for_visits": True})
+    await api.call("POST", f"/contacts/{contact['id']}/email-confirmation")
+    await api.call("POST", f"/contacts/{contact['id']}/decision",
+                   json={"outcome": "approve", "control": "none"})
+    start = now + timedelta(minutes=5)
+    _, booking = await api.call("POST", "/bookings", json={
+        "inmate_id": inmate["id"], "contact_id": contact["id"], "start": start.isoformat(),
+        "end": (start + timedelta(minutes=30)).isoformat(), "location_kind": "cell",
+        "location": "A-1", "initiation": "staff"})
+    _, invite = await api.call("POST", f"/bookings/{booking['id']}/invites")
+    _, device = await api.call("POST", "/devices", json={"serial": f"TAB-{category}"})
+    call = StoredCall(
+        id=str(uuid.uuid4()), booking_id=booking["id"], device_id=device["id"],
+        inmate_id=inmate["id"], contact_id=contact["id"], category=Category(category),
+        route=Route.P2P, control=ControlLevel.NONE, state=CallState.CONNECTED,
+        not_before=start, not_after=start + timedelta(minutes=30), connected_at=None)
+    subjects = {"call": call.id, "device": call.device_id, "booking": call.booking_id}
+    async with write_transaction(ctx.engine) as conn:
+        await insert_call(conn, call, now - ago)
+        await ctx.audit.append("device:d", "call.granted", subjects,
+                               {"route": "p2p", "control": "none", "category": category},
+                               conn=conn)
+        await end_call(conn, call.id, EndReason.HANGUP, now - ago, 60)
+        await ctx.audit.append("system", "call.ended", subjects, {"reason": "hangup"},
+                               conn=conn)
+    return str(invite["url"]).rsplit("/", 1)[1]
+
+
+async def test_a_receipt_only_for_an_ended_privileged_call_within_its_time(
+    tmp_path: Path, migrated_url: str
+) -> None:
+    async with live_api(tmp_path, migrated_url, configure=pages.add_routes) as api:
+        web = api.url.removesuffix("/api/v1")
+        lawyer = await _ended_call(api, "defence_counsel")
+        family = await _ended_call(api, "personal")
+        stale = await _ended_call(api, "police", ago=timedelta(days=400))
+        for token in (family, stale, "x" * 43):
+            async with api.http.get(f"{web}/visit/{token}/receipt") as resp:
+                assert resp.status == 404
+                assert (await resp.json())["error"]["code"] == "not_found"
+        async with api.http.get(f"{web}/visit/{lawyer}/receipt") as resp:
+            assert resp.status == 200
+            receipt = json.loads(await resp.text())
+        key = load_verify_key(tmp_path / "pki")
+        verdict = verify_receipt(receipt, key)
+        assert verdict.ok, verdict.problems
+        assert (verdict.category, verdict.refused) == ("defence_counsel", 0)
