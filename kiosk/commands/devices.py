@@ -12,8 +12,8 @@ from kiosk.commands.server import load
 from kiosk.signalling.api.base import ApiError
 from kiosk.signalling.api.devices import revoke_device
 from kiosk.signalling.context import open_context
-from kiosk.store import repo
 from kiosk.store.db import write_transaction
+from kiosk.store.devices import DeviceRecord, list_devices
 
 
 def register_admin(sub: Any) -> None:
@@ -37,9 +37,9 @@ def register_admin(sub: Any) -> None:
     add_enrol_local(device_sub)
 
 
-async def _list(args: argparse.Namespace) -> list[repo.DeviceRecord]:
+async def _list(args: argparse.Namespace) -> list[DeviceRecord]:
     async with open_context(load(args.config)) as ctx, ctx.engine.connect() as conn:
-        return await repo.list_devices(conn)
+        return await list_devices(conn)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -55,7 +55,7 @@ def run_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _revoke(args: argparse.Namespace) -> repo.DeviceRecord:
+async def _revoke(args: argparse.Namespace) -> DeviceRecord:
     settings = load(args.config)
     async with open_context(settings) as ctx:
         try:

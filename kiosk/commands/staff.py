@@ -17,8 +17,13 @@ from kiosk.commands.server import load
 from kiosk.domain.model import Role
 from kiosk.signalling import auth
 from kiosk.signalling.context import open_context
-from kiosk.store import repo
 from kiosk.store.db import write_transaction
+from kiosk.store.staff import (
+    TOKEN_ID_LENGTH,
+    ApiTokenRecord,
+    get_staff_by_username,
+    list_api_tokens,
+)
 
 MIN_PASSWORD = 12
 
@@ -113,7 +118,7 @@ async def _token(args: argparse.Namespace) -> str:
     async with open_context(settings) as ctx:
         now = ctx.clock()
         async with write_transaction(ctx.engine) as conn:
-            staff = await repo.get_staff_by_username(conn, args.username)
+            staff = await get_staff_by_username(conn, args.username)
             if staff is None or not staff.active:
                 raise CommandError(f"no active staff member {args.username!r}")
             expires = now + timedelta(days=args.days) if args.days else None
@@ -129,10 +134,10 @@ def run_token_create(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _list(args: argparse.Namespace) -> list[repo.ApiTokenRecord]:
+async def _list(args: argparse.Namespace) -> list[ApiTokenRecord]:
     settings = load(args.config)
     async with open_context(settings) as ctx, ctx.engine.connect() as conn:
-        return await repo.list_api_tokens(conn)
+        return await list_api_tokens(conn)
 
 
 def run_token_list(args: argparse.Namespace) -> int:
@@ -148,7 +153,7 @@ def run_token_list(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _revoke(args: argparse.Namespace) -> repo.ApiTokenRecord | None:
+async def _revoke(args: argparse.Namespace) -> ApiTokenRecord | None:
     settings = load(args.config)
     async with open_context(settings) as ctx, write_transaction(ctx.engine) as conn:
         return await auth.revoke_api_token(conn, ctx.audit, args.token_id)
@@ -156,9 +161,9 @@ async def _revoke(args: argparse.Namespace) -> repo.ApiTokenRecord | None:
 
 def run_token_revoke(args: argparse.Namespace) -> int:
     token_id = args.token_id.strip().lower()
-    if len(token_id) != repo.TOKEN_ID_LENGTH or any(c not in "0123456789abcdef" for c in token_id):
+    if len(token_id) != TOKEN_ID_LENGTH or any(c not in "0123456789abcdef" for c in token_id):
         raise CommandError(
-            f"a token id is {repo.TOKEN_ID_LENGTH} hex digits, as `kiosk admin token list` shows"
+            f"a token id is {TOKEN_ID_LENGTH} hex digits, as `kiosk admin token list` shows"
         )
     args.token_id = token_id
     revoked = asyncio.run(_revoke(args))

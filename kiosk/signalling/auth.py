@@ -30,7 +30,19 @@ from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatc
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain.model import Role
-from kiosk.store import repo
+from kiosk.store import staff as staff_store
+from kiosk.store.staff import (
+    TOKEN_ID_LENGTH,
+    ApiTokenRecord,
+    StaffRecord,
+    delete_expired_sessions,
+    find_api_token,
+    find_session,
+    get_staff_by_username,
+    insert_api_token,
+    insert_session,
+    insert_staff,
+)
 
 if TYPE_CHECKING:
     from kiosk.audit.log import AuditLog
@@ -89,7 +101,7 @@ class Principal:
 
 
 def _principal(
-    staff: repo.StaffRecord,
+    staff: StaffRecord,
     via: Literal["session", "token"],
     csrf_hash: str | None = None,
     session_hash: str | None = None,
@@ -107,8 +119,8 @@ def _principal(
 
 async def check_password(
     conn: AsyncConnection, username: str, password: str
-) -> repo.StaffRecord | None:
-    staff = await repo.get_staff_by_username(conn, username)
+) -> StaffRecord | None:
+    staff = await get_staff_by_username(conn, username)
     if staff is None or not staff.active:
         verify_password(_DUMMY_HASH, password)
         return None
@@ -129,8 +141,8 @@ async def create_session(
 ) -> NewSession:
     token, csrf = new_token(), new_token()
     expires_at = now + lifetime
-    await repo.delete_expired_sessions(conn, now)
-    await repo.insert_session(
+    await delete_expired_sessions(conn, now)
+    await insert_session(
         conn, hash_secret(token), staff_id, hash_secret(csrf), now, expires_at
     )
     return NewSession(token=token, csrf_token=csrf, expires_at=expires_at)
@@ -140,7 +152,7 @@ async def session_principal(conn: AsyncConnection, token: str, now: datetime) ->
     if not token or len(token) > 256:
         return None
     token_hash = hash_secret(token)
-    found = await repo.find_session(conn, token_hash, now)
+    found = await find_session(conn, token_hash, now)
     if found is None or not found[0].active:
         return None
     staff, csrf_hash = found
@@ -150,7 +162,7 @@ async def session_principal(conn: AsyncConnection, token: str, now: datetime) ->
 async def bearer_principal(conn: AsyncConnection, token: str, now: datetime) -> Principal | None:
     if not token or len(token) > 256:
         return None
-    staff = await repo.find_api_token(conn, hash_secret(token), now)
+    staff = await find_api_token(conn, hash_secret(token), now)
     if staff is None or not staff.active:
         return None
     return _principal(staff, "token")
@@ -165,7 +177,7 @@ async def create_api_token(
 ) -> str:
     """A new bearer token for ``staff_id``; shown once, stored hashed."""
     token = new_token()
-    await repo.insert_api_token(conn, hash_secret(token), staff_id, label, now, expires_at)
+    await insert_api_token(conn, hash_secret(token), staff_id, label, now, expires_at)
     return token
 
 
@@ -226,7 +238,7 @@ async def add_staff(
     actor: str = "system",
 ) -> str:
     """A new staff account (``kiosk admin staff add``, the demo); audited in ``conn``."""
-    staff_id = await repo.insert_staff(
+    staff_id = await insert_staff(
         conn, username, display_name, hash_password(password), role, now
     )
     await audit.append(actor, "staff.added", {"staff": staff_id}, {"role": role.value}, conn=conn)
@@ -244,7 +256,7 @@ async def issue_api_token(
 ) -> str:
     """A bearer token for ``staff_id`` (``kiosk admin token create``); audited, shown once."""
     token = await create_api_token(conn, staff_id, label, now, expires_at)
-    token_id = hash_secret(token)[: repo.TOKEN_ID_LENGTH]
+    token_id = hash_secret(token)[: TOKEN_ID_LENGTH]
     await audit.append(
         actor, "staff.token_created", {"staff": staff_id, "api_token": token_id}, conn=conn
     )
@@ -253,9 +265,9 @@ async def issue_api_token(
 
 async def revoke_api_token(
     conn: AsyncConnection, audit: AuditLog, token_id: str, actor: str = "system"
-) -> repo.ApiTokenRecord | None:
+) -> ApiTokenRecord | None:
     """Revoke a bearer token by its id (``kiosk admin token revoke``); audited."""
-    revoked = await repo.revoke_api_token(conn, token_id)
+    revoked = await staff_store.revoke_api_token(conn, token_id)
     if revoked is not None:
         await audit.append(
             actor, "staff.token_revoked", {"staff": revoked.staff_id, "api_token": token_id},

@@ -70,8 +70,8 @@ async def open_context(
     """
     from kiosk.audit.keys import load_signing_key, log_origin
     from kiosk.audit.log import AuditLog
-    from kiosk.store import repo
     from kiosk.store.db import make_engine, upgrade, write_transaction
+    from kiosk.store.facility import ensure_facility
 
     await upgrade(settings.database_url)
     engine = make_engine(settings.database_url)
@@ -85,7 +85,7 @@ async def open_context(
             origin=log_origin(settings.audit.origin, settings.server.public_url),
         )
         async with write_transaction(engine) as conn:
-            await repo.ensure_facility(conn)
+            await ensure_facility(conn)
         try:
             yield ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
         finally:

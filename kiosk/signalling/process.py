@@ -17,7 +17,7 @@ from datetime import datetime
 from aiohttp import web
 from sqlalchemy import text
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys
 from kiosk.runtime import heap, sdnotify
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
@@ -67,7 +67,7 @@ async def start(
     clock: Callable[[], datetime] = utc_now,
     link_timers: LinkTimers | None = None,
 ) -> ServerProcess:
-    paths = pki.PkiPaths(settings.pki_dir)
+    paths = authority.PkiPaths(settings.pki_dir)
     if not paths.grant_key.exists():
         raise FileNotFoundError(f"no grant key in {settings.pki_dir}: run `kiosk admin ca init`")
     metrics = metrics_mod.Metrics()

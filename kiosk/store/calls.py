@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain.model import CallState, Category, ControlLevel, Route
@@ -175,24 +177,68 @@ async def list_tamper_events(
     ]
 
 
+# Calls ----------------------------------------------------------------------
+
+
 @dataclass(frozen=True, slots=True)
-class EndedCall:
+class CallRecord:
     id: str
-    category: Category
+    booking_id: str
+    device_id: str
+    inmate_id: str
+    contact_id: str
+    category: str
+    route: str
+    control: str
+    state: str
+    not_before: datetime
+    not_after: datetime
     created_at: datetime
-    ended_at: datetime
+    connected_at: datetime | None
+    ended_at: datetime | None
+    end_reason: str | None
+    connected_seconds: int
 
 
-async def last_ended_call(conn: AsyncConnection, booking_id: str) -> EndedCall | None:
+def _call(row: Row[Any]) -> CallRecord:
+    return CallRecord(**{f: getattr(row, f) for f in CallRecord.__slots__})
+
+
+async def get_call(conn: AsyncConnection, call_id: str) -> CallRecord | None:
+    row = (await conn.execute(select(t.calls).where(t.calls.c.id == call_id))).first()
+    return None if row is None else _call(row)
+
+
+async def list_calls(
+    conn: AsyncConnection,
+    *,
+    live: bool | None = None,
+    inmate_id: str | None = None,
+    between: tuple[datetime, datetime] | None = None,
+    limit: int = 1000,
+) -> list[CallRecord]:
+    query = select(t.calls)
+    if live is True:
+        query = query.where(t.calls.c.ended_at.is_(None))
+    elif live is False:
+        query = query.where(t.calls.c.ended_at.is_not(None))
+    if inmate_id is not None:
+        query = query.where(t.calls.c.inmate_id == inmate_id)
+    if between is not None:
+        start, end = between
+        query = query.where(and_(t.calls.c.not_before < end, t.calls.c.not_after > start))
+    query = query.order_by(t.calls.c.created_at.desc(), t.calls.c.id).limit(limit)
+    return [_call(r) for r in (await conn.execute(query)).all()]
+
+
+async def last_ended_call(conn: AsyncConnection, booking_id: str) -> CallRecord | None:
     """The booking's most recent call that has ended (its receipt, issue 18)."""
     row = (
         await conn.execute(
-            select(t.calls.c.id, t.calls.c.category, t.calls.c.created_at, t.calls.c.ended_at)
+            select(t.calls)
             .where(t.calls.c.booking_id == booking_id, t.calls.c.ended_at.is_not(None))
             .order_by(t.calls.c.ended_at.desc())
             .limit(1)
         )
     ).first()
-    if row is None:
-        return None
-    return EndedCall(row.id, Category(row.category), row.created_at, row.ended_at)
+    return None if row is None else _call(row)

@@ -31,10 +31,12 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, event, func, select, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
+
+from kiosk.store.schema import metadata
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 
@@ -221,3 +223,9 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit('usage: python -m kiosk.store.db "what changed in the schema"')
     asyncio.run(make_revision(sys.argv[1]))
+
+
+async def count_rows(conn: AsyncConnection, table_name: str) -> int:
+    """Rows in a table of the schema (tests and the demo check what was written)."""
+    table = metadata.tables[table_name]
+    return int((await conn.execute(select(func.count()).select_from(table))).scalar() or 0)

@@ -23,9 +23,9 @@ from kiosk.runtime.config import Settings
 from kiosk.signalling import auth
 from kiosk.signalling.api.base import Operation
 from kiosk.signalling.server import Server, start
-from kiosk.store import repo
 from kiosk.store import schema as t
-from kiosk.store.db import write_transaction
+from kiosk.store.db import count_rows, write_transaction
+from kiosk.store.staff import insert_staff
 
 PASSWORD = "correct horse battery staple"
 
@@ -68,7 +68,7 @@ class LiveApi:
     async def counts(self) -> dict[str, int]:
         """Rows in every table: what a refused request must leave unchanged."""
         async with self.server.context.engine.connect() as conn:
-            return {name: await repo.count_rows(conn, name) for name in t.metadata.tables}
+            return {name: await count_rows(conn, name) for name in t.metadata.tables}
 
 
 def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
@@ -94,7 +94,7 @@ async def add_role_users(api: LiveApi) -> None:
     now = ctx.clock()
     async with write_transaction(ctx.engine) as conn:
         for role in Role:
-            staff_id = await repo.insert_staff(
+            staff_id = await insert_staff(
                 conn, api.username(role), f"{role.value} person", password_hash(), role, now
             )
             await ctx.audit.append("system", "staff.added", {"staff": staff_id}, conn=conn)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.domain.model import Role
-from kiosk.store import repo, schema
+from kiosk.store import schema
 from kiosk.store.db import (
     DatabaseURLError,
     current_revision,
@@ -24,6 +24,13 @@ from kiosk.store.db import (
     normalise_url,
     upgrade,
     write_transaction,
+)
+from kiosk.store.staff import (
+    find_api_token,
+    insert_api_token,
+    insert_staff,
+    list_api_tokens,
+    revoke_api_token,
 )
 
 
@@ -214,20 +221,20 @@ def test_unsupported_databases_are_refused(url: str) -> None:
 async def test_api_tokens_are_listed_by_id_and_revoked_one_at_a_time(engine: AsyncEngine) -> None:
     now = datetime.now(UTC)
     async with engine.begin() as conn:
-        staff = await repo.insert_staff(conn, "ops", "Ops", "x", Role.ADMIN, now)
+        staff = await insert_staff(conn, "ops", "Ops", "x", Role.ADMIN, now)
         # Two hashes sharing a first digit, and one with LIKE's wildcards in it.
         for digest, label in (("a" * 64, "one"), ("a" + "b" * 63, "two"), ("_%" * 32, "odd")):
-            await repo.insert_api_token(conn, digest, staff, label, now, None)
+            await insert_api_token(conn, digest, staff, label, now, None)
     async with engine.begin() as conn:
-        listed = await repo.list_api_tokens(conn)
+        listed = await list_api_tokens(conn)
         assert {(tok.id, tok.label, tok.revoked) for tok in listed} == {
             ("a" * 16, "one", False), ("a" + "b" * 15, "two", False), ("_%" * 8, "odd", False)
         }
         assert all(tok.username == "ops" and tok.staff_id == staff for tok in listed)
-        assert await repo.revoke_api_token(conn, "a" * 15) is None  # not a whole id
-        revoked = await repo.revoke_api_token(conn, "_%" * 8)
+        assert await revoke_api_token(conn, "a" * 15) is None  # not a whole id
+        revoked = await revoke_api_token(conn, "_%" * 8)
         assert revoked is not None and revoked.label == "odd"
     async with engine.connect() as conn:
-        assert await repo.find_api_token(conn, "_%" * 32, now) is None
-        assert await repo.find_api_token(conn, "a" * 64, now) is not None
-        assert [tok.label for tok in await repo.list_api_tokens(conn) if tok.revoked] == ["odd"]
+        assert await find_api_token(conn, "_%" * 32, now) is None
+        assert await find_api_token(conn, "a" * 64, now) is not None
+        assert [tok.label for tok in await list_api_tokens(conn) if tok.revoked] == ["odd"]

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from kiosk.audit.log import read_entries
 from kiosk.domain.access import Action
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiRequest, OperationTable
-from kiosk.store import repo
 
 table = OperationTable("audit")
 
@@ -20,8 +20,7 @@ table = OperationTable("audit")
 )
 async def read_audit(req: ApiRequest) -> s.AuditList:
     q = req.query_as(s.AuditQuery)
-    async with req.ctx.engine.connect() as conn:
-        rows = await repo.list_audit(conn, q.after_seq, q.limit)
+    rows = await read_entries(req.ctx.engine, q.after_seq, q.limit)
     return s.AuditList(
         items=[
             s.AuditEntryOut(
@@ -29,8 +28,8 @@ async def read_audit(req: ApiRequest) -> s.AuditList:
                 at=r.at,
                 actor=r.actor,
                 action=r.action,
-                subjects=r.subjects,
-                details=r.details,
+                subjects=dict(r.subjects),
+                details=dict(r.details),
                 prev_hash=r.prev_hash,
                 hash=r.hash,
             )

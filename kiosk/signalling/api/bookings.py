@@ -17,8 +17,13 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
 from kiosk.signalling.api.views import booking_out
 from kiosk.signalling.mail import notices as mail
-from kiosk.store import repo
+from kiosk.store import bookings as bookings_store
+from kiosk.store.bookings import contact_categories, insert_booking, set_booking_state
+from kiosk.store.contacts import get_contact
 from kiosk.store.db import write_transaction
+from kiosk.store.facility import get_facility, lock_facility
+from kiosk.store.ids import new_id
+from kiosk.store.inmates import get_inmate
 
 table = OperationTable("bookings")
 
@@ -47,7 +52,7 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
 
 
 async def load_booking(conn: AsyncConnection, booking_id: str) -> Booking:
-    booking = await repo.get_booking(conn, booking_id)
+    booking = await bookings_store.get_booking(conn, booking_id)
     if booking is None:
         raise ApiError(Reason.BOOKING_NOT_FOUND)
     return booking
@@ -66,13 +71,13 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
     async with req.ctx.engine.connect() as conn:
         between = None
         if q.day is not None:
-            facility = await repo.get_facility(conn)
+            facility = await get_facility(conn)
             assert facility is not None
             try:
                 between = day_bounds(q.day, facility.timezone)
             except OverflowError:
                 raise ApiError(Reason.INVALID_REQUEST, "query.day: out of range") from None
-        bookings = await repo.list_bookings(
+        bookings = await bookings_store.list_bookings(
             conn,
             between=between,
             inmate_id=q.inmate_id,
@@ -98,13 +103,13 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
     R11 police clearance may come with the booking or be added later."""
     body = req.body_as(s.BookingCreate)
     async with write_transaction(req.ctx.engine) as conn:
-        await repo.lock_facility(conn)  # R9: one capacity check at a time
-        facility = await repo.get_facility(conn)
+        await lock_facility(conn)  # R9: one capacity check at a time
+        facility = await get_facility(conn)
         assert facility is not None
-        inmate = await repo.get_inmate(conn, body.inmate_id)
+        inmate = await get_inmate(conn, body.inmate_id)
         if inmate is None:
             raise not_found("inmate")
-        contact = await repo.get_contact(conn, body.contact_id)
+        contact = await get_contact(conn, body.contact_id)
         if contact is None:
             raise not_found("contact")
         clearance = (
@@ -129,7 +134,7 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
         if isinstance(verdict, policy.Deny):
             raise refuse(verdict)
         booking = Booking(
-            id=repo.new_id(),
+            id=new_id(),
             inmate_id=inmate.id,
             contact_id=contact.id,
             start=body.start,
@@ -140,7 +145,7 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
             police_clearance=clearance,
             control=contact.control,
         )
-        await repo.insert_booking(conn, booking, req.staff.staff_id, req.now)
+        await insert_booking(conn, booking, req.staff.staff_id, req.now)
         await req.ctx.audit.append(
             req.staff.actor,
             "booking.created",
@@ -162,16 +167,16 @@ async def booking_context(
     conn: AsyncConnection, request: policy.BookingRequest, settings: FacilitySettings
 ) -> policy.BookingContext:
     """The facts R9 and R17 need: live bookings in the window and in the inmate's week."""
-    overlapping = await repo.list_bookings(
+    overlapping = await bookings_store.list_bookings(
         conn, between=(request.start, request.end), states=LIVE_BOOKING_STATES
     )
-    week = await repo.list_bookings(
+    week = await bookings_store.list_bookings(
         conn,
         between=week_bounds(request.start),
         inmate_id=request.inmate.id,
         states=LIVE_BOOKING_STATES,
     )
-    categories = await repo.contact_categories(conn, [b.contact_id for b in week])
+    categories = await contact_categories(conn, [b.contact_id for b in week])
     return policy.BookingContext(
         settings=settings, overlapping=overlapping, week_bookings=week, categories=categories
     )
@@ -203,7 +208,7 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
         booking = await load_booking(conn, req.params["booking_id"])
         if booking.state not in (BookingState.BOOKED, BookingState.HELD):
             raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
-        await repo.set_booking_state(conn, [booking.id], BookingState.CANCELLED)
+        await set_booking_state(conn, [booking.id], BookingState.CANCELLED)
         await req.ctx.audit.append(
             req.staff.actor,
             "booking.cancelled",
@@ -230,7 +235,7 @@ async def set_police_clearance(req: ApiRequest) -> s.BookingOut:
         booking = await load_booking(conn, req.params["booking_id"])
         if booking.state not in (BookingState.BOOKED, BookingState.HELD):
             raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
-        await repo.set_police_clearance(
+        await bookings_store.set_police_clearance(
             conn, booking.id, PoliceClearance(body.cleared_by, body.cleared_at)
         )
         await req.ctx.audit.append(

@@ -12,7 +12,8 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.api.bookings import day_bounds
 from kiosk.signalling.api.views import call_out
-from kiosk.store import repo
+from kiosk.store import calls as calls_store
+from kiosk.store.facility import get_facility
 
 table = OperationTable("calls")
 
@@ -30,13 +31,13 @@ async def list_calls(req: ApiRequest) -> s.CallList:
     async with req.ctx.engine.connect() as conn:
         between = None
         if q.day is not None:
-            facility = await repo.get_facility(conn)
+            facility = await get_facility(conn)
             assert facility is not None
             try:
                 between = day_bounds(q.day, facility.timezone)
             except OverflowError:
                 raise ApiError(Reason.INVALID_REQUEST, "query.day: out of range") from None
-        calls = await repo.list_calls(
+        calls = await calls_store.list_calls(
             conn, live=q.live, inmate_id=q.inmate_id, between=between, limit=q.limit
         )
     return s.CallList(items=[call_out(c) for c in calls])

@@ -21,8 +21,14 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
 from kiosk.signalling.api.views import appeal_out, contact_out
 from kiosk.signalling.mail import notices as mail
-from kiosk.store import repo
+from kiosk.store import appeals as appeals_store
+from kiosk.store import contacts as contacts_store
+from kiosk.store.appeals import close_appeal, insert_appeal
+from kiosk.store.contacts import insert_contact, insert_decision, list_breaches
 from kiosk.store.db import write_transaction
+from kiosk.store.facility import get_facility
+from kiosk.store.ids import new_id
+from kiosk.store.inmates import get_inmate
 
 table = OperationTable("contacts")
 
@@ -39,14 +45,14 @@ DECISION_REFUSALS = (
 
 
 async def contact_view(conn: AsyncConnection, contact_id: str) -> s.ContactOut:
-    contact = await repo.get_contact(conn, contact_id)
+    contact = await contacts_store.get_contact(conn, contact_id)
     if contact is None:
         raise not_found("contact")
-    return contact_out(contact, await repo.list_breaches(conn, contact_id))
+    return contact_out(contact, await list_breaches(conn, contact_id))
 
 
 async def load_contact(conn: AsyncConnection, contact_id: str) -> Contact:
-    contact = await repo.get_contact(conn, contact_id)
+    contact = await contacts_store.get_contact(conn, contact_id)
     if contact is None:
         raise not_found("contact")
     return contact
@@ -60,16 +66,16 @@ async def record_decision(
     appeal: Appeal | None = None,
 ) -> Decision:
     """Check the decision with the policy and put it in force, audited (R4, R6-R8, R13, R2)."""
-    facility = await repo.get_facility(conn)
+    facility = await get_facility(conn)
     assert facility is not None
-    existing = await repo.list_contacts(conn, contact.inmate_id)
+    existing = await contacts_store.list_contacts(conn, contact.inmate_id)
     verdict = policy.decide_contact(
         contact, body.outcome, body.control, body.grounds, facility.settings, existing, appeal
     )
     if isinstance(verdict, policy.Deny):
         raise refuse(verdict)
     decision = Decision(
-        id=repo.new_id(),
+        id=new_id(),
         contact_id=contact.id,
         outcome=body.outcome,
         control=body.control,
@@ -78,7 +84,7 @@ async def record_decision(
         decided_at=req.now,
         note=body.note,
     )
-    await repo.insert_decision(conn, decision)
+    await insert_decision(conn, decision)
     subjects = {"contact": contact.id, "inmate": contact.inmate_id, "decision": decision.id}
     if appeal is not None:
         subjects["appeal"] = appeal.id
@@ -107,10 +113,10 @@ async def record_decision(
 async def list_contacts(req: ApiRequest) -> s.ContactList:
     async with req.ctx.engine.connect() as conn:
         inmate_id = req.params["inmate_id"]
-        if await repo.get_inmate(conn, inmate_id) is None:
+        if await get_inmate(conn, inmate_id) is None:
             raise not_found("inmate")
-        contacts = await repo.list_contacts(conn, inmate_id)
-        items = [contact_out(c, await repo.list_breaches(conn, c.id)) for c in contacts]
+        contacts = await contacts_store.list_contacts(conn, inmate_id)
+        items = [contact_out(c, await list_breaches(conn, c.id)) for c in contacts]
     return s.ContactList(items=items)
 
 
@@ -127,17 +133,17 @@ async def list_contacts(req: ApiRequest) -> s.ContactList:
 async def propose_contact(req: ApiRequest) -> s.ContactOut:
     body = req.body_as(s.ContactPropose)
     async with write_transaction(req.ctx.engine) as conn:
-        inmate = await repo.get_inmate(conn, req.params["inmate_id"], for_update=True)
+        inmate = await get_inmate(conn, req.params["inmate_id"], for_update=True)
         if inmate is None:
             raise not_found("inmate")
-        facility = await repo.get_facility(conn)
+        facility = await get_facility(conn)
         assert facility is not None
-        existing = await repo.list_contacts(conn, inmate.id)
+        existing = await contacts_store.list_contacts(conn, inmate.id)
         verdict = policy.propose_contact(facility.settings, inmate, existing, body.category)
         if isinstance(verdict, policy.Deny):
             raise refuse(verdict)
         contact = Contact(
-            id=repo.new_id(),
+            id=new_id(),
             inmate_id=inmate.id,
             name=body.name,
             email=body.email,
@@ -146,7 +152,7 @@ async def propose_contact(req: ApiRequest) -> s.ContactOut:
             status=policy.initial_status(body.cleared_for_visits),
             cleared_for_visits=body.cleared_for_visits,
         )
-        await repo.insert_contact(conn, contact, req.now)
+        await insert_contact(conn, contact, req.now)
         await req.ctx.audit.append(
             req.staff.actor,
             "contact.proposed",
@@ -186,7 +192,7 @@ async def update_contact(req: ApiRequest) -> s.ContactOut:
     async with write_transaction(req.ctx.engine) as conn:
         contact = await load_contact(conn, req.params["contact_id"])
         if changes:
-            await repo.update_contact(conn, contact.id, changes)
+            await contacts_store.update_contact(conn, contact.id, changes)
             await req.ctx.audit.append(
                 req.staff.actor,
                 "contact.updated",
@@ -211,7 +217,7 @@ async def confirm_email(req: ApiRequest) -> s.ContactOut:
         verdict = policy.confirm_email(contact)
         if isinstance(verdict, policy.Deny):
             raise refuse(verdict)
-        await repo.update_contact(
+        await contacts_store.update_contact(
             conn,
             contact.id,
             {"email_confirmed": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},
@@ -239,7 +245,7 @@ async def receive_application(req: ApiRequest) -> s.ContactOut:
         verdict = policy.receive_application(contact)
         if isinstance(verdict, policy.Deny):
             raise refuse(verdict)
-        await repo.update_contact(
+        await contacts_store.update_contact(
             conn,
             contact.id,
             {"application_received": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},
@@ -270,7 +276,7 @@ async def decide_contact(req: ApiRequest) -> s.ContactOut:
     body = req.body_as(s.DecisionRequest)
     async with write_transaction(req.ctx.engine) as conn:
         contact = await load_contact(conn, req.params["contact_id"])
-        await repo.get_inmate(conn, contact.inmate_id, for_update=True)  # R2 count
+        await get_inmate(conn, contact.inmate_id, for_update=True)  # R2 count
         await record_decision(req, conn, contact, body)
         return await contact_view(conn, contact.id)
 
@@ -285,7 +291,7 @@ async def decide_contact(req: ApiRequest) -> s.ContactOut:
 async def list_appeals(req: ApiRequest) -> s.AppealList:
     async with req.ctx.engine.connect() as conn:
         contact = await load_contact(conn, req.params["contact_id"])
-        records = await repo.list_appeals(conn, contact.id)
+        records = await appeals_store.list_appeals(conn, contact.id)
     return s.AppealList(items=[appeal_out(r) for r in records])
 
 
@@ -303,20 +309,20 @@ async def file_appeal(req: ApiRequest) -> s.AppealOut:
     body = req.body_as(s.AppealCreate)
     async with write_transaction(req.ctx.engine) as conn:
         contact = await load_contact(conn, req.params["contact_id"])
-        pending = [r.appeal for r in await repo.list_appeals(conn, contact.id)]
+        pending = [r.appeal for r in await appeals_store.list_appeals(conn, contact.id)]
         verdict = policy.file_appeal(contact, pending)
         if isinstance(verdict, policy.Deny):
             raise refuse(verdict)
         assert contact.decision is not None
         appeal = Appeal(
-            id=repo.new_id(),
+            id=new_id(),
             contact_id=contact.id,
             decision_id=contact.decision.id,
             by=body.by,
             filed_at=req.now,
             text=body.text,
         )
-        await repo.insert_appeal(conn, appeal)
+        await insert_appeal(conn, appeal)
         await req.ctx.audit.append(
             req.staff.actor,
             "appeal.filed",
@@ -324,7 +330,7 @@ async def file_appeal(req: ApiRequest) -> s.AppealOut:
             {"by": appeal.by.value},
             conn=conn,
         )
-        record = await repo.get_appeal(conn, appeal.id)
+        record = await appeals_store.get_appeal(conn, appeal.id)
     assert record is not None
     return appeal_out(record)
 
@@ -338,7 +344,7 @@ async def file_appeal(req: ApiRequest) -> s.AppealOut:
 )
 async def get_appeal(req: ApiRequest) -> s.AppealOut:
     async with req.ctx.engine.connect() as conn:
-        record = await repo.get_appeal(conn, req.params["appeal_id"])
+        record = await appeals_store.get_appeal(conn, req.params["appeal_id"])
     if record is None:
         raise not_found("appeal")
     return appeal_out(record)
@@ -361,7 +367,7 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
             "body.decision: required when the result is changed, and only then",
         )
     async with write_transaction(req.ctx.engine) as conn:
-        record = await repo.get_appeal(conn, req.params["appeal_id"])
+        record = await appeals_store.get_appeal(conn, req.params["appeal_id"])
         if record is None:
             raise not_found("appeal")
         appeal = record.appeal
@@ -371,13 +377,13 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
         result_id: str | None = None
         if body.decision is not None:
             contact = await load_contact(conn, appeal.contact_id)
-            await repo.get_inmate(conn, contact.inmate_id, for_update=True)
+            await get_inmate(conn, contact.inmate_id, for_update=True)
             decision = await record_decision(req, conn, contact, body.decision, appeal)
             result_id = decision.id
             state = AppealState.CHANGED
         else:
             state = AppealState.UPHELD
-        await repo.close_appeal(conn, appeal.id, state, result_id, req.now)
+        await close_appeal(conn, appeal.id, state, result_id, req.now)
         await req.ctx.audit.append(
             req.staff.actor,
             "appeal.decided",
@@ -385,6 +391,6 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
             {"result": state.value},
             conn=conn,
         )
-        updated = await repo.get_appeal(conn, appeal.id)
+        updated = await appeals_store.get_appeal(conn, appeal.id)
     assert updated is not None
     return appeal_out(updated)

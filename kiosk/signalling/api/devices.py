@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, revocation
 from kiosk.domain.access import Action
 from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
@@ -16,8 +16,11 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import device_out
 from kiosk.store import calls as store_calls
-from kiosk.store import repo
+from kiosk.store import devices as devices_store
 from kiosk.store.db import write_transaction
+from kiosk.store.devices import DeviceRecord, device_serial_taken, find_device, insert_device
+from kiosk.store.ids import new_id
+from kiosk.store.inmates import get_inmate
 
 if TYPE_CHECKING:
     from kiosk.audit.log import AuditLog
@@ -32,27 +35,27 @@ async def revoke_device(
     actor: str,
     now: datetime,
     pki_dir: Path | None = None,
-) -> repo.DeviceRecord:
+) -> DeviceRecord:
     """Mark a tablet revoked and its certificate serial refused; audited in ``conn``'s transaction.
 
     Shared by the API and ``kiosk admin device revoke``. Cutting its live
     connections is the call supervisor's (``ServerContext.on_device_revoked``).
     """
-    record = await repo.find_device(conn, device_ref)
+    record = await find_device(conn, device_ref)
     if record is None:
         raise not_found("device")
     if record.device.revoked:
         raise ApiError(Reason.DEVICE_REVOKED, "The tablet is already revoked.")
-    await repo.revoke_device(conn, record.device, now)
+    await devices_store.revoke_device(conn, record.device, now)
     subjects = {"device": record.device.id}
     if record.device.certificate_serial:
         subjects["certificate"] = record.device.certificate_serial
     await audit.append(actor, "device.revoked", subjects, conn=conn)
     if pki_dir is not None and record.device.certificate_serial:
         # The handshake refuses it from the CRL (ARCHITECTURE.md, Trust); no CA, no CRL.
-        if (pki_dir / pki.CA_CERT).exists():
-            pki.revoke(pki_dir, record.device.certificate_serial, now=now)
-    updated = await repo.get_device(conn, record.device.id)
+        if (pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(pki_dir, record.device.certificate_serial, now=now)
+    updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     return updated
 
@@ -60,7 +63,7 @@ async def revoke_device(
 @table.route("GET", "/devices", Action.DEVICE_READ, summary="List tablets", response=s.DeviceList)
 async def list_devices(req: ApiRequest) -> s.DeviceList:
     async with req.ctx.engine.connect() as conn:
-        records = await repo.list_devices(conn)
+        records = await devices_store.list_devices(conn)
     return s.DeviceList(items=[device_out(r) for r in records])
 
 
@@ -78,14 +81,14 @@ async def register_device(req: ApiRequest) -> s.DeviceOut:
     body = req.body_as(s.DeviceRegister)
     cert_serial = body.certificate_serial.lower() if body.certificate_serial else None
     async with write_transaction(req.ctx.engine) as conn:
-        if await repo.device_serial_taken(conn, body.serial, cert_serial):
+        if await device_serial_taken(conn, body.serial, cert_serial):
             raise ApiError(Reason.CONFLICT, "A tablet with that serial is already registered.")
-        device = Device(id=repo.new_id(), serial=body.serial, certificate_serial=cert_serial)
-        await repo.insert_device(conn, device, body.model, req.now)
+        device = Device(id=new_id(), serial=body.serial, certificate_serial=cert_serial)
+        await insert_device(conn, device, body.model, req.now)
         await req.ctx.audit.append(
             req.staff.actor, "device.registered", {"device": device.id}, conn=conn
         )
-        record = await repo.get_device(conn, device.id)
+        record = await devices_store.get_device(conn, device.id)
     assert record is not None
     return device_out(record)
 
@@ -95,7 +98,7 @@ async def register_device(req: ApiRequest) -> s.DeviceOut:
 )
 async def get_device(req: ApiRequest) -> s.DeviceOut:
     async with req.ctx.engine.connect() as conn:
-        record = await repo.get_device(conn, req.params["device_id"])
+        record = await devices_store.get_device(conn, req.params["device_id"])
     if record is None:
         raise not_found("device")
     return device_out(record)
@@ -110,7 +113,7 @@ async def get_device(req: ApiRequest) -> s.DeviceOut:
 )
 async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
     async with req.ctx.engine.connect() as conn:
-        record = await repo.get_device(conn, req.params["device_id"])
+        record = await devices_store.get_device(conn, req.params["device_id"])
         if record is None:
             raise not_found("device")
         events = await store_calls.list_tamper_events(conn, record.device.id)
@@ -136,18 +139,18 @@ async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
 async def assign_device(req: ApiRequest) -> s.DeviceOut:
     body = req.body_as(s.DeviceAssign)
     async with write_transaction(req.ctx.engine) as conn:
-        record = await repo.get_device(conn, req.params["device_id"])
+        record = await devices_store.get_device(conn, req.params["device_id"])
         if record is None:
             raise not_found("device")
         if record.device.revoked:
             raise ApiError(Reason.DEVICE_REVOKED)
         if body.inmate_id is not None:
-            inmate = await repo.get_inmate(conn, body.inmate_id)
+            inmate = await get_inmate(conn, body.inmate_id)
             if inmate is None:
                 raise not_found("inmate")
             if not inmate.active:
                 raise ApiError(Reason.INMATE_INACTIVE)
-        await repo.assign_device(conn, record.device.id, body.inmate_id)
+        await devices_store.assign_device(conn, record.device.id, body.inmate_id)
         subjects = {"device": record.device.id}
         if body.inmate_id is not None:
             subjects["inmate"] = body.inmate_id
@@ -157,7 +160,7 @@ async def assign_device(req: ApiRequest) -> s.DeviceOut:
             subjects,
             conn=conn,
         )
-        updated = await repo.get_device(conn, record.device.id)
+        updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     return device_out(updated)
 
@@ -172,7 +175,7 @@ async def assign_device(req: ApiRequest) -> s.DeviceOut:
 )
 async def revoke(req: ApiRequest) -> s.DeviceOut:
     async with write_transaction(req.ctx.engine) as conn:
-        record = await repo.get_device(conn, req.params["device_id"])
+        record = await devices_store.get_device(conn, req.params["device_id"])
         if record is None:
             raise not_found("device")
         updated = await revoke_device(
@@ -202,20 +205,20 @@ async def replace_certificate(req: ApiRequest) -> s.DeviceOut:
     body = req.body_as(s.DeviceCertificate)
     new_serial = body.certificate_serial.lower()
     async with write_transaction(req.ctx.engine) as conn:
-        record = await repo.find_device(conn, req.params["device_id"])
+        record = await find_device(conn, req.params["device_id"])
         if record is None:
             raise not_found("device")
         old = record.device.certificate_serial
-        if old == new_serial or await repo.device_serial_taken(conn, "", new_serial):
+        if old == new_serial or await device_serial_taken(conn, "", new_serial):
             raise ApiError(Reason.CONFLICT, "That certificate is already registered.")
-        await repo.replace_certificate(conn, record.device, new_serial, req.now)
+        await devices_store.replace_certificate(conn, record.device, new_serial, req.now)
         subjects = {"device": record.device.id, "certificate": new_serial}
         if old:
             subjects["old_certificate"] = old
         await req.ctx.audit.append(req.staff.actor, "device.reprovisioned", subjects, conn=conn)
-        if old and (req.ctx.settings.pki_dir / pki.CA_CERT).exists():
-            pki.revoke(req.ctx.settings.pki_dir, old, now=req.now)
-        updated = await repo.get_device(conn, record.device.id)
+        if old and (req.ctx.settings.pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(req.ctx.settings.pki_dir, old, now=req.now)
+        updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     if old:
         await req.ctx.device_revoked(updated.device.id)

@@ -27,8 +27,18 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import closure_out, facility_out, restriction_out
 from kiosk.signalling.mail import notices as mail
-from kiosk.store import repo
+from kiosk.store import facility as facility_store
+from kiosk.store.bookings import list_bookings, set_booking_state
 from kiosk.store.db import write_transaction
+from kiosk.store.facility import (
+    delete_closure,
+    delete_restriction,
+    get_restriction,
+    insert_closure,
+    insert_restriction,
+    lock_facility,
+)
+from kiosk.store.ids import new_id
 
 table = OperationTable("facility")
 
@@ -48,7 +58,7 @@ def _check_window(start: datetime, end: datetime) -> None:
 
 
 async def _facility(conn: AsyncConnection) -> Facility:
-    facility = await repo.get_facility(conn)
+    facility = await facility_store.get_facility(conn)
     if facility is None:
         # The server creates it at start-up (open_context): missing is a bug.
         raise RuntimeError("no facility row")
@@ -81,7 +91,7 @@ async def update_facility(req: ApiRequest) -> s.FacilityOut:
     async with write_transaction(req.ctx.engine) as conn:
         facility = await _facility(conn)
         if changes:
-            await repo.update_facility(conn, facility.id, changes)
+            await facility_store.update_facility(conn, facility.id, changes)
             await req.ctx.audit.append(
                 req.staff.actor,
                 "facility.updated",
@@ -106,7 +116,7 @@ async def add_closure(req: ApiRequest) -> s.ClosureOut:
     body = req.body_as(s.ClosureCreate)
     _check_window(body.start, body.end)
     closure = Closure(
-        id=repo.new_id(),
+        id=new_id(),
         start=body.start,
         end=body.end,
         order_deadline=body.order_deadline,
@@ -114,7 +124,7 @@ async def add_closure(req: ApiRequest) -> s.ClosureOut:
     )
     async with write_transaction(req.ctx.engine) as conn:
         facility = await _facility(conn)
-        await repo.insert_closure(conn, facility.id, closure)
+        await insert_closure(conn, facility.id, closure)
         await req.ctx.audit.append(
             req.staff.actor,
             "facility.closure_added",
@@ -136,7 +146,7 @@ async def remove_closure(req: ApiRequest) -> s.Empty:
     async with write_transaction(req.ctx.engine) as conn:
         facility = await _facility(conn)
         closure_id = req.params["closure_id"]
-        if not await repo.delete_closure(conn, closure_id):
+        if not await delete_closure(conn, closure_id):
             raise not_found("closure")
         await req.ctx.audit.append(
             req.staff.actor,
@@ -166,7 +176,7 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
             "body.limit_minutes: required for a limit, and only for a limit",
         )
     restriction = Restriction(
-        id=repo.new_id(),
+        id=new_id(),
         start=body.start,
         end=body.end,
         kind=body.kind,
@@ -174,14 +184,14 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
         note=body.note,
     )
     async with write_transaction(req.ctx.engine) as conn:
-        await repo.lock_facility(conn)
+        await lock_facility(conn)
         facility = await _facility(conn)
-        await repo.insert_restriction(conn, facility.id, restriction)
-        booked = await repo.list_bookings(
+        await insert_restriction(conn, facility.id, restriction)
+        booked = await list_bookings(
             conn, between=(restriction.start, restriction.end), states=[BookingState.BOOKED]
         )
         held = [b.id for b in booked if holds(restriction, b)]
-        await repo.set_booking_state(conn, held, BookingState.HELD)
+        await set_booking_state(conn, held, BookingState.HELD)
         await req.ctx.audit.append(
             req.staff.actor,
             "facility.restriction_added",
@@ -209,14 +219,14 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
 )
 async def remove_restriction(req: ApiRequest) -> s.RestrictionRemoved:
     async with write_transaction(req.ctx.engine) as conn:
-        await repo.lock_facility(conn)
+        await lock_facility(conn)
         facility = await _facility(conn)
-        restriction = await repo.get_restriction(conn, req.params["restriction_id"])
+        restriction = await get_restriction(conn, req.params["restriction_id"])
         if restriction is None:
             raise not_found("restriction")
-        await repo.delete_restriction(conn, restriction.id)
+        await delete_restriction(conn, restriction.id)
         others = [r for r in facility.settings.restrictions if r.id != restriction.id]
-        held = await repo.list_bookings(
+        held = await list_bookings(
             conn, between=(restriction.start, restriction.end), states=[BookingState.HELD]
         )
         released = [
@@ -224,7 +234,7 @@ async def remove_restriction(req: ApiRequest) -> s.RestrictionRemoved:
             for b in held
             if b.end > req.now and holds(restriction, b) and not any(holds(r, b) for r in others)
         ]
-        await repo.set_booking_state(conn, released, BookingState.BOOKED)
+        await set_booking_state(conn, released, BookingState.BOOKED)
         await req.ctx.audit.append(
             req.staff.actor,
             "facility.restriction_removed",

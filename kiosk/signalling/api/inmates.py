@@ -8,8 +8,11 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.api.views import inmate_out
-from kiosk.store import repo
+from kiosk.store import inmates as inmates_store
 from kiosk.store.db import write_transaction
+from kiosk.store.facility import get_facility
+from kiosk.store.ids import new_id
+from kiosk.store.inmates import insert_inmate
 
 table = OperationTable("inmates")
 
@@ -25,7 +28,7 @@ table = OperationTable("inmates")
 async def list_inmates(req: ApiRequest) -> s.InmateList:
     query = req.query_as(s.InmateListQuery)
     async with req.ctx.engine.connect() as conn:
-        inmates = await repo.list_inmates(conn, active=query.active)
+        inmates = await inmates_store.list_inmates(conn, active=query.active)
     return s.InmateList(items=[inmate_out(i) for i in inmates])
 
 
@@ -42,17 +45,17 @@ async def list_inmates(req: ApiRequest) -> s.InmateList:
 async def create_inmate(req: ApiRequest) -> s.InmateOut:
     body = req.body_as(s.InmateCreate)
     async with write_transaction(req.ctx.engine) as conn:
-        facility = await repo.get_facility(conn)
+        facility = await get_facility(conn)
         if facility is None:
             raise ApiError(Reason.CONFLICT, "No facility is set up.")
         inmate = Inmate(
-            id=repo.new_id(),
+            id=new_id(),
             facility_id=facility.id,
             name=body.name,
             remand=body.remand,
             minor=body.minor,
         )
-        await repo.insert_inmate(conn, inmate, req.now)
+        await insert_inmate(conn, inmate, req.now)
         await req.ctx.audit.append(
             req.staff.actor,
             "inmate.created",
@@ -72,7 +75,7 @@ async def create_inmate(req: ApiRequest) -> s.InmateOut:
 )
 async def get_inmate(req: ApiRequest) -> s.InmateOut:
     async with req.ctx.engine.connect() as conn:
-        inmate = await repo.get_inmate(conn, req.params["inmate_id"])
+        inmate = await inmates_store.get_inmate(conn, req.params["inmate_id"])
     if inmate is None:
         raise not_found("inmate")
     return inmate_out(inmate)
@@ -91,10 +94,10 @@ async def update_inmate(req: ApiRequest) -> s.InmateOut:
     changes = body.model_dump(exclude_none=True)
     async with write_transaction(req.ctx.engine) as conn:
         inmate_id = req.params["inmate_id"]
-        if await repo.get_inmate(conn, inmate_id, for_update=True) is None:
+        if await inmates_store.get_inmate(conn, inmate_id, for_update=True) is None:
             raise not_found("inmate")
         if changes:
-            await repo.update_inmate(conn, inmate_id, changes)
+            await inmates_store.update_inmate(conn, inmate_id, changes)
             # Which fields changed, not their values: names stay out of the chain.
             await req.ctx.audit.append(
                 req.staff.actor,
@@ -103,6 +106,6 @@ async def update_inmate(req: ApiRequest) -> s.InmateOut:
                 {"fields": sorted(changes), **{k: v for k, v in changes.items() if k != "name"}},
                 conn=conn,
             )
-        inmate = await repo.get_inmate(conn, inmate_id)
+        inmate = await inmates_store.get_inmate(conn, inmate_id)
     assert inmate is not None
     return inmate_out(inmate)

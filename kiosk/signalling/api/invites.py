@@ -18,8 +18,8 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.visitors import invites as inv
-from kiosk.store import repo
 from kiosk.store import schema as t
+from kiosk.store.bookings import get_booking
 from kiosk.store.db import write_transaction
 
 table = OperationTable("bookings")
@@ -52,7 +52,7 @@ def visit_url(req: ApiRequest, token: str) -> str:
 async def issue_invite(req: ApiRequest) -> InviteOut:
     booking_id = req.params["booking_id"]
     async with write_transaction(req.ctx.engine) as conn:
-        booking = await repo.get_booking(conn, booking_id)
+        booking = await get_booking(conn, booking_id)
         if booking is None:
             raise not_found("booking")
         if booking.state is not BookingState.BOOKED or booking.end <= req.now:

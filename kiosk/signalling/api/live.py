@@ -20,7 +20,7 @@ from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
 from kiosk.signalling.api.views import call_out
 from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError
-from kiosk.store import repo
+from kiosk.store.calls import get_call
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
 Sdp = Annotated[str, StringConstraints(min_length=1, max_length=60000)]
@@ -81,7 +81,7 @@ def _api_error(exc: SupervisorError) -> ApiError:
 
 async def _call_out(req: ApiRequest, call_id: str) -> s.CallOut:
     async with req.ctx.engine.connect() as conn:
-        call = await repo.get_call(conn, call_id)
+        call = await get_call(conn, call_id)
     if call is None:
         raise ApiError(Reason.NOT_FOUND)
     return call_out(call)

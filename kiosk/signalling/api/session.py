@@ -12,8 +12,8 @@ from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, Reply
-from kiosk.store import repo
 from kiosk.store.db import write_transaction
+from kiosk.store.staff import delete_session
 
 log = get_logger(__name__)
 table = OperationTable("session")
@@ -86,7 +86,7 @@ async def logout(req: ApiRequest) -> Reply:
     staff = req.staff
     if staff.session_hash is not None:
         async with write_transaction(req.ctx.engine) as conn:
-            await repo.delete_session(conn, staff.session_hash)
+            await delete_session(conn, staff.session_hash)
             await req.ctx.audit.append(
                 staff.actor, "staff.logged_out", {"staff": staff.staff_id}, conn=conn
             )

@@ -15,13 +15,20 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import auth
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
-from kiosk.store import repo
+from kiosk.store import staff as staff_store
 from kiosk.store.db import write_transaction
+from kiosk.store.staff import (
+    StaffRecord,
+    delete_staff_sessions,
+    get_staff,
+    get_staff_by_username,
+    insert_staff,
+)
 
 table = OperationTable("staff")
 
 
-def account_out(staff: repo.StaffRecord) -> s.StaffAccount:
+def account_out(staff: StaffRecord) -> s.StaffAccount:
     return s.StaffAccount(
         id=staff.id,
         username=staff.username,
@@ -36,7 +43,7 @@ def account_out(staff: repo.StaffRecord) -> s.StaffAccount:
 )
 async def list_staff(req: ApiRequest) -> s.StaffList:
     async with req.ctx.engine.connect() as conn:
-        return s.StaffList(items=[account_out(a) for a in await repo.list_staff(conn)])
+        return s.StaffList(items=[account_out(a) for a in await staff_store.list_staff(conn)])
 
 
 @table.route(
@@ -54,9 +61,9 @@ async def add_staff(req: ApiRequest) -> s.StaffAccount:
     password_hash = auth.hash_password(body.password)  # before the write lock is taken
     try:
         async with write_transaction(req.ctx.engine) as conn:
-            if await repo.get_staff_by_username(conn, body.username) is not None:
+            if await get_staff_by_username(conn, body.username) is not None:
                 raise ApiError(Reason.CONFLICT, "That username is taken.")
-            staff_id = await repo.insert_staff(
+            staff_id = await insert_staff(
                 conn, body.username, body.display_name, password_hash, body.role, req.now
             )
             await req.ctx.audit.append(
@@ -66,7 +73,7 @@ async def add_staff(req: ApiRequest) -> s.StaffAccount:
                 {"role": body.role.value},
                 conn=conn,
             )
-            staff = await repo.get_staff(conn, staff_id)
+            staff = await get_staff(conn, staff_id)
     except IntegrityError:
         raise ApiError(Reason.CONFLICT, "That username is taken.") from None
     assert staff is not None
@@ -91,18 +98,18 @@ async def update_staff(req: ApiRequest) -> s.StaffAccount:
     if body.password is not None:
         changes["password_hash"] = auth.hash_password(body.password)
     async with write_transaction(req.ctx.engine) as conn:
-        if await repo.get_staff(conn, staff_id) is None:
+        if await get_staff(conn, staff_id) is None:
             raise not_found("staff member")
         if changes:
-            await repo.update_staff(conn, staff_id, changes)
+            await staff_store.update_staff(conn, staff_id, changes)
             if changes.keys() & {"role", "active", "password_hash"}:
-                await repo.delete_staff_sessions(conn, staff_id)
+                await delete_staff_sessions(conn, staff_id)
             details = {k: v for k, v in changes.items() if k in ("role", "active")}
             if "password_hash" in changes:
                 details["password_changed"] = True
             await req.ctx.audit.append(
                 req.staff.actor, "staff.updated", {"staff": staff_id}, details, conn=conn
             )
-        staff = await repo.get_staff(conn, staff_id)
+        staff = await get_staff(conn, staff_id)
     assert staff is not None
     return account_out(staff)

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from kiosk.domain.model import Booking, Closure, Contact, Decision, Facility, Inmate, Restriction
 from kiosk.signalling import schemas as s
-from kiosk.store import repo
+from kiosk.store.appeals import AppealRecord
+from kiosk.store.calls import CallRecord
+from kiosk.store.contacts import BreachRecord
+from kiosk.store.devices import DeviceRecord
 
 
 def inmate_out(inmate: Inmate) -> s.InmateOut:
@@ -29,7 +32,7 @@ def decision_out(decision: Decision) -> s.DecisionOut:
     )
 
 
-def contact_out(contact: Contact, breaches: list[repo.BreachRecord] | None = None) -> s.ContactOut:
+def contact_out(contact: Contact, breaches: list[BreachRecord] | None = None) -> s.ContactOut:
     return s.ContactOut(
         id=contact.id,
         inmate_id=contact.inmate_id,
@@ -57,7 +60,7 @@ def contact_out(contact: Contact, breaches: list[repo.BreachRecord] | None = Non
     )
 
 
-def appeal_out(record: repo.AppealRecord) -> s.AppealOut:
+def appeal_out(record: AppealRecord) -> s.AppealOut:
     a = record.appeal
     return s.AppealOut(
         id=a.id,
@@ -123,7 +126,7 @@ def facility_out(f: Facility) -> s.FacilityOut:
     )
 
 
-def device_out(record: repo.DeviceRecord) -> s.DeviceOut:
+def device_out(record: DeviceRecord) -> s.DeviceOut:
     d = record.device
     return s.DeviceOut(
         id=d.id,
@@ -137,7 +140,7 @@ def device_out(record: repo.DeviceRecord) -> s.DeviceOut:
     )
 
 
-def call_out(c: repo.CallRecord) -> s.CallOut:
+def call_out(c: CallRecord) -> s.CallOut:
     return s.CallOut(
         id=c.id,
         booking_id=c.booking_id,

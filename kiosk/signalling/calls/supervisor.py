@@ -45,8 +45,12 @@ from kiosk.signalling.context import ServerContext
 from kiosk.signalling.metrics import Metrics
 from kiosk.signalling.visitors import invites as inv
 from kiosk.store import calls as store_calls
-from kiosk.store import repo
+from kiosk.store.bookings import contact_categories, get_booking, list_bookings, set_booking_state
+from kiosk.store.contacts import get_contact, get_contacts
 from kiosk.store.db import write_transaction
+from kiosk.store.devices import get_device
+from kiosk.store.facility import get_facility
+from kiosk.store.inmates import get_inmate
 from kiosk.wire import messages as p
 from kiosk.wire.grants import Grant, sign_grant
 
@@ -167,7 +171,7 @@ class Supervisor:
                 ended_at = min(now, call.not_after)
                 seconds = _seconds(call.connected_at, ended_at)
                 await store_calls.end_call(conn, call.id, reason, ended_at, seconds)
-                await repo.set_booking_state(conn, [call.booking_id], BookingState.USED)
+                await set_booking_state(conn, [call.booking_id], BookingState.USED)
                 await self.ctx.audit.append(
                     "system",
                     "call.closed_out",
@@ -240,24 +244,24 @@ class Supervisor:
         """Build and send the tablet's state now (``push_state`` is the usual way)."""
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
-            record = await repo.get_device(conn, device_id)
+            record = await get_device(conn, device_id)
             if record is None:
                 return
             inmate = (
-                await repo.get_inmate(conn, record.device.inmate_id)
+                await get_inmate(conn, record.device.inmate_id)
                 if record.device.inmate_id
                 else None
             )
             entries: list[p.ContactEntry] = []
             if inmate is not None and not record.device.revoked:
                 day_start = now - timedelta(hours=12)
-                bookings = await repo.list_bookings(
+                bookings = await list_bookings(
                     conn,
                     between=(day_start, now + timedelta(hours=24)),
                     inmate_id=inmate.id,
                     states=[BookingState.BOOKED],
                 )
-                contacts = await repo.get_contacts(conn, [b.contact_id for b in bookings])
+                contacts = await get_contacts(conn, [b.contact_id for b in bookings])
                 for b in bookings:
                     contact = contacts.get(b.contact_id)
                     if contact is None or not contact.approved or b.end <= now:
@@ -444,25 +448,25 @@ class Supervisor:
         )
 
     async def _load_world(self, conn: AsyncConnection, device_id: str, booking_id: str) -> Any:
-        record = await repo.get_device(conn, device_id)
+        record = await get_device(conn, device_id)
         if record is None:
             return Reason.DEVICE_NOT_ASSIGNED
-        booking = await repo.get_booking(conn, booking_id)
+        booking = await get_booking(conn, booking_id)
         if booking is None:
             return Reason.BOOKING_NOT_FOUND
-        inmate = await repo.get_inmate(conn, booking.inmate_id)
-        contact = await repo.get_contact(conn, booking.contact_id)
-        facility = await repo.get_facility(conn)
+        inmate = await get_inmate(conn, booking.inmate_id)
+        contact = await get_contact(conn, booking.contact_id)
+        facility = await get_facility(conn)
         if inmate is None or contact is None or facility is None:
             return Reason.BOOKING_NOT_FOUND
         # A tablet asking about another inmate's booking learns nothing about it.
         if record.device.inmate_id != inmate.id and not record.device.revoked:
             return Reason.DEVICE_NOT_ASSIGNED
         start, end = week_bounds(booking.start)
-        week = await repo.list_bookings(
+        week = await list_bookings(
             conn, between=(start, end), inmate_id=inmate.id, states=LIVE_BOOKING_STATES
         )
-        categories = await repo.contact_categories(conn, [b.contact_id for b in week])
+        categories = await contact_categories(conn, [b.contact_id for b in week])
         return record.device, booking, inmate, contact, facility.settings, week, categories
 
     def _call_to_rejoin(self, device_id: str, booking_id: str) -> LiveCall | None:
@@ -523,8 +527,8 @@ class Supervisor:
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
             invite = await inv.find_invite(conn, token)
-            booking = await repo.get_booking(conn, invite.booking_id) if invite else None
-            contact = await repo.get_contact(conn, invite.contact_id) if invite else None
+            booking = await get_booking(conn, invite.booking_id) if invite else None
+            contact = await get_contact(conn, invite.contact_id) if invite else None
         if invite is None or booking is None or contact is None:
             raise SupervisorError(Reason.NOT_FOUND, "This invitation is not valid.")
         if booking.state in (BookingState.CANCELLED, BookingState.HELD):
@@ -703,7 +707,7 @@ class Supervisor:
         """R16: a restriction over the rest of a live call ends it when it begins."""
         now = self.ctx.clock()
         async with self.ctx.engine.connect() as conn:
-            facility = await repo.get_facility(conn)
+            facility = await get_facility(conn)
         if facility is None:
             return
         for live in list(self.calls.values()):
@@ -861,7 +865,7 @@ class Supervisor:
             live.timer.cancel()
         async with write_transaction(self.ctx.engine) as conn:
             await store_calls.end_call(conn, live.id, reason, ended_at, seconds)
-            await repo.set_booking_state(conn, [live.booking.id], BookingState.USED)
+            await set_booking_state(conn, [live.booking.id], BookingState.USED)
             await self.ctx.audit.append(
                 actor,
                 "call.ended",

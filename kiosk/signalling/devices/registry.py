@@ -1,7 +1,7 @@
 """Devices as the device listener sees them: a certificate serial and a row.
 
 A device IS its certificate (ARCHITECTURE.md, Trust): the listener finds the
-row by ``devices.certificate_serial`` (lowercase hex, ``pki.certificate_serial_text``)
+row by ``devices.certificate_serial`` (lowercase hex, ``authority.certificate_serial_text``)
 and nothing the tablet says can change which device it is.
 """
 
@@ -13,10 +13,12 @@ from pathlib import Path
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kiosk.crypto import pki
+from kiosk.crypto import revocation
 from kiosk.domain.model import Device
-from kiosk.store import repo
+from kiosk.store import devices as devices_store
 from kiosk.store import schema as t
+from kiosk.store.devices import insert_device
+from kiosk.store.ids import new_id
 
 
 def _device(row: object) -> Device:
@@ -69,13 +71,13 @@ async def register_device(
     model: str = "",
 ) -> Device:
     device = Device(
-        id=repo.new_id(),
+        id=new_id(),
         serial=serial,
         inmate_id=inmate_id,
         revoked=False,
         certificate_serial=certificate_serial,
     )
-    await repo.insert_device(conn, device, model, now)
+    await insert_device(conn, device, model, now)
     return device
 
 
@@ -87,6 +89,6 @@ async def revoke_device(
     The next handshake with that certificate fails; cutting a live connection
     is ``DeviceHub.revoke_device`` (call it after the transaction commits).
     """
-    await repo.revoke_device(conn, device, now)
+    await devices_store.revoke_device(conn, device, now)
     if device.certificate_serial is not None:
-        pki.revoke(pki_dir, device.certificate_serial, now=now)
+        revocation.revoke(pki_dir, device.certificate_serial, now=now)

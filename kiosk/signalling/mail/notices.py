@@ -284,10 +284,10 @@ def _never_raises(event: _Event) -> _Event:
 
 
 async def _facility(ctx: ServerContext) -> Facility:
-    from kiosk.store import repo
+    from kiosk.store.facility import get_facility
 
     async with ctx.engine.connect() as conn:
-        facility = await repo.get_facility(conn)
+        facility = await get_facility(conn)
     assert facility is not None
     return facility
 
@@ -345,10 +345,10 @@ async def invite_issued(
     ctx: ServerContext, booking: Booking, url: str, valid_from: datetime
 ) -> None:
     """The visitor's link and window, and the control stated plainly."""
-    from kiosk.store import repo
+    from kiosk.store.contacts import get_contact
 
     async with ctx.engine.connect() as conn:
-        contact = await repo.get_contact(conn, booking.contact_id)
+        contact = await get_contact(conn, booking.contact_id)
     if contact is None:
         return
     facility = await _facility(ctx)
@@ -371,7 +371,8 @@ async def bookings_stopped(ctx: ServerContext, booking_ids: Iterable[str], kind:
     """R16: the people affected are told; ``kind`` is ``held`` or ``cancelled``."""
     if kind not in ("held", "cancelled"):
         raise ValueError(kind)
-    from kiosk.store import repo
+    from kiosk.store.bookings import get_booking
+    from kiosk.store.contacts import get_contact
 
     ids = list(booking_ids)
     if not ids:
@@ -379,10 +380,10 @@ async def bookings_stopped(ctx: ServerContext, booking_ids: Iterable[str], kind:
     facility = await _facility(ctx)
     async with ctx.engine.connect() as conn:
         for booking_id in ids:
-            booking = await repo.get_booking(conn, booking_id)
+            booking = await get_booking(conn, booking_id)
             if booking is None or booking.end <= ctx.clock() - timedelta(minutes=1):
                 continue
-            contact = await repo.get_contact(conn, booking.contact_id)
+            contact = await get_contact(conn, booking.contact_id)
             if contact is None:
                 continue
             message = compose(

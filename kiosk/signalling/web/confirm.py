@@ -29,8 +29,9 @@ from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import CONTEXT
 from kiosk.signalling.mail.notices import fill, texts
 from kiosk.signalling.web.pages import LANGUAGES, TOKEN_PATTERN, choose_language, page_headers
-from kiosk.store import repo
+from kiosk.store.contacts import get_contact, update_contact
 from kiosk.store.db import write_transaction
+from kiosk.store.facility import get_facility
 from kiosk.store.schema import email_confirmations
 
 log = get_logger(__name__)
@@ -69,8 +70,8 @@ async def _pending(conn: AsyncConnection, token: str, now: datetime) -> Pending 
     ).first()
     if row is None or row.used_at is not None or row.expires_at <= now:
         return None
-    contact = await repo.get_contact(conn, row.contact_id)
-    facility = await repo.get_facility(conn)
+    contact = await get_contact(conn, row.contact_id)
+    facility = await get_facility(conn)
     if contact is None or facility is None:
         return None
     return Pending(contact, facility.name)
@@ -174,7 +175,7 @@ async def confirm(request: web.Request) -> web.Response:
             body = f'<p class="lead">{html.escape(t["page_refused_lead"])}</p>'
             return _page(request, language, t["page_invalid_heading"], body, status=409)
         # The same change as the staff endpoint (POST /contacts/{id}/email-confirmation).
-        await repo.update_contact(
+        await update_contact(
             conn,
             contact.id,
             {"email_confirmed": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},

@@ -21,6 +21,7 @@ from functools import cache
 from aiohttp import web
 
 from kiosk.audit.proofs import CallSpan, call_receipt
+from kiosk.domain.model import Category
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api.base import error_body
@@ -46,7 +47,12 @@ async def receipt(request: web.Request) -> web.Response:
         invite = await find_invite(conn, request.match_info["token"])
         call = None if invite is None else await last_ended_call(conn, invite.booking_id)
     keep = timedelta(days=ctx.settings.audit.receipt_days)
-    if call is None or not call.category.privileged or now > call.ended_at + keep:
+    if (
+        call is None
+        or call.ended_at is None
+        or not Category(call.category).privileged
+        or now > call.ended_at + keep
+    ):
         return _no_receipt()
     data = await call_receipt(
         ctx.engine, ctx.audit, CallSpan(call.id, call.created_at, call.ended_at), now
