@@ -1,7 +1,8 @@
 """The audit log on the database: the appender, with its Merkle tree and checkpoints.
 
-One ``AuditLog`` per process appends entries to the chain and, in the same
-transaction, the entry's row of the Merkle tree. It signs a checkpoint — the
+One ``AuditLog`` per process appends entries to the chain and keeps the right
+edge of the Merkle tree in memory; the tree's rows are written with each
+checkpoint, in the checkpoint's transaction. It signs a checkpoint — the
 chain checkpoint and a C2SP tree head — every ``checkpoint_every`` entries,
 when asked (``checkpoint_now``: a privileged call ended, R13), every
 ``checkpoint_seconds`` (``run_timer``, the server only) and at shutdown.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -50,7 +51,9 @@ class _TailMoved(Exception):
 class _Tail:
     seq: int
     hash: str
-    frontier: Frontier
+    frontier: Frontier  # the right edge of the tree of entries 1..seq
+    # Tree rows of entries after the last checkpoint, written with the next one.
+    pending: list[tuple[int, bytes]] = field(default_factory=list)
 
 
 async def _lock(conn: AsyncConnection) -> None:
@@ -177,26 +180,38 @@ class AuditLog:
             if await sql.insert_after_tail(conn, entry):
                 # Until this line succeeds the kept tail is unset: a failure rereads it.
                 self._tail = None
-                frontier = tail.frontier.copy()
-                row = b"".join(frontier.append(entry.leaf()))
-                await sql.insert_tree_rows(conn, [(entry.seq, row)])
+                grown = self._grow(entry, tail)
                 if entry.seq % self._every == 0:
-                    await self._sign(conn, entry, frontier, (False, False))
+                    await self._sign(conn, entry, grown, (False, False))
+                    grown.pending.clear()
                 # If a caller's transaction rolls back, the next insert sees that
-                # its link is gone and rereads the tail.
-                self._tail = _Tail(entry.seq, entry.hash, frontier)
+                # its link is gone and rereads the tail (pending rows and all).
+                self._tail = grown
                 return entry.seq
             self._tail = None
         raise _TailMoved
 
+    def _grow(self, entry: Entry, tail: _Tail) -> _Tail:
+        """The tail after ``entry``: its leaf joins the tree's edge in memory, and its row
+        waits for the next checkpoint, when the rows go in one statement. Rows a crash
+        leaves unwritten are rebuilt from the entries (``_load_tail``): they are derived."""
+        frontier = tail.frontier.copy()
+        row = b"".join(frontier.append(entry.leaf()))
+        tail.pending.append((entry.seq, row))
+        return _Tail(entry.seq, entry.hash, frontier, tail.pending)
+
     async def _sign(
-        self, conn: AsyncConnection, entry: Entry, frontier: Frontier, done: tuple[bool, bool]
+        self, conn: AsyncConnection, entry: Entry, tail: _Tail, done: tuple[bool, bool]
     ) -> None:
+        if tail.pending:
+            # Another process may have rebuilt some of them meanwhile (its _load_tail).
+            stored = await sql.tree_size(conn)
+            await sql.insert_tree_rows(conn, [r for r in tail.pending if r[0] > stored])
         at = self._clock()
         if not done[0]:
             await sql.insert_checkpoint(conn, sign_checkpoint(entry, at, self._key))
         if not done[1]:
-            head = TreeHead(self.origin, entry.seq, frontier.root())
+            head = TreeHead(self.origin, entry.seq, tail.frontier.root())
             note = sign_note(head.text(), self.origin, self._key)
             await sql.insert_head(conn, entry.seq, at, note.render())
 
@@ -226,8 +241,8 @@ class AuditLog:
                     "run kiosk admin audit verify"
                 )
             self._tail = None
-            tail = await _load_tail(conn)
-            await self._sign(conn, entry, tail.frontier, done)
+            tail = await _load_tail(conn)  # writes the rows still missing
+            await self._sign(conn, entry, tail, done)
             self._tail = tail
             return seq
 

@@ -30,10 +30,10 @@ CLOCK_SKEW = timedelta(minutes=10)
 
 
 class BeyondLog(Exception):
-    """A proof was asked for a tree larger than the log."""
+    """A proof was asked for a tree larger than the stored one (it grows with each checkpoint)."""
 
     def __init__(self, size: int) -> None:
-        super().__init__(f"the log has {size} entries")
+        super().__init__(f"the log's tree has {size} entries so far")
         self.size = size
 
 

@@ -38,6 +38,7 @@ What verification detects, and what it cannot:
 
 from __future__ import annotations
 
+import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.audit.chain import GENESIS, Checkpoint, Entry, checkpoint_verifies, key_id
 from kiosk.audit.diagnose import WINDOW, Finding, Window, diagnose, span
-from kiosk.audit.merkle import Frontier
+from kiosk.audit.merkle import Frontier, leaf_hash
 from kiosk.audit.note import (
     ED25519,
     NoteError,
@@ -151,7 +152,16 @@ class ChainVerifier:
                 self._ahead.append(entry)
             return
         e = entry
-        if e.seq != self._expected or e.computed_hash() != e.hash or e.prev_hash != self._prev:
+        try:
+            body = e.body()  # what the entry's hash and its leaf are made of: encoded once
+        except ValueError:
+            body = b""  # a stored value with no canonical form: it matches no hash
+        if (
+            e.seq != self._expected
+            or hashlib.sha256(body).hexdigest() != e.hash
+            or not body
+            or e.prev_hash != self._prev
+        ):
             self._ahead.append(e)
             return
         if len(self._recent) == self._window:
@@ -160,7 +170,7 @@ class ChainVerifier:
         self._recent.append(e)
         self._prev = e.hash
         self._expected += 1
-        stored = self._frontier.append(e.leaf())
+        stored = self._frontier.append(leaf_hash(body))
         if stored_tree is not None and stored_tree != b"".join(stored):
             if self._tree_finding is None:
                 self._tree_finding = (

@@ -122,7 +122,7 @@ MESSAGES: dict[Reason, str] = {
     Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
     Reason.BRIDGE_UNAVAILABLE: "Controlled calls need the bridge, which is not available.",
     Reason.INTERNAL_ERROR: "Something went wrong on the server; it has been logged.",
-    Reason.BEYOND_LOG: "The audit log has not that many entries yet.",
+    Reason.BEYOND_LOG: "The audit log's tree is not that large yet (it grows at checkpoints).",
     Reason.WITNESS_UNKNOWN: "This key is not one of the log's witnesses ([audit] witnesses).",
     Reason.COSIGNATURE_INVALID: "The cosignature does not verify for that checkpoint.",
     Reason.SERIAL_NOT_IN_INVENTORY: "This tablet's serial is not in the station's inventory.",

@@ -17,7 +17,7 @@ from kiosk.audit import proofs
 from kiosk.audit.merkle import ProofError
 from kiosk.audit.note import Verifier, b64, parse_vkey
 from kiosk.domain.reasons import Reason
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, Reply
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.schemas import Query, Request, Response
 
 table = OperationTable("audit")
@@ -82,6 +82,7 @@ class CosignatureOut(Response):
     summary="The newest signed checkpoint of the audit log (C2SP signed note)",
     response=SignedNote,
     media_type="text/plain",
+    refusals=[Reason.NOT_FOUND],
 )
 async def audit_checkpoint(req: ApiRequest) -> SignedNote:
     """The newest tree head, signed with the facility's audit key under the log's origin,
@@ -94,7 +95,9 @@ async def audit_checkpoint(req: ApiRequest) -> SignedNote:
 
 
 def _beyond(exc: proofs.BeyondLog) -> ApiError:
-    return ApiError(Reason.BEYOND_LOG, f"The audit log has {exc.size} entries.")
+    return ApiError(
+        Reason.BEYOND_LOG, f"The audit log's tree has {exc.size} entries so far (checkpointed)."
+    )
 
 
 @table.route(
@@ -156,12 +159,11 @@ def witnesses(configured: list[str]) -> list[Verifier]:
     summary="A witness's cosignature of a checkpoint (C2SP tlog-cosignature)",
     body=CosignatureIn,
     response=CosignatureOut,
-    status=201,
     refusals=[Reason.WITNESS_UNKNOWN, Reason.COSIGNATURE_INVALID, Reason.NOT_FOUND],
 )
-async def audit_cosign(req: ApiRequest) -> CosignatureOut | Reply:
+async def audit_cosign(req: ApiRequest) -> CosignatureOut:
     """Only from the witnesses in ``[audit] witnesses``, and only if the signature verifies:
-    the signature is the credential. A cosignature already stored is answered 200."""
+    the signature is the credential. ``stored`` is false for a cosignature already known."""
     body = req.body_as(CosignatureIn)
     known = witnesses(req.ctx.settings.audit.witnesses)
     now: datetime = req.now
@@ -172,5 +174,4 @@ async def audit_cosign(req: ApiRequest) -> CosignatureOut | Reply:
     except proofs.CosignatureRefused as exc:
         reason = Reason.WITNESS_UNKNOWN if exc.unknown else Reason.COSIGNATURE_INVALID
         raise ApiError(reason, str(exc)) from None
-    out = CosignatureOut(size=body.size, stored=stored)
-    return out if stored else Reply(out, 200)
+    return CosignatureOut(size=body.size, stored=stored)
