@@ -10,39 +10,21 @@ verified" for a copy with one entry changed.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import DESKTOP, PHONE, Faces
+from tests.e2e.conftest import DESKTOP, PHONE, Faces, lawyer_booking
 from tests.harness import World, run_kiosk, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
-
-
 async def test_the_receipt_downloads_and_the_offline_page_verifies_it(
     world: World, faces: Faces, tmp_path: Path
 ) -> None:
-    inmate = await world.inmate("Ola Nordmann")
-    lawyer = await world.approved_contact(
-        inmate, category="defence_counsel", relation="professional", name="Advokat Berg",
-        email="berg@example.org",
-    )
-    booking = await world.booking(inmate, lawyer, start_in=3, seconds=600)
-    url = await world.invite_url(booking["id"])
-    tablet = await world.tablet(inmate, "TAB-RECEIPT-WEB")
+    booking, url, tablet = await lawyer_booking(world, "TAB-RECEIPT-WEB")
 
     visitor = await faces.open("visitor-receipt", url, viewport=DESKTOP, locale="en-GB")
     page = visitor.page

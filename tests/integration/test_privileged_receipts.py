@@ -17,7 +17,6 @@ the commands an outsider runs:
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -32,22 +31,12 @@ from kiosk.audit.keys import FALLBACK_ORIGIN, load_signing_key
 from kiosk.audit.merkle import Frontier
 from kiosk.audit.note import TreeHead, sign_note
 from kiosk.store import schema
-from kiosk.store.db import make_engine
 from tests.harness import Api, World, run_kiosk, wait_until
 
 pytestmark = pytest.mark.slow
 
 AUDIT_TABLES = ("audit_entries", "audit_checkpoints", "audit_tree", "audit_tree_heads",
                 "audit_cosignatures")
-
-
-@pytest.fixture
-async def engine_for_tampering(migrated_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(migrated_url)
-    try:
-        yield engine
-    finally:
-        await engine.dispose()
 
 
 async def drop_guards(engine: AsyncEngine) -> None:
@@ -132,7 +121,7 @@ def entry(receipt: dict[str, Any], action: str) -> list[Any]:
 
 
 async def test_a_lawyer_call_yields_a_receipt_that_proves_privilege_and_catches_tampering(
-    tmp_path: Path, migrated_url: str, engine_for_tampering: AsyncEngine
+    tmp_path: Path, migrated_url: str, engine: AsyncEngine
 ) -> None:
     witness_dir = tmp_path / "witness"
     code, vkey, err = kiosk_plain("witness", "init", "--state-dir", str(witness_dir),
@@ -142,7 +131,7 @@ async def test_a_lawyer_call_yields_a_receipt_that_proves_privilege_and_catches_
     world.deployment.database_url = migrated_url
     await world.start()
     try:
-        await _the_story(world, witness_dir, vkey.strip(), engine_for_tampering)
+        await _the_story(world, witness_dir, vkey.strip(), engine)
     finally:
         await world.close()
 
