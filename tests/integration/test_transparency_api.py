@@ -34,7 +34,7 @@ from kiosk.audit.receipt import verify_receipt
 from kiosk.domain.model import CallState, Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.signalling import web as pages
-from kiosk.store.calls import StoredCall, end_call, insert_call
+from kiosk.store.calls import CallRecord, end_call, insert_call
 from kiosk.store.db import write_transaction
 from tests.integration.api_support import LiveApi, live_api
 
@@ -172,14 +172,14 @@ async def _ended_call(api: LiveApi, category: str, ago: timedelta = timedelta(0)
         "location": "A-1", "initiation": "staff"})
     _, invite = await api.call("POST", f"/bookings/{booking['id']}/invites")
     _, device = await api.call("POST", "/devices", json={"serial": f"TAB-{category}"})
-    call = StoredCall(
+    call = CallRecord(
         id=str(uuid.uuid4()), booking_id=booking["id"], device_id=device["id"],
         inmate_id=inmate["id"], contact_id=contact["id"], category=Category(category),
         route=Route.P2P, control=ControlLevel.NONE, state=CallState.CONNECTED,
-        not_before=start, not_after=start + timedelta(minutes=30), connected_at=None)
+        not_before=start, not_after=start + timedelta(minutes=30), created_at=now - ago)
     subjects = {"call": call.id, "device": call.device_id, "booking": call.booking_id}
     async with write_transaction(ctx.engine) as conn:
-        await insert_call(conn, call, now - ago)
+        await insert_call(conn, call)
         await ctx.audit.append("device:d", "call.granted", subjects,
                                {"route": "p2p", "control": "none", "category": category},
                                conn=conn)
