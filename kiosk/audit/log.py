@@ -64,8 +64,9 @@ async def _lock(conn: AsyncConnection) -> None:
 
 
 async def _load_tail(conn: AsyncConnection) -> _Tail:
-    """The newest entry and the tree's right edge; builds the tree of older entries once
-    (entries written before the tree existed)."""
+    """The newest entry and the tree's right edge, writing the tree rows still missing:
+    those of entries after the last checkpoint (a crash, another process), or of entries
+    written before the tree existed."""
     seq, hash_ = await sql.read_tail(conn)
     size = await sql.tree_size(conn)
     if size > seq:
@@ -77,7 +78,7 @@ async def _load_tail(conn: AsyncConnection) -> _Tail:
     if size:
         nodes = await sql.read_nodes(conn, Frontier.nodes(size))
         frontier.hashes = [nodes[n] for n in Frontier.nodes(size)]
-    if size < seq:
+    if seq - size > sql.PAGE:  # the first start after the tree came: worth saying
         log.info("building the audit tree of older entries", start=size + 1, end=seq)
     while frontier.size < seq:
         batch = []
