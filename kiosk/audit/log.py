@@ -75,19 +75,32 @@ async def _load_tail(conn: AsyncConnection) -> _Tail:
             "entries were removed; run kiosk admin audit verify"
         )
     frontier = Frontier(size, [])
-    if size:
+    try:
         nodes = await sql.read_nodes(conn, Frontier.nodes(size))
         frontier.hashes = [nodes[n] for n in Frontier.nodes(size)]
+    except KeyError:
+        # Rows were removed from the stored tree (verify names them): appending goes
+        # on, with the edge recomputed from the entries themselves.
+        log.error("the stored audit tree is damaged; its edge is recomputed from the entries")
+        frontier = Frontier()
+        await _extend(conn, frontier, size, write=False)
     if seq - size > sql.PAGE:  # the first start after the tree came: worth saying
         log.info("building the audit tree of older entries", start=size + 1, end=seq)
+    await _extend(conn, frontier, seq, write=True)
+    return _Tail(seq, hash_, frontier)
+
+
+async def _extend(conn: AsyncConnection, frontier: Frontier, seq: int, write: bool) -> None:
+    """Grow ``frontier`` with the entries up to ``seq``, writing their tree rows if asked."""
     while frontier.size < seq:
         batch = []
-        for entry in await sql.entries_after(conn, frontier.size, sql.PAGE):
+        page = min(sql.PAGE, seq - frontier.size)
+        for entry in await sql.entries_after(conn, frontier.size, page):
             if entry.seq != frontier.size + 1:
                 raise RuntimeError(f"audit entry {frontier.size + 1} is missing")
             batch.append((entry.seq, b"".join(frontier.append(entry.leaf()))))
-        await sql.insert_tree_rows(conn, batch)
-    return _Tail(seq, hash_, frontier)
+        if write:
+            await sql.insert_tree_rows(conn, batch)
 
 
 class AuditLog:
@@ -282,7 +295,8 @@ async def verify(engine: AsyncEngine, public_key: Ed25519PublicKey) -> VerifyRes
     async with engine.connect() as conn:
         checkpoints = await sql.all_checkpoints(conn)
         heads = await sql.all_heads(conn)
-    verifier = ChainVerifier(checkpoints, heads, public_key)
+        rows = await sql.tree_size(conn)
+    verifier = ChainVerifier(checkpoints, heads, public_key, stored_rows=rows)
     stream = sql.entries_with_tree(engine)
     try:
         async for entry, tree in stream:

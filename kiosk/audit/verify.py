@@ -122,7 +122,9 @@ class ChainVerifier:
         heads: Sequence[StoredHead],
         public_key: Ed25519PublicKey,
         window: int = WINDOW,
+        stored_rows: int = 0,
     ) -> None:
+        """``stored_rows``: how many entries the stored Merkle tree holds (rows 1..n)."""
         self._checkpoints = sorted(checkpoints, key=lambda c: c.seq)
         self._heads = sorted(heads, key=lambda h: h.size)
         self._key = public_key
@@ -138,6 +140,7 @@ class ChainVerifier:
         self._last_seq = 0
         self._ahead: list[Entry] = []  # the first bad entry and those after it
         self._tree_finding: Finding | None = None
+        self._stored_rows = stored_rows
 
     @property
     def done(self) -> bool:
@@ -171,8 +174,14 @@ class ChainVerifier:
         self._prev = e.hash
         self._expected += 1
         stored = self._frontier.append(leaf_hash(body))
-        if stored_tree is not None and stored_tree != b"".join(stored):
-            if self._tree_finding is None:
+        if self._tree_finding is None:
+            if stored_tree is None and e.seq <= self._stored_rows:
+                self._tree_finding = (
+                    e.seq,
+                    f"the stored Merkle tree has no row for entry {e.seq}: it was removed, "
+                    "and proofs that need it cannot be made",
+                )
+            elif stored_tree is not None and stored_tree != b"".join(stored):
                 self._tree_finding = (
                     e.seq,
                     f"the stored Merkle tree at seq {e.seq} does not match entry {e.seq}: "

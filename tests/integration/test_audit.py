@@ -55,7 +55,7 @@ async def fill(engine: AsyncEngine, key: Ed25519PrivateKey, n: int = 25, every: 
 async def drop_append_only_guard(engine: AsyncEngine) -> None:
     """What an intruder with DDL rights does first."""
     async with engine.begin() as conn:
-        for table in ("audit_entries", "audit_checkpoints"):
+        for table in ("audit_entries", "audit_checkpoints", "audit_tree"):
             if engine.dialect.name == "sqlite":
                 await conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_update")
                 await conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_delete")
@@ -439,3 +439,18 @@ async def test_rows_another_process_rebuilt_are_not_written_twice(
     assert await tree_rows(engine) == 4
     result = await verify(engine, key.public_key())
     assert result.ok and result.tree_heads == 2, result.problem
+
+
+async def test_a_changed_or_removed_row_of_the_stored_tree_is_named_and_appends_go_on(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    await fill(engine, key, n=25, every=10)
+    await tamper(engine, "DELETE FROM audit_tree WHERE seq = 16")
+    caught(await verify(engine, key.public_key()), 16, "no row for entry 16")
+    # A new process cannot read the tree's edge from the damaged rows: it recomputes it.
+    log = AuditLog(engine, key, checkpoint_every=10)
+    assert await log.append("system", "server.started", {}) == 26
+    await log.close()
+    caught(await verify(engine, key.public_key()), 16, "no row for entry 16")
+    await tamper(engine, "UPDATE audit_tree SET hashes = :h WHERE seq = 7", h=b"\x00" * 32)
+    caught(await verify(engine, key.public_key()), 7, "stored Merkle tree at seq 7")
