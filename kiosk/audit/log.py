@@ -63,6 +63,12 @@ async def _lock(conn: AsyncConnection) -> None:
         await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
 
 
+async def _bounded_wait(own: AsyncConnection) -> None:
+    if own.dialect.name == "postgresql":
+        # Waiting for another appender is normal; waiting forever is not.
+        await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+
+
 async def _load_tail(conn: AsyncConnection) -> _Tail:
     """The newest entry and the tree's right edge, writing the tree rows still missing:
     those of entries after the last checkpoint (a crash, another process), or of entries
@@ -166,9 +172,7 @@ class AuditLog:
                 # The database's write lock first, then this log's: the order every caller
                 # that passes its own transaction has, so that no two wait for each other.
                 async with write_transaction(self._engine) as own:
-                    if own.dialect.name == "postgresql":
-                        # Waiting for another appender is normal; waiting forever is not.
-                        await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+                    await _bounded_wait(own)
                     async with self._lock:
                         seq = await self._append_in(own, actor, action, subjects, details)
                 return seq
@@ -235,6 +239,7 @@ class AuditLog:
         RuntimeError if the newest entry was changed behind this server's back.
         """
         async with write_transaction(self._engine) as conn, self._lock:
+            await _bounded_wait(conn)
             await _lock(conn)
             seq, _ = await sql.read_tail(conn)
             if seq == 0:

@@ -111,12 +111,12 @@ class CallSpan:
 async def call_entries(conn: AsyncConnection, call: CallSpan, now: datetime) -> list[Entry]:
     """The entries of ``call`` a receipt holds, oldest first."""
     start = call.created_at - MARGIN
-    found = [e async for e in sql.entries_between(conn, start, call.ended_at + MARGIN)]
-    mine = [e for e in found if matters(e, call.id)]
+    window = sql.entries_between(conn, start, call.ended_at + MARGIN)
+    mine = [e async for e in window if matters(e, call.id)]
     if not any(e.action in ENDED for e in mine):
         # Closed out by a server that started long after the call (a restart).
-        found = [e async for e in sql.entries_between(conn, start, now + MARGIN)]
-        mine = [e for e in found if matters(e, call.id)]
+        later = sql.entries_between(conn, start, now + MARGIN)
+        mine = [e async for e in later if matters(e, call.id)]
     return mine
 
 
