@@ -98,10 +98,15 @@ class ReceiptVerdict:
     size: int = 0
     witnesses: list[str] = field(default_factory=list)
     consistent_to: int | None = None
+    proven: bool = True  # the checkpoint's signature and every inclusion proof hold
 
     @property
     def ok(self) -> bool:
         return not self.problems
+
+    def unproven(self, problem: str) -> None:
+        self.problems.append(problem)
+        self.proven = False
 
     def summary(self) -> str:
         if not self.ok:
@@ -156,20 +161,20 @@ def _hashes(value: Any) -> list[bytes] | None:
 def _entry(item: Any, head: TreeHead, v: ReceiptVerdict) -> Entry | None:
     """The entry if its inclusion proof holds, else None with the problem recorded."""
     if not isinstance(item, dict):
-        v.problems.append("an entry is malformed")
+        v.unproven("an entry is malformed")
         return None
     seq, text, proof = item.get("seq"), item.get("entry"), _hashes(item.get("proof"))
     if not isinstance(seq, int) or isinstance(seq, bool) or seq < 1:
-        v.problems.append("an entry has no sequence number")
+        v.unproven("an entry has no sequence number")
         return None
     if not isinstance(text, str) or proof is None:
-        v.problems.append(f"entry {seq} is malformed")
+        v.unproven(f"entry {seq} is malformed")
         return None
     if seq > head.size:
-        v.problems.append(f"entry {seq} is beyond the checkpoint (size {head.size})")
+        v.unproven(f"entry {seq} is beyond the checkpoint (size {head.size})")
         return None
     if not verify_inclusion(seq - 1, head.size, leaf_hash(text.encode()), proof, head.root):
-        v.problems.append(
+        v.unproven(
             f"entry {seq} is not in the log the checkpoint signed: it was changed, "
             "or its proof is wrong"
         )
@@ -179,10 +184,10 @@ def _entry(item: Any, head: TreeHead, v: ReceiptVerdict) -> Entry | None:
         n, at, actor, action, subjects, details, prev = fields
         at_time = datetime.fromisoformat(at)
     except (ValueError, TypeError):
-        v.problems.append(f"entry {seq} cannot be read")
+        v.unproven(f"entry {seq} cannot be read")
         return None
     if n != seq or not isinstance(subjects, dict) or not isinstance(details, dict):
-        v.problems.append(f"entry {seq} says it is entry {n}")
+        v.unproven(f"entry {seq} says it is entry {n}")
         return None
     return Entry(seq, at_time, str(actor), str(action), subjects, details, str(prev), "")
 
@@ -230,16 +235,16 @@ def verify_receipt(
     consistency proof from the receipt's, to show the log was not rewritten since."""
     v = ReceiptVerdict()
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        v.problems.append("this file is not a call receipt")
+        v.unproven("this file is not a call receipt")
         return v
     call, items, checkpoint = data.get("call"), data.get("entries"), data.get("checkpoint")
     if not isinstance(call, str) or not isinstance(items, list) or not isinstance(checkpoint, str):
-        v.problems.append("the receipt is missing its call, entries or checkpoint")
+        v.unproven("the receipt is missing its call, entries or checkpoint")
         return v
     v.call = call
     opened = _checkpoint(checkpoint, log_key, "checkpoint")
     if isinstance(opened, str):
-        v.problems.append(opened)
+        v.unproven(opened)
         return v
     text, head = opened
     v.origin, v.size = head.origin, head.size
@@ -253,7 +258,7 @@ def verify_receipt(
         else:
             v.witnesses.append(w.name)
     if not items or len(items) > MAX_ENTRIES:
-        v.problems.append("the receipt holds no entries, or too many")
+        v.unproven("the receipt holds no entries, or too many")
         return v
     entries = [e for e in (_entry(item, head, v) for item in items) if e is not None]
     if len({e.seq for e in entries}) != len(entries):

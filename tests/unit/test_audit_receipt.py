@@ -182,6 +182,7 @@ def test_an_altered_receipt_fails_and_says_what(shape: tuple[int, int, int], how
     assert not verdict.ok
     assert any(expected in p for p in verdict.problems), verdict.problems
     assert verdict.summary().startswith("NOT VERIFIED")
+    assert verdict.proven is (how == "drop_entry_and_keep_proofs")
 
 
 @relaxed
@@ -192,7 +193,7 @@ def test_a_call_that_was_not_peer_to_peer_never_verifies(grant: tuple[str, str, 
     log = MemoryLog()
     a_call(log, "c1", route=route, control=control, category=category)
     verdict = verify_receipt(log.receipt("c1"), LOG)
-    assert not verdict.ok
+    assert not verdict.ok and verdict.proven  # proven in the log, and it says so
     assert any("entry 3:" in p for p in verdict.problems), verdict.problems
 
 
