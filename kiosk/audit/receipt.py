@@ -183,6 +183,8 @@ def _entry(item: Any, head: TreeHead, v: ReceiptVerdict) -> Entry | None:
         fields = json.loads(text)
         n, at, actor, action, subjects, details, prev = fields
         at_time = datetime.fromisoformat(at)
+        if at_time.tzinfo is None:
+            raise ValueError("a time without its zone")
     except (ValueError, TypeError):
         v.unproven(f"entry {seq} cannot be read")
         return None

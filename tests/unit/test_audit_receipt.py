@@ -303,3 +303,37 @@ def test_a_witness_refuses_a_shrunk_log_an_unsigned_checkpoint_and_another_log()
     elsewhere = WitnessState("elsewhere.example/log", 5, state.root)
     refused = consider(elsewhere, log.checkpoint(), LOG, [], W_NAME, W_KEY, NOW)
     assert isinstance(refused, Refuse) and "follows" in refused.reason
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=10), inner,
+                                                                max_size=4),
+    max_leaves=20,
+)
+
+
+@relaxed
+@given(json_values)
+def test_any_json_is_a_verdict_never_a_crash(data: Any) -> None:
+    verdict = verify_receipt(data, LOG)
+    assert not verdict.ok and verdict.problems
+
+
+@relaxed
+@given(st.sampled_from(["format", "call", "entries", "checkpoint", "item", "seq", "entry",
+                        "proof"]), json_values)
+def test_any_field_of_a_receipt_replaced_is_a_verdict_never_a_crash(where: str,
+                                                                    value: Any) -> None:
+    log = MemoryLog()
+    a_call(log, "c1", refused=1)
+    receipt = roundtrip(log.receipt("c1"))
+    if where in ("item", "seq", "entry", "proof"):
+        if where == "item":
+            receipt["entries"][0] = value
+        else:
+            receipt["entries"][0][where] = value
+    else:
+        receipt[where] = value
+    verdict = verify_receipt(receipt, LOG)
+    assert verdict.ok is (verdict.problems == [])
