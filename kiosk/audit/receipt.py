@@ -139,7 +139,7 @@ def _checkpoint(
         note = parse_note(data)
         text, head = note.text, open_checkpoint(data, _log_verifier(key, note.text))[1]
     except NoteError as exc:
-        return f"the {what} is not signed by the prison's key ({exc})"
+        return f"the {what} does not verify with the prison's key: {exc}"
     return text, head
 
 

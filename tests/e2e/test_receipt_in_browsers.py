@@ -98,5 +98,5 @@ async def test_the_receipt_downloads_and_the_offline_page_verifies_it(
     await cpage.fill("#key", (world.deployment.data_dir / "pki" / "grant.pub").read_text())
     await cpage.click("#check")
     await expect(cpage.locator("#result")).to_have_attribute("data-verdict", "not-verified")
-    await expect(cpage.locator("#details")).to_contain_text("not signed by the prison's key")
+    await expect(cpage.locator("#details")).to_contain_text("does not verify with the prison's key")
     assert not checker.csp_violations and not visitor.csp_violations

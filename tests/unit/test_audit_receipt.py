@@ -172,7 +172,7 @@ def test_an_altered_receipt_fails_and_says_what(shape: tuple[int, int, int], how
         else:
             sigs = sigs[:-6] + ("A" if sigs[-6] != "A" else "B") + sigs[-5:]
         receipt["checkpoint"] = f"{origin}\n{size}\n{root}\n\n{sigs}"
-        expected = "not signed by the prison's key"
+        expected = "does not verify with the prison's key"
     verdict = verify_receipt(receipt, LOG)
     if how == "drop_entry_and_keep_proofs" and '"monitor.refused"' in removed["entry"]:
         # Dropping a refusal leaves a valid receipt of fewer refusals: what the receipt
