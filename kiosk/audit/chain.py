@@ -114,16 +114,8 @@ def entry_body(
     return canonical_json([seq, at, actor, action, subjects, details, prev_hash])
 
 
-def entry_hash(
-    seq: int,
-    at: datetime,
-    actor: str,
-    action: str,
-    subjects: Mapping[str, str],
-    details: Mapping[str, Any],
-    prev_hash: str,
-) -> str:
-    body = entry_body(seq, at, actor, action, subjects, details, prev_hash)
+def entry_hash(body: bytes) -> str:
+    """An entry's hash in the chain: SHA-256 of its canonical body, in hex."""
     return hashlib.sha256(body).hexdigest()
 
 
@@ -151,9 +143,9 @@ class Entry:
         """The hash this entry's content would have at ``seq`` ("" if it has no canonical form:
         a stored value that cannot be encoded matches no hash)."""
         try:
-            return entry_hash(
+            return entry_hash(entry_body(
                 seq, self.at, self.actor, self.action, self.subjects, self.details, self.prev_hash
-            )
+            ))
         except ValueError:
             return ""
 
@@ -215,7 +207,7 @@ def make_entry(
     at = at.astimezone(UTC)
     plain_subjects = dict(subjects)
     plain_details: dict[str, Any] = json.loads(canonical_json(details))
-    h = entry_hash(seq, at, actor, action, plain_subjects, plain_details, prev_hash)
+    h = entry_hash(entry_body(seq, at, actor, action, plain_subjects, plain_details, prev_hash))
     return Entry(seq, at, actor, action, plain_subjects, plain_details, prev_hash, h)
 
 

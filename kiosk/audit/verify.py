@@ -38,14 +38,20 @@ What verification detects, and what it cannot:
 
 from __future__ import annotations
 
-import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from kiosk.audit.chain import GENESIS, Checkpoint, Entry, checkpoint_verifies, key_id
+from kiosk.audit.chain import (
+    GENESIS,
+    Checkpoint,
+    Entry,
+    checkpoint_verifies,
+    entry_hash,
+    key_id,
+)
 from kiosk.audit.diagnose import WINDOW, Finding, Window, diagnose, span
 from kiosk.audit.merkle import Frontier, leaf_hash
 from kiosk.audit.note import (
@@ -161,7 +167,7 @@ class ChainVerifier:
             body = b""  # a stored value with no canonical form: it matches no hash
         if (
             e.seq != self._expected
-            or hashlib.sha256(body).hexdigest() != e.hash
+            or entry_hash(body) != e.hash
             or not body
             or e.prev_hash != self._prev
         ):
