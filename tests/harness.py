@@ -386,7 +386,11 @@ class World:
         return f"http://127.0.0.1:{self.deployment.web_port}"
 
     async def start(self) -> None:
-        token = self.deployment.setup_as_copy()
+        if self.deployment.database_url:  # a database of the test's own: made afresh
+            self.deployment.setup()
+            token = self.deployment.admin_token()
+        else:
+            token = self.deployment.setup_as_copy()
         await self.start_server()
         self.api = Api(self.deployment.api, token)
 
