@@ -36,6 +36,7 @@ from kiosk.signalling.devices.listener import (
 )
 from kiosk.store import schema as t
 from kiosk.wire.messages import MAX_MESSAGE_BYTES, DialMessage, HelloMessage
+from tests.harness import wait_until
 
 TIMERS = LinkTimers(
     handshake_timeout=1.0,
@@ -124,6 +125,14 @@ async def world(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[World]:
             await listener.stop()
 
 
+async def last_seen(world: World, device_id: str) -> datetime | None:
+    async with world.engine.connect() as conn:
+        seen: datetime | None = (
+            await conn.execute(select(t.devices.c.last_seen_at).where(t.devices.c.id == device_id))
+        ).scalar_one()
+    return seen
+
+
 async def ping(ws: aiohttp.ClientWebSocketResponse, seq: int) -> dict[str, Any]:
     await ws.send_str(json.dumps({"type": "ping", "seq": seq}))
     return await next_json(ws)
@@ -192,13 +201,8 @@ async def test_an_enrolled_device_is_accepted_and_answered(world: World) -> None
     assert isinstance(messages[0], HelloMessage)
     assert messages[1] == DialMessage(booking_id="b-1")
     assert world.hub.connected(tablet.device_id)
-    async with world.engine.connect() as conn:
-        seen = (
-            await conn.execute(
-                select(t.devices.c.last_seen_at).where(t.devices.c.id == tablet.device_id)
-            )
-        ).scalar_one()
-    assert seen is not None and datetime.now(UTC) - seen < timedelta(seconds=30)
+    seen = await wait_until(lambda: last_seen(world, tablet.device_id), what="last seen")
+    assert datetime.now(UTC) - seen < timedelta(seconds=30)
     await ws.close()
     for _ in range(100):
         if ("disconnect", tablet.device_id, None) in world.handler.events:

@@ -7,10 +7,11 @@ and nothing the tablet says can change which device it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kiosk.crypto import revocation
@@ -41,23 +42,40 @@ async def device_for_certificate(engine: AsyncEngine, certificate_serial: str) -
     return None if row is None else _device(row)
 
 
-async def certificate_revoked(engine: AsyncEngine, certificate_serial: str) -> bool:
-    """The database's own list, checked beside the CRL (defence in depth)."""
+async def identify(engine: AsyncEngine, certificate_serial: str) -> tuple[Device | None, bool]:
+    """The device a certificate names and whether the database lists it as revoked.
+
+    One query for both (a tablet connecting costs one round trip): the
+    database's own revocation list is checked beside the CRL (defence in depth).
+    """
+    revoked = (
+        select(t.revoked_certificates.c.serial)
+        .where(t.revoked_certificates.c.serial == certificate_serial)
+        .exists()
+    )
     async with engine.connect() as conn:
         row = (
             await conn.execute(
-                select(t.revoked_certificates.c.serial).where(
-                    t.revoked_certificates.c.serial == certificate_serial
-                )
+                select(t.devices, revoked.label("certificate_revoked"))
+                .select_from(t.devices)
+                .where(t.devices.c.certificate_serial == certificate_serial)
             )
         ).first()
-    return row is not None
+    if row is None:
+        return None, False  # unknown: refused whatever any list says
+    return _device(row), bool(row.certificate_revoked)
 
 
-async def touch(engine: AsyncEngine, device_id: str, now: datetime) -> None:
+async def touch_many(engine: AsyncEngine, seen: Sequence[tuple[str, datetime]]) -> None:
+    """Write many devices' last-seen times in one transaction (``last_seen.LastSeen``)."""
+    if not seen:
+        return
     async with engine.begin() as conn:
         await conn.execute(
-            update(t.devices).where(t.devices.c.id == device_id).values(last_seen_at=now)
+            update(t.devices)
+            .where(t.devices.c.id == bindparam("device_id"))
+            .values(last_seen_at=bindparam("seen_at")),
+            [{"device_id": d, "seen_at": at} for d, at in seen],
         )
 
 
