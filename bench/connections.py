@@ -83,9 +83,7 @@ def issue_batch(pki_dir: str, out_dir: str, first: int, count: int) -> list[tupl
         serial = f"BENCH-{i:06d}"
         key = new_ec_key()
         cert = issue_device_certificate(ca, make_device_csr(key, serial), serial)
-        keys.write_secret(
-            Path(out_dir) / f"{serial}.pem", keys.private_key_pem(key) + pem(cert)
-        )
+        keys.write_secret(Path(out_dir) / f"{serial}.pem", keys.private_key_pem(key) + pem(cert))
         issued.append((serial, certificate_serial_text(cert)))
     return issued
 

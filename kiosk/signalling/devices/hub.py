@@ -35,6 +35,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.crypto import authority
+from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.devices import registry as device_registry
@@ -215,8 +216,8 @@ class DeviceHub:
     async def _error(self, link: Link, code: Reason, detail: str = "") -> None:
         await self._send(link, encode(ErrorMessage.of(code, detail[:200] if detail else "")))
 
-    async def serve(self, request: web.Request) -> web.StreamResponse:
-        """The ``/device/v1`` handler: identify by certificate, then run the link."""
+    async def _identify(self, request: web.Request) -> tuple[Device, str, datetime] | web.Response:
+        """The device, its certificate's serial and end, or the refusal to send."""
         ssl_object = request.transport.get_extra_info("ssl_object") if request.transport else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not der:  # cannot happen with CERT_REQUIRED; deny by default all the same
@@ -239,7 +240,15 @@ class DeviceHub:
         if len(cns) != 1 or cns[0].value != device.serial:
             log.warning("device refused: certificate names another serial", device_id=device.id)
             return _refuse(Reason.NOT_AUTHENTICATED)
+        return device, serial, cert.not_valid_after_utc
 
+    async def serve(self, request: web.Request) -> web.StreamResponse:
+        """The ``/device/v1`` handler: identify by certificate, then run the link."""
+        # In a function of its own: the certificate is not held for the link's life.
+        who = await self._identify(request)
+        if isinstance(who, web.Response):
+            return who
+        device, serial, not_after = who
         ws = web.WebSocketResponse(
             max_msg_size=MAX_MESSAGE_BYTES,
             compress=False,  # no decompression bombs; messages are small JSON
@@ -248,25 +257,11 @@ class DeviceHub:
             timeout=self.timers.close_timeout,
         )
         await ws.prepare(request)
-        link = Link(
-            device.id, ws, serial, cert.not_valid_after_utc, self.monotonic(), request.transport
-        )
+        link = Link(device.id, ws, serial, not_after, self.monotonic(), request.transport)
         self._wheel.add(link, link.due(self.timers))
         try:
-            hello = await self._await_hello(link)
-            if hello is None:
-                return ws
-            link.greeted = True
-            previous = self._links.get(device.id)
-            self._links[device.id] = link
-            if previous is not None:
-                previous.cut = True
-                log.info("device link replaced by a new connection", device_id=device.id)
-                await self._close(previous, CloseCode.REPLACED, None)
-            log.info("device connected", device_id=device.id, agent_version=hello.agent_version)
-            self.last_seen.note(device.id, link.heard)
-            await self._dispatch_connect(device.id, hello)
-            await self._run(link)
+            if await self._greet(link):
+                await self._run(link)
         finally:
             if self._links.get(device.id) is link:
                 del self._links[device.id]
@@ -300,12 +295,27 @@ class DeviceHub:
             return None
         return message
 
-    async def _dispatch_connect(self, device_id: str, hello: HelloMessage) -> None:
+    async def _greet(self, link: Link) -> bool:
+        """Wait for hello, then the link is the device's (replacing any other) and is told."""
+        hello = await self._await_hello(link)
+        if hello is None:
+            return False
+        device_id = link.device_id
+        link.greeted = True
+        previous = self._links.get(device_id)
+        self._links[device_id] = link
+        if previous is not None:
+            previous.cut = True
+            log.info("device link replaced by a new connection", device_id=device_id)
+            await self._close(previous, CloseCode.REPLACED, None)
+        log.info("device connected", device_id=device_id, agent_version=hello.agent_version)
+        self.last_seen.note(device_id, link.heard)
         try:
             await self.handler.on_connect(device_id)
             await self.handler.on_message(device_id, hello)
         except Exception:
             log.exception("device connect handler failed", device_id=device_id)
+        return True
 
     async def _run(self, link: Link) -> None:
         bucket = self._buckets.get(link.device_id)

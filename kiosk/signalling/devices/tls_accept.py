@@ -9,14 +9,16 @@ finishes it is not yet any device.
 
 Memory. asyncio's TLS protocol (``asyncio.sslproto.SSLProtocol`` in Python
 3.11) allocates a 256 KiB read buffer for every connection when it is made
-and keeps it for the connection's life, and reads decrypted data in 256 KiB
-calls: 2.5 GiB for 10,000 idle tablets. ``LeanTls`` is that same protocol
-with a smaller ``max_size``, the one knob asyncio has for it (a class
-attribute): the socket is read into ``READ_SIZE`` bytes at a time and
-decrypted data taken out in pieces of that size. A tablet's frames are tens
-of bytes (heartbeats) to 64 KiB (an SDP), and a TLS record carries at most
-16 KiB, so nothing is lost but a few more calls for the rare large message;
-everything else (the handshake, flow control, shutdown) is asyncio's own.
+and keeps it for the connection's life: 2.5 GiB for 10,000 idle tablets.
+``LeanTls`` is that same protocol reading into one buffer that all the
+site's connections share. That is safe because the buffer never holds data
+between calls: the event loop's socket transport asks for it
+(``get_buffer``), receives into it and hands it back (``buffer_updated``),
+which copies the bytes into the connection's own ``ssl.MemoryBIO`` at once,
+all in one callback on the loop's one thread. ``max_size`` (asyncio's one
+knob for this, a class attribute) also bounds the decrypted data taken out
+per call: 16 KiB, the most one TLS record carries. Everything else (the
+handshake, flow control, shutdown) is asyncio's own.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
 
-READ_SIZE = 4096  # bytes read from the socket, and decrypted bytes taken, per call
+READ_SIZE = 16 * 1024  # bytes read from the socket, and decrypted bytes taken, per call
 
 
 def refusal_reason(exc: BaseException) -> str:
@@ -48,11 +50,16 @@ def refusal_reason(exc: BaseException) -> str:
 
 
 class LeanTls(sslproto.SSLProtocol):
-    """asyncio's server-side TLS protocol with a ``READ_SIZE`` read buffer (module docstring)."""
+    """asyncio's server-side TLS protocol on a shared read buffer (module docstring)."""
 
     max_size = READ_SIZE
     raw: asyncio.BaseTransport | None = None  # the TCP transport under the TLS
     peer: Any = None
+
+    def __init__(self, shared: memoryview, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ssl_buffer_view = shared  # in place of the buffer of its own just made
+        self._ssl_buffer = shared.obj
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.raw = transport
@@ -63,7 +70,7 @@ class LeanTls(sslproto.SSLProtocol):
 class TlsSite(web.TCPSite):
     """``web.TCPSite`` with the TLS accept done here (see the module docstring)."""
 
-    __slots__ = ("_handshake_timeout", "_handshaking", "refusals")
+    __slots__ = ("_handshake_timeout", "_handshaking", "_read_buffer", "refusals")
 
     def __init__(
         self,
@@ -78,6 +85,7 @@ class TlsSite(web.TCPSite):
         super().__init__(runner, host, port, ssl_context=ssl_context, backlog=backlog)
         self._handshake_timeout = handshake_timeout
         self._handshaking: set[LeanTls] = set()
+        self._read_buffer = memoryview(bytearray(READ_SIZE))  # shared by every connection
         self.refusals: Counter[str] = Counter()  # reason -> count, for metrics and tests
 
     async def start(self) -> None:
@@ -101,12 +109,13 @@ class TlsSite(web.TCPSite):
         assert server is not None and self._ssl_context is not None  # set before start()
         waiter: asyncio.Future[None] = loop.create_future()
         tls = LeanTls(
+            self._read_buffer,
             loop,
             server(),
             self._ssl_context,
             waiter,
             server_side=True,
-            ssl_handshake_timeout=self._handshake_timeout,  # type: ignore[arg-type]  # a float
+            ssl_handshake_timeout=self._handshake_timeout,
         )
         self._handshaking.add(tls)
         waiter.add_done_callback(lambda done: self._handshake_done(tls, done))
