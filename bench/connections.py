@@ -1,7 +1,7 @@
 """Device connections bench: how many tablets one server process holds, and at what cost.
 
 Run: ``.venv/bin/python bench/connections.py`` (``--max N``, default 10,000;
-``--clients K``, 2-4 client processes; ``--database URL``, default SQLite).
+``--clients K``, 2-4 client processes; ``--database postgres`` for PostgreSQL, default SQLite).
 
 System side: the real ``kiosk server`` process (its own configuration,
 database and CA, made with ``kiosk admin``). Every tablet has its own key
@@ -123,6 +123,40 @@ async def register_tablets(database_url: str, tablets: list[tuple[str, str]]) ->
         await engine.dispose()
 
 
+def _postgres_admin_url() -> str:
+    from sqlalchemy.engine import make_url
+
+    url = os.environ.get(
+        "KIOSK_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+    )
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+async def create_postgres_database(name: str) -> str:
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    admin = _postgres_admin_url()
+    conn = await asyncpg.connect(admin)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = make_url(admin).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(name: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(_postgres_admin_url())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
 # --- the processes ------------------------------------------------------------------------
 
 
@@ -195,6 +229,7 @@ class Step:
     kib_each: float = 0.0
     cpu_per_1000: float = 0.0
     rate: float = 0.0
+    cpu_ms_per_new: float = 0.0
     p50_ms: float = 0.0
     p99_ms: float = 0.0
     refused: dict[str, int] = field(default_factory=dict)
@@ -235,12 +270,17 @@ async def measure(
         held_before = 0
         for target in steps:
             step = Step(target)
+            ramp_cpu = cpu_seconds(server.pid)
             replies = await asyncio.gather(
                 *(c.ask("open", upto=math.ceil((target - i) / k)) for i, c in enumerate(clients))
             )
             held = sum(r["held"] for r in replies)
             seconds = max(r["seconds"] for r in replies)
             step.rate = (held - held_before) / seconds if seconds > 0 else 0.0
+            if held > held_before:
+                step.cpu_ms_per_new = (
+                    (cpu_seconds(server.pid) - ramp_cpu) * 1000 / (held - held_before)
+                )
             for r in replies:
                 for status, n in r["refused"].items():
                     step.refused[status] = step.refused.get(status, 0) + n
@@ -263,7 +303,7 @@ async def measure(
             print(
                 f"  {name:8} step {target:6}: held {step.held:6} "
                 f"| {step.kib_each:6.1f} KiB each | {step.cpu_per_1000:5.2f}% CPU per 1000 "
-                f"| {step.rate:6.1f} new/s "
+                f"| {step.rate:6.1f} new/s ({step.cpu_ms_per_new:4.1f} ms CPU each) "
                 f"| pong p50 {step.p50_ms:6.1f} ms p99 {step.p99_ms:7.1f} ms"
                 f" | dropped {step.dropped} refused {step.refused or 0} | load {step.load:.2f}",
                 flush=True,
@@ -306,7 +346,13 @@ async def main() -> None:
     parser.add_argument("--max", type=int, default=10_000, help="tablets at the last step")
     parser.add_argument("--clients", type=int, default=4, choices=range(2, 5))
     parser.add_argument("--window", type=float, default=30.0, help="seconds measured per step")
-    parser.add_argument("--database", default="", help="database URL (default: SQLite file)")
+    parser.add_argument(
+        "--database",
+        choices=("sqlite", "postgres"),
+        default="sqlite",
+        help="the server's store: a SQLite file (the default), or a fresh PostgreSQL database "
+        "on the server of KIOSK_TEST_POSTGRES_URL (default postgres@127.0.0.1:5432)",
+    )
     parser.add_argument("--backlog", type=int, default=4096, help="listen backlog, both servers")
     parser.add_argument("--only", choices=("kiosk", "baseline"), default=None)
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
@@ -320,7 +366,10 @@ async def main() -> None:
     data = tmp / "server"
     web_port, device_port, bare_port = free_port(), free_port(), free_port()
     config = tmp / "server.toml"
-    db = f'url = "{args.database}"\n' if args.database else ""
+    database_url = f"sqlite+aiosqlite:///{data / 'kiosk.sqlite3'}"
+    if args.database == "postgres":
+        database_url = await create_postgres_database(f"kiosk_bench_{os.getpid()}")
+    db = f'url = "{database_url}"\n'
     config.write_text(
         f'[server]\ndata_dir = "{data}"\nweb_port = {web_port}\ndevice_port = {device_port}\n'
         f"device_capacity = {args.max}\ndevice_backlog = {args.backlog}\n"
@@ -335,7 +384,6 @@ async def main() -> None:
     started = time.monotonic()
     tablets = issue_tablets(pki_dir, tmp / "tablets", args.max)
     issued = time.monotonic()
-    database_url = args.database or f"sqlite+aiosqlite:///{data / 'kiosk.sqlite3'}"
     await register_tablets(database_url, tablets)
     print(
         f"  {len(tablets)} tablets: keys and certificates in {issued - started:.1f} s, "
@@ -409,6 +457,8 @@ async def main() -> None:
             f"({b.kib_each:.0f} KiB each, {b.cpu_per_1000:.2f}% CPU per 1000), "
             f"CPU ratio {ratio:.2f}"
         )
+    if args.database == "postgres":
+        await drop_postgres_database(f"kiosk_bench_{os.getpid()}")
     if not args.keep:
         import shutil
 

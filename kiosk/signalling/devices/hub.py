@@ -194,6 +194,13 @@ class DeviceHub:
             await ws.send_str(text)
         except (ConnectionError, RuntimeError):
             return False
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            # Not this task: blocked sends share aiohttp's drain waiter, and a close
+            # that gave up on the link cancelled it. The link is gone.
+            return False
         finally:
             link.sending -= 1
             if link.sending == 0:
@@ -201,9 +208,14 @@ class DeviceHub:
         return True
 
     async def _close(self, link: Link, code: CloseCode, reason: Reason | None) -> None:
+        if link.sending:
+            # A send to it is stuck (seen from here, a send under way is one that waits):
+            # it does not read, and a close frame would wait behind it.
+            link.transport_abort()
+            return
         timeout = self.timers.close_timeout
         try:
-            if reason is not None and link.sending == 0:
+            if reason is not None:
                 async with asyncio.timeout(timeout):
                     await link.ws.send_str(encode(ErrorMessage.of(reason)))
             message = (reason.value if reason else code.name.lower()).encode()
