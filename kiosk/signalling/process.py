@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 
 from kiosk.crypto import authority, keys
 from kiosk.runtime import heap, open_files, sdnotify
@@ -32,6 +31,7 @@ from kiosk.signalling.context import CONTEXT, utc_now
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.visitors import endpoint as visitor
+from kiosk.store.db import ping
 
 log = get_logger(__name__)
 
@@ -52,8 +52,7 @@ class ServerProcess:
         if self.web.runner.server is None or self.listener.port == 0:
             return False
         async with asyncio.timeout(5):
-            async with self.supervisor.ctx.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await ping(self.supervisor.ctx.engine)
         return True
 
     async def close(self) -> None:

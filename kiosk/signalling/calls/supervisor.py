@@ -45,6 +45,7 @@ from kiosk.signalling.context import ServerContext
 from kiosk.signalling.metrics import Metrics
 from kiosk.signalling.visitors import invites as inv
 from kiosk.store import calls as store_calls
+from kiosk.store import devices as store_devices
 from kiosk.store.bookings import contact_categories, get_booking, list_bookings, set_booking_state
 from kiosk.store.contacts import get_contact, get_contacts
 from kiosk.store.db import write_transaction
@@ -107,8 +108,8 @@ class LiveCall:
     monitors: dict[str, Any] = field(default_factory=dict)
     restrict_at: datetime | None = None  # R16: a restriction declared during the call
 
-    def stored(self) -> store_calls.StoredCall:
-        return store_calls.StoredCall(
+    def stored(self, now: datetime) -> store_calls.CallRecord:
+        return store_calls.CallRecord(
             id=self.id,
             booking_id=self.booking.id,
             device_id=self.device_id,
@@ -120,6 +121,7 @@ class LiveCall:
             state=self.machine.state,
             not_before=self.machine.not_before,
             not_after=self.machine.not_after,
+            created_at=now,
             connected_at=self.connected_at,
         )
 
@@ -382,7 +384,7 @@ class Supervisor:
             ]
             async with write_transaction(self.ctx.engine) as conn:
                 if existing is None:
-                    await store_calls.insert_call(conn, live.stored(), now)
+                    await store_calls.insert_call(conn, live.stored(now))
                 elif rejoin is None:
                     await store_calls.set_call_state(conn, live.id, live.machine.state)
                 await self.ctx.audit.append(
@@ -672,7 +674,7 @@ class Supervisor:
                 raise SupervisorError(Reason.BRIDGE_UNAVAILABLE)
             live = self._new_call(device_id, booking, inmate, contact, route, settings)
             async with write_transaction(self.ctx.engine) as conn:
-                await store_calls.insert_call(conn, live.stored(), now)
+                await store_calls.insert_call(conn, live.stored(now))
                 await self.ctx.audit.append(
                     f"staff:{staff_id}",
                     "call.set_up",
@@ -722,7 +724,9 @@ class Supervisor:
         now = self.ctx.clock()
         async with write_transaction(self.ctx.engine) as conn:
             event_id = str(uuid.uuid4())
-            await store_calls.insert_tamper_event(conn, event_id, device_id, kind, details, now)
+            await store_devices.insert_tamper_event(
+                conn, store_devices.TamperEvent(event_id, device_id, now, kind, details)
+            )
             await self.ctx.audit.append(
                 _actor_device(device_id),
                 "device.tamper",
@@ -838,7 +842,7 @@ class Supervisor:
         now = self.ctx.clock()
         breach_id = str(uuid.uuid4())
         async with write_transaction(self.ctx.engine) as conn:
-            await store_calls.record_breach(conn, breach_id, live.stored(), staff_id, now, note)
+            await store_calls.record_breach(conn, breach_id, live.stored(now), staff_id, now, note)
             await self.ctx.audit.append(
                 f"staff:{staff_id}",
                 "call.breach_recorded",

@@ -11,35 +11,18 @@ from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from kiosk.crypto import revocation
 from kiosk.domain.model import Device
 from kiosk.store import devices as devices_store
-from kiosk.store import schema as t
 from kiosk.store.devices import insert_device
 from kiosk.store.ids import new_id
 
 
-def _device(row: object) -> Device:
-    return Device(
-        id=row.id,  # type: ignore[attr-defined]
-        serial=row.serial,  # type: ignore[attr-defined]
-        inmate_id=row.inmate_id,  # type: ignore[attr-defined]
-        revoked=row.revoked,  # type: ignore[attr-defined]
-        certificate_serial=row.certificate_serial,  # type: ignore[attr-defined]
-    )
-
-
 async def device_for_certificate(engine: AsyncEngine, certificate_serial: str) -> Device | None:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(t.devices).where(t.devices.c.certificate_serial == certificate_serial)
-            )
-        ).first()
-    return None if row is None else _device(row)
+        return await devices_store.device_for_certificate(conn, certificate_serial)
 
 
 async def identify(engine: AsyncEngine, certificate_serial: str) -> tuple[Device | None, bool]:
@@ -47,36 +30,17 @@ async def identify(engine: AsyncEngine, certificate_serial: str) -> tuple[Device
 
     One query for both (a tablet connecting costs one round trip): the
     database's own revocation list is checked beside the CRL (defence in depth).
+    An unknown certificate is refused whatever any list says.
     """
-    revoked = (
-        select(t.revoked_certificates.c.serial)
-        .where(t.revoked_certificates.c.serial == certificate_serial)
-        .exists()
-    )
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(t.devices, revoked.label("certificate_revoked"))
-                .select_from(t.devices)
-                .where(t.devices.c.certificate_serial == certificate_serial)
-            )
-        ).first()
-    if row is None:
-        return None, False  # unknown: refused whatever any list says
-    return _device(row), bool(row.certificate_revoked)
+        return await devices_store.identify_certificate(conn, certificate_serial)
 
 
 async def touch_many(engine: AsyncEngine, seen: Sequence[tuple[str, datetime]]) -> None:
     """Write many devices' last-seen times in one transaction (``last_seen.LastSeen``)."""
-    if not seen:
-        return
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(t.devices)
-            .where(t.devices.c.id == bindparam("device_id"))
-            .values(last_seen_at=bindparam("seen_at")),
-            [{"device_id": d, "seen_at": at} for d, at in seen],
-        )
+    if seen:
+        async with engine.begin() as conn:
+            await devices_store.touch_devices(conn, seen)
 
 
 async def register_device(
