@@ -312,20 +312,26 @@ async def measure(
         for c in closed:
             for code, n in c["close_codes"].items():
                 run.close_codes[code] = run.close_codes.get(code, 0) + n
+        # The tablets have gone: the server is told to stop at once.
+        run.stop_seconds = await stop(server)
     finally:
+        if server.poll() is None:
+            server.kill()
         for c in clients:
             await c.quit()
+    print(f"  {name:8} stopped {run.stop_seconds:.1f} s after SIGINT", flush=True)
+    return run
+
+
+async def stop(server: subprocess.Popen[bytes]) -> float:
+    """SIGINT, then the seconds until the process has exited (inf after 60 s)."""
     started = time.monotonic()
     server.send_signal(signal.SIGINT)
     try:
         await asyncio.to_thread(server.wait, 60)
-        run.stop_seconds = time.monotonic() - started
     except subprocess.TimeoutExpired:
-        run.stop_seconds = float("inf")
-        server.kill()
-        server.wait()
-    print(f"  {name:8} stopped {run.stop_seconds:.1f} s after SIGINT", flush=True)
-    return run
+        return float("inf")
+    return time.monotonic() - started
 
 
 async def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -1,7 +1,8 @@
 """One tablet's link as the device listener holds it: its limits, its rate, its deadlines.
 
-Plain data and arithmetic, no I/O: the hub (``hub.py``) reads and writes the
-WebSocket; the one timer wheel (``wheel.py``) asks each link when it is due.
+Plain data and arithmetic (no awaiting; the one action is dropping a
+connection): the hub (``hub.py``) reads and writes the WebSocket, and the
+one timer wheel (``wheel.py``) asks each link when it is due.
 """
 
 from __future__ import annotations
