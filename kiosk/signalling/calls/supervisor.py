@@ -877,6 +877,8 @@ class Supervisor:
                 {"reason": reason.value, "connected_seconds": seconds},
                 conn=conn,
             )
+        if live.contact.category.privileged:
+            await self.ctx.audit.checkpoint_now()  # R13: its receipt needs a signed tree head
         log.info("call ended", call_id=live.id, reason=reason.value)
         end = p.EndMessage(call_id=live.id, reason=reason)
         await self.devices.send(live.device_id, end)
