@@ -243,6 +243,7 @@ class Run:
     steps: list[Step] = field(default_factory=list)
     idle_kib: int = 0
     stop_seconds: float = 0.0
+    stop_cpu: float = 0.0
     close_codes: dict[str, int] = field(default_factory=dict)
 
 
@@ -313,25 +314,34 @@ async def measure(
             for code, n in c["close_codes"].items():
                 run.close_codes[code] = run.close_codes.get(code, 0) + n
         # The tablets have gone: the server is told to stop at once.
-        run.stop_seconds = await stop(server)
+        run.stop_seconds, run.stop_cpu = await stop(server)
     finally:
         if server.poll() is None:
             server.kill()
         for c in clients:
             await c.quit()
-    print(f"  {name:8} stopped {run.stop_seconds:.1f} s after SIGINT", flush=True)
+    print(
+        f"  {name:8} stopped {run.stop_seconds:.1f} s after SIGINT ({run.stop_cpu:.1f} s of CPU)",
+        flush=True,
+    )
     return run
 
 
-async def stop(server: subprocess.Popen[bytes]) -> float:
-    """SIGINT, then the seconds until the process has exited (inf after 60 s)."""
+async def stop(server: subprocess.Popen[bytes]) -> tuple[float, float]:
+    """SIGINT; the seconds until the process has exited (inf after 60 s) and its CPU seconds.
+
+    The CPU it spent stopping tells a slow machine from a slow stop: on a
+    machine shared by many, wall time stretches while CPU time does not.
+    """
+    cpu = cpu_seconds(server.pid)
     started = time.monotonic()
     server.send_signal(signal.SIGINT)
     try:
-        await asyncio.to_thread(server.wait, 60)
-    except subprocess.TimeoutExpired:
-        return float("inf")
-    return time.monotonic() - started
+        _, status, usage = await asyncio.wait_for(asyncio.to_thread(os.wait4, server.pid, 0), 60)
+    except TimeoutError:
+        return float("inf"), float("nan")
+    server.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - started, usage.ru_utime + usage.ru_stime - cpu
 
 
 async def wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path) -> None:
@@ -453,8 +463,9 @@ async def main() -> None:
         )
         print(
             f"  pong p99 at {k.target}: kiosk {k.p99_ms:.1f} ms, baseline {b.p99_ms:.1f} ms; "
-            f"graceful stop: kiosk {runs['kiosk'].stop_seconds:.1f} s, "
-            f"baseline {runs['baseline'].stop_seconds:.1f} s"
+            f"graceful stop: kiosk {runs['kiosk'].stop_seconds:.1f} s "
+            f"({runs['kiosk'].stop_cpu:.1f} s CPU), baseline {runs['baseline'].stop_seconds:.1f} s "
+            f"({runs['baseline'].stop_cpu:.1f} s CPU)"
         )
         ratio = k.cpu_per_1000 / b.cpu_per_1000 if b.cpu_per_1000 else float("nan")
         print(
