@@ -175,15 +175,7 @@ async def faces(browser: Browser) -> AsyncIterator[Faces]:
         await f.close()
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """A deployment with its server running (tests/harness.py); tablets on demand."""
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
+# ``world`` (a running server, its admin API, tablets on demand) is tests/conftest.py's.
 
 
 async def lawyer_booking(world: World, serial: str) -> tuple[dict[str, Any], str, Tablet]:
