@@ -32,7 +32,7 @@ from kiosk.domain.model import (
     PoliceClearance,
     Relation,
 )
-from kiosk.domain.policy import BookingContext, BookingRequest, DialContext
+from kiosk.domain.policy import BookingContext, BookingRequest, CallContext
 
 # Monday 2 March 2026, 09:00 UTC: a week with room on both sides.
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -176,7 +176,7 @@ def clearance(at: datetime = MONDAY - timedelta(hours=1)) -> PoliceClearance:
     return PoliceClearance(cleared_by="Oslo politidistrikt, duty officer", cleared_at=at)
 
 
-def dial_context(c: Contact, b: Booking | None, **kw: Any) -> DialContext:
+def dial_context(c: Contact, b: Booking | None, **kw: Any) -> CallContext:
     values: dict[str, Any] = {
         "inmate": inmate(id=c.inmate_id),
         "contact": c,
@@ -189,7 +189,7 @@ def dial_context(c: Contact, b: Booking | None, **kw: Any) -> DialContext:
         "categories": {c.id: c.category},
     }
     values.update(kw)
-    return DialContext(**values)
+    return CallContext(**values)
 
 
 # --- hypothesis strategies ---------------------------------------------------------

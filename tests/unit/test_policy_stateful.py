@@ -70,17 +70,17 @@ from kiosk.domain.model import (
 from kiosk.domain.policy import (
     BookingContext,
     BookingRequest,
+    CallContext,
     Deny,
-    DialContext,
     attach_monitor,
     call_deadline,
     confirm_email,
     create_booking,
     decide_appeal,
     decide_contact,
-    dial,
     file_appeal,
     initial_status,
+    place_call,
     propose_contact,
     receive_application,
 )
@@ -539,7 +539,7 @@ class PolicyWorld(RuleBasedStateMachine):
             and booking is not None
             and same_week(b.start, booking.start)
         ]
-        ctx = DialContext(
+        ctx = CallContext(
             inmate=inmate,
             contact=contact,
             booking=booking,
@@ -550,7 +550,7 @@ class PolicyWorld(RuleBasedStateMachine):
             week_bookings=week,
             categories=self.categories(),
         )
-        verdict = dial(ctx, self.now)
+        verdict = place_call(ctx, self.now)
         event(f"dial: {verdict.reason.value if isinstance(verdict, Deny) else 'allowed'}")
         if not verdict:
             return

@@ -1,16 +1,25 @@
-"""Placing a call (R1, R10, R11, R16-R18) as a pure function.
+"""Placing a call (R1, R10-R12, R16-R18): the one decision for a dial and a staff set-up.
 
-Dialling (checked in this order: who is asking, then what they ask for, then
-whether now is the moment; each step reveals no more than the one before)
+The tablet's dial and staff setting a call up on the tablet (R12, ``POST
+/calls``) ask this same function, so no rule is checked in one path and
+forgotten in the other, and both refuse with the same reason code. They
+differ only in *when*: a dial places the call now, inside its window; a
+set-up may come ahead of the window and is judged for the moment the call
+can begin (the later of now and the window's start).
+
+Checked in this order (who is asking, then what they ask for, then whether
+now is the moment; each step reveals no more than the one before):
   device revoked, device assigned to the inmate, inmate active, the booking
   exists for this inmate and contact (``booking_not_found``, also for somebody
   else's booking), booking held by a restriction (R16, ``facility_restricted``),
-  booking still ``booked``, contact approved, now inside
-  [start, end), R11 police clearance for remand, R16 facility not suspended
-  and, under a LIMIT restriction, the limited time not yet spent (the call's
-  end is then brought forward: ``call_deadline``), R17 quota, no other live
-  call of the inmate or on the device. Closures (R15) govern booking, not
-  dialling: a booking that exists was made open or with an override.
+  booking still ``booked``, contact approved, the window (a dial: now inside
+  [start, end); a set-up: before its end), R11 police clearance for remand
+  (given by now), R16 facility not suspended and, under a LIMIT restriction,
+  the limited time not yet spent (the call's end is then brought forward:
+  ``call_deadline``), R17 quota, no other live call of the inmate or on the
+  device (the caller says which calls are live: a call set up for a later
+  window blocks nothing now). Closures (R15) govern booking, not calling: a
+  booking that exists was made open or with an override.
 """
 
 
@@ -19,6 +28,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from enum import StrEnum
 
 from kiosk.domain.model import (
     Booking,
@@ -34,11 +44,14 @@ from kiosk.domain.policy.quota import quota_refuses
 from kiosk.domain.policy.verdicts import ALLOW, Verdict, deny
 from kiosk.domain.reasons import Reason
 
-# --- Dialling -----------------------------------------------------------------
+
+class Purpose(StrEnum):
+    DIAL = "dial"  # the tablet places the call now
+    SET_UP = "set_up"  # staff set it up on the tablet, now or ahead of its window (R12)
 
 
 @dataclass(frozen=True, slots=True)
-class DialContext:
+class CallContext:
     inmate: Inmate
     contact: Contact
     booking: Booking | None
@@ -48,10 +61,11 @@ class DialContext:
     device_has_live_call: bool
     week_bookings: Sequence[Booking]
     categories: Mapping[str, Category]
+    purpose: Purpose = Purpose.DIAL
 
 
-def dial(ctx: DialContext, now: datetime) -> Verdict:
-    """May the tablet place this call now? (order in the module doc)"""
+def place_call(ctx: CallContext, now: datetime) -> Verdict:
+    """May this call be placed (dialled now, or set up for its window)? Order in the module doc."""
     inmate, contact, booking, device = ctx.inmate, ctx.contact, ctx.booking, ctx.device
     # R18: only issued, unrevoked equipment, handed to this inmate.
     if device.revoked:
@@ -71,9 +85,13 @@ def dial(ctx: DialContext, now: datetime) -> Verdict:
     # R1 / R4 / R8: the decision in force must approve the contact.
     if contact.inmate_id != inmate.id or not contact.approved:
         return deny(Reason.CONTACT_NOT_APPROVED)
-    # R10: only inside the window the prison set.
-    if not (booking.start <= now < booking.end):
+    # R10: only inside the window the prison set; R12: a set-up may come ahead of it.
+    if ctx.purpose is Purpose.DIAL:
+        if not (booking.start <= now < booking.end):
+            return deny(Reason.OUTSIDE_WINDOW)
+    elif now >= booking.end:
         return deny(Reason.OUTSIDE_WINDOW)
+    begins = max(now, booking.start)  # when the call can begin
     # R11: remand calls are cleared with the police beforehand.
     if inmate.remand:
         clearance = booking.police_clearance
@@ -81,8 +99,8 @@ def dial(ctx: DialContext, now: datetime) -> Verdict:
             return deny(Reason.POLICE_CLEARANCE_MISSING)
     # R16: a restriction declared after booking still holds: no call while suspended, and
     # under a limit only while the limited time is not yet spent.
-    if call_deadline(booking, ctx.settings, now) <= now:
-        restriction = restricted_at(ctx.settings, now)
+    if call_deadline(booking, ctx.settings, begins) <= begins:
+        restriction = restricted_at(ctx.settings, begins)
         note = restriction.note if restriction is not None else ""
         return deny(Reason.FACILITY_RESTRICTED, note)
     # R17: the quota may have been lowered since booking.
