@@ -444,7 +444,7 @@ def _bridged(rules: Rules | None = None) -> tuple[Prison, Runner, str, str, str]
     seat, _ = run.join(b.id)
     dialled = run.dial(tablet.id, b.id)
     call_id = dialled.call_id or ""
-    assert fx.OpenBridge(call_id, b.end) in dialled.effects
+    assert fx.OpenBridge(call_id, Category.PERSONAL, b.end) in dialled.effects
     assert not any(isinstance(m, Grant) for m in run.sent_to_device(tablet.id))
     run.feed(ev.BridgeOpened(call_id))
     assert [m.call_id for m in run.sent_to_device(tablet.id) if isinstance(m, Grant)] == [call_id]

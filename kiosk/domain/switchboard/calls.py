@@ -145,3 +145,21 @@ def uses_booking(connected_at: datetime | None, reason: EndReason) -> bool:
 def booking_reopens(connected_at: datetime | None, reason: EndReason) -> bool:
     """May the booking be called again after this end (the visitor waits on)?"""
     return connected_at is None and reason not in _CLOSING
+
+
+def closed_out(call: CallRecord, now: datetime) -> tuple[CallRecord, bool]:
+    """A call a previous server process left live, ended at start-up; and is its booking used?
+
+    The tablet ended it by its own clock if the window is over (``time_up``);
+    otherwise the restart ended it (``server_restarted``).
+    """
+    reason = EndReason.TIME_UP if now >= call.not_after else EndReason.SERVER_RESTARTED
+    ended_at = min(now, call.not_after)
+    ended = replace(
+        call,
+        state=CallState.ENDED,
+        end_reason=reason,
+        ended_at=ended_at,
+        connected_seconds=connected_seconds(call.connected_at, ended_at),
+    )
+    return ended, uses_booking(call.connected_at, reason)

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from kiosk.domain.model import CallRecord, ControlLevel, Route
+from kiosk.domain.model import CallRecord, Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason, Reason
 from kiosk.wire.grants import Grant
 from kiosk.wire.messages import (
@@ -109,6 +109,7 @@ class PushState:
 @dataclass(frozen=True, slots=True)
 class OpenBridge:
     call_id: str
+    category: Category  # the bridge refuses a privileged call itself too (R13)
     not_after: datetime
 
 

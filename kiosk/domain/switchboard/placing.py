@@ -72,7 +72,7 @@ def dial(board: Board, event: Dial, now: datetime) -> Outcome:
     if call.route is Route.BRIDGE:
         # The grant waits for the bridge: a controlled call never runs without it.
         call.bridge_asked = True
-        out.append(fx.OpenBridge(call.id, call.not_after))
+        out.append(fx.OpenBridge(call.id, call.record.category, call.not_after))
         return Outcome(out, call_id=call.id)
     return Outcome(out + _grant(board, call, now, again=False), call_id=call.id)
 

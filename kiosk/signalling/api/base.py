@@ -4,7 +4,7 @@ Each resource module declares its operations in an :class:`OperationTable`
 (method, path, role action, request and response models, the refusals it can
 give). The same table mounts the routes and generates the OpenAPI document,
 so what is documented is what is checked. Another module (the call
-supervisor's ``/calls`` operations) adds its own table the same way.
+switchboard's ``/calls`` operations) adds its own table the same way.
 
 Every request goes through the same steps, in this order:
 
@@ -39,6 +39,7 @@ from kiosk.domain.policy import Deny
 from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
+from kiosk.signalling.calls.writes import append_audit
 from kiosk.signalling.context import CONTEXT, ServerContext
 from kiosk.signalling.schemas import Query, Request
 
@@ -75,13 +76,19 @@ def status_for(reason: Reason) -> int:
 
 
 class ApiError(Exception):
-    """A refusal with its reason code; the error middleware renders it."""
+    """A refusal with its reason code; the error middleware renders it.
 
-    def __init__(self, reason: Reason, message: str = "", status: int | None = None):
+    ``audited``: already in the audit chain, not to be recorded twice.
+    """
+
+    def __init__(
+        self, reason: Reason, message: str = "", status: int | None = None, audited: bool = False
+    ):
         super().__init__(message or MESSAGES[reason])
         self.reason = reason
         self.message = message or MESSAGES[reason]
         self.status = status if status is not None else status_for(reason)
+        self.audited = audited
 
 
 def refuse(verdict: Deny) -> ApiError:
@@ -160,6 +167,9 @@ class Operation:
     tag: str = ""
     extra_statuses: tuple[int, ...] = ()
     description: str = ""
+    # The audit action recording this operation's refusals, whatever refused them
+    # (role, CSRF, validation, policy): R13, issue 12. Empty: not recorded here.
+    audit_refusals: str = ""
 
     @property
     def path_params(self) -> list[str]:
@@ -216,6 +226,7 @@ class OperationTable:
         query: type[Query] | None = None,
         refusals: Iterable[Reason] = (),
         extra_statuses: Iterable[int] = (),
+        audit_refusals: str = "",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -233,6 +244,7 @@ class OperationTable:
                     tag=self.tag,
                     extra_statuses=tuple(extra_statuses),
                     description=(handler.__doc__ or "").strip(),
+                    audit_refusals=audit_refusals,
                 )
             )
             return handler
@@ -302,7 +314,10 @@ async def _parse_body(op: Operation, request: web.Request) -> BaseModel | None:
     return body
 
 
-def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def make_handler(op: Operation) -> WebHandler:
     async def handle(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CONTEXT]
         now = ctx.clock()
@@ -345,7 +360,39 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
         return response
 
     handle.__name__ = op.operation_id
-    return handle
+    return _recording_refusals(op, handle) if op.audit_refusals else handle
+
+
+def _recording_refusals(op: Operation, handle: WebHandler) -> WebHandler:
+    """R13 / issue 12: a refused attempt is recorded, whoever made it and whatever refused it."""
+
+    async def recorded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handle(request)
+        except ApiError as exc:
+            if not exc.audited and exc.reason is not Reason.NOT_AUTHENTICATED:
+                await _record_refusal(op, request, exc)
+            raise
+
+    recorded.__name__ = op.operation_id
+    return recorded
+
+
+async def _record_refusal(op: Operation, request: web.Request, exc: ApiError) -> None:
+    ctx = request.app[CONTEXT]
+    subjects = {
+        name.removesuffix("_id"): value
+        for name, value in request.match_info.items()
+        if name in op.path_params
+    }
+    details = {"reason": exc.reason.value, "operation": op.operation_id}
+    try:
+        principal = await authenticate(request, ctx, ctx.clock())
+        await append_audit(
+            ctx, f"staff:{principal.staff_id}", op.audit_refusals, subjects, details
+        )
+    except Exception:
+        log.exception("refused request could not be recorded", operation=op.operation_id)
 
 
 def mount(app: web.Application, operations: Iterable[Operation]) -> None:

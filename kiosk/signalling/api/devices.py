@@ -38,7 +38,7 @@ async def revoke_device(
     """Mark a tablet revoked and its certificate serial refused; audited in ``conn``'s transaction.
 
     Shared by the API and ``kiosk admin device revoke``. Cutting its live
-    connections is the call supervisor's (``ServerContext.on_device_revoked``).
+    connections is the calls' runner's (``ServerContext.on_device_revoked``).
     """
     record = await find_device(conn, device_ref)
     if record is None:

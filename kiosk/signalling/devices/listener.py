@@ -14,7 +14,7 @@ too many bad ones, an oversized frame, or a flood close the link. Heartbeats:
 the tablet sends ``ping`` every ``heartbeat_interval`` and the listener
 answers ``pong`` with its clock; a link silent for ``silent_intervals``
 intervals is closed. Everything else goes to the injected ``DeviceHandler``
-(the call supervisor).
+(the calls' runner).
 
 Revocation cuts live links at once: ``DeviceHub.revoke_device`` (after the
 caller revoked the device, see ``device_registry.revoke_device``) and, for a
@@ -125,7 +125,7 @@ class TokenBucket:
 
 
 class DeviceHandler(Protocol):
-    """What the listener tells the rest of the server (the call supervisor)."""
+    """What the listener tells the rest of the server (the calls' runner)."""
 
     async def on_connect(self, device_id: str) -> None: ...
 
