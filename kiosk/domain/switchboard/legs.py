@@ -39,7 +39,7 @@ from kiosk.wire.messages import (
 )
 
 # Issue 12: an invite for a booking that is over or off says so, in words.
-_NOT_JOINABLE = {
+NOT_JOINABLE = {
     BookingState.USED: Reason.BOOKING_USED,
     BookingState.CANCELLED: Reason.BOOKING_CANCELLED,
     BookingState.HELD: Reason.FACILITY_RESTRICTED,  # R16
@@ -98,8 +98,8 @@ def visitor_joined(board: Board, event: VisitorJoined, now: datetime) -> Outcome
         return Outcome(refused=deny(Reason.NOT_FOUND, "This invitation is not valid."))
     booking = facts.booking
     state = BookingState.USED if booking.id in board.spent else booking.state
-    if state in _NOT_JOINABLE:
-        return Outcome(refused=deny(_NOT_JOINABLE[state]))
+    if state in NOT_JOINABLE:
+        return Outcome(refused=deny(NOT_JOINABLE[state]))
     if not facts.valid_at(now):
         return Outcome(refused=deny(Reason.OUTSIDE_WINDOW))
     if any(s.invite_id == facts.invite_id for s in board.seats.values()):

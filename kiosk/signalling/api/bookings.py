@@ -160,6 +160,7 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
             },
             conn=conn,
         )
+    await req.ctx.tablets_changed(inmates=[inmate.id])
     return booking_out(booking)
 
 
@@ -216,6 +217,7 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
             conn=conn,
         )
         out = booking_out(await load_booking(conn, booking.id))
+    await req.ctx.tablets_changed(inmates=[booking.inmate_id])
     await mail.bookings_stopped(req.ctx, [booking.id], "cancelled")  # the contact is told
     return out
 

@@ -200,7 +200,9 @@ async def update_contact(req: ApiRequest) -> s.ContactOut:
                 {"fields": sorted(changes)},
                 conn=conn,
             )
-        return await contact_view(conn, contact.id)
+        view = await contact_view(conn, contact.id)
+    await req.ctx.tablets_changed(inmates=[contact.inmate_id])
+    return view
 
 
 @table.route(
@@ -278,7 +280,9 @@ async def decide_contact(req: ApiRequest) -> s.ContactOut:
         contact = await load_contact(conn, req.params["contact_id"])
         await get_inmate(conn, contact.inmate_id, for_update=True)  # R2 count
         await record_decision(req, conn, contact, body)
-        return await contact_view(conn, contact.id)
+        view = await contact_view(conn, contact.id)
+    await req.ctx.tablets_changed(inmates=[contact.inmate_id])
+    return view
 
 
 @table.route(
@@ -393,4 +397,6 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
         )
         updated = await appeals_store.get_appeal(conn, appeal.id)
     assert updated is not None
+    if body.decision is not None:
+        await req.ctx.tablets_changed(inmates=[contact.inmate_id])
     return appeal_out(updated)

@@ -154,6 +154,7 @@ async def assign_device(req: ApiRequest) -> s.DeviceOut:
         )
         updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
+    await req.ctx.tablets_changed(devices=[record.device.id])  # the next inmate sees only theirs
     return device_out(updated)
 
 

@@ -108,4 +108,5 @@ async def update_inmate(req: ApiRequest) -> s.InmateOut:
             )
         inmate = await inmates_store.get_inmate(conn, inmate_id)
     assert inmate is not None
+    await req.ctx.tablets_changed(inmates=[inmate_id])
     return inmate_out(inmate)

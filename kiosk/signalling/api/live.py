@@ -129,6 +129,7 @@ def operations(calls: CallsHolder) -> list[Operation]:
     async def end_call(req: ApiRequest) -> s.CallOut:
         body = req.body_as(CallEnd)
         call_id = req.params["call_id"]
+        await _call_out(req, call_id)  # never was: not found; ended: not live (below)
         try:
             await calls().end(call_id, req.staff.staff_id, body.note, body.breach)
         except CallRefused as exc:

@@ -1,6 +1,6 @@
 """The media bridge for controlled calls: forwards encoded media, never decodes (principle 3).
 
-One :class:`Bridge` per controlled call, created for the calls' runner (kiosk/signalling/calls/bridged.py)::
+One :class:`Bridge` per controlled call, made by ``kiosk/signalling/calls/bridged.py``::
 
     bridge = Bridge(ice_servers, on_failure=end_call, on_monitor_gone=monitor_left)
 

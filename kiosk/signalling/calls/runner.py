@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
@@ -67,7 +67,15 @@ class CallRunner:
         self.clock: Callable[[], datetime] = ctx.clock
         self.metrics = metrics
         self.bridges = bridges
-        self.board = Switchboard(rules or Rules(bridge_available=bridges is not None))
+        limits = ctx.settings.calls
+        self.board = Switchboard(
+            rules
+            or Rules(
+                bridge_available=bridges is not None,
+                max_monitors=limits.max_monitors,
+                monitor_answer_within=timedelta(seconds=limits.monitor_answer_seconds),
+            )
+        )
         self.pusher = StatePusher(ctx.engine, self.board, devices, self.clock)
         self.applier = Applier(ctx, devices, bridges, self.pusher, grant_key, self.clock)
         self._order = KeyedOrder()
