@@ -27,7 +27,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys, revocation
 from kiosk.enrolment.framing import Dropped
 from kiosk.enrolment.station import (
     Enrolled,
@@ -138,7 +138,7 @@ class Station:
     settings: Settings
     config: StationConfig
     inventory: Inventory
-    ca: pki.CertificateAuthority
+    ca: authority.CertificateAuthority
     registrar: ServerRegistrar
     results: list[tuple[str, str, str]] = field(default_factory=list)  # tty, serial, outcome
     in_flight: set[str] = field(default_factory=set)  # serials being enrolled right now
@@ -149,8 +149,8 @@ class Station:
         if not s.api_token:
             raise CommandError("[station] api_token is not set: tablets cannot be registered")
         try:
-            ca = pki.load_ca(settings.pki_dir)
-        except pki.PkiError as exc:
+            ca = authority.load_ca(settings.pki_dir)
+        except authority.PkiError as exc:
             raise CommandError(str(exc)) from exc
         key = keys.load_or_create_ed25519(s.data_dir / KEY_FILE)
         config = StationConfig(
@@ -238,7 +238,7 @@ class Station:
         if machine.issued_serial is not None:
             # The certificate went over the line but the enrolment failed: a tablet
             # that kept it must not be able to use it.
-            pki.revoke(self.settings.pki_dir, machine.issued_serial)
+            revocation.revoke(self.settings.pki_dir, machine.issued_serial)
             log.info("certificate of a failed enrolment revoked", certificate=machine.issued_serial)
         who = "refused by the tablet" if outcome.by_peer else "refused"
         text = f"{who}: [{outcome.reason.value}] {outcome.message}"

@@ -35,7 +35,7 @@ import pyudev
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, pki
 from kiosk.domain.reasons import Reason
 from kiosk.enrolment.framing import Failed
 from kiosk.enrolment.station import (
@@ -362,20 +362,20 @@ async def enrol(
 # --- the CA and the server -------------------------------------------------
 
 _PKI_REASONS = {
-    pki.PkiError.BAD_CSR_SIGNATURE: Reason.BAD_CSR_SIGNATURE,
-    pki.PkiError.CSR_SUBJECT_MISMATCH: Reason.CSR_SUBJECT_MISMATCH,
+    authority.PkiError.BAD_CSR_SIGNATURE: Reason.BAD_CSR_SIGNATURE,
+    authority.PkiError.CSR_SUBJECT_MISMATCH: Reason.CSR_SUBJECT_MISMATCH,
 }
 
 
-def pki_issuer(ca: pki.CertificateAuthority) -> Issuer:
+def pki_issuer(ca: authority.CertificateAuthority) -> Issuer:
     def issue(csr: x509.CertificateSigningRequest, serial: str) -> Issued:
         try:
             cert = pki.issue_device_certificate(ca, csr, serial)
-        except pki.PkiError as exc:
+        except authority.PkiError as exc:
             reason = _PKI_REASONS.get(exc.code, Reason.INVALID_REQUEST)
             raise IssueRefused(reason, exc.detail or exc.code) from exc
         pem = cert.public_bytes(serialization.Encoding.PEM).decode()
-        return Issued(pem, (), pki.certificate_serial_text(cert))
+        return Issued(pem, (), authority.certificate_serial_text(cert))
 
     return issue
 

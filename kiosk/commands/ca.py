@@ -18,7 +18,7 @@ from typing import Any
 from cryptography.hazmat.primitives import hashes
 
 from kiosk.cli import CommandError
-from kiosk.crypto import pki
+from kiosk.crypto import authority, local_enrolment, pki, revocation
 from kiosk.runtime.config import ConfigError, Settings, load_settings
 
 
@@ -75,7 +75,8 @@ def run_init(args: argparse.Namespace) -> int:
     hosts = args.host or [settings.server.device_host, *pki.DEFAULT_HOSTS]
     try:
         ca = pki.init_ca(settings.pki_dir, hosts)
-    except pki.PkiError as exc:
+        revocation.ensure_crl(ca)
+    except authority.PkiError as exc:
         raise CommandError(f"cannot initialise the CA: {exc}") from exc
     except OSError as exc:
         raise CommandError(f"cannot write {settings.pki_dir}: {exc.strerror}") from exc
@@ -85,7 +86,7 @@ def run_init(args: argparse.Namespace) -> int:
     return 0
 
 
-def _agent_toml(settings: Settings, enrolled: pki.EnrolledDevice) -> str:
+def _agent_toml(settings: Settings, enrolled: local_enrolment.EnrolledDevice) -> str:
     host = settings.server.device_host
     shown = f"[{host}]" if ":" in host else host
     lines = {
@@ -106,7 +107,7 @@ def _agent_toml(settings: Settings, enrolled: pki.EnrolledDevice) -> str:
 
 async def _register(
     settings: Settings, serial: str, out: Path, inmate_id: str | None
-) -> tuple[str, pki.EnrolledDevice]:
+) -> tuple[str, local_enrolment.EnrolledDevice]:
     from kiosk.domain.model import Device
     from kiosk.signalling.context import open_context
     from kiosk.store.db import write_transaction
@@ -126,7 +127,7 @@ async def _register(
                     raise CommandError(f"inmate {inmate_id} is not active")
             # The key and certificate are made inside the transaction: if the row
             # cannot be written, the command fails and the files are of no use to anyone.
-            enrolled = pki.enrol_local(settings.pki_dir, serial, out)
+            enrolled = local_enrolment.enrol_local(settings.pki_dir, serial, out)
             device = Device(
                 id=new_id(),
                 serial=serial,
@@ -151,10 +152,10 @@ def run_enrol_local(args: argparse.Namespace) -> int:
     settings = _settings(args.config)
     try:
         pki.check_device_serial(args.serial)
-        pki.load_ca(settings.pki_dir)
+        authority.load_ca(settings.pki_dir)
         out = args.out.resolve()
         device_id, enrolled = asyncio.run(_register(settings, args.serial, out, args.inmate))
-    except pki.PkiError as exc:
+    except authority.PkiError as exc:
         raise CommandError(str(exc)) from exc
     (out / "agent.toml").write_text(_agent_toml(settings, enrolled), encoding="utf-8")
     print(f"enrolled {args.serial} as device {device_id}; agent files in {out}")

@@ -28,7 +28,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from kiosk.demo import DemoError, run_demo
+    from kiosk.demo import run_demo
+    from kiosk.demo_seed import DemoError
 
     configure("info", json=False)
     try:

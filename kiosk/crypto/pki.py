@@ -10,10 +10,10 @@ Mozilla's "modern" profile handle best: ECDSA with SHA-256), Ed25519 for the
 grant and audit signatures. Every private key is written through
 ``kiosk.crypto.keys`` (0600 files in a 0700 directory).
 
-Certificate serials are written as lowercase hexadecimal without leading
-zeros (``certificate_serial_text``): the one format of
-``devices.certificate_serial`` and ``revoked_certificates.serial``.
+Where the files live and the serial format: ``kiosk.crypto.authority``;
+revocation: ``kiosk.crypto.revocation``.
 """
+
 
 from __future__ import annotations
 
@@ -21,8 +21,7 @@ import ipaddress
 import re
 import secrets
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Final
 
@@ -32,16 +31,17 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kiosk.crypto import keys
-
-CA_CERT: Final = "ca.pem"
-CA_KEY: Final = "ca.key"
-LISTENER_CERT: Final = "device-listener.pem"
-LISTENER_KEY: Final = "device-listener.key"
-GRANT_KEY: Final = "grant.key"
-GRANT_PUB: Final = "grant.pub"
-AUDIT_KEY: Final = "audit.key"
-AUDIT_PUB: Final = "audit.pub"
-CRL: Final = "crl.pem"
+from kiosk.crypto.authority import (
+    CLOCK_SKEW,
+    CertificateAuthority,
+    PkiError,
+    PkiPaths,
+    authority_key_id,
+    load_ca,
+    now_or_utc,
+    subject_key_id,
+)
+from kiosk.crypto.revocation import ensure_crl
 
 CA_DAYS: Final = 3650
 # Mozilla's "modern" profile allows server certificates of at most 90 days;
@@ -49,11 +49,8 @@ CA_DAYS: Final = 3650
 LISTENER_DAYS: Final = 90
 LISTENER_RENEW_BEFORE: Final = timedelta(days=30)
 DEVICE_DAYS: Final = 825
-# A CRL past its nextUpdate makes OpenSSL refuse every handshake; it is
-# re-signed whenever less than this is left (see ensure_crl).
-CRL_DAYS: Final = 90
-CRL_RENEW_BEFORE: Final = timedelta(days=30)
-CLOCK_SKEW: Final = timedelta(minutes=5)  # notBefore a little in the past
+
+
 DEFAULT_HOSTS: Final = ("localhost", "127.0.0.1", "::1")
 
 _SERIAL_RE: Final = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -61,103 +58,12 @@ _CURVE: Final = ec.SECP256R1()
 P256: Final = "secp256r1"
 
 
-class PkiError(Exception):
-    """A refused PKI operation; ``code`` is a stable string for callers and logs."""
-
-    BAD_CSR_SIGNATURE: Final = "bad_csr_signature"
-    CSR_SUBJECT_MISMATCH: Final = "csr_subject_mismatch"
-    BAD_CSR_KEY: Final = "bad_csr_key"
-    BAD_DEVICE_SERIAL: Final = "bad_device_serial"
-    CA_MISSING: Final = "ca_missing"
-    BAD_HOST: Final = "bad_host"
-
-    def __init__(self, code: str, detail: str = "") -> None:
-        super().__init__(f"{code}: {detail}" if detail else code)
-        self.code = code
-        self.detail = detail
-
-
-@dataclass(frozen=True, slots=True)
-class PkiPaths:
-    dir: Path
-
-    @property
-    def ca_cert(self) -> Path:
-        return self.dir / CA_CERT
-
-    @property
-    def ca_key(self) -> Path:
-        return self.dir / CA_KEY
-
-    @property
-    def listener_cert(self) -> Path:
-        return self.dir / LISTENER_CERT
-
-    @property
-    def listener_key(self) -> Path:
-        return self.dir / LISTENER_KEY
-
-    @property
-    def grant_key(self) -> Path:
-        return self.dir / GRANT_KEY
-
-    @property
-    def grant_pub(self) -> Path:
-        return self.dir / GRANT_PUB
-
-    @property
-    def audit_key(self) -> Path:
-        return self.dir / AUDIT_KEY
-
-    @property
-    def audit_pub(self) -> Path:
-        return self.dir / AUDIT_PUB
-
-    @property
-    def crl(self) -> Path:
-        return self.dir / CRL
-
-
-@dataclass(frozen=True, slots=True)
-class CertificateAuthority:
-    paths: PkiPaths
-    cert: x509.Certificate
-    key: ec.EllipticCurvePrivateKey
-
-
-def certificate_serial_text(cert: x509.Certificate | int) -> str:
-    serial = cert if isinstance(cert, int) else cert.serial_number
-    return format(serial, "x")
-
-
-def _serial_int(serial: str | int) -> int:
-    if isinstance(serial, int):
-        return serial
-    try:
-        return int(serial, 16)
-    except ValueError as exc:
-        raise ValueError(f"not a hexadecimal certificate serial: {serial!r}") from exc
-
-
-def _now(now: datetime | None) -> datetime:
-    return (now or datetime.now(UTC)).astimezone(UTC)
-
-
-def _new_ec_key() -> ec.EllipticCurvePrivateKey:
+def new_ec_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(_CURVE)
 
 
-def _ski(public_key: ec.EllipticCurvePublicKey) -> x509.SubjectKeyIdentifier:
-    return x509.SubjectKeyIdentifier.from_public_key(public_key)
-
-
-def _aki(ca: CertificateAuthority) -> x509.AuthorityKeyIdentifier:
-    ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
-    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
 def _make_ca(now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKey]:
-    key = _new_ec_key()
+    key = new_ec_key()
     name = x509.Name(
         [
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Kiosk deployment"),
@@ -188,7 +94,7 @@ def _make_ca(now: datetime) -> tuple[x509.Certificate, ec.EllipticCurvePrivateKe
             ),
             critical=True,
         )
-        .add_extension(_ski(key.public_key()), critical=False)
+        .add_extension(subject_key_id(key.public_key()), critical=False)
         .sign(key, hashes.SHA256())
     )
     return cert, key
@@ -230,7 +136,7 @@ def issue_server_certificate(
     days: int = LISTENER_DAYS,
     now: datetime | None = None,
 ) -> x509.Certificate:
-    at = _now(now)
+    at = now_or_utc(now)
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hosts[0])]))
@@ -243,8 +149,8 @@ def issue_server_certificate(
         .add_extension(_leaf_key_usage(), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(_san(hosts), critical=False)
-        .add_extension(_ski(public_key), critical=False)
-        .add_extension(_aki(ca), critical=False)
+        .add_extension(subject_key_id(public_key), critical=False)
+        .add_extension(authority_key_id(ca), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
 
@@ -289,7 +195,7 @@ def issue_device_certificate(
     cns = csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
     if len(csr.subject) != 1 or len(cns) != 1 or cns[0].value != device_serial:
         raise PkiError(PkiError.CSR_SUBJECT_MISMATCH, "the CSR must name only CN=<device serial>")
-    at = _now(now)
+    at = now_or_utc(now)
     return (
         x509.CertificateBuilder()
         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, device_serial)]))
@@ -301,21 +207,21 @@ def issue_device_certificate(
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(_leaf_key_usage(), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
-        .add_extension(_ski(public_key), critical=False)
-        .add_extension(_aki(ca), critical=False)
+        .add_extension(subject_key_id(public_key), critical=False)
+        .add_extension(authority_key_id(ca), critical=False)
         .sign(ca.key, hashes.SHA256())
     )
 
 
-def _pem(cert: x509.Certificate) -> bytes:
+def pem(cert: x509.Certificate) -> bytes:
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
 def _write_listener(ca: CertificateAuthority, hosts: Sequence[str], now: datetime) -> None:
-    key = _new_ec_key()
+    key = new_ec_key()
     cert = issue_server_certificate(ca, key.public_key(), hosts, now=now)
     keys.save_private_key(ca.paths.listener_key, key)
-    keys.write_public(ca.paths.listener_cert, _pem(cert))
+    keys.write_public(ca.paths.listener_cert, pem(cert))
 
 
 def _listener_hosts(cert: x509.Certificate) -> set[str]:
@@ -332,7 +238,7 @@ def init_ca(
     every tablet). The listener's certificate is re-issued when the host list
     changed or less than LISTENER_RENEW_BEFORE is left.
     """
-    at = _now(now)
+    at = now_or_utc(now)
     hosts = list(dict.fromkeys(hosts or DEFAULT_HOSTS))
     paths = PkiPaths(keys.ensure_private_dir(pki_dir))
     _san(hosts)  # refuse bad host names before writing anything
@@ -341,7 +247,7 @@ def init_ca(
     else:
         cert, key = _make_ca(at)
         keys.save_private_key(paths.ca_key, key)
-        keys.write_public(paths.ca_cert, _pem(cert))
+        keys.write_public(paths.ca_cert, pem(cert))
         ca = CertificateAuthority(paths, cert, key)
     keys.load_or_create_ed25519(paths.grant_key)
     keys.load_or_create_ed25519(paths.audit_key)
@@ -367,7 +273,7 @@ def renew_listener_if_due(ca: CertificateAuthority, *, now: datetime | None = No
     The running device listener calls this now and then and picks the new
     certificate up without a restart (``tlsconfig.DeviceTlsContexts``).
     """
-    at = _now(now)
+    at = now_or_utc(now)
     current = _current_listener(ca)
     if current is not None and (
         current.not_valid_after_utc - at >= LISTENER_RENEW_BEFORE
@@ -381,139 +287,3 @@ def renew_listener_if_due(ca: CertificateAuthority, *, now: datetime | None = No
 
 def _listener_hosts_of(hosts: Sequence[str]) -> set[str]:
     return {str(n.value) for n in _san(hosts)}
-
-
-def load_ca(pki_dir: Path) -> CertificateAuthority:
-    paths = PkiPaths(pki_dir)
-    if not paths.ca_cert.exists() or not paths.ca_key.exists():
-        raise PkiError(PkiError.CA_MISSING, f"no CA in {pki_dir}; run `kiosk admin ca init`")
-    cert = x509.load_pem_x509_certificate(paths.ca_cert.read_bytes())
-    key = keys.load_private_key(paths.ca_key)
-    if not isinstance(key, ec.EllipticCurvePrivateKey):
-        raise PkiError(PkiError.CA_MISSING, f"{paths.ca_key} is not an EC key")
-    return CertificateAuthority(paths, cert, key)
-
-
-# --- revocation -------------------------------------------------------------------
-
-
-def load_crl(paths: PkiPaths) -> x509.CertificateRevocationList | None:
-    if not paths.crl.exists():
-        return None
-    return x509.load_pem_x509_crl(paths.crl.read_bytes())
-
-
-def revoked_serials(pki_dir: Path) -> set[str]:
-    crl = load_crl(PkiPaths(pki_dir))
-    return set() if crl is None else {certificate_serial_text(r.serial_number) for r in crl}
-
-
-def _write_crl(
-    ca: CertificateAuthority, entries: Iterable[tuple[int, datetime]], now: datetime
-) -> x509.CertificateRevocationList:
-    previous = load_crl(ca.paths)
-    number = 1
-    if previous is not None:
-        try:
-            ext = previous.extensions.get_extension_for_class(x509.CRLNumber)
-            number = ext.value.crl_number + 1
-        except x509.ExtensionNotFound:
-            number = 1
-    builder = (
-        x509.CertificateRevocationListBuilder()
-        .issuer_name(ca.cert.subject)
-        .last_update(now - CLOCK_SKEW)
-        .next_update(now + timedelta(days=CRL_DAYS))
-        .add_extension(x509.CRLNumber(number), critical=False)
-        .add_extension(_aki(ca), critical=False)
-    )
-    for serial, when in sorted(entries):
-        builder = builder.add_revoked_certificate(
-            x509.RevokedCertificateBuilder().serial_number(serial).revocation_date(when).build()
-        )
-    crl = builder.sign(ca.key, hashes.SHA256())
-    keys.write_public(ca.paths.crl, crl.public_bytes(serialization.Encoding.PEM))
-    return crl
-
-
-def _entries(ca: CertificateAuthority) -> dict[int, datetime]:
-    crl = load_crl(ca.paths)
-    if crl is None:
-        return {}
-    if crl.issuer != ca.cert.subject or not crl.is_signature_valid(ca.key.public_key()):
-        raise PkiError(PkiError.CA_MISSING, f"{ca.paths.crl} is not signed by this CA")
-    return {r.serial_number: r.revocation_date_utc for r in crl}
-
-
-def ensure_crl(ca: CertificateAuthority, *, now: datetime | None = None) -> None:
-    """Write a CRL if there is none, re-sign it if its nextUpdate comes close."""
-    at = _now(now)
-    crl = load_crl(ca.paths)
-    if crl is not None:
-        next_update = crl.next_update_utc
-        if next_update is not None and next_update - at > CRL_RENEW_BEFORE:
-            return
-    _write_crl(ca, _entries(ca).items(), at)
-
-
-def revoke(pki_dir: Path, cert_serial: str | int, *, now: datetime | None = None) -> bool:
-    """Add a certificate serial to the CRL. True if it was not revoked before.
-
-    The device listener loads the new CRL for the next handshake; cutting the
-    live connection is DeviceHub.revoke_device's job.
-    """
-    at = _now(now)
-    ca = load_ca(pki_dir)
-    entries = _entries(ca)
-    serial = _serial_int(cert_serial)
-    if serial in entries:
-        return False
-    entries[serial] = at
-    _write_crl(ca, entries.items(), at)
-    return True
-
-
-# --- local enrolment (demo and tests) ------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EnrolledDevice:
-    serial: str
-    certificate_serial: str
-    cert: Path
-    key: Path
-    ca_cert: Path
-    grant_pub: Path
-
-
-def enrol_local(
-    pki_dir: Path,
-    serial: str,
-    out_dir: Path,
-    *,
-    days: int = DEVICE_DAYS,
-    now: datetime | None = None,
-) -> EnrolledDevice:
-    """Enrol a tablet on this machine: what the USB station does, without the USB.
-
-    The device key is made here and written only to ``out_dir`` (the agent's
-    directory); the CA issues from a CSR exactly as over USB.
-    """
-    check_device_serial(serial)
-    ca = load_ca(pki_dir)
-    out = keys.ensure_private_dir(out_dir)
-    key = _new_ec_key()
-    cert = issue_device_certificate(ca, make_device_csr(key, serial), serial, days=days, now=now)
-    enrolled = EnrolledDevice(
-        serial=serial,
-        certificate_serial=certificate_serial_text(cert),
-        cert=out / "device.pem",
-        key=out / "device.key",
-        ca_cert=out / "ca.pem",
-        grant_pub=out / "grant.pub",
-    )
-    keys.save_private_key(enrolled.key, key)
-    keys.write_public(enrolled.cert, _pem(cert))
-    keys.write_public(enrolled.ca_cert, ca.paths.ca_cert.read_bytes())
-    keys.write_public(enrolled.grant_pub, ca.paths.grant_pub.read_bytes())
-    return enrolled

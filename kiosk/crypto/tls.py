@@ -29,7 +29,8 @@ import threading
 from pathlib import Path
 from typing import Final
 
-from kiosk.crypto.pki import CertificateAuthority, PkiPaths, ensure_crl, load_ca
+from kiosk.crypto.authority import CertificateAuthority, PkiPaths, load_ca
+from kiosk.crypto.revocation import ensure_crl
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)

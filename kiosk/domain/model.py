@@ -285,6 +285,8 @@ class Appeal:
     filed_at: datetime
     text: str
     state: AppealState = AppealState.PENDING
+    result_decision_id: str | None = None  # the new decision when the appeal changed it
+    decided_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

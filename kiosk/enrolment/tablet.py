@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
-from kiosk.crypto.pki import certificate_serial_text
+from kiosk.crypto.authority import certificate_serial_text
 from kiosk.domain.reasons import Reason
 from kiosk.enrolment.framing import (
     Ack,

@@ -15,9 +15,8 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from aiohttp import web
-from sqlalchemy import text
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys
 from kiosk.runtime import heap, sdnotify
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
@@ -32,6 +31,7 @@ from kiosk.signalling.context import CONTEXT, utc_now
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.visitors import endpoint as visitor
+from kiosk.store.db import ping
 
 log = get_logger(__name__)
 
@@ -52,8 +52,7 @@ class ServerProcess:
         if self.web.runner.server is None or self.listener.port == 0:
             return False
         async with asyncio.timeout(5):
-            async with self.runner.ctx.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await ping(self.runner.ctx.engine)
         return True
 
     async def close(self) -> None:
@@ -67,7 +66,7 @@ async def start(
     clock: Callable[[], datetime] = utc_now,
     link_timers: LinkTimers | None = None,
 ) -> ServerProcess:
-    paths = pki.PkiPaths(settings.pki_dir)
+    paths = authority.PkiPaths(settings.pki_dir)
     if not paths.grant_key.exists():
         raise FileNotFoundError(f"no grant key in {settings.pki_dir}: run `kiosk admin ca init`")
     metrics = metrics_mod.Metrics()

@@ -1,7 +1,6 @@
 """Bookings (R9-R12, R15-R17).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Iterable
@@ -12,39 +11,16 @@ from sqlalchemy import and_, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Booking,
-    BookingState,
-    Category,
-    ControlLevel,
-    Initiation,
-    LocationKind,
-    PoliceClearance,
-)
+from kiosk.domain.model import Booking, BookingState, Category, PoliceClearance
 from kiosk.store import schema as t
-
-# Bookings -------------------------------------------------------------------
+from kiosk.store.rows import columns, record
 
 
 def _booking(row: Row[Any]) -> Booking:
     clearance = None
     if row.police_cleared_by is not None and row.police_cleared_at is not None:
-        clearance = PoliceClearance(
-            cleared_by=row.police_cleared_by, cleared_at=row.police_cleared_at
-        )
-    return Booking(
-        id=row.id,
-        inmate_id=row.inmate_id,
-        contact_id=row.contact_id,
-        start=row.start,
-        end=row.end,
-        location_kind=LocationKind(row.location_kind),
-        location=row.location,
-        initiation=Initiation(row.initiation),
-        state=BookingState(row.state),
-        police_clearance=clearance,
-        control=ControlLevel(row.control),
-    )
+        clearance = PoliceClearance(row.police_cleared_by, row.police_cleared_at)  # R11
+    return record(Booking, row, police_clearance=clearance)
 
 
 async def insert_booking(
@@ -53,16 +29,7 @@ async def insert_booking(
     clearance = booking.police_clearance
     await conn.execute(
         insert(t.bookings).values(
-            id=booking.id,
-            inmate_id=booking.inmate_id,
-            contact_id=booking.contact_id,
-            start=booking.start,
-            end=booking.end,
-            location_kind=booking.location_kind.value,
-            location=booking.location,
-            initiation=booking.initiation.value,
-            state=booking.state.value,
-            control=booking.control.value,
+            **columns(booking, exclude=("police_clearance",)),
             police_cleared_by=clearance.cleared_by if clearance else None,
             police_cleared_at=clearance.cleared_at if clearance else None,
             created_by=created_by,

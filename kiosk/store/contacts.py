@@ -1,6 +1,5 @@
-"""Contacts, their decisions (R6-R8) and recorded breaches (R14).
+"""Contacts, their decisions (R6-R8), recorded breaches (R14) and e-mail confirmations (R3).
 """
-
 
 from __future__ import annotations
 
@@ -9,80 +8,93 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Select, insert, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Category,
-    Contact,
-    ContactStatus,
-    ControlLevel,
-    Decision,
-    Ground,
-    Outcome,
-    Relation,
-)
+from kiosk.domain.model import Contact, Decision
 from kiosk.store import schema as t
+from kiosk.store.rows import columns, record
 
-# Contacts, decisions, breaches ------------------------------------------------
-
-
-def _decision(row: Row[Any]) -> Decision:
-    return Decision(
-        id=row.id,
-        contact_id=row.contact_id,
-        outcome=Outcome(row.outcome),
-        control=ControlLevel(row.control),
-        grounds=tuple(Ground(g) for g in row.grounds),
-        decided_by=row.decided_by,
-        decided_at=row.decided_at,
-        note=row.note,
-    )
+# What may change after the proposal (a changed category is a new contact: R2, R5).
+CHANGING_COLUMNS = (
+    "name",
+    "email",
+    "relation",
+    "status",
+    "email_confirmed",
+    "application_received",
+)
 
 
-def _contact(row: Row[Any], decision: Decision | None) -> Contact:
-    return Contact(
-        id=row.id,
-        inmate_id=row.inmate_id,
-        name=row.name,
-        email=row.email,
-        category=Category(row.category),
-        relation=Relation(row.relation),
-        status=ContactStatus(row.status),
-        cleared_for_visits=row.cleared_for_visits,
-        email_confirmed=row.email_confirmed,
-        application_received=row.application_received,
-        decision=decision,
-        breaches=row.breaches,
-    )
+@dataclass(frozen=True, slots=True)
+class BreachRecord:
+    """R14: a breach recorded against a contact on one of its calls."""
+
+    id: str
+    call_id: str
+    recorded_by: str
+    recorded_at: datetime
+    note: str
+
+
+@dataclass(frozen=True, slots=True)
+class ContactRecord(Contact):
+    """A contact as staff see it: with the breaches recorded against it (R14)."""
+
+    breach_records: tuple[BreachRecord, ...] = ()
+
+
+async def _decisions(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> dict[str, Decision]:
+    ids = [r.decision_id for r in rows if r.decision_id is not None]
+    if not ids:
+        return {}
+    found = await conn.execute(select(t.decisions).where(t.decisions.c.id.in_(ids)))
+    return {d.id: record(Decision, d) for d in found.all()}
 
 
 async def _contacts(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[Contact]:
-    ids = [r.decision_id for r in rows if r.decision_id is not None]
-    decisions: dict[str, Decision] = {}
-    if ids:
-        found = await conn.execute(select(t.decisions).where(t.decisions.c.id.in_(ids)))
-        decisions = {d.id: _decision(d) for d in found.all()}
-    return [_contact(r, decisions.get(r.decision_id) if r.decision_id else None) for r in rows]
+    decisions = await _decisions(conn, rows)
+    return [record(Contact, r, decision=decisions.get(r.decision_id)) for r in rows]
+
+
+async def _contact_records(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> list[ContactRecord]:
+    decisions = await _decisions(conn, rows)
+    breaches: dict[str, list[BreachRecord]] = {}
+    if rows:
+        found = await conn.execute(
+            select(t.breaches)
+            .where(t.breaches.c.contact_id.in_([r.id for r in rows]))
+            .order_by(t.breaches.c.recorded_at, t.breaches.c.id)
+        )
+        for b in found.all():
+            breaches.setdefault(b.contact_id, []).append(record(BreachRecord, b))
+    return [
+        record(
+            ContactRecord,
+            r,
+            decision=decisions.get(r.decision_id),
+            breach_records=tuple(breaches.get(r.id, ())),
+        )
+        for r in rows
+    ]
+
+
+def _of_inmate(inmate_id: str) -> Select[Any]:
+    return (
+        select(t.contacts)
+        .where(t.contacts.c.inmate_id == inmate_id)
+        .order_by(t.contacts.c.created_at, t.contacts.c.id)
+    )
 
 
 async def list_contacts(conn: AsyncConnection, inmate_id: str) -> list[Contact]:
-    rows = (
-        await conn.execute(
-            select(t.contacts)
-            .where(t.contacts.c.inmate_id == inmate_id)
-            .order_by(t.contacts.c.created_at, t.contacts.c.id)
-        )
-    ).all()
-    return await _contacts(conn, rows)
+    return await _contacts(conn, (await conn.execute(_of_inmate(inmate_id))).all())
 
 
 async def get_contact(conn: AsyncConnection, contact_id: str) -> Contact | None:
-    row = (await conn.execute(select(t.contacts).where(t.contacts.c.id == contact_id))).first()
-    if row is None:
-        return None
-    return (await _contacts(conn, [row]))[0]
+    found = await get_contacts(conn, [contact_id])
+    return found.get(contact_id)
 
 
 async def get_contacts(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, Contact]:
@@ -93,22 +105,21 @@ async def get_contacts(conn: AsyncConnection, ids: Iterable[str]) -> dict[str, C
     return {c.id: c for c in await _contacts(conn, rows)}
 
 
+async def list_contact_records(conn: AsyncConnection, inmate_id: str) -> list[ContactRecord]:
+    """An inmate's contacts with their breaches (R14), as the staff API shows them."""
+    return await _contact_records(conn, (await conn.execute(_of_inmate(inmate_id))).all())
+
+
+async def get_contact_record(conn: AsyncConnection, contact_id: str) -> ContactRecord | None:
+    rows = (await conn.execute(select(t.contacts).where(t.contacts.c.id == contact_id))).all()
+    found = await _contact_records(conn, rows)
+    return found[0] if found else None
+
+
 async def insert_contact(conn: AsyncConnection, contact: Contact, now: datetime) -> None:
     await conn.execute(
         insert(t.contacts).values(
-            id=contact.id,
-            inmate_id=contact.inmate_id,
-            name=contact.name,
-            email=contact.email,
-            category=contact.category.value,
-            relation=contact.relation.value,
-            status=contact.status.value,
-            cleared_for_visits=contact.cleared_for_visits,
-            email_confirmed=contact.email_confirmed,
-            application_received=contact.application_received,
-            decision_id=None,
-            breaches=contact.breaches,
-            created_at=now,
+            **columns(contact, exclude=("decision",)), decision_id=None, created_at=now
         )
     )
 
@@ -118,53 +129,48 @@ async def update_contact(conn: AsyncConnection, contact_id: str, values: Mapping
         await conn.execute(update(t.contacts).where(t.contacts.c.id == contact_id).values(**values))
 
 
-async def insert_decision(conn: AsyncConnection, decision: Decision) -> None:
-    """Record a decision and put it in force on its contact (R8)."""
-    await conn.execute(
-        insert(t.decisions).values(
-            id=decision.id,
-            contact_id=decision.contact_id,
-            outcome=decision.outcome.value,
-            control=decision.control.value,
-            grounds=[g.value for g in decision.grounds],
-            decided_by=decision.decided_by,
-            decided_at=decision.decided_at,
-            note=decision.note,
-        )
-    )
-    status = (
-        ContactStatus.APPROVED if decision.outcome is Outcome.APPROVE else ContactStatus.REFUSED
-    )
+async def save_contact(conn: AsyncConnection, contact: Contact) -> None:
+    """Store what the policy moved: status, confirmations, and the decision in force (R8)."""
+    decision_id = contact.decision.id if contact.decision is not None else None
     await update_contact(
-        conn, decision.contact_id, {"decision_id": decision.id, "status": status.value}
+        conn, contact.id, {**columns(contact, *CHANGING_COLUMNS), "decision_id": decision_id}
     )
+
+
+async def insert_decision(conn: AsyncConnection, decision: Decision) -> None:
+    """Record a decision; ``save_contact`` puts it in force on its contact (R8)."""
+    await conn.execute(insert(t.decisions).values(**columns(decision)))
+
+
+# E-mail confirmations (R3) ------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
-class BreachRecord:
-    id: str
-    call_id: str
-    recorded_by: str
-    recorded_at: datetime
-    note: str
+class EmailConfirmation:
+    """A confirmation link, stored as the SHA-256 of its token; it confirms once."""
+
+    token_hash: str
+    contact_id: str
+    expires_at: datetime
+    used_at: datetime | None = None
+
+    def usable_at(self, now: datetime) -> bool:
+        return self.used_at is None and now < self.expires_at
 
 
-async def list_breaches(conn: AsyncConnection, contact_id: str) -> list[BreachRecord]:
-    """R14: breaches recorded against this contact, shown at later assessments."""
-    rows = (
-        await conn.execute(
-            select(t.breaches)
-            .where(t.breaches.c.contact_id == contact_id)
-            .order_by(t.breaches.c.recorded_at)
-        )
-    ).all()
-    return [
-        BreachRecord(
-            id=r.id,
-            call_id=r.call_id,
-            recorded_by=r.recorded_by,
-            recorded_at=r.recorded_at,
-            note=r.note,
-        )
-        for r in rows
-    ]
+async def insert_confirmation(conn: AsyncConnection, confirmation: EmailConfirmation) -> None:
+    await conn.execute(insert(t.email_confirmations).values(**columns(confirmation)))
+
+
+async def find_confirmation(conn: AsyncConnection, token_hash: str) -> EmailConfirmation | None:
+    query = select(t.email_confirmations).where(t.email_confirmations.c.token_hash == token_hash)
+    row = (await conn.execute(query)).first()
+    return None if row is None else record(EmailConfirmation, row)
+
+
+async def use_confirmation(conn: AsyncConnection, token_hash: str, now: datetime) -> None:
+    await conn.execute(
+        update(t.email_confirmations)
+        .where(t.email_confirmations.c.token_hash == token_hash)
+        .values(used_at=now)
+    )

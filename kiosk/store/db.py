@@ -225,6 +225,12 @@ if __name__ == "__main__":
     asyncio.run(make_revision(sys.argv[1]))
 
 
+async def ping(engine: AsyncEngine) -> None:
+    """Ask the database for nothing: it answers, or this raises (the watchdog's check)."""
+    async with engine.connect() as conn:
+        await conn.execute(text("SELECT 1"))
+
+
 async def count_rows(conn: AsyncConnection, table_name: str) -> int:
     """Rows in a table of the schema (tests and the demo check what was written)."""
     table = metadata.tables[table_name]

@@ -1,57 +1,51 @@
-"""Tablets: registration, assignment, certificates and revocation (R18).
+"""Tablets: registration, assignment, certificates and revocation (R18), tamper reports.
 """
-
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Device,
-)
+from kiosk.domain.model import Device
 from kiosk.store import schema as t
 from kiosk.store.rows import columns, record
-
-# Devices --------------------------------------------------------------------
 
 
 @dataclass(frozen=True, slots=True)
 class DeviceRecord:
-    device: Device
+    """A row of ``devices``: the tablet, and when it was registered and last seen."""
+
+    id: str
+    serial: str
     model: str
+    inmate_id: str | None
+    revoked: bool
+    certificate_serial: str | None
     registered_at: datetime
-    last_seen_at: datetime | None
+    last_seen_at: datetime | None = None
 
-
-def _device(row: Row[Any]) -> DeviceRecord:
-    return DeviceRecord(
-        device=Device(
-            id=row.id,
-            serial=row.serial,
-            inmate_id=row.inmate_id,
-            revoked=row.revoked,
-            certificate_serial=row.certificate_serial,
-        ),
-        model=row.model,
-        registered_at=row.registered_at,
-        last_seen_at=row.last_seen_at,
-    )
+    @property
+    def device(self) -> Device:
+        return Device(
+            id=self.id,
+            serial=self.serial,
+            inmate_id=self.inmate_id,
+            revoked=self.revoked,
+            certificate_serial=self.certificate_serial,
+        )
 
 
 async def list_devices(conn: AsyncConnection) -> list[DeviceRecord]:
     rows = await conn.execute(select(t.devices).order_by(t.devices.c.serial))
-    return [_device(r) for r in rows.all()]
+    return [record(DeviceRecord, r) for r in rows.all()]
 
 
 async def get_device(conn: AsyncConnection, device_id: str) -> DeviceRecord | None:
     row = (await conn.execute(select(t.devices).where(t.devices.c.id == device_id))).first()
-    return None if row is None else _device(row)
+    return None if row is None else record(DeviceRecord, row)
 
 
 async def find_device(conn: AsyncConnection, id_or_serial: str) -> DeviceRecord | None:
@@ -63,7 +57,7 @@ async def find_device(conn: AsyncConnection, id_or_serial: str) -> DeviceRecord 
             )
         )
     ).first()
-    return None if row is None else _device(row)
+    return None if row is None else record(DeviceRecord, row)
 
 
 async def device_serial_taken(
@@ -78,15 +72,28 @@ async def device_serial_taken(
 
 async def insert_device(conn: AsyncConnection, device: Device, model: str, now: datetime) -> None:
     await conn.execute(
-        insert(t.devices).values(
-            id=device.id,
-            serial=device.serial,
-            model=model,
-            inmate_id=device.inmate_id,
-            revoked=device.revoked,
-            certificate_serial=device.certificate_serial,
-            registered_at=now,
-        )
+        insert(t.devices).values(**columns(device), model=model, registered_at=now)
+    )
+
+
+async def device_for_certificate(conn: AsyncConnection, certificate_serial: str) -> Device | None:
+    """The tablet a certificate is (ARCHITECTURE.md, Trust)."""
+    query = select(t.devices).where(t.devices.c.certificate_serial == certificate_serial)
+    row = (await conn.execute(query)).first()
+    return None if row is None else record(DeviceRecord, row).device
+
+
+async def certificate_revoked(conn: AsyncConnection, certificate_serial: str) -> bool:
+    query = select(t.revoked_certificates.c.serial).where(
+        t.revoked_certificates.c.serial == certificate_serial
+    )
+    return (await conn.execute(query)).first() is not None
+
+
+async def touch_device(conn: AsyncConnection, device_id: str, now: datetime) -> None:
+    """The tablet was seen on its link now."""
+    await conn.execute(
+        update(t.devices).where(t.devices.c.id == device_id).values(last_seen_at=now)
     )
 
 
@@ -113,14 +120,7 @@ async def revoke_device(conn: AsyncConnection, device: Device, now: datetime) ->
     """Mark the tablet revoked and its certificate serial refused from now on."""
     await conn.execute(update(t.devices).where(t.devices.c.id == device.id).values(revoked=True))
     if device.certificate_serial is not None:
-        known = (
-            await conn.execute(
-                select(t.revoked_certificates.c.serial).where(
-                    t.revoked_certificates.c.serial == device.certificate_serial
-                )
-            )
-        ).first()
-        if known is None:
+        if not await certificate_revoked(conn, device.certificate_serial):
             await conn.execute(
                 insert(t.revoked_certificates).values(
                     serial=device.certificate_serial, revoked_at=now

@@ -1,27 +1,18 @@
 """The facility: settings, closures (R15) and restrictions (R16).
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Closure,
-    Facility,
-    FacilitySettings,
-    Restriction,
-    RestrictionKind,
-)
+from kiosk.domain.model import Closure, Facility, FacilitySettings, Restriction
 from kiosk.store import schema as t
 from kiosk.store.ids import new_id
-
-# Facility -------------------------------------------------------------------
+from kiosk.store.rows import columns, record
 
 SETTING_COLUMNS = (
     "contact_limit",
@@ -32,23 +23,6 @@ SETTING_COLUMNS = (
     "monitoring_staff",
     "max_call_minutes",
 )
-
-
-def _closure(row: Row[Any]) -> Closure:
-    return Closure(
-        id=row.id, start=row.start, end=row.end, order_deadline=row.order_deadline, note=row.note
-    )
-
-
-def _restriction(row: Row[Any]) -> Restriction:
-    return Restriction(
-        id=row.id,
-        start=row.start,
-        end=row.end,
-        kind=RestrictionKind(row.kind),
-        limit_minutes=row.limit_minutes,
-        note=row.note,
-    )
 
 
 async def get_facility(conn: AsyncConnection) -> Facility | None:
@@ -78,8 +52,8 @@ async def get_facility(conn: AsyncConnection) -> Facility | None:
         rooms=tuple(row.rooms),
         monitoring_staff=row.monitoring_staff,
         max_call_minutes=row.max_call_minutes,
-        closures=tuple(_closure(r) for r in closures),
-        restrictions=tuple(_restriction(r) for r in restrictions),
+        closures=tuple(record(Closure, r) for r in closures),
+        restrictions=tuple(record(Restriction, r) for r in restrictions),
     )
     return Facility(id=row.id, name=row.name, timezone=row.timezone, settings=settings)
 
@@ -118,16 +92,7 @@ async def update_facility(
 
 
 async def insert_closure(conn: AsyncConnection, facility_id: str, closure: Closure) -> None:
-    await conn.execute(
-        insert(t.closures).values(
-            id=closure.id,
-            facility_id=facility_id,
-            start=closure.start,
-            end=closure.end,
-            order_deadline=closure.order_deadline,
-            note=closure.note,
-        )
-    )
+    await conn.execute(insert(t.closures).values(**columns(closure), facility_id=facility_id))
 
 
 async def delete_closure(conn: AsyncConnection, closure_id: str) -> bool:
@@ -139,15 +104,7 @@ async def insert_restriction(
     conn: AsyncConnection, facility_id: str, restriction: Restriction
 ) -> None:
     await conn.execute(
-        insert(t.restrictions).values(
-            id=restriction.id,
-            facility_id=facility_id,
-            start=restriction.start,
-            end=restriction.end,
-            kind=restriction.kind.value,
-            limit_minutes=restriction.limit_minutes,
-            note=restriction.note,
-        )
+        insert(t.restrictions).values(**columns(restriction), facility_id=facility_id)
     )
 
 
@@ -155,7 +112,7 @@ async def get_restriction(conn: AsyncConnection, restriction_id: str) -> Restric
     row = (
         await conn.execute(select(t.restrictions).where(t.restrictions.c.id == restriction_id))
     ).first()
-    return None if row is None else _restriction(row)
+    return None if row is None else record(Restriction, row)
 
 
 async def delete_restriction(conn: AsyncConnection, restriction_id: str) -> bool:

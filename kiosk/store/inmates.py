@@ -1,7 +1,6 @@
 """Inmates.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -9,33 +8,18 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Inmate,
-)
+from kiosk.domain.model import Inmate
 from kiosk.store import schema as t
-
-# Inmates --------------------------------------------------------------------
-
-
-def _inmate(row: Row[Any]) -> Inmate:
-    return Inmate(
-        id=row.id,
-        facility_id=row.facility_id,
-        name=row.name,
-        remand=row.remand,
-        minor=row.minor,
-        active=row.active,
-    )
+from kiosk.store.rows import columns, record
 
 
 async def list_inmates(conn: AsyncConnection, active: bool | None = None) -> list[Inmate]:
     query = select(t.inmates).order_by(t.inmates.c.name, t.inmates.c.id)
     if active is not None:
         query = query.where(t.inmates.c.active.is_(active))
-    return [_inmate(r) for r in (await conn.execute(query)).all()]
+    return [record(Inmate, r) for r in (await conn.execute(query)).all()]
 
 
 async def get_inmate(
@@ -47,21 +31,11 @@ async def get_inmate(
     if for_update:
         query = query.with_for_update()
     row = (await conn.execute(query)).first()
-    return None if row is None else _inmate(row)
+    return None if row is None else record(Inmate, row)
 
 
 async def insert_inmate(conn: AsyncConnection, inmate: Inmate, now: datetime) -> None:
-    await conn.execute(
-        insert(t.inmates).values(
-            id=inmate.id,
-            facility_id=inmate.facility_id,
-            name=inmate.name,
-            remand=inmate.remand,
-            minor=inmate.minor,
-            active=inmate.active,
-            created_at=now,
-        )
-    )
+    await conn.execute(insert(t.inmates).values(**columns(inmate), created_at=now))
 
 
 async def update_inmate(conn: AsyncConnection, inmate_id: str, values: Mapping[str, Any]) -> None:

@@ -66,7 +66,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def columns(item: Any, *names: str) -> dict[str, Any]:
-    """The column values of a record's fields (all of them, or only ``names``)."""
-    wanted = names or tuple(f.name for f in dataclasses.fields(item))
+def columns(item: Any, *names: str, exclude: tuple[str, ...] = ()) -> dict[str, Any]:
+    """The column values of a record's fields: all of them but ``exclude``, or only ``names``."""
+    wanted = names or tuple(f.name for f in dataclasses.fields(item) if f.name not in exclude)
     return {name: _plain(getattr(item, name)) for name in wanted}

@@ -1,7 +1,6 @@
 """Staff accounts, their sessions and API tokens.
 """
 
-
 from __future__ import annotations
 
 from collections.abc import Mapping
@@ -10,16 +9,12 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, insert, select, update
-from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import (
-    Role,
-)
+from kiosk.domain.model import Role
 from kiosk.store import schema as t
 from kiosk.store.ids import new_id
-
-# Staff, sessions and tokens -------------------------------------------------
+from kiosk.store.rows import record
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,17 +25,6 @@ class StaffRecord:
     role: Role
     active: bool
     password_hash: str
-
-
-def _staff(row: Row[Any]) -> StaffRecord:
-    return StaffRecord(
-        id=row.id,
-        username=row.username,
-        display_name=row.display_name,
-        role=Role(row.role),
-        active=row.active,
-        password_hash=row.password_hash,
-    )
 
 
 async def insert_staff(
@@ -68,17 +52,17 @@ async def insert_staff(
 
 async def get_staff(conn: AsyncConnection, staff_id: str) -> StaffRecord | None:
     row = (await conn.execute(select(t.staff).where(t.staff.c.id == staff_id))).first()
-    return None if row is None else _staff(row)
+    return None if row is None else record(StaffRecord, row)
 
 
 async def get_staff_by_username(conn: AsyncConnection, username: str) -> StaffRecord | None:
     row = (await conn.execute(select(t.staff).where(t.staff.c.username == username))).first()
-    return None if row is None else _staff(row)
+    return None if row is None else record(StaffRecord, row)
 
 
 async def list_staff(conn: AsyncConnection) -> list[StaffRecord]:
     rows = await conn.execute(select(t.staff).order_by(t.staff.c.username))
-    return [_staff(r) for r in rows.all()]
+    return [record(StaffRecord, r) for r in rows.all()]
 
 
 async def update_staff(conn: AsyncConnection, staff_id: str, values: Mapping[str, Any]) -> None:
@@ -127,7 +111,7 @@ async def find_session(
             .where(t.staff_sessions.c.expires_at > now)
         )
     ).first()
-    return None if row is None else (_staff(row), row.csrf_token)
+    return None if row is None else (record(StaffRecord, row), row.csrf_token)
 
 
 async def delete_session(conn: AsyncConnection, token_hash: str) -> None:
@@ -181,15 +165,7 @@ async def list_api_tokens(conn: AsyncConnection) -> list[ApiTokenRecord]:
         .order_by(t.api_tokens.c.created_at, t.api_tokens.c.token_hash)
     )
     return [
-        ApiTokenRecord(
-            id=r.token_hash[:TOKEN_ID_LENGTH],
-            staff_id=r.staff_id,
-            username=r.username,
-            label=r.label,
-            created_at=r.created_at,
-            expires_at=r.expires_at,
-            revoked=bool(r.revoked),
-        )
+        record(ApiTokenRecord, r, id=r.token_hash[:TOKEN_ID_LENGTH], revoked=bool(r.revoked))
         for r in rows
     ]
 
@@ -219,4 +195,4 @@ async def find_api_token(
             .where((t.api_tokens.c.expires_at.is_(None)) | (t.api_tokens.c.expires_at > now))
         )
     ).first()
-    return None if row is None else _staff(row)
+    return None if row is None else record(StaffRecord, row)

@@ -16,7 +16,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from kiosk.crypto import pki
+from kiosk.crypto import local_enrolment, pki
 from kiosk.device.media import input_formats
 from tests.harness import ROOT, free_port
 
@@ -26,7 +26,7 @@ pytestmark = pytest.mark.timeout(120)
 def agent_config(tmp: Path, ui_port: int, extra: str = "") -> Path:
     pki_dir = tmp / "pki"
     pki.init_ca(pki_dir, ["127.0.0.1"])
-    e = pki.enrol_local(pki_dir, "SN-CLI-1", tmp / "agent")
+    e = local_enrolment.enrol_local(pki_dir, "SN-CLI-1", tmp / "agent")
     config = tmp / "agent.toml"
     config.write_text(
         f"""[agent]

@@ -27,7 +27,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys, local_enrolment, pki
 from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
 from kiosk.device.media import PatternTrack, ToneTrack
 from kiosk.domain.model import Category, ControlLevel, Route
@@ -186,12 +186,13 @@ class World:
 async def make_world(engine: AsyncEngine, tmp: Path, server_kw: dict[str, Any]) -> World:
     pki_dir = tmp / "pki"
     pki.init_ca(pki_dir, ["127.0.0.1"])
-    enrolled = pki.enrol_local(pki_dir, "SN-AGENT-1", tmp / "agent")
+    enrolled = local_enrolment.enrol_local(pki_dir, "SN-AGENT-1", tmp / "agent")
     async with engine.begin() as conn:
         device = await device_registry.register_device(
             conn, "SN-AGENT-1", enrolled.certificate_serial, datetime.now(UTC)
         )
-    server = Server(keys.load_ed25519_private_key(pki.PkiPaths(pki_dir).grant_key), **server_kw)
+    grant_key = keys.load_ed25519_private_key(authority.PkiPaths(pki_dir).grant_key)
+    server = Server(grant_key, **server_kw)
     hub = DeviceHub(engine, server, SERVER_TIMERS)
     server.hub = hub
     listener = DeviceListener(hub, pki_dir, "127.0.0.1", 0)
@@ -439,7 +440,7 @@ async def test_a_silent_server_is_noticed_and_the_link_remade(tmp_path: Path) ->
 
     pki_dir = tmp_path / "pki"
     pki.init_ca(pki_dir, ["127.0.0.1"])
-    enrolled = pki.enrol_local(pki_dir, "SN-SILENT-1", tmp_path / "agent")
+    enrolled = local_enrolment.enrol_local(pki_dir, "SN-SILENT-1", tmp_path / "agent")
     accepted: list[float] = []
     hellos: list[str] = []
 

@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, pki
 from kiosk.domain.access import PERMISSIONS
 from kiosk.domain.model import Role
 from kiosk.signalling.auth import SESSION_COOKIE
@@ -326,7 +326,7 @@ async def test_tls_listener_sets_secure_cookie_and_hsts(tmp_path: Path) -> None:
     """A real TLS listener with a certificate from the deployment CA."""
     pki_dir = tmp_path / "pki"
     pki.init_ca(pki_dir, hosts=["127.0.0.1"])
-    paths = pki.PkiPaths(pki_dir)
+    paths = authority.PkiPaths(pki_dir)
     client = ssl.create_default_context(cafile=str(paths.ca_cert))
     async with live_api(
         tmp_path,

@@ -445,14 +445,14 @@ async def test_calls_list_live_and_past(api: LiveApi) -> None:
 
 
 async def test_revoking_through_the_api_puts_the_serial_on_the_crl(tmp_path: Path) -> None:
-    from kiosk.crypto import pki
+    from kiosk.crypto import pki, revocation
 
     pki.init_ca(tmp_path / "pki")
     async with live_api(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'k.sqlite3'}") as api:
         d = await ok(api, "POST", "/devices", {"serial": "TAB-3", "certificate_serial": "abc"}, 201)
-        assert "abc" not in pki.revoked_serials(tmp_path / "pki")
+        assert "abc" not in revocation.revoked_serials(tmp_path / "pki")
         await ok(api, "POST", f"/devices/{d['id']}/revoke")
-        assert "abc" in pki.revoked_serials(tmp_path / "pki")
+        assert "abc" in revocation.revoked_serials(tmp_path / "pki")
 
 
 async def test_facility_settings(api: LiveApi) -> None:

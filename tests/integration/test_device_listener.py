@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, local_enrolment, pki, revocation
 from kiosk.crypto import tls as tlsconfig
 from kiosk.signalling.devices import registry as device_registry
 from kiosk.signalling.devices.listener import (
@@ -67,7 +67,7 @@ class Recorder:
 @dataclass
 class Tablet:
     device_id: str
-    enrolled: pki.EnrolledDevice
+    enrolled: local_enrolment.EnrolledDevice
 
     def context(self) -> ssl.SSLContext:
         e = self.enrolled
@@ -89,7 +89,7 @@ class World:
         return f"wss://127.0.0.1:{self.listener.port}/device/v1"
 
     async def tablet(self, serial: str, *, register: bool = True, **enrol: Any) -> Tablet:
-        e = pki.enrol_local(self.pki_dir, serial, self.tmp / serial, **enrol)
+        e = local_enrolment.enrol_local(self.pki_dir, serial, self.tmp / serial, **enrol)
         device_id = ""
         if register:
             async with self.engine.begin() as conn:
@@ -230,7 +230,7 @@ async def test_a_revoked_certificate_fails_the_handshake(world: World) -> None:
     assert (await ping(ws, 1))["type"] == "pong"
     await ws.close()
     # Only the CRL: the database still thinks the device is fine.
-    pki.revoke(world.pki_dir, tablet.enrolled.certificate_serial)
+    revocation.revoke(world.pki_dir, tablet.enrolled.certificate_serial)
     assert await refused_at_handshake(world, tablet.context()) == "certificate revoked"
 
 
@@ -243,13 +243,15 @@ async def test_an_expired_certificate_fails_the_handshake(world: World) -> None:
 async def test_a_certificate_from_a_foreign_ca_fails_the_handshake(world: World) -> None:
     other = world.tmp / "other-pki"
     pki.init_ca(other, ["127.0.0.1"])
-    foreign = pki.enrol_local(other, "TAB-X", world.tmp / "x")
+    foreign = local_enrolment.enrol_local(other, "TAB-X", world.tmp / "x")
     # Even registered under its serial, the certificate does not chain to our CA.
     async with world.engine.begin() as conn:
         await device_registry.register_device(
             conn, "TAB-X", foreign.certificate_serial, datetime.now(UTC)
         )
-    ctx = tlsconfig.agent_client_context(world.pki_dir / pki.CA_CERT, foreign.cert, foreign.key)
+    ctx = tlsconfig.agent_client_context(
+        world.pki_dir / authority.CA_CERT, foreign.cert, foreign.key
+    )
     reason = await refused_at_handshake(world, ctx)
     assert reason == "unable to get local issuer certificate"
 
@@ -257,7 +259,7 @@ async def test_a_certificate_from_a_foreign_ca_fails_the_handshake(world: World)
 async def test_no_client_certificate_fails_the_handshake(world: World) -> None:
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_3
-    ctx.load_verify_locations(world.pki_dir / pki.CA_CERT)
+    ctx.load_verify_locations(world.pki_dir / authority.CA_CERT)
     assert await refused_at_handshake(world, ctx) == "peer_did_not_return_a_certificate"
 
 
@@ -317,7 +319,7 @@ async def test_a_revocation_by_another_process_cuts_the_link_through_the_crl(
     ws = await world.connect(tablet)
     await ping(ws, 1)
     # What `kiosk admin device revoke` in another process leaves behind: a new crl.pem.
-    pki.revoke(world.pki_dir, tablet.enrolled.certificate_serial)
+    revocation.revoke(world.pki_dir, tablet.enrolled.certificate_serial)
     code, _ = await closed_with(ws)  # the listener's CRL watch notices within seconds
     assert code == CloseCode.DEVICE_REVOKED
 

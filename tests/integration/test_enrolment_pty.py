@@ -21,7 +21,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys, pki, revocation
 from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
 from kiosk.runtime.config import load_settings
@@ -220,7 +220,7 @@ async def test_server_unreachable_means_not_provisioned(tmp_path: Path) -> None:
     # could not use it.
     issued = re.search(r"certificate ([0-9a-f]+) issued", o.station_out)
     assert issued is not None
-    assert issued.group(1) in pki.revoked_serials(d.pki_dir)
+    assert issued.group(1) in revocation.revoked_serials(d.pki_dir)
 
 
 async def test_station_cli_sets_up_key_and_inventory(tmp_path: Path) -> None:
@@ -313,7 +313,7 @@ async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path
         (row,) = listing["items"]
         cert = x509.load_pem_x509_certificate((agent / "device.pem").read_bytes())
         assert row["serial"] == SERIAL and row["model"] == "Tab-10"
-        assert row["certificate_serial"] == pki.certificate_serial_text(cert)
+        assert row["certificate_serial"] == authority.certificate_serial_text(cert)
         assert marker["device_id"] == row["id"]
         record = Inventory(tmp_path / "station").get(SERIAL)
         assert record is not None and record.device_id == row["id"]
@@ -346,13 +346,13 @@ async def test_reprovisioning_asked_for_gives_a_new_identity_and_revokes_the_old
         assert (o.station_rc, o.device_rc) == (0, 0), o.station_out
         new = x509.load_pem_x509_certificate((d.agent_dir / "device.pem").read_bytes())
         assert new.serial_number != old.serial_number
-        revoked = pki.revoked_serials(d.pki_dir)
-        assert pki.certificate_serial_text(old) in revoked
-        assert pki.certificate_serial_text(new) not in revoked
+        revoked = revocation.revoked_serials(d.pki_dir)
+        assert authority.certificate_serial_text(old) in revoked
+        assert authority.certificate_serial_text(new) not in revoked
         status, listing = await api.call("GET", "/devices")
         assert status == 200
         (row,) = listing["items"]  # the same tablet, one row
-        assert row["certificate_serial"] == pki.certificate_serial_text(new)
+        assert row["certificate_serial"] == authority.certificate_serial_text(new)
         assert not row["revoked"]
         status, audit = await api.call("GET", "/audit")
         assert any(e["action"] == "device.reprovisioned" for e in audit["items"])
@@ -402,7 +402,7 @@ def test_the_ca_refusals_reach_the_protocol_as_reasons(tmp_path: Path) -> None:
     key = ec.generate_private_key(ec.SECP256R1())
     issued = issue(build_csr(key, SERIAL), SERIAL)
     cert = x509.load_pem_x509_certificate(issued.certificate_pem.encode())
-    assert issued.serial == pki.certificate_serial_text(cert)
+    assert issued.serial == authority.certificate_serial_text(cert)
     assert cert.public_key() == key.public_key()
     with pytest.raises(IssueRefused) as refused:
         issue(build_csr(key, "KT-OTHER"), SERIAL)

@@ -17,7 +17,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from kiosk.demo import seed, start_demo
+from kiosk.demo import start_demo
+from kiosk.demo_seed import seed
 from kiosk.domain.model import Role
 from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import API_PREFIX

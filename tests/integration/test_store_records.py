@@ -23,7 +23,7 @@ from kiosk.domain.model import (
 from kiosk.domain.reasons import EndReason
 from kiosk.store import calls, devices
 from kiosk.store.bookings import insert_booking
-from kiosk.store.contacts import get_contact, insert_contact, list_breaches
+from kiosk.store.contacts import get_contact_record, insert_contact
 from kiosk.store.db import write_transaction
 from kiosk.store.facility import ensure_facility
 from kiosk.store.ids import new_id
@@ -126,9 +126,9 @@ async def test_a_breach_is_recorded_against_the_calls_contact(engine: AsyncEngin
         await calls.insert_call(conn, call)
         await calls.record_breach(conn, "breach-1", call, "staff-1", NOW, "showed a note")
     async with engine.connect() as conn:
-        contact = await get_contact(conn, booking.contact_id)
+        contact = await get_contact_record(conn, booking.contact_id)
         assert contact is not None and contact.breaches == 1  # R14
-        (breach,) = await list_breaches(conn, booking.contact_id)
+        (breach,) = contact.breach_records
         assert (breach.call_id, breach.recorded_by, breach.note) == (
             call.id,
             "staff-1",

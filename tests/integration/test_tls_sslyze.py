@@ -35,7 +35,7 @@ from sslyze.mozilla_tls_profile.tls_config_checker import (
     check_server_against_tls_configuration,
 )
 
-from kiosk.crypto import keys, pki
+from kiosk.crypto import authority, keys, local_enrolment, pki
 from kiosk.crypto import tls as tlsconfig
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from kiosk.store.db import make_engine
@@ -51,7 +51,9 @@ async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def _scan(port: int, ca_file: Path, client: pki.EnrolledDevice | None = None) -> ServerScanResult:
+def _scan(
+    port: int, ca_file: Path, client: local_enrolment.EnrolledDevice | None = None
+) -> ServerScanResult:
     network = ServerNetworkConfiguration(
         tls_server_name_indication="127.0.0.1",
         tls_client_auth_credentials=None
@@ -87,11 +89,11 @@ async def test_the_live_device_listener_passes_mozilla_modern(
 ) -> None:
     pki_dir = tmp_path / "pki"
     pki.init_ca(pki_dir, ["127.0.0.1"])
-    device = pki.enrol_local(pki_dir, "TAB-SCAN", tmp_path / "agent")
+    device = local_enrolment.enrol_local(pki_dir, "TAB-SCAN", tmp_path / "agent")
     listener = DeviceListener(DeviceHub(sqlite_engine), pki_dir, "127.0.0.1", 0)
     port = await listener.start()
     try:
-        result = await asyncio.to_thread(_scan, port, pki_dir / pki.CA_CERT, device)
+        result = await asyncio.to_thread(_scan, port, pki_dir / authority.CA_CERT, device)
     finally:
         await listener.stop()
     _assert_compliant(result, TlsConfigurationEnum.MOZILLA_MODERN)
@@ -118,7 +120,7 @@ async def test_the_device_listener_turns_away_a_scanner_without_a_certificate(
     listener = DeviceListener(DeviceHub(sqlite_engine), pki_dir, "127.0.0.1", 0)
     port = await listener.start()
     try:
-        result = await asyncio.to_thread(_scan, port, pki_dir / pki.CA_CERT)
+        result = await asyncio.to_thread(_scan, port, pki_dir / authority.CA_CERT)
     finally:
         await listener.stop()
     # Without a device certificate the handshake is refused: sslyze cannot even connect.
@@ -156,7 +158,7 @@ async def test_the_web_listener_context_passes_mozilla_intermediate(tmp_path: Pa
     )
     await site.start()
     try:
-        result = await asyncio.to_thread(_scan, site.port, pki_dir / pki.CA_CERT)
+        result = await asyncio.to_thread(_scan, site.port, pki_dir / authority.CA_CERT)
     finally:
         await runner.cleanup()
     _assert_compliant(result, TlsConfigurationEnum.MOZILLA_INTERMEDIATE)

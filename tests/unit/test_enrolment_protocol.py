@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kiosk.crypto.pki import certificate_serial_text as certificate_serial
+from kiosk.crypto.authority import certificate_serial_text as certificate_serial
 from kiosk.domain.reasons import Reason
 from kiosk.enrolment import station as sta
 from kiosk.enrolment import tablet as dev

@@ -2,8 +2,9 @@
 
 A cycle between modules means neither can be understood, tested or loaded
 without the other; an import only for type checking, or one inside a
-function, is a cycle all the same (it only hides it from the loader). The purity and the tablet's separation are import-linter contracts in
-pyproject.toml, run by ``make lint``.
+function, is a cycle all the same (it only hides it from the loader). The
+purity of the pure packages and the tablet's separation from the server are
+import-linter contracts in pyproject.toml, run by ``make lint``.
 """
 
 from __future__ import annotations

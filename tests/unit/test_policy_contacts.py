@@ -2,22 +2,28 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from typing import Any
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.domain.model import (
+    Appeal,
+    AppealBy,
     AppealState,
     Category,
+    Contact,
     ContactStatus,
     ControlLevel,
+    Decision,
     FacilitySettings,
     Ground,
     Outcome,
 )
 from kiosk.domain.policy import (
     ALLOW,
-    Allow,
     Deny,
     confirm_email,
     decide_appeal,
@@ -34,8 +40,13 @@ from . import strategies as s
 SETTINGS = FacilitySettings()  # contact_limit 4
 
 
-def refused_for(verdict: Allow | Deny) -> Reason | None:
+def refused_for(verdict: object) -> Reason | None:
     return verdict.reason if isinstance(verdict, Deny) else None
+
+
+def allowed(outcome: object) -> bool:
+    """Allowed: the rule gave the new value (or ALLOW), not a refusal."""
+    return not isinstance(outcome, Deny)
 
 
 def test_verdicts_are_truthy_when_allowed_and_carry_a_reason_when_denied() -> None:
@@ -110,7 +121,9 @@ def test_r2_proposal_is_refused_exactly_when_the_personal_count_is_at_the_limit(
 def test_r3_a_visitor_cleared_for_visits_only_confirms_by_email() -> None:
     assert initial_status(cleared_for_visits=True) is ContactStatus.AWAITING_CONFIRMATION
     c = s.contact(status=ContactStatus.AWAITING_CONFIRMATION, cleared_for_visits=True)
-    assert confirm_email(c) == ALLOW
+    assert confirm_email(c) == replace(
+        c, status=ContactStatus.AWAITING_ASSESSMENT, email_confirmed=True
+    )
 
 
 def test_r3_confirmation_is_refused_when_not_awaited() -> None:
@@ -122,7 +135,10 @@ def test_r3_confirmation_is_refused_when_not_awaited() -> None:
 
 def test_r4_a_visitor_not_cleared_applies_first() -> None:
     assert initial_status(cleared_for_visits=False) is ContactStatus.AWAITING_APPLICATION
-    assert receive_application(s.contact(status=ContactStatus.AWAITING_APPLICATION)) == ALLOW
+    c = s.contact(status=ContactStatus.AWAITING_APPLICATION)
+    assert receive_application(c) == replace(
+        c, status=ContactStatus.AWAITING_ASSESSMENT, application_received=True
+    )
 
 
 def test_r4_an_application_is_refused_when_not_awaited() -> None:
@@ -133,21 +149,46 @@ def test_r4_an_application_is_refused_when_not_awaited() -> None:
         assert refused_for(verdict) is Reason.CONTACT_NOT_PENDING
 
 
+def _decision(
+    c: Contact,
+    outcome: Outcome = Outcome.APPROVE,
+    control: ControlLevel = ControlLevel.NONE,
+    grounds: tuple[Ground, ...] = (),
+) -> Decision:
+    return replace(s.decision(c.id, outcome, control, grounds), decided_at=s.MONDAY)
+
+
 def _decide(
-    c: object = None,
+    c: Contact | None = None,
     outcome: Outcome = Outcome.APPROVE,
     control: ControlLevel = ControlLevel.NONE,
     grounds: tuple[Ground, ...] = (),
     settings: FacilitySettings = SETTINGS,
-    existing: tuple[object, ...] = (),
-    **kw: object,
-) -> Allow | Deny:
+    existing: tuple[Contact, ...] = (),
+    **kw: Any,
+) -> Contact | Deny:
     contact = c if c is not None else s.contact()
-    return decide_contact(contact, outcome, control, grounds, settings, existing, **kw)  # type: ignore[arg-type]
+    decision = _decision(contact, outcome, control, grounds)
+    return decide_contact(contact, decision, settings, existing, **kw)
 
 
 def test_r4_an_assessed_contact_can_be_approved() -> None:
-    assert _decide(s.contact(status=ContactStatus.AWAITING_ASSESSMENT)) == ALLOW
+    assert allowed(_decide(s.contact(status=ContactStatus.AWAITING_ASSESSMENT)))
+
+
+@pytest.mark.parametrize("outcome", list(Outcome), ids=str)
+def test_r8_a_decision_comes_back_in_force_on_the_contact(outcome: Outcome) -> None:
+    c = s.contact(status=ContactStatus.AWAITING_ASSESSMENT)
+    decision = _decision(c, outcome)
+    decided = decide_contact(c, decision, SETTINGS, ())
+    status = ContactStatus.APPROVED if outcome is Outcome.APPROVE else ContactStatus.REFUSED
+    assert decided == replace(c, status=status, decision=decision)
+
+
+def test_a_decision_about_another_contact_is_refused() -> None:
+    c = s.contact()
+    verdict = decide_contact(c, _decision(s.contact()), SETTINGS, ())
+    assert refused_for(verdict) is Reason.INVALID_REQUEST
 
 
 def test_r3_approval_before_email_confirmation_is_refused() -> None:
@@ -170,7 +211,7 @@ def test_r4_approval_before_the_application_is_refused() -> None:
     ids=str,
 )
 def test_r4_refusal_is_possible_from_any_awaiting_state(status: ContactStatus) -> None:
-    assert _decide(s.contact(status=status), Outcome.REFUSE) == ALLOW
+    assert allowed(_decide(s.contact(status=status), Outcome.REFUSE))
 
 
 def test_r4_a_refusal_records_no_control_level() -> None:
@@ -187,17 +228,17 @@ def test_r6_personal_and_official_contacts_may_be_controlled(
     category: Category, control: ControlLevel
 ) -> None:
     c = s.contact(category=category)
-    assert _decide(c, control=control, grounds=(Ground.DRUGS,)) == ALLOW
+    assert allowed(_decide(c, control=control, grounds=(Ground.DRUGS,)))
 
 
 def test_r7_a_controlled_approval_states_its_grounds() -> None:
     verdict = _decide(s.contact(), control=ControlLevel.HEARING, grounds=())
     assert refused_for(verdict) is Reason.GROUNDS_REQUIRED
-    assert _decide(s.contact(), control=ControlLevel.HEARING, grounds=(Ground.THREATS,)) == ALLOW
+    assert allowed(_decide(s.contact(), control=ControlLevel.HEARING, grounds=(Ground.THREATS,)))
 
 
 def test_r7_an_uncontrolled_approval_needs_no_grounds() -> None:
-    assert _decide(s.contact(), control=ControlLevel.NONE, grounds=()) == ALLOW
+    assert allowed(_decide(s.contact(), control=ControlLevel.NONE, grounds=()))
 
 
 @pytest.mark.parametrize("category", [Category.DEFENCE_COUNSEL, Category.POLICE], ids=str)
@@ -215,14 +256,14 @@ def test_r13_privileged_contacts_can_never_be_controlled(
 
 @pytest.mark.parametrize("category", [Category.DEFENCE_COUNSEL, Category.POLICE], ids=str)
 def test_r13_privileged_contacts_are_approved_uncontrolled(category: Category) -> None:
-    assert _decide(s.contact(category=category), control=ControlLevel.NONE) == ALLOW
+    assert allowed(_decide(s.contact(category=category), control=ControlLevel.NONE))
 
 
 def test_r5_court_calls_are_not_controlled() -> None:
     c = s.contact(category=Category.COURT)
     verdict = _decide(c, control=ControlLevel.SIGHT, grounds=(Ground.OTHER,))
     assert refused_for(verdict) is Reason.CATEGORY_NOT_CONTROLLABLE
-    assert _decide(c, control=ControlLevel.NONE) == ALLOW
+    assert allowed(_decide(c, control=ControlLevel.NONE))
 
 
 @given(s.categories, s.control_levels, s.grounds)
@@ -230,7 +271,7 @@ def test_r13_no_approval_ever_leaves_a_privileged_contact_controlled(
     category: Category, control: ControlLevel, grounds: tuple[Ground, ...]
 ) -> None:
     verdict = _decide(s.contact(category=category), control=control, grounds=grounds)
-    if verdict:
+    if allowed(verdict):
         assert not (category.privileged and control.controlled)
         assert not (control.controlled and not category.may_be_controlled)
         assert not (control.controlled and not grounds)
@@ -242,7 +283,7 @@ def test_r13_no_approval_ever_leaves_a_privileged_contact_controlled(
 def test_r2_approval_rechecks_a_lowered_limit() -> None:
     target = s.contact()
     others = (s.approved(), s.approved(), s.approved())
-    assert _decide(target, existing=(target, *others)) == ALLOW
+    assert allowed(_decide(target, existing=(target, *others)))
     lowered = FacilitySettings(contact_limit=3)
     verdict = _decide(target, settings=lowered, existing=(target, *others))
     assert refused_for(verdict) is Reason.CONTACT_LIMIT_REACHED
@@ -251,7 +292,7 @@ def test_r2_approval_rechecks_a_lowered_limit() -> None:
 def test_r2_approving_an_official_contact_ignores_the_limit() -> None:
     target = s.contact(category=Category.OFFICIAL)
     others = tuple(s.approved() for _ in range(5))
-    assert _decide(target, existing=(target, *others)) == ALLOW
+    assert allowed(_decide(target, existing=(target, *others)))
 
 
 # --- R8: appeals and the decision in force --------------------------------------------
@@ -263,36 +304,59 @@ def test_r8_a_decision_in_force_is_not_simply_replaced() -> None:
             assert refused_for(_decide(c, outcome)) is Reason.CONTACT_NOT_PENDING
 
 
+def _file(c: Contact, pending: tuple[Appeal, ...] = ()) -> Appeal | Deny:
+    return file_appeal(
+        c, pending, appeal_id="appeal-1", by=AppealBy.CONTACT, text="why", now=s.MONDAY
+    )
+
+
 def test_r8_a_decision_may_be_appealed() -> None:
-    assert file_appeal(s.approved(control=ControlLevel.SIGHT)) == ALLOW
-    assert file_appeal(s.refused()) == ALLOW
+    for c in (s.approved(control=ControlLevel.SIGHT), s.refused()):
+        assert c.decision is not None
+        assert _file(c) == Appeal(
+            id="appeal-1",
+            contact_id=c.id,
+            decision_id=c.decision.id,  # the decision in force
+            by=AppealBy.CONTACT,
+            filed_at=s.MONDAY,
+            text="why",
+            state=AppealState.PENDING,
+        )
 
 
 def test_r8_a_contact_without_a_decision_has_nothing_to_appeal() -> None:
-    assert refused_for(file_appeal(s.contact())) is Reason.CONTACT_NOT_PENDING
+    assert refused_for(_file(s.contact())) is Reason.CONTACT_NOT_PENDING
 
 
 def test_r8_one_appeal_at_a_time() -> None:
     c = s.approved()
-    verdict = file_appeal(c, pending=[s.appeal(c)])
+    verdict = _file(c, pending=(s.appeal(c),))
     assert refused_for(verdict) is Reason.CONFLICT
-    assert file_appeal(c, pending=[s.appeal(c, state=AppealState.UPHELD)]) == ALLOW
+    assert allowed(_file(c, pending=(s.appeal(c, state=AppealState.UPHELD),)))
 
 
 def test_r8_an_appeal_is_decided_once() -> None:
     c = s.approved()
-    assert decide_appeal(s.appeal(c)) == ALLOW
+    pending = s.appeal(c)
+    assert decide_appeal(pending, None, s.MONDAY) == replace(
+        pending, state=AppealState.UPHELD, decided_at=s.MONDAY
+    )
+    new = _decision(c, control=ControlLevel.SIGHT, grounds=(Ground.DRUGS,))
+    assert decide_appeal(pending, new, s.MONDAY) == replace(
+        pending, state=AppealState.CHANGED, result_decision_id=new.id, decided_at=s.MONDAY
+    )
     for state in (AppealState.UPHELD, AppealState.CHANGED):
-        assert refused_for(decide_appeal(s.appeal(c, state=state))) is Reason.APPEAL_NOT_PENDING
+        verdict = decide_appeal(s.appeal(c, state=state), None, s.MONDAY)
+        assert refused_for(verdict) is Reason.APPEAL_NOT_PENDING
 
 
 def test_r8_a_changed_appeal_replaces_the_decision() -> None:
     """The inmate appeals a controlled approval; the visit office lifts the control."""
     c = s.approved(control=ControlLevel.SIGHT_AND_HEARING)
-    assert _decide(c, appeal=s.appeal(c)) == ALLOW
+    assert allowed(_decide(c, appeal=s.appeal(c)))
     # ...and a refusal appealed can turn into an approval.
     r = s.refused()
-    assert _decide(r, appeal=s.appeal(r)) == ALLOW
+    assert allowed(_decide(r, appeal=s.appeal(r)))
 
 
 def test_r8_a_new_decision_needs_a_pending_appeal_against_the_decision_in_force() -> None:

@@ -168,10 +168,10 @@ class PolicyWorld(RuleBasedStateMachine):
     def live_calls(self) -> list[Call]:
         return [c for c in self.calls if c.machine.state is not CallState.ENDED]
 
-    def decide(
+    def decision(
         self, contact: Contact, outcome: Outcome, control: ControlLevel, grounds: tuple[Ground, ...]
-    ) -> Contact:
-        decision = Decision(
+    ) -> Decision:
+        return Decision(
             id=self.new_id("decision"),
             contact_id=contact.id,
             outcome=outcome,
@@ -180,10 +180,24 @@ class PolicyWorld(RuleBasedStateMachine):
             decided_by="staff-1",
             decided_at=self.now,
         )
-        status = ContactStatus.APPROVED if outcome is Outcome.APPROVE else ContactStatus.REFUSED
-        updated = replace(contact, status=status, decision=decision)
-        self.contacts[contact.id] = updated
-        return updated
+
+    def decide(
+        self,
+        contact: Contact,
+        outcome: Outcome,
+        control: ControlLevel,
+        grounds: tuple[Ground, ...],
+        appeal: Appeal | None = None,
+    ) -> Contact | None:
+        """The policy's decision put in force, as the API does; None when it is refused."""
+        decision = self.decision(contact, outcome, control, grounds)
+        existing = self.contacts_of(contact.inmate_id)
+        decided = decide_contact(contact, decision, self.settings, existing, appeal)
+        if isinstance(decided, Deny):
+            return None
+        assert decided.decision == decision  # R8: the new decision is in force
+        self.contacts[contact.id] = decided
+        return decided
 
     # --- a world to start from, built through the policy ---------------------------------------
 
@@ -220,9 +234,9 @@ class PolicyWorld(RuleBasedStateMachine):
                 if fate == "pending":
                     continue
                 grounds = (Ground.THREATS,) if control.controlled else ()
-                existing = self.contacts_of(inmate.id)
-                assert decide_contact(c, Outcome.APPROVE, control, grounds, self.settings, existing)
-                c = self.decide(c, Outcome.APPROVE, control, grounds)
+                approved = self.decide(c, Outcome.APPROVE, control, grounds)
+                assert approved is not None
+                c = approved
                 if start is not None:
                     assert self.try_book(
                         c,
@@ -234,22 +248,20 @@ class PolicyWorld(RuleBasedStateMachine):
                         cleared=inmate.remand,
                     )
                 if fate == "refused on appeal":
-                    assert file_appeal(c) and c.decision is not None
-                    a = Appeal(
-                        "seed-appeal-" + c.id, c.id, c.decision.id, AppealBy.CONTACT, self.now, ""
-                    )
-                    assert decide_appeal(a)
-                    assert decide_contact(
+                    a = file_appeal(
                         c,
-                        Outcome.REFUSE,
-                        ControlLevel.NONE,
                         (),
-                        self.settings,
-                        self.contacts_of(inmate.id),
-                        appeal=a,
+                        appeal_id="seed-appeal-" + c.id,
+                        by=AppealBy.CONTACT,
+                        text="",
+                        now=self.now,
                     )
-                    self.decide(c, Outcome.REFUSE, ControlLevel.NONE, ())
-                    self.appeals[a.id] = replace(a, state=AppealState.CHANGED)
+                    assert isinstance(a, Appeal)
+                    refusal = self.decide(c, Outcome.REFUSE, ControlLevel.NONE, (), appeal=a)
+                    assert refusal is not None and refusal.decision is not None
+                    closed = decide_appeal(a, refusal.decision, self.now)
+                    assert isinstance(closed, Appeal)
+                    self.appeals[a.id] = closed
         # The facility lowers the limit below what the inmates already have (R2).
         self.settings = replace(self.settings, contact_limit=3)
 
@@ -261,10 +273,11 @@ class PolicyWorld(RuleBasedStateMachine):
         c = Contact(
             cid, inmate.id, "n", "e@example.org", category, relation, initial_status(cleared)
         )
-        assert confirm_email(c) if cleared else receive_application(c)  # R3 / R4
-        c = replace(c, status=ContactStatus.AWAITING_ASSESSMENT)
-        self.contacts[cid] = c
-        return c
+        assessed = confirm_email(c) if cleared else receive_application(c)  # R3 / R4
+        assert isinstance(assessed, Contact)
+        assert assessed.status is ContactStatus.AWAITING_ASSESSMENT
+        self.contacts[cid] = assessed
+        return assessed
 
     # --- contacts (R1-R8, R13) --------------------------------------------------------
 
@@ -298,21 +311,21 @@ class PolicyWorld(RuleBasedStateMachine):
     @rule(i=indices)
     def confirm(self, i: int) -> None:
         c = pick(list(self.contacts.values()), i)
-        if confirm_email(c):
+        confirmed = confirm_email(c)
+        if isinstance(confirmed, Contact):
             assert c.status is ContactStatus.AWAITING_CONFIRMATION  # R3
-            self.contacts[c.id] = replace(
-                c, status=ContactStatus.AWAITING_ASSESSMENT, email_confirmed=True
-            )
+            assert confirmed.status is ContactStatus.AWAITING_ASSESSMENT
+            self.contacts[c.id] = confirmed
 
     @precondition(lambda self: bool(self.contacts))
     @rule(i=indices)
     def apply(self, i: int) -> None:
         c = pick(list(self.contacts.values()), i)
-        if receive_application(c):
+        received = receive_application(c)
+        if isinstance(received, Contact):
             assert c.status is ContactStatus.AWAITING_APPLICATION  # R4
-            self.contacts[c.id] = replace(
-                c, status=ContactStatus.AWAITING_ASSESSMENT, application_received=True
-            )
+            assert received.status is ContactStatus.AWAITING_ASSESSMENT
+            self.contacts[c.id] = received
 
     @precondition(lambda self: bool(self.contacts))
     @rule(i=indices, outcome=st.sampled_from(list(Outcome)), control=controls, grounds=ground_sets)
@@ -320,14 +333,11 @@ class PolicyWorld(RuleBasedStateMachine):
         self, i: int, outcome: Outcome, control: ControlLevel, grounds: tuple[Ground, ...]
     ) -> None:
         c = pick(list(self.contacts.values()), i)
-        existing = self.contacts_of(c.inmate_id)
-        verdict = decide_contact(c, outcome, control, grounds, self.settings, existing)
-        if not verdict:
+        if self.decide(c, outcome, control, grounds) is None:
             return
         if outcome is Outcome.APPROVE:
             assert c.status is ContactStatus.AWAITING_ASSESSMENT  # R3 / R4
         assert not (c.category.privileged and control.controlled)  # R13
-        self.decide(c, outcome, control, grounds)
         if outcome is Outcome.APPROVE and c.category.counts_toward_limit:
             assert self.personal_in_use(c.inmate_id) <= self.settings.contact_limit  # R2
 
@@ -335,13 +345,13 @@ class PolicyWorld(RuleBasedStateMachine):
     @rule(i=indices, by=st.sampled_from(list(AppealBy)))
     def appeal(self, i: int, by: AppealBy) -> None:
         c = pick(list(self.contacts.values()), i)
-        if not file_appeal(c, pending=list(self.appeals.values())):
-            return
-        assert c.decision is not None  # R8: there is a decision to appeal
+        pending = list(self.appeals.values())
         aid = self.new_id("appeal")
-        self.appeals[aid] = Appeal(
-            id=aid, contact_id=c.id, decision_id=c.decision.id, by=by, filed_at=self.now, text=""
-        )
+        filed = file_appeal(c, pending, appeal_id=aid, by=by, text="", now=self.now)
+        if isinstance(filed, Deny):
+            return
+        assert c.decision is not None and filed.decision_id == c.decision.id  # R8
+        self.appeals[aid] = filed
 
     @precondition(lambda self: bool(self.appeals))
     @rule(
@@ -360,18 +370,20 @@ class PolicyWorld(RuleBasedStateMachine):
         grounds: tuple[Ground, ...],
     ) -> None:
         a = pick(list(self.appeals.values()), i)
-        if not decide_appeal(a):
+        upheld = decide_appeal(a, None, self.now)
+        if isinstance(upheld, Deny):
             assert a.state is not AppealState.PENDING
             return
         c = self.contacts[a.contact_id]
         if not change:
-            self.appeals[a.id] = replace(a, state=AppealState.UPHELD)
+            self.appeals[a.id] = upheld
             return
-        existing = self.contacts_of(c.inmate_id)
-        if decide_contact(c, outcome, control, grounds, self.settings, existing, appeal=a):
+        decided = self.decide(c, outcome, control, grounds, appeal=a)
+        if decided is not None:
             assert not (c.category.privileged and control.controlled)  # R13
-            self.decide(c, outcome, control, grounds)
-            self.appeals[a.id] = replace(a, state=AppealState.CHANGED)
+            changed = decide_appeal(a, decided.decision, self.now)
+            assert isinstance(changed, Appeal) and changed.state is AppealState.CHANGED
+            self.appeals[a.id] = changed
             if outcome is Outcome.APPROVE and c.category.counts_toward_limit:
                 assert self.personal_in_use(c.inmate_id) <= self.settings.contact_limit  # R2
 

@@ -17,8 +17,8 @@ Choices made where the rules leave room:
   * R8: once a contact is approved or refused, a new decision is made only
     through an appeal: ``decide_contact(..., appeal=...)`` with a pending appeal
     against the decision in force. The decision in force applies meanwhile.
-    ``decide_appeal`` says whether an appeal may still be decided; when it is
-    changed, the caller makes the new decision with ``decide_contact``. An
+    ``decide_appeal`` closes an appeal, upheld or changed; when it is changed,
+    the new decision is checked and put in force with ``decide_contact``. An
     appeal needs a decision in force (``contact_not_pending``), and a contact
     has one pending appeal at a time (``conflict``).
   * R13 / R5 / R7: a privileged contact (defence counsel, police) with any
@@ -26,26 +26,33 @@ Choices made where the rules leave room:
     court contact with control ``category_not_controllable``; a controlled
     approval needs at least one ground (``grounds_required``). A refusal
     carries no control level (``invalid_request`` otherwise).
-"""
 
+What is allowed comes back as the new value (the contact confirmed, the
+contact with its decision in force, the appeal filed or decided), so that
+every caller moves a contact the same way; what is refused is a ``Deny``.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import datetime
 
 from kiosk.domain.model import (
     Appeal,
+    AppealBy,
     AppealState,
     Category,
     Contact,
     ContactStatus,
     ControlLevel,
+    Decision,
     FacilitySettings,
     Ground,
     Inmate,
     Outcome,
 )
-from kiosk.domain.policy.verdicts import ALLOW, Verdict, deny
+from kiosk.domain.policy.verdicts import ALLOW, Deny, Verdict, deny
 from kiosk.domain.reasons import Reason
 
 # The states in which a contact is still waiting for a first decision.
@@ -101,24 +108,24 @@ def initial_status(cleared_for_visits: bool) -> ContactStatus:
     return ContactStatus.AWAITING_APPLICATION
 
 
-def confirm_email(contact: Contact) -> Verdict:
+def confirm_email(contact: Contact) -> Contact | Deny:
     """R3: the cleared visitor confirms the wish to call and the address.
 
-    Allowed, the contact moves to ``AWAITING_ASSESSMENT``.
+    Allowed: the contact, confirmed and ``AWAITING_ASSESSMENT``.
     """
     if contact.status is not ContactStatus.AWAITING_CONFIRMATION:
         return deny(Reason.CONTACT_NOT_PENDING, f"contact is {contact.status.value}")
-    return ALLOW
+    return replace(contact, email_confirmed=True, status=ContactStatus.AWAITING_ASSESSMENT)
 
 
-def receive_application(contact: Contact) -> Verdict:
+def receive_application(contact: Contact) -> Contact | Deny:
     """R4: the visit application (video call, e-mail address) arrives.
 
-    Allowed, the contact moves to ``AWAITING_ASSESSMENT``.
+    Allowed: the contact, its application received and ``AWAITING_ASSESSMENT``.
     """
     if contact.status is not ContactStatus.AWAITING_APPLICATION:
         return deny(Reason.CONTACT_NOT_PENDING, f"contact is {contact.status.value}")
-    return ALLOW
+    return replace(contact, application_received=True, status=ContactStatus.AWAITING_ASSESSMENT)
 
 
 def check_control(category: Category, control: ControlLevel, grounds: Sequence[Ground]) -> Verdict:
@@ -138,19 +145,36 @@ def check_control(category: Category, control: ControlLevel, grounds: Sequence[G
 
 def decide_contact(
     contact: Contact,
-    outcome: Outcome,
-    control: ControlLevel,
-    grounds: Sequence[Ground],
+    decision: Decision,
     settings: FacilitySettings,
     existing: Sequence[Contact],
     appeal: Appeal | None = None,
-) -> Verdict:
-    """May the visit office make this decision on ``contact``? (R4, R6-R8, R13, R2)
+) -> Contact | Deny:
+    """May the visit office make ``decision`` on ``contact``? (R4, R6-R8, R13, R2)
 
     ``existing`` are the inmate's contacts (the contact itself may be among
     them; it is left out when counting). ``appeal`` is required to replace a
-    decision already in force (R8).
+    decision already in force (R8). Allowed: the contact with ``decision`` in
+    force, approved or refused.
     """
+    if decision.contact_id != contact.id:
+        return deny(Reason.INVALID_REQUEST, "the decision is about another contact")
+    verdict = _may_decide(contact, decision, settings, existing, appeal)
+    if isinstance(verdict, Deny):
+        return verdict
+    approved = decision.outcome is Outcome.APPROVE
+    status = ContactStatus.APPROVED if approved else ContactStatus.REFUSED
+    return replace(contact, status=status, decision=decision)
+
+
+def _may_decide(
+    contact: Contact,
+    decision: Decision,
+    settings: FacilitySettings,
+    existing: Sequence[Contact],
+    appeal: Appeal | None,
+) -> Verdict:
+    outcome, control, grounds = decision.outcome, decision.control, decision.grounds
     if contact.status in DECIDED:
         # R8: a decision in force changes only through an appeal against it.
         if appeal is None:
@@ -201,20 +225,44 @@ def _appeal_matches(contact: Contact, appeal: Appeal) -> Verdict:
     return ALLOW
 
 
-def file_appeal(contact: Contact, pending: Sequence[Appeal] = ()) -> Verdict:
+def file_appeal(
+    contact: Contact,
+    pending: Sequence[Appeal],
+    *,
+    appeal_id: str,
+    by: AppealBy,
+    text: str,
+    now: datetime,
+) -> Appeal | Deny:
     """R8: inmate or visitor appeal the decision in force (approval with its control, or refusal).
 
     ``pending`` are appeals of this contact not yet decided: one at a time.
+    Allowed: the appeal, pending, against the decision in force.
     """
     if contact.status not in DECIDED or contact.decision is None:
         return deny(Reason.CONTACT_NOT_PENDING, "there is no decision to appeal")
     if any(a.contact_id == contact.id and a.state is AppealState.PENDING for a in pending):
         return deny(Reason.CONFLICT, "an appeal is already pending")
-    return ALLOW
+    return Appeal(
+        id=appeal_id,
+        contact_id=contact.id,
+        decision_id=contact.decision.id,
+        by=by,
+        filed_at=now,
+        text=text,
+    )
 
 
-def decide_appeal(appeal: Appeal) -> Verdict:
-    """R8: an appeal is decided once (upheld, or changed by a new decision)."""
+def decide_appeal(appeal: Appeal, decision: Decision | None, now: datetime) -> Appeal | Deny:
+    """R8: an appeal is decided once: upheld (``decision`` None), or changed to ``decision``.
+
+    Allowed: the appeal, closed. A changed decision is checked and put in force
+    by ``decide_contact(..., appeal=appeal)`` with the appeal as it was filed.
+    """
     if appeal.state is not AppealState.PENDING:
         return deny(Reason.APPEAL_NOT_PENDING)
-    return ALLOW
+    if decision is None:
+        return replace(appeal, state=AppealState.UPHELD, decided_at=now)
+    return replace(
+        appeal, state=AppealState.CHANGED, result_decision_id=decision.id, decided_at=now
+    )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from kiosk.audit.log import read_entries
 from kiosk.domain.access import Action
-from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiRequest, OperationTable
+from kiosk.signalling.schemas import audit as s
 
 table = OperationTable("audit")
 
@@ -21,21 +21,7 @@ table = OperationTable("audit")
 async def read_audit(req: ApiRequest) -> s.AuditList:
     q = req.query_as(s.AuditQuery)
     rows = await read_entries(req.ctx.engine, q.after_seq, q.limit)
-    return s.AuditList(
-        items=[
-            s.AuditEntryOut(
-                seq=r.seq,
-                at=r.at,
-                actor=r.actor,
-                action=r.action,
-                subjects=dict(r.subjects),
-                details=dict(r.details),
-                prev_hash=r.prev_hash,
-                hash=r.hash,
-            )
-            for r in rows
-        ]
-    )
+    return s.AuditList(items=[s.AuditEntryOut.model_validate(r) for r in rows])
 
 
 @table.route(
@@ -50,9 +36,4 @@ async def verify_audit(req: ApiRequest) -> s.AuditVerifyOut:
 
     key = load_verify_key(req.ctx.settings.pki_dir)
     result = await verify(req.ctx.engine, key)
-    return s.AuditVerifyOut(
-        ok=result.ok,
-        entries=result.entries,
-        first_bad_seq=result.first_bad_seq,
-        problem=result.problem,
-    )
+    return s.AuditVerifyOut.model_validate(result)

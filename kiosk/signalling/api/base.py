@@ -96,8 +96,8 @@ def refuse(verdict: Deny) -> ApiError:
     return ApiError(verdict.reason, verdict.message)
 
 
-def not_found(what: str) -> ApiError:
-    return ApiError(Reason.NOT_FOUND, f"There is no such {what}.")
+def not_found(what: str, reason: Reason = Reason.NOT_FOUND) -> ApiError:
+    return ApiError(reason, f"There is no such {what}.")
 
 
 def error_body(reason: Reason, message: str) -> dict[str, Any]:

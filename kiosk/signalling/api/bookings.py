@@ -3,6 +3,7 @@ and police clearance (R11)."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
@@ -13,14 +14,13 @@ from kiosk.domain.access import Action
 from kiosk.domain.model import Booking, BookingState, FacilitySettings, PoliceClearance
 from kiosk.domain.reasons import Reason
 from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
-from kiosk.signalling import schemas as s
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
-from kiosk.signalling.api.views import booking_out
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.work import Work, reading, writing
 from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.schemas import bookings as s
 from kiosk.store import bookings as bookings_store
 from kiosk.store.bookings import contact_categories, insert_booking, set_booking_state
 from kiosk.store.contacts import get_contact
-from kiosk.store.db import write_transaction
 from kiosk.store.facility import get_facility, lock_facility
 from kiosk.store.ids import new_id
 from kiosk.store.inmates import get_inmate
@@ -51,11 +51,16 @@ def day_bounds(day: date, timezone: str) -> tuple[datetime, datetime]:
     return start.astimezone(UTC), end.astimezone(UTC)
 
 
-async def load_booking(conn: AsyncConnection, booking_id: str) -> Booking:
-    booking = await bookings_store.get_booking(conn, booking_id)
-    if booking is None:
-        raise ApiError(Reason.BOOKING_NOT_FOUND)
-    return booking
+async def load_booking(work: Work, booking_id: str) -> Booking:
+    return await work.load(
+        bookings_store.get_booking, booking_id, "booking", reason=Reason.BOOKING_NOT_FOUND
+    )
+
+
+def still_open(booking: Booking) -> None:
+    """A cancelled or used booking changes no more."""
+    if booking.state not in (BookingState.BOOKED, BookingState.HELD):
+        raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
 
 
 @table.route(
@@ -68,7 +73,8 @@ async def load_booking(conn: AsyncConnection, booking_id: str) -> Booking:
 )
 async def list_bookings(req: ApiRequest) -> s.BookingList:
     q = req.query_as(s.BookingListQuery)
-    async with req.ctx.engine.connect() as conn:
+    async with reading(req) as work:
+        conn = work.conn
         between = None
         if q.day is not None:
             facility = await get_facility(conn)
@@ -84,7 +90,7 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
             states=[q.state] if q.state is not None else None,
             limit=q.limit,
         )
-    return s.BookingList(items=[booking_out(b) for b in bookings])
+    return s.BookingList(items=[s.BookingOut.model_validate(b) for b in bookings])
 
 
 @table.route(
@@ -102,16 +108,13 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
     R15 closures (unless `override_closure`), R16 restrictions, R9 capacity, R17 quota.
     R11 police clearance may come with the booking or be added later."""
     body = req.body_as(s.BookingCreate)
-    async with write_transaction(req.ctx.engine) as conn:
+    async with writing(req) as work:
+        conn = work.conn
         await lock_facility(conn)  # R9: one capacity check at a time
         facility = await get_facility(conn)
         assert facility is not None
-        inmate = await get_inmate(conn, body.inmate_id)
-        if inmate is None:
-            raise not_found("inmate")
-        contact = await get_contact(conn, body.contact_id)
-        if contact is None:
-            raise not_found("contact")
+        inmate = await work.load(get_inmate, body.inmate_id, "inmate")
+        contact = await work.load(get_contact, body.contact_id, "contact")
         clearance = (
             PoliceClearance(body.police_clearance.cleared_by, body.police_clearance.cleared_at)
             if body.police_clearance
@@ -128,11 +131,8 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
             police_clearance=clearance,
             override_closure=body.override_closure,
         )
-        verdict = policy.create_booking(
-            request, await booking_context(conn, request, facility.settings), req.now
-        )
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
+        context = await booking_context(conn, request, facility.settings)
+        work.check(policy.create_booking(request, context, req.now))
         booking = Booking(
             id=new_id(),
             inmate_id=inmate.id,
@@ -146,8 +146,8 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
             control=contact.control,
         )
         await insert_booking(conn, booking, req.staff.staff_id, req.now)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        work.tablets_changed(inmates=[inmate.id])
+        await work.audit(
             "booking.created",
             {"booking": booking.id, "inmate": inmate.id, "contact": contact.id},
             {
@@ -158,10 +158,8 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
                 "override_closure": body.override_closure,
                 "police_cleared": clearance is not None,
             },
-            conn=conn,
         )
-    await req.ctx.tablets_changed(inmates=[inmate.id])
-    return booking_out(booking)
+    return s.BookingOut.model_validate(booking)
 
 
 async def booking_context(
@@ -192,8 +190,8 @@ async def booking_context(
     refusals=(Reason.BOOKING_NOT_FOUND,),
 )
 async def get_booking(req: ApiRequest) -> s.BookingOut:
-    async with req.ctx.engine.connect() as conn:
-        return booking_out(await load_booking(conn, req.params["booking_id"]))
+    async with reading(req) as work:
+        return s.BookingOut.model_validate(await load_booking(work, req.params["booking_id"]))
 
 
 @table.route(
@@ -205,21 +203,18 @@ async def get_booking(req: ApiRequest) -> s.BookingOut:
     refusals=(Reason.BOOKING_NOT_FOUND, Reason.BOOKING_NOT_ACTIVE),
 )
 async def cancel_booking(req: ApiRequest) -> s.BookingOut:
-    async with write_transaction(req.ctx.engine) as conn:
-        booking = await load_booking(conn, req.params["booking_id"])
-        if booking.state not in (BookingState.BOOKED, BookingState.HELD):
-            raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
-        await set_booking_state(conn, [booking.id], BookingState.CANCELLED)
-        await req.ctx.audit.append(
-            req.staff.actor,
+    async with writing(req) as work:
+        booking = await load_booking(work, req.params["booking_id"])
+        still_open(booking)
+        cancelled = replace(booking, state=BookingState.CANCELLED)
+        await set_booking_state(work.conn, [booking.id], cancelled.state)
+        work.tablets_changed(inmates=[booking.inmate_id])
+        await work.audit(
             "booking.cancelled",
             {"booking": booking.id, "inmate": booking.inmate_id, "contact": booking.contact_id},
-            conn=conn,
         )
-        out = booking_out(await load_booking(conn, booking.id))
-    await req.ctx.tablets_changed(inmates=[booking.inmate_id])
     await mail.bookings_stopped(req.ctx, [booking.id], "cancelled")  # the contact is told
-    return out
+    return s.BookingOut.model_validate(cancelled)
 
 
 @table.route(
@@ -233,18 +228,14 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
 )
 async def set_police_clearance(req: ApiRequest) -> s.BookingOut:
     body = req.body_as(s.PoliceClearanceIn)
-    async with write_transaction(req.ctx.engine) as conn:
-        booking = await load_booking(conn, req.params["booking_id"])
-        if booking.state not in (BookingState.BOOKED, BookingState.HELD):
-            raise ApiError(Reason.BOOKING_NOT_ACTIVE, f"The booking is {booking.state.value}.")
-        await bookings_store.set_police_clearance(
-            conn, booking.id, PoliceClearance(body.cleared_by, body.cleared_at)
-        )
-        await req.ctx.audit.append(
-            req.staff.actor,
+    async with writing(req) as work:
+        booking = await load_booking(work, req.params["booking_id"])
+        still_open(booking)
+        clearance = PoliceClearance(body.cleared_by, body.cleared_at)  # R11
+        await bookings_store.set_police_clearance(work.conn, booking.id, clearance)
+        await work.audit(
             "booking.police_cleared",
             {"booking": booking.id, "inmate": booking.inmate_id},
             {"cleared_at": body.cleared_at.isoformat()},
-            conn=conn,
         )
-        return booking_out(await load_booking(conn, booking.id))
+    return s.BookingOut.model_validate(replace(booking, police_clearance=clearance))

@@ -5,27 +5,16 @@ A contact shows its breaches (R14) so that later assessments see them.
 
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from kiosk.domain import policy
 from kiosk.domain.access import Action
-from kiosk.domain.model import (
-    Appeal,
-    AppealState,
-    Contact,
-    ContactStatus,
-    Decision,
-)
+from kiosk.domain.model import Appeal, Contact, Decision
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import schemas as s
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found, refuse
-from kiosk.signalling.api.views import appeal_out, contact_out
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.work import Work, reading, writing
 from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.schemas import contacts as s
 from kiosk.store import appeals as appeals_store
 from kiosk.store import contacts as contacts_store
-from kiosk.store.appeals import close_appeal, insert_appeal
-from kiosk.store.contacts import insert_contact, insert_decision, list_breaches
-from kiosk.store.db import write_transaction
 from kiosk.store.facility import get_facility
 from kiosk.store.ids import new_id
 from kiosk.store.inmates import get_inmate
@@ -44,52 +33,47 @@ DECISION_REFUSALS = (
 )
 
 
-async def contact_view(conn: AsyncConnection, contact_id: str) -> s.ContactOut:
-    contact = await contacts_store.get_contact(conn, contact_id)
-    if contact is None:
-        raise not_found("contact")
-    return contact_out(contact, await list_breaches(conn, contact_id))
+async def contact_view(work: Work, contact_id: str) -> s.ContactOut:
+    """The contact as staff see it, with its decision and breaches (R14)."""
+    record = await work.load(contacts_store.get_contact_record, contact_id, "contact")
+    return s.ContactOut.model_validate(record)
 
 
-async def load_contact(conn: AsyncConnection, contact_id: str) -> Contact:
-    contact = await contacts_store.get_contact(conn, contact_id)
-    if contact is None:
-        raise not_found("contact")
-    return contact
+async def load_contact(work: Work, contact_id: str) -> Contact:
+    return await work.load(contacts_store.get_contact, contact_id, "contact")
 
 
-async def record_decision(
-    req: ApiRequest,
-    conn: AsyncConnection,
-    contact: Contact,
-    body: s.DecisionRequest,
-    appeal: Appeal | None = None,
-) -> Decision:
-    """Check the decision with the policy and put it in force, audited (R4, R6-R8, R13, R2)."""
-    facility = await get_facility(conn)
-    assert facility is not None
-    existing = await contacts_store.list_contacts(conn, contact.inmate_id)
-    verdict = policy.decide_contact(
-        contact, body.outcome, body.control, body.grounds, facility.settings, existing, appeal
-    )
-    if isinstance(verdict, policy.Deny):
-        raise refuse(verdict)
-    decision = Decision(
+def new_decision(work: Work, contact_id: str, body: s.DecisionRequest) -> Decision:
+    return Decision(
         id=new_id(),
-        contact_id=contact.id,
+        contact_id=contact_id,
         outcome=body.outcome,
         control=body.control,
         grounds=tuple(body.grounds),
-        decided_by=req.staff.staff_id,
-        decided_at=req.now,
+        decided_by=work.req.staff.staff_id,
+        decided_at=work.req.now,
         note=body.note,
     )
-    await insert_decision(conn, decision)
+
+
+async def put_in_force(
+    work: Work, contact: Contact, decision: Decision, appeal: Appeal | None = None
+) -> None:
+    """Check the decision with the policy and put it in force, audited (R4, R6-R8, R13, R2)."""
+    await get_inmate(work.conn, contact.inmate_id, for_update=True)  # R2: one count at a time
+    facility = await get_facility(work.conn)
+    assert facility is not None
+    existing = await contacts_store.list_contacts(work.conn, contact.inmate_id)
+    decided = work.check(
+        policy.decide_contact(contact, decision, facility.settings, existing, appeal)
+    )
+    await contacts_store.insert_decision(work.conn, decision)
+    await contacts_store.save_contact(work.conn, decided)
+    work.tablets_changed(inmates=[contact.inmate_id])
     subjects = {"contact": contact.id, "inmate": contact.inmate_id, "decision": decision.id}
     if appeal is not None:
         subjects["appeal"] = appeal.id
-    await req.ctx.audit.append(
-        req.staff.actor,
+    await work.audit(
         "contact.decided",
         subjects,
         {
@@ -98,9 +82,7 @@ async def record_decision(
             "grounds": [g.value for g in decision.grounds],
             "category": contact.category.value,
         },
-        conn=conn,
     )
-    return decision
 
 
 @table.route(
@@ -111,13 +93,10 @@ async def record_decision(
     response=s.ContactList,
 )
 async def list_contacts(req: ApiRequest) -> s.ContactList:
-    async with req.ctx.engine.connect() as conn:
-        inmate_id = req.params["inmate_id"]
-        if await get_inmate(conn, inmate_id) is None:
-            raise not_found("inmate")
-        contacts = await contacts_store.list_contacts(conn, inmate_id)
-        items = [contact_out(c, await list_breaches(conn, c.id)) for c in contacts]
-    return s.ContactList(items=items)
+    async with reading(req) as work:
+        inmate = await work.load(get_inmate, req.params["inmate_id"], "inmate")
+        records = await contacts_store.list_contact_records(work.conn, inmate.id)
+    return s.ContactList(items=[s.ContactOut.model_validate(r) for r in records])
 
 
 @table.route(
@@ -132,16 +111,12 @@ async def list_contacts(req: ApiRequest) -> s.ContactList:
 )
 async def propose_contact(req: ApiRequest) -> s.ContactOut:
     body = req.body_as(s.ContactPropose)
-    async with write_transaction(req.ctx.engine) as conn:
-        inmate = await get_inmate(conn, req.params["inmate_id"], for_update=True)
-        if inmate is None:
-            raise not_found("inmate")
-        facility = await get_facility(conn)
+    async with writing(req) as work:
+        inmate = await work.load(get_inmate, req.params["inmate_id"], "inmate", for_update=True)
+        facility = await get_facility(work.conn)
         assert facility is not None
-        existing = await contacts_store.list_contacts(conn, inmate.id)
-        verdict = policy.propose_contact(facility.settings, inmate, existing, body.category)
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
+        existing = await contacts_store.list_contacts(work.conn, inmate.id)
+        work.check(policy.propose_contact(facility.settings, inmate, existing, body.category))
         contact = Contact(
             id=new_id(),
             inmate_id=inmate.id,
@@ -152,15 +127,13 @@ async def propose_contact(req: ApiRequest) -> s.ContactOut:
             status=policy.initial_status(body.cleared_for_visits),
             cleared_for_visits=body.cleared_for_visits,
         )
-        await insert_contact(conn, contact, req.now)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        await contacts_store.insert_contact(work.conn, contact, req.now)
+        await work.audit(
             "contact.proposed",
             {"contact": contact.id, "inmate": inmate.id},
             {"category": contact.category.value, "status": contact.status.value},
-            conn=conn,
         )
-        view = await contact_view(conn, contact.id)
+        view = await contact_view(work, contact.id)
     # R3: a contact cleared for visits is asked by e-mail to confirm wish and address.
     await mail.contact_proposed(req.ctx, contact, mail.public_base(req.ctx, req.http))
     return view
@@ -174,8 +147,8 @@ async def propose_contact(req: ApiRequest) -> s.ContactOut:
     response=s.ContactOut,
 )
 async def get_contact(req: ApiRequest) -> s.ContactOut:
-    async with req.ctx.engine.connect() as conn:
-        return await contact_view(conn, req.params["contact_id"])
+    async with reading(req) as work:
+        return await contact_view(work, req.params["contact_id"])
 
 
 @table.route(
@@ -189,20 +162,17 @@ async def get_contact(req: ApiRequest) -> s.ContactOut:
 async def update_contact(req: ApiRequest) -> s.ContactOut:
     body = req.body_as(s.ContactUpdate)
     changes = body.model_dump(exclude_none=True, mode="json")
-    async with write_transaction(req.ctx.engine) as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
+    async with writing(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
         if changes:
-            await contacts_store.update_contact(conn, contact.id, changes)
-            await req.ctx.audit.append(
-                req.staff.actor,
+            await contacts_store.update_contact(work.conn, contact.id, changes)
+            work.tablets_changed(inmates=[contact.inmate_id])
+            await work.audit(
                 "contact.updated",
                 {"contact": contact.id, "inmate": contact.inmate_id},
                 {"fields": sorted(changes)},
-                conn=conn,
             )
-        view = await contact_view(conn, contact.id)
-    await req.ctx.tablets_changed(inmates=[contact.inmate_id])
-    return view
+        return await contact_view(work, contact.id)
 
 
 @table.route(
@@ -214,23 +184,13 @@ async def update_contact(req: ApiRequest) -> s.ContactOut:
     refusals=(Reason.CONTACT_NOT_PENDING,),
 )
 async def confirm_email(req: ApiRequest) -> s.ContactOut:
-    async with write_transaction(req.ctx.engine) as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
-        verdict = policy.confirm_email(contact)
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
-        await contacts_store.update_contact(
-            conn,
-            contact.id,
-            {"email_confirmed": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},
+    async with writing(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
+        await contacts_store.save_contact(work.conn, work.check(policy.confirm_email(contact)))
+        await work.audit(
+            "contact.email_confirmed", {"contact": contact.id, "inmate": contact.inmate_id}
         )
-        await req.ctx.audit.append(
-            req.staff.actor,
-            "contact.email_confirmed",
-            {"contact": contact.id, "inmate": contact.inmate_id},
-            conn=conn,
-        )
-        return await contact_view(conn, contact.id)
+        return await contact_view(work, contact.id)
 
 
 @table.route(
@@ -242,24 +202,15 @@ async def confirm_email(req: ApiRequest) -> s.ContactOut:
     refusals=(Reason.CONTACT_NOT_PENDING,),
 )
 async def receive_application(req: ApiRequest) -> s.ContactOut:
-    async with write_transaction(req.ctx.engine) as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
-        verdict = policy.receive_application(contact)
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
-        await contacts_store.update_contact(
-            conn,
-            contact.id,
-            {"application_received": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},
+    async with writing(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
+        received = work.check(policy.receive_application(contact))
+        await contacts_store.save_contact(work.conn, received)
+        await work.audit(
+            "contact.application_received", {"contact": contact.id, "inmate": contact.inmate_id}
         )
-        await req.ctx.audit.append(
-            req.staff.actor,
-            "contact.application_received",
-            {"contact": contact.id, "inmate": contact.inmate_id},
-            conn=conn,
-        )
-        view = await contact_view(conn, contact.id)
-    await mail.application_recorded(req.ctx, contact)  # R4: a receipt to the applicant
+        view = await contact_view(work, contact.id)
+    await mail.application_recorded(req.ctx, received)  # R4: a receipt to the applicant
     return view
 
 
@@ -276,13 +227,10 @@ async def receive_application(req: ApiRequest) -> s.ContactOut:
 async def decide_contact(req: ApiRequest) -> s.ContactOut:
     """A decision already in force changes only through an appeal (R8)."""
     body = req.body_as(s.DecisionRequest)
-    async with write_transaction(req.ctx.engine) as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
-        await get_inmate(conn, contact.inmate_id, for_update=True)  # R2 count
-        await record_decision(req, conn, contact, body)
-        view = await contact_view(conn, contact.id)
-    await req.ctx.tablets_changed(inmates=[contact.inmate_id])
-    return view
+    async with writing(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
+        await put_in_force(work, contact, new_decision(work, contact.id, body))
+        return await contact_view(work, contact.id)
 
 
 @table.route(
@@ -293,10 +241,10 @@ async def decide_contact(req: ApiRequest) -> s.ContactOut:
     response=s.AppealList,
 )
 async def list_appeals(req: ApiRequest) -> s.AppealList:
-    async with req.ctx.engine.connect() as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
-        records = await appeals_store.list_appeals(conn, contact.id)
-    return s.AppealList(items=[appeal_out(r) for r in records])
+    async with reading(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
+        appeals = await appeals_store.list_appeals(work.conn, contact.id)
+    return s.AppealList(items=[s.AppealOut.model_validate(a) for a in appeals])
 
 
 @table.route(
@@ -311,32 +259,21 @@ async def list_appeals(req: ApiRequest) -> s.AppealList:
 )
 async def file_appeal(req: ApiRequest) -> s.AppealOut:
     body = req.body_as(s.AppealCreate)
-    async with write_transaction(req.ctx.engine) as conn:
-        contact = await load_contact(conn, req.params["contact_id"])
-        pending = [r.appeal for r in await appeals_store.list_appeals(conn, contact.id)]
-        verdict = policy.file_appeal(contact, pending)
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
-        assert contact.decision is not None
-        appeal = Appeal(
-            id=new_id(),
-            contact_id=contact.id,
-            decision_id=contact.decision.id,
-            by=body.by,
-            filed_at=req.now,
-            text=body.text,
+    async with writing(req) as work:
+        contact = await load_contact(work, req.params["contact_id"])
+        pending = await appeals_store.list_appeals(work.conn, contact.id)
+        appeal = work.check(
+            policy.file_appeal(
+                contact, pending, appeal_id=new_id(), by=body.by, text=body.text, now=req.now
+            )
         )
-        await insert_appeal(conn, appeal)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        await appeals_store.insert_appeal(work.conn, appeal)
+        await work.audit(
             "appeal.filed",
             {"appeal": appeal.id, "contact": contact.id, "decision": appeal.decision_id},
             {"by": appeal.by.value},
-            conn=conn,
         )
-        record = await appeals_store.get_appeal(conn, appeal.id)
-    assert record is not None
-    return appeal_out(record)
+    return s.AppealOut.model_validate(appeal)
 
 
 @table.route(
@@ -347,11 +284,9 @@ async def file_appeal(req: ApiRequest) -> s.AppealOut:
     response=s.AppealOut,
 )
 async def get_appeal(req: ApiRequest) -> s.AppealOut:
-    async with req.ctx.engine.connect() as conn:
-        record = await appeals_store.get_appeal(conn, req.params["appeal_id"])
-    if record is None:
-        raise not_found("appeal")
-    return appeal_out(record)
+    async with reading(req) as work:
+        appeal = await work.load(appeals_store.get_appeal, req.params["appeal_id"], "appeal")
+    return s.AppealOut.model_validate(appeal)
 
 
 @table.route(
@@ -370,33 +305,19 @@ async def decide_appeal(req: ApiRequest) -> s.AppealOut:
             Reason.INVALID_REQUEST,
             "body.decision: required when the result is changed, and only then",
         )
-    async with write_transaction(req.ctx.engine) as conn:
-        record = await appeals_store.get_appeal(conn, req.params["appeal_id"])
-        if record is None:
-            raise not_found("appeal")
-        appeal = record.appeal
-        verdict = policy.decide_appeal(appeal)
-        if isinstance(verdict, policy.Deny):
-            raise refuse(verdict)
-        result_id: str | None = None
-        if body.decision is not None:
-            contact = await load_contact(conn, appeal.contact_id)
-            await get_inmate(conn, contact.inmate_id, for_update=True)
-            decision = await record_decision(req, conn, contact, body.decision, appeal)
-            result_id = decision.id
-            state = AppealState.CHANGED
-        else:
-            state = AppealState.UPHELD
-        await close_appeal(conn, appeal.id, state, result_id, req.now)
-        await req.ctx.audit.append(
-            req.staff.actor,
+    async with writing(req) as work:
+        appeal = await work.load(appeals_store.get_appeal, req.params["appeal_id"], "appeal")
+        changed = None
+        if body.decision is not None:  # R8: the decision is changed to this one
+            changed = new_decision(work, appeal.contact_id, body.decision)
+        decided = work.check(policy.decide_appeal(appeal, changed, req.now))
+        if changed is not None:
+            contact = await load_contact(work, appeal.contact_id)
+            await put_in_force(work, contact, changed, appeal)
+        await appeals_store.close_appeal(work.conn, decided)
+        await work.audit(
             "appeal.decided",
             {"appeal": appeal.id, "contact": appeal.contact_id},
-            {"result": state.value},
-            conn=conn,
+            {"result": decided.state.value},
         )
-        updated = await appeals_store.get_appeal(conn, appeal.id)
-    assert updated is not None
-    if body.decision is not None:
-        await req.ctx.tablets_changed(inmates=[contact.inmate_id])
-    return appeal_out(updated)
+    return s.AppealOut.model_validate(decided)

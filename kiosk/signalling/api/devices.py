@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, revocation
 from kiosk.domain.access import Action
 from kiosk.domain.model import Device
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
-from kiosk.signalling.api.views import device_out
+from kiosk.signalling.api.work import reading, writing
+from kiosk.signalling.schemas import devices as s
 from kiosk.store import devices as devices_store
-from kiosk.store.db import write_transaction
 from kiosk.store.devices import DeviceRecord, device_serial_taken, find_device, insert_device
 from kiosk.store.ids import new_id
 from kiosk.store.inmates import get_inmate
@@ -52,8 +52,8 @@ async def revoke_device(
     await audit.append(actor, "device.revoked", subjects, conn=conn)
     if pki_dir is not None and record.device.certificate_serial:
         # The handshake refuses it from the CRL (ARCHITECTURE.md, Trust); no CA, no CRL.
-        if (pki_dir / pki.CA_CERT).exists():
-            pki.revoke(pki_dir, record.device.certificate_serial, now=now)
+        if (pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(pki_dir, record.device.certificate_serial, now=now)
     updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     return updated
@@ -61,9 +61,9 @@ async def revoke_device(
 
 @table.route("GET", "/devices", Action.DEVICE_READ, summary="List tablets", response=s.DeviceList)
 async def list_devices(req: ApiRequest) -> s.DeviceList:
-    async with req.ctx.engine.connect() as conn:
-        records = await devices_store.list_devices(conn)
-    return s.DeviceList(items=[device_out(r) for r in records])
+    async with reading(req) as work:
+        records = await devices_store.list_devices(work.conn)
+    return s.DeviceList(items=[s.DeviceOut.model_validate(r) for r in records])
 
 
 @table.route(
@@ -79,28 +79,23 @@ async def list_devices(req: ApiRequest) -> s.DeviceList:
 async def register_device(req: ApiRequest) -> s.DeviceOut:
     body = req.body_as(s.DeviceRegister)
     cert_serial = body.certificate_serial.lower() if body.certificate_serial else None
-    async with write_transaction(req.ctx.engine) as conn:
-        if await device_serial_taken(conn, body.serial, cert_serial):
+    async with writing(req) as work:
+        if await device_serial_taken(work.conn, body.serial, cert_serial):
             raise ApiError(Reason.CONFLICT, "A tablet with that serial is already registered.")
         device = Device(id=new_id(), serial=body.serial, certificate_serial=cert_serial)
-        await insert_device(conn, device, body.model, req.now)
-        await req.ctx.audit.append(
-            req.staff.actor, "device.registered", {"device": device.id}, conn=conn
-        )
-        record = await devices_store.get_device(conn, device.id)
-    assert record is not None
-    return device_out(record)
+        await insert_device(work.conn, device, body.model, req.now)
+        await work.audit("device.registered", {"device": device.id})
+        record = await work.load(devices_store.get_device, device.id, "device")
+    return s.DeviceOut.model_validate(record)
 
 
 @table.route(
     "GET", "/devices/{device_id}", Action.DEVICE_READ, summary="Read a tablet", response=s.DeviceOut
 )
 async def get_device(req: ApiRequest) -> s.DeviceOut:
-    async with req.ctx.engine.connect() as conn:
-        record = await devices_store.get_device(conn, req.params["device_id"])
-    if record is None:
-        raise not_found("device")
-    return device_out(record)
+    async with reading(req) as work:
+        record = await work.load(devices_store.get_device, req.params["device_id"], "device")
+    return s.DeviceOut.model_validate(record)
 
 
 @table.route(
@@ -111,11 +106,9 @@ async def get_device(req: ApiRequest) -> s.DeviceOut:
     response=s.TamperEventList,
 )
 async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
-    async with req.ctx.engine.connect() as conn:
-        record = await devices_store.get_device(conn, req.params["device_id"])
-        if record is None:
-            raise not_found("device")
-        events = await devices_store.list_tamper_events(conn, record.device.id)
+    async with reading(req) as work:
+        record = await work.load(devices_store.get_device, req.params["device_id"], "device")
+        events = await devices_store.list_tamper_events(work.conn, record.id)
     return s.TamperEventList(items=[s.TamperEventOut.model_validate(e) for e in events])
 
 
@@ -130,32 +123,22 @@ async def list_tamper_events(req: ApiRequest) -> s.TamperEventList:
 )
 async def assign_device(req: ApiRequest) -> s.DeviceOut:
     body = req.body_as(s.DeviceAssign)
-    async with write_transaction(req.ctx.engine) as conn:
-        record = await devices_store.get_device(conn, req.params["device_id"])
-        if record is None:
-            raise not_found("device")
-        if record.device.revoked:
+    async with writing(req) as work:
+        record = await work.load(devices_store.get_device, req.params["device_id"], "device")
+        if record.revoked:
             raise ApiError(Reason.DEVICE_REVOKED)
+        subjects = {"device": record.id}
         if body.inmate_id is not None:
-            inmate = await get_inmate(conn, body.inmate_id)
-            if inmate is None:
-                raise not_found("inmate")
+            inmate = await work.load(get_inmate, body.inmate_id, "inmate")
             if not inmate.active:
                 raise ApiError(Reason.INMATE_INACTIVE)
-        await devices_store.assign_device(conn, record.device.id, body.inmate_id)
-        subjects = {"device": record.device.id}
-        if body.inmate_id is not None:
-            subjects["inmate"] = body.inmate_id
-        await req.ctx.audit.append(
-            req.staff.actor,
-            "device.assigned" if body.inmate_id else "device.unassigned",
-            subjects,
-            conn=conn,
+            subjects["inmate"] = inmate.id
+        await devices_store.assign_device(work.conn, record.id, body.inmate_id)
+        work.tablets_changed(devices=[record.id])  # the next inmate sees only theirs
+        await work.audit(
+            "device.assigned" if body.inmate_id else "device.unassigned", subjects
         )
-        updated = await devices_store.get_device(conn, record.device.id)
-    assert updated is not None
-    await req.ctx.tablets_changed(devices=[record.device.id])  # the next inmate sees only theirs
-    return device_out(updated)
+    return s.DeviceOut.model_validate(replace(record, inmate_id=body.inmate_id))
 
 
 @table.route(
@@ -167,20 +150,18 @@ async def assign_device(req: ApiRequest) -> s.DeviceOut:
     refusals=(Reason.DEVICE_REVOKED,),
 )
 async def revoke(req: ApiRequest) -> s.DeviceOut:
-    async with write_transaction(req.ctx.engine) as conn:
-        record = await devices_store.get_device(conn, req.params["device_id"])
-        if record is None:
-            raise not_found("device")
+    async with writing(req) as work:
+        record = await work.load(devices_store.get_device, req.params["device_id"], "device")
         updated = await revoke_device(
-            conn,
+            work.conn,
             req.ctx.audit,
-            record.device.id,
+            record.id,
             req.staff.actor,
             req.now,
             pki_dir=req.ctx.settings.pki_dir,
         )
-    await req.ctx.device_revoked(updated.device.id)
-    return device_out(updated)
+    await req.ctx.device_revoked(updated.id)
+    return s.DeviceOut.model_validate(updated)
 
 
 @table.route(
@@ -197,22 +178,19 @@ async def replace_certificate(req: ApiRequest) -> s.DeviceOut:
     (issue 6): the old certificate goes on the CRL and its live link is cut."""
     body = req.body_as(s.DeviceCertificate)
     new_serial = body.certificate_serial.lower()
-    async with write_transaction(req.ctx.engine) as conn:
-        record = await find_device(conn, req.params["device_id"])
-        if record is None:
-            raise not_found("device")
-        old = record.device.certificate_serial
-        if old == new_serial or await device_serial_taken(conn, "", new_serial):
+    async with writing(req) as work:
+        record = await work.load(find_device, req.params["device_id"], "device")
+        old = record.certificate_serial
+        if old == new_serial or await device_serial_taken(work.conn, "", new_serial):
             raise ApiError(Reason.CONFLICT, "That certificate is already registered.")
-        await devices_store.replace_certificate(conn, record.device, new_serial, req.now)
-        subjects = {"device": record.device.id, "certificate": new_serial}
+        await devices_store.replace_certificate(work.conn, record.device, new_serial, req.now)
+        subjects = {"device": record.id, "certificate": new_serial}
         if old:
             subjects["old_certificate"] = old
-        await req.ctx.audit.append(req.staff.actor, "device.reprovisioned", subjects, conn=conn)
-        if old and (req.ctx.settings.pki_dir / pki.CA_CERT).exists():
-            pki.revoke(req.ctx.settings.pki_dir, old, now=req.now)
-        updated = await devices_store.get_device(conn, record.device.id)
-    assert updated is not None
+        await work.audit("device.reprovisioned", subjects)
+        if old and (req.ctx.settings.pki_dir / authority.CA_CERT).exists():
+            revocation.revoke(req.ctx.settings.pki_dir, old, now=req.now)
+        updated = await work.load(devices_store.get_device, record.id, "device")
     if old:
-        await req.ctx.device_revoked(updated.device.id)
-    return device_out(updated)
+        await req.ctx.device_revoked(updated.id)
+    return s.DeviceOut.model_validate(updated)

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from kiosk.domain.access import Action
 from kiosk.domain.model import (
     Booking,
@@ -23,13 +21,13 @@ from kiosk.domain.model import (
     RestrictionKind,
 )
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
-from kiosk.signalling.api.views import closure_out, facility_out, restriction_out
+from kiosk.signalling.api.work import Work, reading, writing
 from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.schemas import facility as s
+from kiosk.signalling.schemas.base import Empty
 from kiosk.store import facility as facility_store
 from kiosk.store.bookings import list_bookings, set_booking_state
-from kiosk.store.db import write_transaction
 from kiosk.store.facility import (
     delete_closure,
     delete_restriction,
@@ -57,8 +55,8 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ApiError(Reason.WINDOW_INVALID)
 
 
-async def _facility(conn: AsyncConnection) -> Facility:
-    facility = await facility_store.get_facility(conn)
+async def _facility(work: Work) -> Facility:
+    facility = await facility_store.get_facility(work.conn)
     if facility is None:
         # The server creates it at start-up (open_context): missing is a bug.
         raise RuntimeError("no facility row")
@@ -73,8 +71,8 @@ async def _facility(conn: AsyncConnection) -> Facility:
     response=s.FacilityOut,
 )
 async def get_facility(req: ApiRequest) -> s.FacilityOut:
-    async with req.ctx.engine.connect() as conn:
-        return facility_out(await _facility(conn))
+    async with reading(req) as work:
+        return s.FacilityOut.model_validate(await _facility(work))
 
 
 @table.route(
@@ -88,18 +86,16 @@ async def get_facility(req: ApiRequest) -> s.FacilityOut:
 async def update_facility(req: ApiRequest) -> s.FacilityOut:
     body = req.body_as(s.FacilityUpdate)
     changes = body.model_dump(exclude_none=True)
-    async with write_transaction(req.ctx.engine) as conn:
-        facility = await _facility(conn)
+    async with writing(req) as work:
+        facility = await _facility(work)
         if changes:
-            await facility_store.update_facility(conn, facility.id, changes)
-            await req.ctx.audit.append(
-                req.staff.actor,
+            await facility_store.update_facility(work.conn, facility.id, changes)
+            await work.audit(
                 "facility.updated",
                 {"facility": facility.id},
                 {k: v for k, v in changes.items() if k != "name"},
-                conn=conn,
             )
-        return facility_out(await _facility(conn))
+        return s.FacilityOut.model_validate(await _facility(work))
 
 
 @table.route(
@@ -122,17 +118,15 @@ async def add_closure(req: ApiRequest) -> s.ClosureOut:
         order_deadline=body.order_deadline,
         note=body.note,
     )
-    async with write_transaction(req.ctx.engine) as conn:
-        facility = await _facility(conn)
-        await insert_closure(conn, facility.id, closure)
-        await req.ctx.audit.append(
-            req.staff.actor,
+    async with writing(req) as work:
+        facility = await _facility(work)
+        await insert_closure(work.conn, facility.id, closure)
+        await work.audit(
             "facility.closure_added",
             {"facility": facility.id, "closure": closure.id},
             {"start": closure.start.isoformat(), "end": closure.end.isoformat()},
-            conn=conn,
         )
-    return closure_out(closure)
+    return s.ClosureOut.model_validate(closure)
 
 
 @table.route(
@@ -140,21 +134,18 @@ async def add_closure(req: ApiRequest) -> s.ClosureOut:
     "/facility/closures/{closure_id}",
     Action.FACILITY_WRITE,
     summary="Remove a closure",
-    response=s.Empty,
+    response=Empty,
 )
-async def remove_closure(req: ApiRequest) -> s.Empty:
-    async with write_transaction(req.ctx.engine) as conn:
-        facility = await _facility(conn)
+async def remove_closure(req: ApiRequest) -> Empty:
+    async with writing(req) as work:
+        facility = await _facility(work)
         closure_id = req.params["closure_id"]
-        if not await delete_closure(conn, closure_id):
+        if not await delete_closure(work.conn, closure_id):
             raise not_found("closure")
-        await req.ctx.audit.append(
-            req.staff.actor,
-            "facility.closure_removed",
-            {"facility": facility.id, "closure": closure_id},
-            conn=conn,
+        await work.audit(
+            "facility.closure_removed", {"facility": facility.id, "closure": closure_id}
         )
-    return s.Empty()
+    return Empty()
 
 
 @table.route(
@@ -183,17 +174,16 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
         limit_minutes=body.limit_minutes,
         note=body.note,
     )
-    async with write_transaction(req.ctx.engine) as conn:
-        await lock_facility(conn)
-        facility = await _facility(conn)
-        await insert_restriction(conn, facility.id, restriction)
+    async with writing(req) as work:
+        await lock_facility(work.conn)
+        facility = await _facility(work)
+        await insert_restriction(work.conn, facility.id, restriction)
         booked = await list_bookings(
-            conn, between=(restriction.start, restriction.end), states=[BookingState.BOOKED]
+            work.conn, between=(restriction.start, restriction.end), states=[BookingState.BOOKED]
         )
         held = [b.id for b in booked if holds(restriction, b)]
-        await set_booking_state(conn, held, BookingState.HELD)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        await set_booking_state(work.conn, held, BookingState.HELD)
+        await work.audit(
             "facility.restriction_added",
             {"facility": facility.id, "restriction": restriction.id},
             {
@@ -203,11 +193,12 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
                 "limit_minutes": restriction.limit_minutes,
                 "held_bookings": held,
             },
-            conn=conn,
         )
     await req.ctx.restrictions_changed()
     await mail.bookings_stopped(req.ctx, held, "held")  # R16: the people affected are told
-    return s.RestrictionCreated(restriction=restriction_out(restriction), held_bookings=held)
+    return s.RestrictionCreated(
+        restriction=s.RestrictionOut.model_validate(restriction), held_bookings=held
+    )
 
 
 @table.route(
@@ -218,29 +209,25 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
     response=s.RestrictionRemoved,
 )
 async def remove_restriction(req: ApiRequest) -> s.RestrictionRemoved:
-    async with write_transaction(req.ctx.engine) as conn:
-        await lock_facility(conn)
-        facility = await _facility(conn)
-        restriction = await get_restriction(conn, req.params["restriction_id"])
-        if restriction is None:
-            raise not_found("restriction")
-        await delete_restriction(conn, restriction.id)
+    async with writing(req) as work:
+        await lock_facility(work.conn)
+        facility = await _facility(work)
+        restriction = await work.load(get_restriction, req.params["restriction_id"], "restriction")
+        await delete_restriction(work.conn, restriction.id)
         others = [r for r in facility.settings.restrictions if r.id != restriction.id]
         held = await list_bookings(
-            conn, between=(restriction.start, restriction.end), states=[BookingState.HELD]
+            work.conn, between=(restriction.start, restriction.end), states=[BookingState.HELD]
         )
         released = [
             b.id
             for b in held
             if b.end > req.now and holds(restriction, b) and not any(holds(r, b) for r in others)
         ]
-        await set_booking_state(conn, released, BookingState.BOOKED)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        await set_booking_state(work.conn, released, BookingState.BOOKED)
+        await work.audit(
             "facility.restriction_removed",
             {"facility": facility.id, "restriction": restriction.id},
             {"released_bookings": released},
-            conn=conn,
         )
     await req.ctx.restrictions_changed()
     return s.RestrictionRemoved(released_bookings=released)

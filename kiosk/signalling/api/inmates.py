@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from kiosk.domain.access import Action
 from kiosk.domain.model import Inmate
 from kiosk.domain.reasons import Reason
-from kiosk.signalling import schemas as s
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
-from kiosk.signalling.api.views import inmate_out
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.work import reading, writing
+from kiosk.signalling.schemas import inmates as s
 from kiosk.store import inmates as inmates_store
-from kiosk.store.db import write_transaction
 from kiosk.store.facility import get_facility
 from kiosk.store.ids import new_id
-from kiosk.store.inmates import insert_inmate
 
 table = OperationTable("inmates")
 
@@ -27,9 +27,9 @@ table = OperationTable("inmates")
 )
 async def list_inmates(req: ApiRequest) -> s.InmateList:
     query = req.query_as(s.InmateListQuery)
-    async with req.ctx.engine.connect() as conn:
-        inmates = await inmates_store.list_inmates(conn, active=query.active)
-    return s.InmateList(items=[inmate_out(i) for i in inmates])
+    async with reading(req) as work:
+        inmates = await inmates_store.list_inmates(work.conn, active=query.active)
+    return s.InmateList(items=[s.InmateOut.model_validate(i) for i in inmates])
 
 
 @table.route(
@@ -44,8 +44,8 @@ async def list_inmates(req: ApiRequest) -> s.InmateList:
 )
 async def create_inmate(req: ApiRequest) -> s.InmateOut:
     body = req.body_as(s.InmateCreate)
-    async with write_transaction(req.ctx.engine) as conn:
-        facility = await get_facility(conn)
+    async with writing(req) as work:
+        facility = await get_facility(work.conn)
         if facility is None:
             raise ApiError(Reason.CONFLICT, "No facility is set up.")
         inmate = Inmate(
@@ -55,15 +55,13 @@ async def create_inmate(req: ApiRequest) -> s.InmateOut:
             remand=body.remand,
             minor=body.minor,
         )
-        await insert_inmate(conn, inmate, req.now)
-        await req.ctx.audit.append(
-            req.staff.actor,
+        await inmates_store.insert_inmate(work.conn, inmate, req.now)
+        await work.audit(
             "inmate.created",
             {"inmate": inmate.id},
             {"remand": inmate.remand, "minor": inmate.minor},
-            conn=conn,
         )
-    return inmate_out(inmate)
+    return s.InmateOut.model_validate(inmate)
 
 
 @table.route(
@@ -74,11 +72,9 @@ async def create_inmate(req: ApiRequest) -> s.InmateOut:
     response=s.InmateOut,
 )
 async def get_inmate(req: ApiRequest) -> s.InmateOut:
-    async with req.ctx.engine.connect() as conn:
-        inmate = await inmates_store.get_inmate(conn, req.params["inmate_id"])
-    if inmate is None:
-        raise not_found("inmate")
-    return inmate_out(inmate)
+    async with reading(req) as work:
+        inmate = await work.load(inmates_store.get_inmate, req.params["inmate_id"], "inmate")
+    return s.InmateOut.model_validate(inmate)
 
 
 @table.route(
@@ -92,21 +88,18 @@ async def get_inmate(req: ApiRequest) -> s.InmateOut:
 async def update_inmate(req: ApiRequest) -> s.InmateOut:
     body = req.body_as(s.InmateUpdate)
     changes = body.model_dump(exclude_none=True)
-    async with write_transaction(req.ctx.engine) as conn:
-        inmate_id = req.params["inmate_id"]
-        if await inmates_store.get_inmate(conn, inmate_id, for_update=True) is None:
-            raise not_found("inmate")
+    async with writing(req) as work:
+        inmate = await work.load(
+            inmates_store.get_inmate, req.params["inmate_id"], "inmate", for_update=True
+        )
         if changes:
-            await inmates_store.update_inmate(conn, inmate_id, changes)
+            inmate = replace(inmate, **changes)
+            await inmates_store.update_inmate(work.conn, inmate.id, changes)
+            work.tablets_changed(inmates=[inmate.id])
             # Which fields changed, not their values: names stay out of the chain.
-            await req.ctx.audit.append(
-                req.staff.actor,
+            await work.audit(
                 "inmate.updated",
-                {"inmate": inmate_id},
+                {"inmate": inmate.id},
                 {"fields": sorted(changes), **{k: v for k, v in changes.items() if k != "name"}},
-                conn=conn,
             )
-        inmate = await inmates_store.get_inmate(conn, inmate_id)
-    assert inmate is not None
-    await req.ctx.tablets_changed(inmates=[inmate_id])
-    return inmate_out(inmate)
+    return s.InmateOut.model_validate(inmate)

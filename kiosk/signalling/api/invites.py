@@ -1,26 +1,23 @@
 """Visitor invites: a link for the booking's contact (ARCHITECTURE.md, Trust).
 
-Issuing a new invite makes the booking's earlier links stop working, so a
-link sent to a wrong address can be withdrawn by sending a fresh one. The
-token is shown once, in the response, and stored only hashed.
+Issuing a new invite makes the booking's earlier links stop working
+(kiosk/signalling/visitors/invites.py). The token is shown once, in the
+response, and stored only hashed.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
-
 from kiosk.domain.access import Action
 from kiosk.domain.model import BookingState
 from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.work import writing
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.visitors import invites as inv
-from kiosk.store import schema as t
 from kiosk.store.bookings import get_booking
-from kiosk.store.db import write_transaction
 
 table = OperationTable("bookings")
 
@@ -50,20 +47,14 @@ def visit_url(req: ApiRequest, token: str) -> str:
     refusals=(Reason.BOOKING_NOT_ACTIVE,),
 )
 async def issue_invite(req: ApiRequest) -> InviteOut:
-    booking_id = req.params["booking_id"]
-    async with write_transaction(req.ctx.engine) as conn:
-        booking = await get_booking(conn, booking_id)
-        if booking is None:
-            raise not_found("booking")
+    async with writing(req) as work:
+        booking = await work.load(get_booking, req.params["booking_id"], "booking")
         if booking.state is not BookingState.BOOKED or booking.end <= req.now:
             raise ApiError(Reason.BOOKING_NOT_ACTIVE)
-        await conn.execute(delete(t.invites).where(t.invites.c.booking_id == booking.id))
-        token, invite = await inv.issue_invite(conn, booking, req.now)
-        await req.ctx.audit.append(
-            f"staff:{req.staff.staff_id}",
+        token, invite = await inv.issue_invite(work.conn, booking, req.now)
+        await work.audit(
             "invite.issued",
             {"booking": booking.id, "contact": booking.contact_id, "invite": invite.id},
-            conn=conn,
         )
     url = visit_url(req, token)
     await mail.invite_issued(req.ctx, booking, url, invite.valid_from)  # the link by e-mail

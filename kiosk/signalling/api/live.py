@@ -21,6 +21,7 @@ from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
 from kiosk.signalling.calls.runner import CallRefused, CallsHolder
+from kiosk.signalling.schemas.calls import CallOut
 from kiosk.store.calls import get_call
 
 Id = Annotated[str, StringConstraints(min_length=1, max_length=36, pattern=r"^[A-Za-z0-9-]+$")]
@@ -86,12 +87,12 @@ def _api_error(exc: CallRefused) -> ApiError:
     return ApiError(exc.reason, exc.detail, audited=exc.audited)
 
 
-async def _call_out(req: ApiRequest, call_id: str) -> s.CallOut:
+async def _call_out(req: ApiRequest, call_id: str) -> CallOut:
     async with req.ctx.engine.connect() as conn:
         call = await get_call(conn, call_id)
     if call is None:
         raise ApiError(Reason.NOT_FOUND)
-    return s.CallOut.model_validate(call)
+    return CallOut.model_validate(call)
 
 
 def operations(calls: CallsHolder) -> list[Operation]:
@@ -103,12 +104,12 @@ def operations(calls: CallsHolder) -> list[Operation]:
         Action.CALL_SET_UP,
         summary="Set up a booked call on a tablet (R12)",
         body=CallSetUp,
-        response=s.CallOut,
+        response=CallOut,
         status=201,
         refusals=_SET_UP_REFUSALS,
         audit_refusals="call.set_up_refused",
     )
-    async def set_up_call(req: ApiRequest) -> s.CallOut:
+    async def set_up_call(req: ApiRequest) -> CallOut:
         body = req.body_as(CallSetUp)
         try:
             call_id = await calls().set_up(body.booking_id, body.device_id, req.staff.staff_id)
@@ -122,11 +123,11 @@ def operations(calls: CallsHolder) -> list[Operation]:
         Action.CALL_END,
         summary="End a live call now, with a reason; a breach is recorded (R14)",
         body=CallEnd,
-        response=s.CallOut,
+        response=CallOut,
         refusals=(Reason.CALL_NOT_LIVE,),
         audit_refusals="call.end_refused",
     )
-    async def end_call(req: ApiRequest) -> s.CallOut:
+    async def end_call(req: ApiRequest) -> CallOut:
         body = req.body_as(CallEnd)
         call_id = req.params["call_id"]
         await _call_out(req, call_id)  # never was: not found; ended: not live (below)

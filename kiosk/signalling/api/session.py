@@ -10,8 +10,10 @@ from kiosk.domain.access import PERMISSIONS, Action
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
-from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, Reply
+from kiosk.signalling.api.work import writing
+from kiosk.signalling.schemas import staff as s
+from kiosk.signalling.schemas.base import Empty
 from kiosk.store.db import write_transaction
 from kiosk.store.staff import delete_session
 
@@ -81,20 +83,18 @@ async def login(req: ApiRequest) -> Reply:
     )
 
 
-@table.route("POST", "/logout", Action.SELF, summary="Log out: ends the session", response=s.Empty)
+@table.route("POST", "/logout", Action.SELF, summary="Log out: ends the session", response=Empty)
 async def logout(req: ApiRequest) -> Reply:
     staff = req.staff
     if staff.session_hash is not None:
-        async with write_transaction(req.ctx.engine) as conn:
-            await delete_session(conn, staff.session_hash)
-            await req.ctx.audit.append(
-                staff.actor, "staff.logged_out", {"staff": staff.staff_id}, conn=conn
-            )
+        async with writing(req) as work:
+            await delete_session(work.conn, staff.session_hash)
+            await work.audit("staff.logged_out", {"staff": staff.staff_id})
 
     def clear(response: web.StreamResponse) -> None:
         response.del_cookie(auth.SESSION_COOKIE, path="/")
 
-    return Reply(s.Empty(), cookies=(clear,))
+    return Reply(Empty(), cookies=(clear,))
 
 
 @table.route(

@@ -13,12 +13,11 @@ from sqlalchemy.exc import IntegrityError
 from kiosk.domain.access import Action
 from kiosk.domain.reasons import Reason
 from kiosk.signalling import auth
-from kiosk.signalling import schemas as s
-from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable, not_found
+from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.work import reading, writing
+from kiosk.signalling.schemas import staff as s
 from kiosk.store import staff as staff_store
-from kiosk.store.db import write_transaction
 from kiosk.store.staff import (
-    StaffRecord,
     delete_staff_sessions,
     get_staff,
     get_staff_by_username,
@@ -28,22 +27,13 @@ from kiosk.store.staff import (
 table = OperationTable("staff")
 
 
-def account_out(staff: StaffRecord) -> s.StaffAccount:
-    return s.StaffAccount(
-        id=staff.id,
-        username=staff.username,
-        display_name=staff.display_name,
-        role=staff.role,
-        active=staff.active,
-    )
-
-
 @table.route(
     "GET", "/staff", Action.STAFF_READ, summary="List staff accounts", response=s.StaffList
 )
 async def list_staff(req: ApiRequest) -> s.StaffList:
-    async with req.ctx.engine.connect() as conn:
-        return s.StaffList(items=[account_out(a) for a in await staff_store.list_staff(conn)])
+    async with reading(req) as work:
+        accounts = await staff_store.list_staff(work.conn)
+    return s.StaffList(items=[s.StaffAccount.model_validate(a) for a in accounts])
 
 
 @table.route(
@@ -60,24 +50,17 @@ async def add_staff(req: ApiRequest) -> s.StaffAccount:
     body = req.body_as(s.StaffCreate)
     password_hash = auth.hash_password(body.password)  # before the write lock is taken
     try:
-        async with write_transaction(req.ctx.engine) as conn:
-            if await get_staff_by_username(conn, body.username) is not None:
+        async with writing(req) as work:
+            if await get_staff_by_username(work.conn, body.username) is not None:
                 raise ApiError(Reason.CONFLICT, "That username is taken.")
             staff_id = await insert_staff(
-                conn, body.username, body.display_name, password_hash, body.role, req.now
+                work.conn, body.username, body.display_name, password_hash, body.role, req.now
             )
-            await req.ctx.audit.append(
-                req.staff.actor,
-                "staff.added",
-                {"staff": staff_id},
-                {"role": body.role.value},
-                conn=conn,
-            )
-            staff = await get_staff(conn, staff_id)
+            await work.audit("staff.added", {"staff": staff_id}, {"role": body.role.value})
+            staff = await work.load(get_staff, staff_id, "staff member")
     except IntegrityError:
         raise ApiError(Reason.CONFLICT, "That username is taken.") from None
-    assert staff is not None
-    return account_out(staff)
+    return s.StaffAccount.model_validate(staff)
 
 
 @table.route(
@@ -97,19 +80,15 @@ async def update_staff(req: ApiRequest) -> s.StaffAccount:
         raise ApiError(Reason.CONFLICT, "You cannot change your own role or deactivate yourself.")
     if body.password is not None:
         changes["password_hash"] = auth.hash_password(body.password)
-    async with write_transaction(req.ctx.engine) as conn:
-        if await get_staff(conn, staff_id) is None:
-            raise not_found("staff member")
+    async with writing(req) as work:
+        await work.load(get_staff, staff_id, "staff member")
         if changes:
-            await staff_store.update_staff(conn, staff_id, changes)
+            await staff_store.update_staff(work.conn, staff_id, changes)
             if changes.keys() & {"role", "active", "password_hash"}:
-                await delete_staff_sessions(conn, staff_id)
+                await delete_staff_sessions(work.conn, staff_id)
             details = {k: v for k, v in changes.items() if k in ("role", "active")}
             if "password_hash" in changes:
                 details["password_changed"] = True
-            await req.ctx.audit.append(
-                req.staff.actor, "staff.updated", {"staff": staff_id}, details, conn=conn
-            )
-        staff = await get_staff(conn, staff_id)
-    assert staff is not None
-    return account_out(staff)
+            await work.audit("staff.updated", {"staff": staff_id}, details)
+        staff = await work.load(get_staff, staff_id, "staff member")
+    return s.StaffAccount.model_validate(staff)

@@ -40,7 +40,7 @@ from cryptography.x509.oid import NameOID
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.crypto import pki
+from kiosk.crypto import authority, pki, revocation
 from kiosk.crypto.tls import DeviceTlsContexts
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
@@ -287,7 +287,7 @@ class DeviceHub:
         if not der:  # cannot happen with CERT_REQUIRED; deny by default all the same
             return _refuse(Reason.NOT_AUTHENTICATED)
         cert = x509.load_der_x509_certificate(der)
-        serial = pki.certificate_serial_text(cert)
+        serial = authority.certificate_serial_text(cert)
         try:
             device = await device_registry.device_for_certificate(self.engine, serial)
             revoked = await device_registry.certificate_revoked(self.engine, serial)
@@ -486,16 +486,16 @@ class DeviceListener:
             return []
         self._crl_stamp = stamp
         self.tls.current()
-        return await self.hub.enforce_revocations(pki.revoked_serials(self.pki_dir))
+        return await self.hub.enforce_revocations(revocation.revoked_serials(self.pki_dir))
 
     def maintain(self) -> None:
         """Keep the CRL and the listener's certificate from running out while up.
 
         An expired CRL would fail every handshake; an expired certificate too.
-        Both are re-signed well before (pki.CRL_RENEW_BEFORE, LISTENER_RENEW_BEFORE)
+        Both are re-signed well before (revocation.CRL_RENEW_BEFORE, LISTENER_RENEW_BEFORE)
         and the next handshake uses them.
         """
-        pki.ensure_crl(self.tls.ca)
+        revocation.ensure_crl(self.tls.ca)
         if pki.renew_listener_if_due(self.tls.ca):
             log.info("device listener certificate renewed")
 

@@ -1,7 +1,7 @@
 """Devices as the device listener sees them: a certificate serial and a row.
 
 A device IS its certificate (ARCHITECTURE.md, Trust): the listener finds the
-row by ``devices.certificate_serial`` (lowercase hex, ``pki.certificate_serial_text``)
+row by ``devices.certificate_serial`` (lowercase hex, ``authority.certificate_serial_text``)
 and nothing the tablet says can change which device it is.
 """
 
@@ -10,55 +10,29 @@ from __future__ import annotations
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from kiosk.crypto import pki
+from kiosk.crypto import revocation
 from kiosk.domain.model import Device
 from kiosk.store import devices as devices_store
-from kiosk.store import schema as t
 from kiosk.store.devices import insert_device
 from kiosk.store.ids import new_id
 
 
-def _device(row: object) -> Device:
-    return Device(
-        id=row.id,  # type: ignore[attr-defined]
-        serial=row.serial,  # type: ignore[attr-defined]
-        inmate_id=row.inmate_id,  # type: ignore[attr-defined]
-        revoked=row.revoked,  # type: ignore[attr-defined]
-        certificate_serial=row.certificate_serial,  # type: ignore[attr-defined]
-    )
-
-
 async def device_for_certificate(engine: AsyncEngine, certificate_serial: str) -> Device | None:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(t.devices).where(t.devices.c.certificate_serial == certificate_serial)
-            )
-        ).first()
-    return None if row is None else _device(row)
+        return await devices_store.device_for_certificate(conn, certificate_serial)
 
 
 async def certificate_revoked(engine: AsyncEngine, certificate_serial: str) -> bool:
     """The database's own list, checked beside the CRL (defence in depth)."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                select(t.revoked_certificates.c.serial).where(
-                    t.revoked_certificates.c.serial == certificate_serial
-                )
-            )
-        ).first()
-    return row is not None
+        return await devices_store.certificate_revoked(conn, certificate_serial)
 
 
 async def touch(engine: AsyncEngine, device_id: str, now: datetime) -> None:
     async with engine.begin() as conn:
-        await conn.execute(
-            update(t.devices).where(t.devices.c.id == device_id).values(last_seen_at=now)
-        )
+        await devices_store.touch_device(conn, device_id, now)
 
 
 async def register_device(
@@ -91,4 +65,4 @@ async def revoke_device(
     """
     await devices_store.revoke_device(conn, device, now)
     if device.certificate_serial is not None:
-        pki.revoke(pki_dir, device.certificate_serial, now=now)
+        revocation.revoke(pki_dir, device.certificate_serial, now=now)

@@ -2,41 +2,33 @@
 
 A token is 256 random bits, given to the visitor once and stored only as its
 SHA-256, bound to one contact and one booking, and valid from 15 minutes
-before the window to its end.
+before the window to its end. Issuing a new invite makes the booking's
+earlier links stop working, so a link sent to a wrong address can be
+withdrawn by sending a fresh one.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
-import uuid
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain.model import Booking
-from kiosk.store.schema import invites
+from kiosk.store import invites as invites_store
+from kiosk.store.ids import new_id
+from kiosk.store.invites import Invite
+
+__all__ = ["EARLY_JOIN", "Invite", "find_invite", "hash_token", "issue_invite"]
 
 EARLY_JOIN = timedelta(minutes=15)
 TOKEN_BYTES = 32  # 256 bits
+MAX_TOKEN_LENGTH = 128
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class Invite:
-    id: str
-    booking_id: str
-    contact_id: str
-    valid_from: datetime
-    valid_until: datetime
-
-    def valid_at(self, now: datetime) -> bool:
-        return self.valid_from <= now < self.valid_until
 
 
 async def issue_invite(
@@ -45,38 +37,17 @@ async def issue_invite(
     """Make a new token for ``booking``; the caller sends it to the contact and forgets it."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     invite = Invite(
-        id=str(uuid.uuid4()),
+        id=new_id(),
         booking_id=booking.id,
         contact_id=booking.contact_id,
         valid_from=booking.start - EARLY_JOIN,
         valid_until=booking.end,
     )
-    await conn.execute(
-        invites.insert().values(
-            id=invite.id,
-            token_hash=hash_token(token),
-            booking_id=invite.booking_id,
-            contact_id=invite.contact_id,
-            valid_from=invite.valid_from,
-            valid_until=invite.valid_until,
-            created_at=now,
-        )
-    )
+    await invites_store.replace_invites(conn, invite, hash_token(token), now)
     return token, invite
 
 
 async def find_invite(conn: AsyncConnection, token: str) -> Invite | None:
-    if not token or len(token) > 128:
+    if not token or len(token) > MAX_TOKEN_LENGTH:
         return None
-    row = (
-        await conn.execute(select(invites).where(invites.c.token_hash == hash_token(token)))
-    ).first()
-    if row is None:
-        return None
-    return Invite(
-        id=row.id,
-        booking_id=row.booking_id,
-        contact_id=row.contact_id,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
-    )
+    return await invites_store.find_invite(conn, hash_token(token))

@@ -4,8 +4,8 @@
 ``POST`` changes anything, because mail scanners fetch links in mails. The
 token (256 random bits) is stored only as its SHA-256 in
 ``email_confirmations``, is used once and expires after ``TOKEN_LIFETIME``.
-Confirming goes through the same ``policy.confirm_email`` and repository
-update as the staff endpoint, and into the audit chain as the visitor.
+Confirming goes through the same ``policy.confirm_email`` and store write
+as the staff endpoint, and into the audit chain as the visitor.
 
 The page is rendered here, without script, in bokmål or English by
 ``Accept-Language`` (``?lang=`` switches).
@@ -20,19 +20,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from aiohttp import web
-from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain import policy
-from kiosk.domain.model import Contact, ContactStatus
+from kiosk.domain.model import Contact
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import CONTEXT
 from kiosk.signalling.mail.notices import fill, texts
 from kiosk.signalling.web.pages import LANGUAGES, TOKEN_PATTERN, choose_language, page_headers
-from kiosk.store.contacts import get_contact, update_contact
+from kiosk.store import contacts as contacts_store
+from kiosk.store.contacts import EmailConfirmation, get_contact
 from kiosk.store.db import write_transaction
 from kiosk.store.facility import get_facility
-from kiosk.store.schema import email_confirmations
 
 log = get_logger(__name__)
 
@@ -47,11 +46,8 @@ def _hash(token: str) -> str:
 async def issue_token(conn: AsyncConnection, contact_id: str, now: datetime) -> str:
     """A new confirmation link token for ``contact_id``; shown once, stored hashed."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
-    await conn.execute(
-        email_confirmations.insert().values(
-            token_hash=_hash(token), contact_id=contact_id, expires_at=now + TOKEN_LIFETIME
-        )
-    )
+    link = EmailConfirmation(_hash(token), contact_id, expires_at=now + TOKEN_LIFETIME)
+    await contacts_store.insert_confirmation(conn, link)
     return token
 
 
@@ -63,14 +59,10 @@ class Pending:
 
 async def _pending(conn: AsyncConnection, token: str, now: datetime) -> Pending | None:
     """The contact a live, unused token confirms; None for any other token."""
-    row = (
-        await conn.execute(
-            select(email_confirmations).where(email_confirmations.c.token_hash == _hash(token))
-        )
-    ).first()
-    if row is None or row.used_at is not None or row.expires_at <= now:
+    link = await contacts_store.find_confirmation(conn, _hash(token))
+    if link is None or not link.usable_at(now):
         return None
-    contact = await get_contact(conn, row.contact_id)
+    contact = await get_contact(conn, link.contact_id)
     facility = await get_facility(conn)
     if contact is None or facility is None:
         return None
@@ -170,21 +162,13 @@ async def confirm(request: web.Request) -> web.Response:
         if pending is None:
             return _invalid(request, language)
         contact = pending.contact
-        verdict = policy.confirm_email(contact)
-        if isinstance(verdict, policy.Deny):
+        confirmed = policy.confirm_email(contact)
+        if isinstance(confirmed, policy.Deny):
             body = f'<p class="lead">{html.escape(t["page_refused_lead"])}</p>'
             return _page(request, language, t["page_invalid_heading"], body, status=409)
         # The same change as the staff endpoint (POST /contacts/{id}/email-confirmation).
-        await update_contact(
-            conn,
-            contact.id,
-            {"email_confirmed": True, "status": ContactStatus.AWAITING_ASSESSMENT.value},
-        )
-        await conn.execute(
-            update(email_confirmations)
-            .where(email_confirmations.c.token_hash == _hash(token))
-            .values(used_at=now)
-        )
+        await contacts_store.save_contact(conn, confirmed)
+        await contacts_store.use_confirmation(conn, _hash(token), now)
         await ctx.audit.append(
             f"visitor:{contact.id}",
             "contact.email_confirmed",

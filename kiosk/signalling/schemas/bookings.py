@@ -1,0 +1,74 @@
+"""Bookings (R9-R12, R15-R17).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated
+
+from pydantic import Field
+
+from kiosk.domain.model import BookingState, ControlLevel, Initiation, LocationKind
+from kiosk.signalling.schemas.base import (
+    Id,
+    Location,
+    Name,
+    Note,
+    Query,
+    Request,
+    Response,
+    UtcDatetime,
+)
+
+
+class PoliceClearanceIn(Request):
+    """R11: who at the police cleared the call, and when."""
+
+    cleared_by: Name
+    cleared_at: UtcDatetime
+
+
+class PoliceClearanceOut(Response):
+    cleared_by: str
+    cleared_at: datetime
+
+
+class BookingCreate(Request):
+    inmate_id: Id
+    contact_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+    location_kind: LocationKind
+    location: Location
+    initiation: Initiation
+    police_clearance: PoliceClearanceIn | None = None
+    override_closure: bool = False  # R15
+
+
+class BookingOut(Response):
+    id: str
+    inmate_id: str
+    contact_id: str
+    start: datetime
+    end: datetime
+    location_kind: LocationKind
+    location: str
+    initiation: Initiation
+    state: BookingState
+    control: ControlLevel
+    police_clearance: PoliceClearanceOut | None
+
+
+class BookingList(Response):
+    items: list[BookingOut]
+
+
+class BookingListQuery(Query):
+    day: date | None = None  # in the facility's time zone
+    inmate_id: Id | None = None
+    state: BookingState | None = None
+    limit: Annotated[int, Field(ge=1, le=1000)] = 200
+
+
+class BookingCancel(Request):
+    note: Note = ""
