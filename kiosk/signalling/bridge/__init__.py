@@ -43,6 +43,7 @@ One :class:`Bridge` per controlled call, made by ``kiosk/signalling/calls/bridge
   upstream and consumer counts per ``<leg>-<kind>`` source, for metrics.
 """
 
-from .bridge import Bridge, BridgeError, BridgeFailure, Leg
+from .bridge import Bridge
+from .parts import BridgeError, BridgeFailure, Leg
 
 __all__ = ["Bridge", "BridgeError", "BridgeFailure", "Leg"]
