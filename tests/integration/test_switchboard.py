@@ -230,3 +230,28 @@ async def test_a_reassigned_tablet_shows_the_next_inmate_at_once(world: World) -
     )
     await wait_until(lambda: shows(second, set()), timeout=15, what="the refused contact gone")
     assert booking["state"] == "booked"
+
+
+async def test_a_bridge_that_fails_by_itself_ends_the_call_and_holds_nothing_up(
+    world: World,
+) -> None:
+    """Principle 3, through the runner: the bridge's own failure report ends the call, the
+    bridge is let go, and the tablet's next call goes through (nothing waits for ever)."""
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate, control="sight")
+    first = await world.booking(inmate, contact, start_in=2)
+    other = await world.approved_contact(inmate, name="Per Nordmann", email="per@example.org")
+    second = await world.booking(inmate, other, start_in=2)
+    tablet = await world.tablet(inmate, "TAB-BFAIL")
+    visitor = await world.visitor(await world.invite_token(first["id"]))
+    await wait_until(lambda: tablet.callable(first["id"]), timeout=20, what="window open")
+    await tablet.dial(first["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=40, what="bridged media")
+    assert visitor.pc is not None
+    await visitor.pc.close()  # the visitor's media goes; its page stays
+    await wait_until(lambda: visitor.end is not None, timeout=30, what="the end at the visitor")
+    assert visitor.end is not None and visitor.end.reason.value == "bridge_failed"
+    await wait_until(_phase(tablet, "ended"), timeout=20, what="the end at the tablet")
+    next_visitor = await world.visitor(await world.invite_token(second["id"]))
+    await tablet.dial(second["id"])
+    await wait_until(lambda: next_visitor.received.video > 10, timeout=40, what="the next call")

@@ -103,9 +103,13 @@ class Bridges:
 
     async def close(self, call_id: str) -> None:
         bridge = self._bridges.pop(call_id, None)
-        if bridge is not None:
-            with contextlib.suppress(Exception):
-                await bridge.close()
+        if bridge is None or bridge.failure is not None:
+            # A bridge that failed closes its own connections once the call has ended
+            # (its failure report is what ended it): waiting for it here would wait
+            # for the very report that is waiting for this.
+            return
+        with contextlib.suppress(Exception):
+            await bridge.close()
 
     async def close_all(self) -> None:
         for call_id in list(self._bridges):
