@@ -249,7 +249,7 @@ async def test_a_bridge_that_fails_by_itself_ends_the_call_and_holds_nothing_up(
     await wait_until(lambda: visitor.received.video > 10, timeout=40, what="bridged media")
     assert visitor.pc is not None
     await visitor.pc.close()  # the visitor's media goes; its page stays
-    await wait_until(lambda: visitor.end is not None, timeout=30, what="the end at the visitor")
+    await wait_until(lambda: visitor.end is not None, timeout=60, what="the end at the visitor")
     assert visitor.end is not None and visitor.end.reason.value == "bridge_failed"
     await wait_until(_phase(tablet, "ended"), timeout=20, what="the end at the tablet")
     next_visitor = await world.visitor(await world.invite_token(second["id"]))
