@@ -13,8 +13,9 @@ Every request goes through the same steps, in this order:
 3. role (``kiosk.domain.access``) -> 403 ``forbidden_role``
 4. path, query and body validated by the pydantic models -> 400 ``invalid_request``
    (404 ``not_found`` for an id that cannot exist)
-5. the handler: reads, asks the pure policy, writes with its audit entry in one
-   transaction; a policy refusal is raised as :class:`ApiError`.
+5. the handler, through its unit of work (:mod:`.work`): loads or 404, asks the
+   pure policy, writes with its audit entry in one transaction; a policy
+   refusal is raised as :class:`ApiError` and rolls the transaction back.
 
 Status of a refusal (``STATUS``): 422 when the request contradicts a rule
 whatever the state of things (a window that ends before it starts, control
