@@ -88,11 +88,6 @@ def test_r10_allowed_exactly_inside_start_to_end(offset: int) -> None:
 # --- bookings -----------------------------------------------------------------------
 
 
-def test_a_missing_booking_is_not_found() -> None:
-    c = approved()
-    assert reason(place_call(dial_context(c, None), INSIDE)) is Reason.BOOKING_NOT_FOUND
-
-
 def test_somebody_elses_booking_is_not_found_either() -> None:
     c = approved()
     others = booking(approved(inmate_id="inmate-2"), START)
@@ -295,7 +290,7 @@ def test_the_checks_speak_in_the_documented_order() -> None:
         (Reason.DEVICE_REVOKED, {"device": device(revoked=True, inmate_id=None)}),
         (Reason.DEVICE_NOT_ASSIGNED, {"device": device(inmate_id=None)}),
         (Reason.INMATE_INACTIVE, {"inmate": inmate(active=False, remand=True)}),
-        (Reason.BOOKING_NOT_FOUND, {"booking": None}),
+        (Reason.BOOKING_NOT_FOUND, {"booking": booking(approved(inmate_id="other"), START)}),
         (Reason.BOOKING_NOT_ACTIVE, {"booking": b}),
         (Reason.CONTACT_NOT_APPROVED, {"contact": c}),
         (Reason.OUTSIDE_WINDOW, {"now": START - MINUTE}),
@@ -314,6 +309,6 @@ def test_the_checks_speak_in_the_documented_order() -> None:
         now = kw.pop("now", INSIDE)
         kw.setdefault("contact", good)
         kw.setdefault("booking", good_booking)
-        ctx = dial_context(good, None, **kw)
+        ctx = dial_context(good, good_booking, **kw)
         got = reason(place_call(ctx, now))  # type: ignore[arg-type]
         assert got is expected, (expected, got)

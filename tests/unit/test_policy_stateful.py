@@ -71,6 +71,7 @@ from kiosk.domain.policy import (
     BookingContext,
     BookingRequest,
     CallContext,
+    CallFacts,
     Deny,
     attach_monitor,
     call_deadline,
@@ -551,16 +552,13 @@ class PolicyWorld(RuleBasedStateMachine):
             and booking is not None
             and same_week(b.start, booking.start)
         ]
+        if booking is None:
+            return  # no such booking: the facts loader says booking_not_found, not the policy
+        facts = CallFacts(device, booking, inmate, contact, self.settings, week, self.categories())
         ctx = CallContext(
-            inmate=inmate,
-            contact=contact,
-            booking=booking,
-            device=device,
-            settings=self.settings,
+            facts,
             inmate_has_live_call=any(c.booking.inmate_id == inmate.id for c in live),
             device_has_live_call=any(c.device_id == device.id for c in live),
-            week_bookings=week,
-            categories=self.categories(),
         )
         verdict = place_call(ctx, self.now)
         event(f"dial: {verdict.reason.value if isinstance(verdict, Deny) else 'allowed'}")

@@ -517,3 +517,12 @@ def test_without_a_bridge_a_controlled_call_is_refused() -> None:
     b = prison.book(prison.contact(ola.id, control=ControlLevel.SIGHT), NOW - MINUTE)
     assert refused_code(run.dial(tablet.id, b.id)) is Reason.BRIDGE_UNAVAILABLE
     assert refused_code(run.set_up(tablet.id, b.id)) is Reason.BRIDGE_UNAVAILABLE
+
+
+def test_a_booking_the_store_does_not_have_is_refused_as_not_found() -> None:
+    prison, run = world()
+    tablet = prison.tablet(prison.inmate().id)
+    missing = run.feed(ev.Dial(tablet.id, "no-such", Reason.BOOKING_NOT_FOUND, "call-x"))
+    assert refused_code(missing) is Reason.BOOKING_NOT_FOUND
+    assert run.sent_to_device(tablet.id)[-1].code is Reason.BOOKING_NOT_FOUND
+    assert run.board.calls == {}

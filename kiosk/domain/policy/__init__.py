@@ -20,7 +20,7 @@ from kiosk.domain.policy.bookings import (
     create_booking,
 )
 from kiosk.domain.policy.calendar import call_deadline, closed_at, restricted_at
-from kiosk.domain.policy.calling import CallContext, Purpose, place_call
+from kiosk.domain.policy.calling import CallContext, CallFacts, Purpose, place_call
 from kiosk.domain.policy.contacts import (
     AWAITING,
     DECIDED,
@@ -47,6 +47,7 @@ __all__ = [
     "BookingContext",
     "BookingRequest",
     "CallContext",
+    "CallFacts",
     "Deny",
     "Purpose",
     "Verdict",

@@ -26,7 +26,7 @@ now is the moment; each step reveals no more than the one before):
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
@@ -51,22 +51,35 @@ class Purpose(StrEnum):
 
 
 @dataclass(frozen=True, slots=True)
-class CallContext:
+class CallFacts:
+    """What the store knows that a call is judged on (the caller loads it)."""
+
+    device: Device
+    booking: Booking
     inmate: Inmate
     contact: Contact
-    booking: Booking | None
-    device: Device
     settings: FacilitySettings
+    week_bookings: Sequence[Booking]  # the inmate's bookings in the booking's week (R17)
+    categories: Mapping[str, Category]  # their contacts' categories
+
+    def with_booking_state(self, state: BookingState) -> CallFacts:
+        return replace(self, booking=replace(self.booking, state=state))
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """The facts, and what only the caller knows: which calls are live now, and why it asks."""
+
+    facts: CallFacts
     inmate_has_live_call: bool
     device_has_live_call: bool
-    week_bookings: Sequence[Booking]
-    categories: Mapping[str, Category]
     purpose: Purpose = Purpose.DIAL
 
 
 def place_call(ctx: CallContext, now: datetime) -> Verdict:
     """May this call be placed (dialled now, or set up for its window)? Order in the module doc."""
-    inmate, contact, booking, device = ctx.inmate, ctx.contact, ctx.booking, ctx.device
+    facts = ctx.facts
+    inmate, contact, booking, device = facts.inmate, facts.contact, facts.booking, facts.device
     # R18: only issued, unrevoked equipment, handed to this inmate.
     if device.revoked:
         return deny(Reason.DEVICE_REVOKED)
@@ -75,7 +88,7 @@ def place_call(ctx: CallContext, now: datetime) -> Verdict:
     if not inmate.active:
         return deny(Reason.INMATE_INACTIVE)
     # Somebody else's booking is "not found": it reveals nothing about it.
-    if booking is None or booking.inmate_id != inmate.id or booking.contact_id != contact.id:
+    if booking.inmate_id != inmate.id or booking.contact_id != contact.id:
         return deny(Reason.BOOKING_NOT_FOUND)
     # R16: a held booking is held by a restriction; say so, not merely "inactive".
     if booking.state is BookingState.HELD:
@@ -99,19 +112,19 @@ def place_call(ctx: CallContext, now: datetime) -> Verdict:
             return deny(Reason.POLICE_CLEARANCE_MISSING)
     # R16: a restriction declared after booking still holds: no call while suspended, and
     # under a limit only while the limited time is not yet spent.
-    if call_deadline(booking, ctx.settings, begins) <= begins:
-        restriction = restricted_at(ctx.settings, begins)
+    if call_deadline(booking, facts.settings, begins) <= begins:
+        restriction = restricted_at(facts.settings, begins)
         note = restriction.note if restriction is not None else ""
         return deny(Reason.FACILITY_RESTRICTED, note)
     # R17: the quota may have been lowered since booking.
     refused = quota_refuses(
-        ctx.settings,
+        facts.settings,
         inmate,
         contact,
         booking.start,
         booking.duration,
-        ctx.week_bookings,
-        ctx.categories,
+        facts.week_bookings,
+        facts.categories,
         exclude_id=booking.id,
     )
     if refused is not None:

@@ -8,35 +8,13 @@ has just used, see ``Switchboard.spent``).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 
-from kiosk.domain.model import (
-    Booking,
-    BookingState,
-    Category,
-    Contact,
-    Device,
-    FacilitySettings,
-    Inmate,
-)
+from kiosk.domain.model import Booking, Contact
+from kiosk.domain.policy import CallFacts
 
-
-@dataclass(frozen=True, slots=True)
-class CallFacts:
-    """What a dial or a set-up is judged on (policy.place_call) besides the live calls."""
-
-    device: Device
-    booking: Booking
-    inmate: Inmate
-    contact: Contact
-    settings: FacilitySettings
-    week_bookings: tuple[Booking, ...]  # the inmate's bookings in the booking's week (R17)
-    categories: Mapping[str, Category]  # their contacts' categories
-
-    def with_booking_state(self, state: BookingState) -> CallFacts:
-        return replace(self, booking=replace(self.booking, state=state))
+__all__ = ["CallFacts", "InviteFacts"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,19 +171,7 @@ def _verdict(
     )
     device_live = judged_now and board.holds(now, device_id=facts.device.id, but=existing)
     verdict = policy.place_call(
-        policy.CallContext(
-            inmate=facts.inmate,
-            contact=facts.contact,
-            booking=booking,
-            device=facts.device,
-            settings=facts.settings,
-            inmate_has_live_call=inmate_live,
-            device_has_live_call=device_live,
-            week_bookings=facts.week_bookings,
-            categories=facts.categories,
-            purpose=purpose,
-        ),
-        now,
+        policy.CallContext(facts, inmate_live, device_live, purpose), now
     )
     if verdict and _route(facts) is Route.BRIDGE and not board.rules.bridge_available:
         # Fail closed: a controlled call never runs unmonitored (principle 3).
@@ -221,41 +209,40 @@ def _new_call(call_id: str, facts: CallFacts, now: datetime, begins: datetime) -
 
 def _refuse_dial(event: Dial, verdict: Deny) -> Outcome:
     reason = verdict.reason
-    return Outcome(
-        [
-            fx.Audit(
-                f"device:{event.device_id}",
-                "call.dial_refused",
-                {"device": event.device_id, "booking": event.booking_id},
-                {"reason": reason.value},
-            ),
-            fx.CountRefusal(reason),
-            fx.Log("dial refused", {"device_id": event.device_id, "reason": reason.value}),
-            fx.SendDevice(
-                event.device_id,
-                RefusedMessage(
-                    ref="dial",
-                    code=reason,
-                    message=(verdict.detail or MESSAGES.get(reason, ""))[:1024],
-                ),
-            ),
-        ],
-        refused=verdict,
+    told = RefusedMessage(
+        ref="dial", code=reason, message=(verdict.detail or MESSAGES.get(reason, ""))[:1024]
+    )
+    actor = f"device:{event.device_id}"
+    return _refused(
+        actor, "call.dial_refused", event.device_id, event.booking_id, verdict,
+        [fx.SendDevice(event.device_id, told)],
     )
 
 
 def _refuse_set_up(event: SetUp, verdict: Deny) -> Outcome:
-    reason = verdict.reason
+    actor = f"staff:{event.staff_id}"
+    return _refused(actor, "call.set_up_refused", event.device_id, event.booking_id, verdict, [])
+
+
+def _refused(
+    actor: str,
+    action: str,
+    device_id: str,
+    booking_id: str,
+    verdict: Deny,
+    told: list[fx.Effect],
+) -> Outcome:
+    """Every refusal to place a call: audited, counted, said (the same for dial and set-up)."""
+    reason = verdict.reason.value
+    what = "dial" if action == "call.dial_refused" else "set-up"
     return Outcome(
         [
             fx.Audit(
-                f"staff:{event.staff_id}",
-                "call.set_up_refused",
-                {"device": event.device_id, "booking": event.booking_id},
-                {"reason": reason.value},
+                actor, action, {"device": device_id, "booking": booking_id}, {"reason": reason}
             ),
-            fx.CountRefusal(reason),
-            fx.Log("set-up refused", {"booking_id": event.booking_id, "reason": reason.value}),
+            fx.CountRefusal(verdict.reason),
+            fx.Log(f"{what} refused", {"booking_id": booking_id, "reason": reason}),
+            *told,
         ],
         refused=verdict,
     )
