@@ -15,9 +15,7 @@ refused or ignored.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any
 
 from kiosk.domain import callstate as cs
 from kiosk.domain import policy
@@ -36,44 +34,74 @@ class Switchboard:
 
     def __init__(self, rules: Rules | None = None) -> None:
         self.board = Board(rules=rules or Rules())
-        self._handlers: dict[type, Callable[[Any, datetime], Outcome]] = {
-            ev.Dial: lambda e, now: placing.dial(self.board, e, now),
-            ev.SetUp: lambda e, now: placing.set_up(self.board, e, now),
-            ev.DeviceOnline: self._online,
-            ev.DeviceAssigned: self._assigned,
-            ev.LinkLost: self._link_lost,
-            ev.DeviceSignal: lambda e, now: legs.device_signal(self.board, e, now),
-            ev.DeviceHangup: lambda e, now: legs.device_hangup(self.board, e, now),
-            ev.Revoke: self._revoke,
-            ev.VisitorJoined: lambda e, now: legs.visitor_joined(self.board, e, now),
-            ev.VisitorLeft: lambda e, now: legs.visitor_left(self.board, e.seat_id, now),
-            ev.VisitorSignal: lambda e, now: legs.visitor_signal(self.board, e, now),
-            ev.VisitorHangup: lambda e, now: legs.visitor_hangup(self.board, e, now),
-            ev.StaffEnd: self._staff_end,
-            ev.AttachMonitor: lambda e, now: monitors.attach(self.board, e, now),
-            ev.MonitorOffered: lambda e, now: monitors.offered(self.board, e, now),
-            ev.MonitorFailed: lambda e, now: monitors.failed(self.board, e, now),
-            ev.AnswerMonitor: lambda e, now: monitors.answer(self.board, e, now),
-            ev.MonitorAnswered: lambda e, now: monitors.answered(self.board, e, now),
-            ev.MonitorGone: lambda e, now: monitors.gone(self.board, e, now),
-            ev.RestrictionsChanged: self._restrictions,
-            ev.BridgeOpened: self._bridge_opened,
-            ev.BridgeAnswered: self._bridge_answered,
-            ev.BridgeOffered: self._bridge_offered,
-            ev.BridgeConnected: self._bridge_connected,
-            ev.BridgeFailed: self._bridge_failed,
-            ev.Tick: self._tick,
-            ev.Stop: self._stop,
-        }
 
     # --- the one way in ------------------------------------------------------------------
 
     def handle(self, event: ev.Event, now: datetime) -> Outcome:
         """Apply ``event`` at ``now``: time first (a call past its end ends), then the event."""
         timed = self._tick(ev.Tick(), now) if not isinstance(event, ev.Tick) else Outcome()
-        outcome = self._handlers[type(event)](event, now)
+        outcome = self._dispatch(event, now)
         outcome.effects[:0] = timed.effects
         return outcome
+
+    def _dispatch(self, event: ev.Event, now: datetime) -> Outcome:
+        b = self.board
+        match event:
+            case ev.Dial():
+                return placing.dial(b, event, now)
+            case ev.SetUp():
+                return placing.set_up(b, event, now)
+            case ev.DeviceOnline():
+                return self._online(event, now)
+            case ev.DeviceAssigned():
+                return self._assigned(event, now)
+            case ev.LinkLost():
+                return self._link_lost(event, now)
+            case ev.DeviceSignal():
+                return legs.device_signal(b, event, now)
+            case ev.DeviceHangup():
+                return legs.device_hangup(b, event, now)
+            case ev.Revoke():
+                return self._revoke(event, now)
+            case ev.VisitorJoined():
+                return legs.visitor_joined(b, event, now)
+            case ev.VisitorLeft():
+                return legs.visitor_left(b, event.seat_id, now)
+            case ev.VisitorSignal():
+                return legs.visitor_signal(b, event, now)
+            case ev.VisitorHangup():
+                return legs.visitor_hangup(b, event, now)
+            case ev.StaffEnd():
+                return self._staff_end(event, now)
+            case ev.AttachMonitor():
+                return monitors.attach(b, event, now)
+            case ev.MonitorOffered():
+                return monitors.offered(b, event, now)
+            case ev.MonitorFailed():
+                return monitors.failed(b, event, now)
+            case ev.AnswerMonitor():
+                return monitors.answer(b, event, now)
+            case ev.MonitorAnswered():
+                return monitors.answered(b, event, now)
+            case ev.MonitorGone():
+                return monitors.gone(b, event, now)
+            case ev.RestrictionsChanged():
+                return self._restrictions(event, now)
+            case ev.BridgeOpened():
+                return self._bridge_opened(event, now)
+            case ev.BridgeAnswered():
+                return self._bridge_answered(event, now)
+            case ev.BridgeOffered():
+                return self._bridge_offered(event, now)
+            case ev.BridgeConnected():
+                return self._bridge_connected(event, now)
+            case ev.BridgeFailed():
+                return self._bridge_failed(event, now)
+            case ev.Tick():
+                return self._tick(event, now)
+            case ev.Stop():
+                return self._stop(event, now)
+        raise TypeError(f"not a switchboard event: {event!r}")  # pragma: no cover
 
     def next_deadline(self) -> datetime | None:
         """When to feed the next ``Tick``: a warning, an end, a restriction, a monitor's wait."""
