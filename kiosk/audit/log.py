@@ -1,159 +1,112 @@
-"""The audit chain on the database: the appender, reading and verifying, the key files."""
+"""The audit log on the database: the appender, with its Merkle tree and checkpoints.
+
+One ``AuditLog`` per process appends entries to the chain and keeps the right
+edge of the Merkle tree in memory; the tree's rows are written with each
+checkpoint, in the checkpoint's transaction. It signs a checkpoint — the
+chain checkpoint and a C2SP tree head — every ``checkpoint_every`` entries,
+when asked (``checkpoint_now``: a privileged call ended, R13), every
+``checkpoint_seconds`` (``run_timer``, the server only) and at shutdown.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
+import contextlib
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Text, exists, func, insert, literal, select, text, type_coerce
+from sqlalchemy import func, select, text
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from kiosk.audit import sql
 from kiosk.audit.chain import (
-    AUDIT_KEY_FILE,
     AUDIT_LOCK_KEY,
-    AUDIT_PUBLIC_KEY_FILE,
-    GENESIS,
     LOCK_WAIT_S,
-    Checkpoint,
     Entry,
-    VerifyResult,
     check_entry_input,
     make_entry,
     sign_checkpoint,
-    verify_chain,
 )
-from kiosk.crypto.keys import (
-    load_ed25519_private_key,
-    load_ed25519_public_key,
-    load_or_create_ed25519,
-)
+from kiosk.audit.keys import FALLBACK_ORIGIN, load_signing_key, load_verify_key
+from kiosk.audit.merkle import Frontier
+from kiosk.audit.note import TreeHead, sign_note
+from kiosk.audit.verify import ChainVerifier, VerifyResult
+from kiosk.runtime.logs import get_logger
 from kiosk.store.db import write_transaction
-from kiosk.store.schema import audit_checkpoints, audit_entries
 
-# --- keys --------------------------------------------------------------------------
+log = get_logger(__name__)
 
-
-def load_signing_key(pki_dir: Path) -> Ed25519PrivateKey:
-    """The server's checkpoint key, created (with ``audit.pub``) on first use."""
-    return load_or_create_ed25519(pki_dir / AUDIT_KEY_FILE)
-
-
-def load_verify_key(pki_dir: Path) -> Ed25519PublicKey:
-    """``audit.pub`` (or the public half of ``audit.key``); FileNotFoundError if neither."""
-    pub = pki_dir / AUDIT_PUBLIC_KEY_FILE
-    if pub.exists():
-        return load_ed25519_public_key(pub)
-    key = pki_dir / AUDIT_KEY_FILE
-    if key.exists():
-        return load_ed25519_private_key(key).public_key()
-    raise FileNotFoundError(f"no audit key in {pki_dir} ({AUDIT_PUBLIC_KEY_FILE})")
-
-
-# --- the log on the database -------------------------------------------------------------
+__all__ = ["AuditLog", "load_signing_key", "load_verify_key", "read_entries", "verify"]
 
 
 class _TailMoved(Exception):
     """Another writer appended (or a caller's transaction rolled back) since we read the tail."""
 
 
-# A value that cannot be read back is tampering too: it must be named by
-# verify, not crash it. So rows are read raw and parsed here, and whatever
-# does not parse is kept as it is, so that its hash cannot match.
-_UNREADABLE_TIME = datetime.min.replace(tzinfo=UTC)
+@dataclass(frozen=True)
+class _Tail:
+    seq: int
+    hash: str
+    frontier: Frontier  # the right edge of the tree of entries 1..seq
+    # Tree rows of entries after the last checkpoint, written with the next one.
+    pending: list[tuple[int, bytes]] = field(default_factory=list)
 
 
-def _raw_json(value: Any) -> Any:
-    if not isinstance(value, str | bytes):
-        return value
-    try:
-        return json.loads(value)
-    except ValueError:
-        return value
+async def _lock(conn: AsyncConnection) -> None:
+    if conn.dialect.name == "postgresql":
+        # One appender at a time across processes, until this transaction ends:
+        # no other process can link to an entry that may still roll back.
+        await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
 
 
-def _raw_time(value: Any) -> datetime:
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    try:
-        parsed = datetime.fromisoformat(str(value))
-    except ValueError:
-        return _UNREADABLE_TIME
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+async def _bounded_wait(own: AsyncConnection) -> None:
+    if own.dialect.name == "postgresql":
+        # Waiting for another appender is normal; waiting forever is not.
+        await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
 
 
-_ENTRY_COLUMNS = (
-    audit_entries.c.seq,
-    type_coerce(audit_entries.c.at, Text()).label("at"),
-    audit_entries.c.actor,
-    audit_entries.c.action,
-    type_coerce(audit_entries.c.subjects, Text()).label("subjects"),
-    type_coerce(audit_entries.c.details, Text()).label("details"),
-    audit_entries.c.prev_hash,
-    audit_entries.c.hash,
-)
-
-
-def _row_entry(row: Any) -> Entry:
-    return Entry(
-        seq=row.seq, at=_raw_time(row.at), actor=row.actor, action=row.action,
-        subjects=_raw_json(row.subjects), details=_raw_json(row.details),
-        prev_hash=row.prev_hash, hash=row.hash,
-    )
-
-
-def _row_checkpoint(row: Any) -> Checkpoint:
-    return Checkpoint(row.seq, row.hash, row.at, row.key_id, bytes(row.signature))
-
-
-async def _read_tail(conn: AsyncConnection) -> tuple[int, str]:
-    row = (
-        await conn.execute(
-            select(audit_entries.c.seq, audit_entries.c.hash)
-            .order_by(audit_entries.c.seq.desc())
-            .limit(1)
+async def _load_tail(conn: AsyncConnection) -> _Tail:
+    """The newest entry and the tree's right edge, writing the tree rows still missing:
+    those of entries after the last checkpoint (a crash, another process), or of entries
+    written before the tree existed."""
+    seq, hash_ = await sql.read_tail(conn)
+    size = await sql.tree_size(conn)
+    if size > seq:
+        raise RuntimeError(
+            f"the audit tree has {size} leaves but the chain ends at seq {seq}: "
+            "entries were removed; run kiosk admin audit verify"
         )
-    ).first()
-    return (0, GENESIS) if row is None else (int(row.seq), str(row.hash))
+    frontier = Frontier(size, [])
+    try:
+        nodes = await sql.read_nodes(conn, Frontier.nodes(size))
+        frontier.hashes = [nodes[n] for n in Frontier.nodes(size)]
+    except KeyError:
+        # Rows were removed from the stored tree (verify names them): appending goes
+        # on, with the edge recomputed from the entries themselves.
+        log.error("the stored audit tree is damaged; its edge is recomputed from the entries")
+        frontier = Frontier()
+        await _extend(conn, frontier, size, write=False)
+    if seq - size > sql.PAGE:  # the first start after the tree came: worth saying
+        log.info("building the audit tree of older entries", start=size + 1, end=seq)
+    await _extend(conn, frontier, seq, write=True)
+    return _Tail(seq, hash_, frontier)
 
 
-async def _insert_after_tail(conn: AsyncConnection, entry: Entry) -> bool:
-    """Insert ``entry`` only if the tail is still the entry it links to."""
-    t = audit_entries
-    if entry.seq == 1:
-        still_tail = ~exists().where(t.c.seq >= 1)
-    else:
-        # The entry it links to is there, and nothing after it: another process
-        # (an admin command) may have appended since this log read the tail.
-        still_tail = exists().where(
-            t.c.seq == entry.seq - 1, t.c.hash == entry.prev_hash
-        ) & ~exists().where(t.c.seq >= entry.seq)
-    values = select(
-        literal(entry.seq, t.c.seq.type),
-        literal(entry.at, t.c.at.type),
-        literal(entry.actor, t.c.actor.type),
-        literal(entry.action, t.c.action.type),
-        literal(entry.subjects, t.c.subjects.type),
-        literal(entry.details, t.c.details.type),
-        literal(entry.prev_hash, t.c.prev_hash.type),
-        literal(entry.hash, t.c.hash.type),
-    ).where(still_tail)
-    cols = ["seq", "at", "actor", "action", "subjects", "details", "prev_hash", "hash"]
-    result = await conn.execute(insert(t).from_select(cols, values).returning(t.c.seq))
-    return result.first() is not None
-
-
-async def _insert_checkpoint(conn: AsyncConnection, cp: Checkpoint) -> None:
-    await conn.execute(
-        insert(audit_checkpoints).values(
-            seq=cp.seq, hash=cp.hash, at=cp.at, key_id=cp.key_id, signature=cp.signature
-        )
-    )
+async def _extend(conn: AsyncConnection, frontier: Frontier, seq: int, write: bool) -> None:
+    """Grow ``frontier`` with the entries up to ``seq``, writing their tree rows if asked."""
+    while frontier.size < seq:
+        batch = []
+        page = min(sql.PAGE, seq - frontier.size)
+        for entry in await sql.entries_after(conn, frontier.size, page):
+            if entry.seq != frontier.size + 1:
+                raise RuntimeError(f"audit entry {frontier.size + 1} is missing")
+            batch.append((entry.seq, b"".join(frontier.append(entry.leaf()))))
+        if write:
+            await sql.insert_tree_rows(conn, batch)
 
 
 class AuditLog:
@@ -179,6 +132,7 @@ class AuditLog:
         signing_key: Ed25519PrivateKey,
         checkpoint_every: int = 100,
         clock: Callable[[], datetime] | None = None,
+        origin: str = FALLBACK_ORIGIN,
     ) -> None:
         if checkpoint_every < 1:
             raise ValueError("checkpoint_every must be at least 1")
@@ -186,8 +140,13 @@ class AuditLog:
         self._key = signing_key
         self._every = checkpoint_every
         self._clock = clock or (lambda: datetime.now(UTC))
+        self.origin = origin
         self._lock = asyncio.Lock()
-        self._tail: tuple[int, str] | None = None  # read once, then kept
+        self._tail: _Tail | None = None  # read once, then kept
+
+    @property
+    def public_key(self) -> Ed25519PublicKey:
+        return self._key.public_key()
 
     async def append(
         self,
@@ -200,23 +159,26 @@ class AuditLog:
         """Add one entry; returns its sequence number. ValueError for personal data."""
         details = {} if details is None else details
         check_entry_input(actor, action, subjects, details)
-        async with self._lock:
-            for _ in range(5):
-                try:
-                    if conn is not None:
-                        return await self._append_in(conn, actor, action, subjects, details)
-                    async with write_transaction(self._engine) as own:
-                        if own.dialect.name == "postgresql":
-                            # Waiting for another appender is normal; waiting forever is not.
-                            await own.execute(text(f"SET LOCAL lock_timeout = '{LOCK_WAIT_S}s'"))
+        if conn is not None:
+            try:
+                async with self._lock:
+                    return await self._append_in(conn, actor, action, subjects, details)
+            except (_TailMoved, IntegrityError):
+                # Another process took the seq inside the caller's transaction.
+                self._tail = None
+                raise
+        for _ in range(5):
+            try:
+                # The database's write lock first, then this log's: the order every caller
+                # that passes its own transaction has, so that no two wait for each other.
+                async with write_transaction(self._engine) as own:
+                    await _bounded_wait(own)
+                    async with self._lock:
                         seq = await self._append_in(own, actor, action, subjects, details)
-                    return seq
-                except (_TailMoved, IntegrityError):
-                    self._tail = None
-                    if conn is not None:
-                        # Another process took the seq inside the caller's transaction.
-                        raise
-            raise RuntimeError("could not append to the audit chain: the tail keeps moving")
+                return seq
+            except (_TailMoved, IntegrityError):
+                self._tail = None
+        raise RuntimeError("could not append to the audit chain: the tail keeps moving")
 
     async def _append_in(
         self,
@@ -226,53 +188,97 @@ class AuditLog:
         subjects: Mapping[str, str],
         details: Mapping[str, Any],
     ) -> int:
-        if conn.dialect.name == "postgresql":
-            # One appender at a time across processes, until this transaction ends:
-            # no other process can link to an entry that may still roll back.
-            await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
+        await _lock(conn)
         for _ in range(3):
             if self._tail is None:
-                self._tail = await _read_tail(conn)
-            seq, prev = self._tail
-            entry = make_entry(seq + 1, self._clock(), actor, action, subjects, details, prev)
-            if await _insert_after_tail(conn, entry):
+                self._tail = await _load_tail(conn)
+            tail = self._tail
+            entry = make_entry(tail.seq + 1, self._clock(), actor, action, subjects, details,
+                               tail.hash)
+            if await sql.insert_after_tail(conn, entry):
+                # Until this line succeeds the kept tail is unset: a failure rereads it.
+                self._tail = None
+                grown = self._grow(entry, tail)
                 if entry.seq % self._every == 0:
-                    await _insert_checkpoint(conn, sign_checkpoint(entry, self._clock(), self._key))
+                    await self._sign(conn, entry, grown, (False, False))
+                    grown.pending.clear()
                 # If a caller's transaction rolls back, the next insert sees that
-                # its link is gone and rereads the tail.
-                self._tail = (entry.seq, entry.hash)
+                # its link is gone and rereads the tail (pending rows and all).
+                self._tail = grown
                 return entry.seq
             self._tail = None
         raise _TailMoved
 
-    async def checkpoint(self) -> None:
-        """Sign the newest entry now (nothing to do if it is already signed).
+    def _grow(self, entry: Entry, tail: _Tail) -> _Tail:
+        """The tail after ``entry``: its leaf joins the tree's edge in memory, and its row
+        waits for the next checkpoint, when the rows go in one statement. Rows a crash
+        leaves unwritten are rebuilt from the entries (``_load_tail``): they are derived."""
+        frontier = tail.frontier.copy()
+        row = b"".join(frontier.append(entry.leaf()))
+        tail.pending.append((entry.seq, row))
+        return _Tail(entry.seq, entry.hash, frontier, tail.pending)
+
+    async def _sign(
+        self, conn: AsyncConnection, entry: Entry, tail: _Tail, done: tuple[bool, bool]
+    ) -> None:
+        if tail.pending:
+            # Another process may have rebuilt some of them meanwhile (its _load_tail).
+            stored = await sql.tree_size(conn)
+            await sql.insert_tree_rows(conn, [r for r in tail.pending if r[0] > stored])
+        at = self._clock()
+        if not done[0]:
+            await sql.insert_checkpoint(conn, sign_checkpoint(entry, at, self._key))
+        if not done[1]:
+            head = TreeHead(self.origin, entry.seq, tail.frontier.root())
+            note = sign_note(head.text(), self.origin, self._key)
+            await sql.insert_head(conn, entry.seq, at, note.render())
+
+    async def checkpoint(self) -> int:
+        """Sign the newest entry now (nothing to do if it is already signed); its seq.
 
         RuntimeError if the newest entry was changed behind this server's back.
         """
-        async with self._lock, write_transaction(self._engine) as conn:
-            if conn.dialect.name == "postgresql":
-                await conn.execute(select(func.pg_advisory_xact_lock(AUDIT_LOCK_KEY)))
-            seq, _ = await _read_tail(conn)
+        async with write_transaction(self._engine) as conn, self._lock:
+            await _bounded_wait(conn)
+            await _lock(conn)
+            seq, _ = await sql.read_tail(conn)
             if seq == 0:
-                return
-            done = (
-                await conn.execute(
-                    select(func.count()).where(audit_checkpoints.c.seq == seq)
-                )
-            ).scalar_one()
-            if done:
-                return
-            newest = select(*_ENTRY_COLUMNS).where(audit_entries.c.seq == seq)
-            entry = _row_entry((await conn.execute(newest)).one())
-            known = self._tail is not None and self._tail[0] == seq and self._tail[1] != entry.hash
-            if known or entry.computed_hash() != entry.hash:
+                return 0
+            done = await sql.signed_at(conn, seq)
+            if all(done):
+                return seq
+            entry = await sql.entry_at(conn, seq)
+            known = self._tail is not None and self._tail.seq == seq
+            if (
+                entry is None
+                or entry.computed_hash() != entry.hash
+                or (known and self._tail is not None and self._tail.hash != entry.hash)
+            ):
                 # Never sign what someone else may have rewritten.
                 raise RuntimeError(
                     f"audit entry {seq} is not what this server wrote; "
                     "run kiosk admin audit verify"
                 )
-            await _insert_checkpoint(conn, sign_checkpoint(entry, self._clock(), self._key))
+            self._tail = None
+            tail = await _load_tail(conn)  # writes the rows still missing
+            await self._sign(conn, entry, tail, done)
+            self._tail = tail
+            return seq
+
+    async def checkpoint_now(self) -> None:
+        """"Checkpoint now": a privileged call ended, and its receipt needs a signed tree
+        head that holds its entries (R13). A failure is logged, never raised: ending
+        a call must not depend on it (the next checkpoint covers the entries)."""
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("audit checkpoint failed")
+
+    async def run_timer(self, every_s: float) -> None:
+        """Checkpoint every ``every_s`` seconds while entries come in (the server's task)."""
+        while True:
+            await asyncio.sleep(every_s)
+            await self.checkpoint_now()
 
     async def close(self) -> None:
         """The shutdown checkpoint: after it, truncation of any entry is detectable.
@@ -286,31 +292,23 @@ class AuditLog:
 async def read_entries(engine: AsyncEngine, after_seq: int = 0, limit: int = 100) -> list[Entry]:
     """Entries with seq > ``after_seq``, oldest first (for the staff API)."""
     async with engine.connect() as conn:
-        rows = await conn.execute(
-            select(*_ENTRY_COLUMNS)
-            .where(audit_entries.c.seq > after_seq)
-            .order_by(audit_entries.c.seq)
-            .limit(limit)
-        )
-        return [_row_entry(r) for r in rows]
-
-
-async def load_chain(engine: AsyncEngine) -> tuple[list[Entry], list[Checkpoint]]:
-    async with engine.connect() as conn:
-        entries = [
-            _row_entry(r)
-            for r in await conn.execute(select(*_ENTRY_COLUMNS).order_by(audit_entries.c.seq))
-        ]
-        checkpoints = [
-            _row_checkpoint(r)
-            for r in await conn.execute(
-                select(audit_checkpoints).order_by(audit_checkpoints.c.seq)
-            )
-        ]
-    return entries, checkpoints
+        return await sql.entries_after(conn, after_seq, limit)
 
 
 async def verify(engine: AsyncEngine, public_key: Ed25519PublicKey) -> VerifyResult:
-    """Read the whole chain and its checkpoints and verify them."""
-    entries, checkpoints = await load_chain(engine)
-    return verify_chain(entries, checkpoints, public_key)
+    """Stream the chain and check it, its checkpoints and the stored tree (bounded memory)."""
+    async with engine.connect() as conn:
+        checkpoints = await sql.all_checkpoints(conn)
+        heads = await sql.all_heads(conn)
+        rows = await sql.tree_size(conn)
+    verifier = ChainVerifier(checkpoints, heads, public_key, stored_rows=rows)
+    stream = sql.entries_with_tree(engine)
+    try:
+        async for entry, tree in stream:
+            verifier.feed(entry, tree)
+            if verifier.done:
+                break
+    finally:
+        with contextlib.suppress(Exception):
+            await stream.aclose()
+    return verifier.result()

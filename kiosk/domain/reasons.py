@@ -61,6 +61,10 @@ class Reason(StrEnum):
     INVALID_TRANSITION = "invalid_transition"
     BRIDGE_UNAVAILABLE = "bridge_unavailable"
     INTERNAL_ERROR = "internal_error"  # a bug on the server, never bad input
+    # The transparency log (kiosk/audit/, issue 18).
+    BEYOND_LOG = "beyond_log"
+    WITNESS_UNKNOWN = "witness_unknown"
+    COSIGNATURE_INVALID = "cosignature_invalid"
     # Enrolment over USB (provisioning/, kiosk/enrolment/tablet.py).
     SERIAL_NOT_IN_INVENTORY = "serial_not_in_inventory"
     SERIAL_MISMATCH = "serial_mismatch"
@@ -124,6 +128,9 @@ MESSAGES: dict[Reason, str] = {
     Reason.INVALID_TRANSITION: "The call cannot do that in its current state.",
     Reason.BRIDGE_UNAVAILABLE: "Controlled calls need the bridge, which is not available.",
     Reason.INTERNAL_ERROR: "Something went wrong on the server; it has been logged.",
+    Reason.BEYOND_LOG: "The audit log's tree is not that large yet (it grows at checkpoints).",
+    Reason.WITNESS_UNKNOWN: "This key is not one of the log's witnesses ([audit] witnesses).",
+    Reason.COSIGNATURE_INVALID: "The cosignature does not verify for that checkpoint.",
     Reason.SERIAL_NOT_IN_INVENTORY: "This tablet's serial is not in the station's inventory.",
     Reason.SERIAL_MISMATCH: "The serial the tablet signed differs from its USB serial.",
     Reason.CSR_SUBJECT_MISMATCH: "The certificate request does not name the tablet's serial.",

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 
 class _Section(BaseModel):
@@ -49,7 +49,33 @@ class PkiSettings(_Section):
 
 
 class AuditSettings(_Section):
-    checkpoint_every: int = 100
+    # A signed checkpoint (chain and Merkle tree head) every N entries, every T
+    # seconds while entries come in, when a privileged call ends, and at shutdown.
+    checkpoint_every: int = Field(default=100, ge=1)
+    checkpoint_seconds: float = Field(default=60.0, gt=0)
+    # The log's name in its checkpoints (C2SP origin), e.g. "kiosk.example.org/audit";
+    # empty: the host of server.public_url with "/audit". Fix it before witnesses follow.
+    origin: str = ""
+    # Witnesses whose cosignatures the log accepts: C2SP verifier keys
+    # ("<name>+<key id>+<key>", made by `kiosk witness init`).
+    witnesses: list[str] = Field(default_factory=list)
+
+    @field_validator("witnesses")
+    @classmethod
+    def _witness_keys(cls, keys: list[str]) -> list[str]:
+        from kiosk.audit.note import COSIGNATURE_V1, NoteError, parse_vkey
+
+        for key in keys:
+            try:
+                kind = parse_vkey(key).kind
+            except NoteError as exc:
+                raise ValueError(f"{key[:40]!r}: {exc}") from None
+            if kind != COSIGNATURE_V1:
+                raise ValueError(f"{key[:40]!r} is not a witness (cosignature) key")
+        return keys
+
+    # How long a privileged call's receipt stays downloadable from its invite link.
+    receipt_days: int = Field(default=365, ge=1)
 
 
 class MailSettings(_Section):

@@ -16,6 +16,7 @@ need more set their own).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -122,7 +123,14 @@ def _context_factory(
             app[AUDIT] = ctx.audit
             app[CONTEXT] = ctx
             log.info("server context ready", database=ctx.engine.dialect.name)
-            yield
+            # A signed checkpoint at least every checkpoint_seconds while entries come in.
+            timer = asyncio.create_task(ctx.audit.run_timer(settings.audit.checkpoint_seconds))
+            try:
+                yield
+            finally:
+                timer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await timer
         log.info("server context closed")
 
     return context

@@ -81,7 +81,8 @@ async def open_context(
     The audit chain closes with a signed checkpoint of its newest entry.
     The server and the one-shot admin commands open it the same way.
     """
-    from kiosk.audit.log import AuditLog, load_signing_key
+    from kiosk.audit.keys import load_signing_key, log_origin
+    from kiosk.audit.log import AuditLog
     from kiosk.store.db import make_engine, upgrade, write_transaction
     from kiosk.store.facility import ensure_facility
 
@@ -90,7 +91,11 @@ async def open_context(
     try:
         signing_key = load_signing_key(settings.pki_dir)
         audit = AuditLog(
-            engine, signing_key, checkpoint_every=settings.audit.checkpoint_every, clock=clock
+            engine,
+            signing_key,
+            checkpoint_every=settings.audit.checkpoint_every,
+            clock=clock,
+            origin=log_origin(settings.audit.origin, settings.server.public_url),
         )
         async with write_transaction(engine) as conn:
             await ensure_facility(conn)

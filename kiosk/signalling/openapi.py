@@ -84,9 +84,7 @@ def openapi_document(
             "responses": {
                 str(op.status): {
                     "description": "Done.",
-                    "content": {
-                        "application/json": {"schema": refs[(op.response, "serialization")]}
-                    },
+                    "content": {op.media_type: {"schema": refs[(op.response, "serialization")]}},
                 }
             },
         }

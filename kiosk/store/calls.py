@@ -112,3 +112,16 @@ async def record_breach(
         .where(t.contacts.c.id == call.contact_id)
         .values(breaches=t.contacts.c.breaches + 1)
     )
+
+
+async def last_ended_call(conn: AsyncConnection, booking_id: str) -> CallRecord | None:
+    """The booking's most recent call that has ended (its receipt, issue 18)."""
+    row = (
+        await conn.execute(
+            select(t.calls)
+            .where(t.calls.c.booking_id == booking_id, t.calls.c.ended_at.is_not(None))
+            .order_by(t.calls.c.ended_at.desc())
+            .limit(1)
+        )
+    ).first()
+    return None if row is None else record(CallRecord, row)

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
     String,
     Table,
     Text,
@@ -324,3 +325,41 @@ audit_checkpoints = Table(
     Column("signature", LargeBinary, nullable=False),
     UniqueConstraint("seq", "hash", name="uq_audit_checkpoints_seq_hash"),
 )
+
+# The Merkle tree over the audit entries (kiosk/audit/merkle.py), append-only
+# like the chain. Row ``seq`` holds the leaf hash of entry ``seq`` followed by
+# the hash of every perfect subtree that entry completes (32 bytes each):
+# enough to serve any inclusion or consistency proof without recomputing.
+audit_tree = Table(
+    "audit_tree",
+    metadata,
+    Column("seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    Column("hashes", LargeBinary, nullable=False),
+)
+
+# Signed tree heads: C2SP checkpoints (signed notes) of the tree at ``size``.
+audit_tree_heads = Table(
+    "audit_tree_heads",
+    metadata,
+    Column("size", BigInteger().with_variant(Integer, "sqlite"), primary_key=True,
+           autoincrement=False),
+    _ts("at"),
+    Column("note", Text, nullable=False),
+)
+
+# Witnesses' cosignatures (C2SP tlog-cosignature) of a tree head, one line each.
+audit_cosignatures = Table(
+    "audit_cosignatures",
+    metadata,
+    Column("size", BigInteger().with_variant(Integer, "sqlite"), nullable=False),
+    Column("witness", String(200), nullable=False),
+    Column("key_id", String(8), nullable=False),
+    _ts("at"),
+    Column("line", Text, nullable=False),
+    PrimaryKeyConstraint("size", "witness", "key_id"),
+)
+
+# Receipts and the privilege report read a call's entries by time.
+Index("ix_audit_entries_at", audit_entries.c.at)
+

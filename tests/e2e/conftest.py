@@ -23,6 +23,8 @@ from typing import Any
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
+from tests.harness import Tablet, World
+
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = ROOT / "test-artifacts" / "screens"
 AXE = Path(__file__).resolve().parent / "node_modules" / "axe-core" / "axe.min.js"
@@ -166,3 +168,28 @@ async def faces(browser: Browser) -> AsyncIterator[Faces]:
         yield f
     finally:
         await f.close()
+
+
+@pytest.fixture
+async def world(tmp_path: Path) -> AsyncIterator[World]:
+    """A deployment with its server running (tests/harness.py); tablets on demand."""
+    w = World(tmp_path)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+async def lawyer_booking(world: World, serial: str) -> tuple[dict[str, Any], str, Tablet]:
+    """A defence lawyer's booking starting in a few seconds: the booking, the lawyer's
+    invite link and the inmate's tablet (privileged: R13)."""
+    inmate = await world.inmate("Ola Nordmann")
+    lawyer = await world.approved_contact(
+        inmate, category="defence_counsel", relation="professional", name="Advokat Berg",
+        email="berg@example.org",
+    )
+    booking = await world.booking(inmate, lawyer, start_in=3, seconds=600)
+    url = await world.invite_url(booking["id"])
+    return booking, url, await world.tablet(inmate, serial)
+

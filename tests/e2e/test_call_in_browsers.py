@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import re
 import signal
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -83,16 +81,6 @@ def only_from(face: Face, origin: str) -> None:
     ws_origin = origin.replace("http://", "ws://")
     assert face.origins() <= {origin, ws_origin}, face.origins()
     assert not face.csp_violations, face.csp_violations
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(

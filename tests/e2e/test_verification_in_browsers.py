@@ -8,38 +8,18 @@ the same function as kiosk/wire/verification.py (checked on a pinned pair).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from playwright.async_api import expect
 
-from tests.e2e.conftest import DESKTOP, TABLET, Faces
+from tests.e2e.conftest import DESKTOP, TABLET, Faces, lawyer_booking
 from tests.harness import World, wait_until
 from tests.unit.test_verification import KNOWN
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
-
-
 async def test_lawyer_and_inmate_see_the_same_code(world: World, faces: Faces) -> None:
-    inmate = await world.inmate("Ola Nordmann")
-    lawyer = await world.approved_contact(
-        inmate, category="defence_counsel", relation="professional", name="Advokat Berg",
-        email="berg@example.org",
-    )
-    booking = await world.booking(inmate, lawyer, start_in=3, seconds=600)
-    url = await world.invite_url(booking["id"])
-    tablet = await world.tablet(inmate, "TAB-VERIFY")
+    booking, url, tablet = await lawyer_booking(world, "TAB-VERIFY")
 
     visitor = await faces.open("visitor-lawyer", url, viewport=DESKTOP, locale="en-GB")
     page = visitor.page

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import functools
 import ssl
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+from aiohttp import web
 
 from kiosk.domain.model import Role
 from kiosk.runtime.config import Settings
@@ -108,9 +109,12 @@ async def live_api(
     *,
     client_ssl: ssl.SSLContext | None = None,
     operations: Sequence[Operation] = (),
+    configure: Callable[[web.Application], None] | None = None,
     **server: Any,
 ) -> AsyncIterator[LiveApi]:
-    srv = await start(settings_for(tmp_path, db_url, **server), operations=operations)
+    srv = await start(
+        settings_for(tmp_path, db_url, **server), operations=operations, configure=configure
+    )
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None
         async with aiohttp.ClientSession(

@@ -24,10 +24,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, VerifyResult, canonical_json, make_entry
-from kiosk.audit.log import AuditLog, load_signing_key, read_entries, verify
+from kiosk.audit.chain import FORBIDDEN_DETAIL_KEYS, canonical_json, make_entry
+from kiosk.audit.keys import load_signing_key
+from kiosk.audit.log import AuditLog, read_entries, verify
+from kiosk.audit.verify import VerifyResult
 from kiosk.store import schema
-from kiosk.store.db import make_engine, write_transaction
+from kiosk.store.db import head_revision, make_engine, write_transaction
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -53,7 +55,7 @@ async def fill(engine: AsyncEngine, key: Ed25519PrivateKey, n: int = 25, every: 
 async def drop_append_only_guard(engine: AsyncEngine) -> None:
     """What an intruder with DDL rights does first."""
     async with engine.begin() as conn:
-        for table in ("audit_entries", "audit_checkpoints"):
+        for table in ("audit_entries", "audit_checkpoints", "audit_tree"):
             if engine.dialect.name == "sqlite":
                 await conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_update")
                 await conn.exec_driver_sql(f"DROP TRIGGER IF EXISTS {table}_no_delete")
@@ -363,7 +365,8 @@ async def test_the_verify_command_passes_an_intact_chain_and_names_a_tampered_en
         assert code == 0, err
         assert out.strip() == (
             "audit chain intact: 25 entries (seq 1-25), 3 signed checkpoints "
-            "(last at seq 25), 0 newest entries not yet checkpointed"
+            "(last at seq 25), 3 signed tree heads matching the Merkle tree, "
+            "0 newest entries not yet checkpointed"
         )
         await tamper(engine, "UPDATE audit_entries SET action = 'call.monitor_attached' "
                              "WHERE seq = 17")
@@ -394,7 +397,60 @@ async def test_the_upgrade_command_migrates_and_verify_reads_the_result(
     assert code == 1 and "kiosk admin db upgrade" in err
     code, out, err = await _kiosk(db_url, data_dir, "admin", "db", "upgrade")
     assert code == 0, err
-    assert "is at revision 0001" in out
+    assert f"is at revision {head_revision()}" in out
     code, out, err = await _kiosk(db_url, data_dir, "admin", "audit", "verify")
     assert code == 0, err
     assert out.strip() == "audit chain intact: no entries yet"
+
+
+async def tree_rows(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(
+            select(func.count()).select_from(schema.audit_tree))).scalar_one())
+
+
+async def test_tree_rows_a_crash_left_unwritten_are_rebuilt_from_the_entries(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    """The tree's rows go in with checkpoints; a server killed in between loses none."""
+    crashed = AuditLog(engine, key, checkpoint_every=5)
+    for i in range(7):
+        await crashed.append("system", "call.warned", {"call": f"c{i}"})
+    assert await tree_rows(engine) == 5  # 6 and 7 wait for the next checkpoint: none comes
+    restarted = AuditLog(engine, key, checkpoint_every=5)
+    assert await restarted.append("system", "server.started", {}) == 8
+    assert await tree_rows(engine) == 7  # rebuilt from the entries on the first append
+    await restarted.close()
+    assert await tree_rows(engine) == 8
+    result = await verify(engine, key.public_key())
+    assert result.ok and result.tree_heads == 2, result.problem
+
+
+async def test_rows_another_process_rebuilt_are_not_written_twice(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    server = AuditLog(engine, key, checkpoint_every=4)
+    command = AuditLog(engine, key, checkpoint_every=4)
+    for i in range(3):
+        await server.append("system", "call.warned", {"call": f"c{i}"})
+    await command.close()  # e.g. `kiosk admin token create` ending: rebuilds rows 1-3, signs
+    assert await tree_rows(engine) == 3
+    assert await server.append("system", "call.warned", {"call": "c3"}) == 4  # signs: row 4
+    assert await tree_rows(engine) == 4
+    result = await verify(engine, key.public_key())
+    assert result.ok and result.tree_heads == 2, result.problem
+
+
+async def test_a_changed_or_removed_row_of_the_stored_tree_is_named_and_appends_go_on(
+    engine: AsyncEngine, key: Ed25519PrivateKey
+) -> None:
+    await fill(engine, key, n=25, every=10)
+    await tamper(engine, "DELETE FROM audit_tree WHERE seq = 16")
+    caught(await verify(engine, key.public_key()), 16, "no row for entry 16")
+    # A new process cannot read the tree's edge from the damaged rows: it recomputes it.
+    log = AuditLog(engine, key, checkpoint_every=10)
+    assert await log.append("system", "server.started", {}) == 26
+    await log.close()
+    caught(await verify(engine, key.public_key()), 16, "no row for entry 16")
+    await tamper(engine, "UPDATE audit_tree SET hashes = :h WHERE seq = 7", h=b"\x00" * 32)
+    caught(await verify(engine, key.public_key()), 7, "stored Merkle tree at seq 7")

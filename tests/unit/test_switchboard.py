@@ -526,3 +526,16 @@ def test_a_booking_the_store_does_not_have_is_refused_as_not_found() -> None:
     assert refused_code(missing) is Reason.BOOKING_NOT_FOUND
     assert run.sent_to_device(tablet.id)[-1].code is Reason.BOOKING_NOT_FOUND
     assert run.board.calls == {}
+
+
+def test_r13_a_privileged_call_s_end_asks_for_a_signed_tree_head() -> None:
+    prison, run = world()
+    ola = prison.inmate()
+    tablet = prison.tablet(ola.id)
+    lawyer = prison.book(prison.contact(ola.id, Category.DEFENCE_COUNSEL), NOW - MINUTE)
+    sister = prison.book(prison.contact(ola.id), NOW + 40 * MINUTE)
+    ended = run.feed(ev.DeviceHangup(tablet.id, run.dial(tablet.id, lawyer.id).call_id or ""))
+    assert fx.Checkpoint() in ended.effects
+    run.later(minutes=40)
+    ended = run.feed(ev.DeviceHangup(tablet.id, run.dial(tablet.id, sister.id).call_id or ""))
+    assert fx.Checkpoint() not in ended.effects

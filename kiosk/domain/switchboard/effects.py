@@ -61,6 +61,12 @@ class Audit:
     details: Mapping[str, object] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class Checkpoint:
+    """Sign a tree head of the audit log now, after the writes (R13: a privileged call's
+    receipt needs one that holds its entries)."""
+
+
 WRITES = (Persist, RecordBreach, Audit)
 
 # --- messages ------------------------------------------------------------------------
@@ -176,6 +182,7 @@ Effect = (
     Persist
     | RecordBreach
     | Audit
+    | Checkpoint
     | SendDevice
     | SendGrant
     | SendVisitor

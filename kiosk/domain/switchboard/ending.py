@@ -91,6 +91,8 @@ def finish(board: Board, call: LiveCall, now: datetime, actor: str) -> list[fx.E
         fx.CountEnd(reason),
         fx.Log("call ended", {"call_id": call.id, "reason": reason.value}),
     ]
+    if record.category.privileged:
+        out.append(fx.Checkpoint())  # R13: its receipt needs a signed tree head
     end = EndMessage(call_id=call.id, reason=reason)
     if call.granted or call.set_up_by is not None:
         out.append(fx.SendDevice(call.device_id, end))

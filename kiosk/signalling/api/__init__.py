@@ -13,6 +13,7 @@ from kiosk.signalling.api import (
     invites,
     session,
     staff,
+    transparency,
 )
 from kiosk.signalling.api.base import Operation
 
@@ -27,6 +28,7 @@ MODULES = (
     facility,
     staff,
     audit,
+    transparency,
 )
 
 

@@ -32,7 +32,8 @@ async def read_audit(req: ApiRequest) -> s.AuditList:
     response=s.AuditVerifyOut,
 )
 async def verify_audit(req: ApiRequest) -> s.AuditVerifyOut:
-    from kiosk.audit.log import load_verify_key, verify
+    from kiosk.audit.keys import load_verify_key
+    from kiosk.audit.log import verify
 
     key = load_verify_key(req.ctx.settings.pki_dir)
     result = await verify(req.ctx.engine, key)

@@ -68,6 +68,8 @@ STATUS: dict[Reason, int] = {
     Reason.PRIVILEGED_NO_MONITOR: 422,
     Reason.NOT_CONTROLLED: 422,
     Reason.MEDIA_KIND_FORBIDDEN: 422,
+    Reason.WITNESS_UNKNOWN: 422,
+    Reason.COSIGNATURE_INVALID: 422,
 }
 REFUSAL_DEFAULT_STATUS = 409  # everything else the policy refuses: the state says no
 
@@ -168,6 +170,7 @@ class Operation:
     tag: str = ""
     extra_statuses: tuple[int, ...] = ()
     description: str = ""
+    media_type: str = "application/json"  # text/plain: the response is a RootModel[str]
     # The audit action recording this operation's refusals, whatever refused them
     # (role, CSRF, validation, policy): R13, issue 12. Empty: not recorded here.
     audit_refusals: str = ""
@@ -227,6 +230,7 @@ class OperationTable:
         query: type[Query] | None = None,
         refusals: Iterable[Reason] = (),
         extra_statuses: Iterable[int] = (),
+        media_type: str = "application/json",
         audit_refusals: str = "",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
@@ -245,6 +249,7 @@ class OperationTable:
                     tag=self.tag,
                     extra_statuses=tuple(extra_statuses),
                     description=(handler.__doc__ or "").strip(),
+                    media_type=media_type,
                     audit_refusals=audit_refusals,
                 )
             )
@@ -355,7 +360,15 @@ def make_handler(op: Operation) -> WebHandler:
         )
         result = await op.handler(api_request)
         reply = result if isinstance(result, Reply) else Reply(result, op.status)
-        response = web.json_response(reply.model.model_dump(mode="json"), status=reply.status)
+        response: web.Response
+        if op.media_type == "application/json":
+            response = web.json_response(reply.model.model_dump(mode="json"), status=reply.status)
+        else:
+            text = reply.model.model_dump(mode="json")
+            assert isinstance(text, str), "a text operation answers with a RootModel[str]"
+            response = web.Response(
+                text=text, status=reply.status, content_type=op.media_type, charset="utf-8"
+            )
         for set_cookie in reply.cookies:
             set_cookie(response)
         return response

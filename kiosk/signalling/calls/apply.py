@@ -136,6 +136,8 @@ class Applier:
                 ice_servers=self.ice_servers(e.call_id, e.not_after),
             )
             await self._to_visitor(e.seat_id, message)
+        elif isinstance(e, fx.Checkpoint):
+            await self.ctx.audit.checkpoint_now()
         elif isinstance(e, fx.PushState):
             self.pusher.push(e.device_id)
         elif isinstance(e, fx.Log):

@@ -9,6 +9,8 @@ the e-mail confirmation page (issue 4).
   (``i18n/nb.json``, ``i18n/en.json``).
 - ``GET/POST /confirm/{token}``: R3, a cleared visitor confirms by link the
   wish to make video calls and the address (kiosk.signalling.web.confirm).
+- ``GET /visit/{token}/receipt`` and ``GET /verify``: a privileged call's
+  receipt, and the offline page that checks it (kiosk.signalling.web.transparency).
 
 Every page response carries a strict Content-Security-Policy: scripts,
 styles and media from this origin only, no inline script, no framing.
@@ -18,12 +20,13 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kiosk.signalling.web import confirm, pages
+from kiosk.signalling.web import confirm, pages, transparency
 
 
 def add_routes(app: web.Application) -> None:
     pages.add_routes(app)
     confirm.add_routes(app)
+    transparency.add_routes(app)
 
 
 __all__ = ["add_routes"]
