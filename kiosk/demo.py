@@ -92,6 +92,9 @@ def demo_settings(
                 "web_port": port,
                 "device_host": host,
                 "device_port": device_port,
+                # One simulated tablet and whatever a visitor's browser brings:
+                # the demo needs no raised open-file limit to start anywhere.
+                "device_capacity": 100,
             },
             # Mails to visitors land as files in DIR/mail instead of going out.
             "mail": {"transport": "folder", "folder": str(data_dir / "mail")},

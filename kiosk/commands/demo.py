@@ -30,6 +30,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from kiosk.demo import run_demo
     from kiosk.demo_seed import DemoError
+    from kiosk.runtime.open_files import OpenFilesError
 
     configure("info", json=False)
     try:
@@ -38,6 +39,8 @@ def run(args: argparse.Namespace) -> int:
         )
     except DemoError as exc:
         raise CommandError(str(exc)) from exc
+    except OpenFilesError as exc:
+        raise CommandError(f"cannot start the demo: {exc}") from exc
     except OSError as exc:
         raise CommandError(f"cannot start the demo: {exc.strerror or exc}") from exc
     return 0

@@ -35,10 +35,13 @@ def load(config: Path | None) -> Settings:
 def run_server(args: argparse.Namespace) -> int:
     settings = load(args.config)
     configure(settings.log.level, json=settings.log.format == "json")
+    from kiosk.runtime.open_files import OpenFilesError
     from kiosk.signalling.process import run
 
     try:
         asyncio.run(run(settings))
+    except OpenFilesError as exc:
+        raise CommandError(f"cannot start the server: {exc}") from exc
     except OSError as exc:
         raise CommandError(f"cannot start the server: {exc.strerror or exc}") from exc
     except SQLAlchemyError as exc:

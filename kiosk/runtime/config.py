@@ -32,6 +32,13 @@ class ServerSettings(_Section):
     public_url: str = ""  # how visitors and staff reach the web listener
     device_host: str = "127.0.0.1"
     device_port: int = 8444
+    # Tablets this process is sized to hold at once: the server makes sure its
+    # open-file limit allows that many links and more, or refuses to start
+    # (kiosk/runtime/open_files.py; the unit's LimitNOFILE= must allow it).
+    device_capacity: int = Field(default=10_000, ge=1)
+    # The device listener's listen backlog: tablets reconnecting all at once
+    # (after a restart) wait here. The kernel caps it at net.core.somaxconn.
+    device_backlog: int = Field(default=4096, ge=1, le=65535)
     session_hours: int = 12
     max_body_bytes: int = 64 * 1024
     # GET /metrics: empty serves loopback peers only; set, a scraper sends it as Bearer.

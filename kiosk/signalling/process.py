@@ -17,7 +17,7 @@ from datetime import datetime
 from aiohttp import web
 
 from kiosk.crypto import authority, keys
-from kiosk.runtime import heap, sdnotify
+from kiosk.runtime import heap, open_files, sdnotify
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling import console
@@ -69,6 +69,8 @@ async def start(
     paths = authority.PkiPaths(settings.pki_dir)
     if not paths.grant_key.exists():
         raise FileNotFoundError(f"no grant key in {settings.pki_dir}: run `kiosk admin ca init`")
+    limit = open_files.ensure(settings.server.device_capacity)  # or OpenFilesError, at once
+    log.info("open-file limit", limit=limit, device_capacity=settings.server.device_capacity)
     metrics = metrics_mod.Metrics()
     grant_key = keys.load_ed25519_private_key(paths.grant_key)
     calls = CallsHolder()
@@ -86,7 +88,11 @@ async def start(
         ctx.on_tablets_changed.append(runner.tablets_changed)
         await runner.start()
         listener = DeviceListener(
-            hub, settings.pki_dir, settings.server.device_host, settings.server.device_port
+            hub,
+            settings.pki_dir,
+            settings.server.device_host,
+            settings.server.device_port,
+            backlog=settings.server.device_backlog,
         )
         await listener.start()
         holder["listener"] = listener

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import bindparam, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.domain.model import Device
@@ -90,11 +91,33 @@ async def certificate_revoked(conn: AsyncConnection, certificate_serial: str) ->
     return (await conn.execute(query)).first() is not None
 
 
-async def touch_device(conn: AsyncConnection, device_id: str, now: datetime) -> None:
-    """The tablet was seen on its link now."""
-    await conn.execute(
-        update(t.devices).where(t.devices.c.id == device_id).values(last_seen_at=now)
+async def identify_certificate(
+    conn: AsyncConnection, certificate_serial: str
+) -> tuple[Device | None, bool]:
+    """The tablet a certificate is, and whether ``revoked_certificates`` lists it: one query."""
+    revoked = (
+        select(t.revoked_certificates.c.serial)
+        .where(t.revoked_certificates.c.serial == certificate_serial)
+        .exists()
     )
+    query = select(t.devices, revoked.label("certificate_revoked")).where(
+        t.devices.c.certificate_serial == certificate_serial
+    )
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None, False
+    return record(DeviceRecord, row).device, bool(row.certificate_revoked)
+
+
+async def touch_devices(conn: AsyncConnection, seen: Sequence[tuple[str, datetime]]) -> None:
+    """Tablets seen on their links: (device id, when) each, in one statement."""
+    if seen:
+        await conn.execute(
+            update(t.devices)
+            .where(t.devices.c.id == bindparam("device_id"))
+            .values(last_seen_at=bindparam("seen_at")),
+            [{"device_id": d, "seen_at": at} for d, at in seen],
+        )
 
 
 async def assign_device(conn: AsyncConnection, device_id: str, inmate_id: str | None) -> None:

@@ -12,7 +12,7 @@ import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ from kiosk.signalling.devices.listener import (
 )
 from kiosk.store import schema as t
 from kiosk.wire.messages import MAX_MESSAGE_BYTES, DialMessage, HelloMessage
+from tests.harness import wait_until
 
 TIMERS = LinkTimers(
     handshake_timeout=1.0,
@@ -124,6 +125,14 @@ async def world(engine: AsyncEngine, tmp_path: Path) -> AsyncIterator[World]:
             await listener.stop()
 
 
+async def last_seen(world: World, device_id: str) -> datetime | None:
+    async with world.engine.connect() as conn:
+        seen: datetime | None = (
+            await conn.execute(select(t.devices.c.last_seen_at).where(t.devices.c.id == device_id))
+        ).scalar_one()
+    return seen
+
+
 async def ping(ws: aiohttp.ClientWebSocketResponse, seq: int) -> dict[str, Any]:
     await ws.send_str(json.dumps({"type": "ping", "seq": seq}))
     return await next_json(ws)
@@ -192,13 +201,8 @@ async def test_an_enrolled_device_is_accepted_and_answered(world: World) -> None
     assert isinstance(messages[0], HelloMessage)
     assert messages[1] == DialMessage(booking_id="b-1")
     assert world.hub.connected(tablet.device_id)
-    async with world.engine.connect() as conn:
-        seen = (
-            await conn.execute(
-                select(t.devices.c.last_seen_at).where(t.devices.c.id == tablet.device_id)
-            )
-        ).scalar_one()
-    assert seen is not None and datetime.now(UTC) - seen < timedelta(seconds=30)
+    seen = await wait_until(lambda: last_seen(world, tablet.device_id), what="last seen")
+    assert datetime.now(UTC) - seen < timedelta(seconds=30)
     await ws.close()
     for _ in range(100):
         if ("disconnect", tablet.device_id, None) in world.handler.events:
@@ -541,3 +545,120 @@ async def test_a_connection_that_never_finishes_its_handshake_is_dropped(world: 
     writer.close()
     assert world.listener.site is not None
     assert world.listener.site.refusals["handshake timeout"] == 1
+
+
+# --- heartbeats and last-seen at scale: one wheel, batched writes (issue 14) -------------
+
+
+def _updates_of_last_seen(engine: AsyncEngine) -> list[int]:
+    """Count the statements that write devices.last_seen_at (an executemany counts once)."""
+    from sqlalchemy import event
+
+    count = [0]
+
+    @event.listens_for(engine.sync_engine, "before_cursor_execute")
+    def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if statement.lstrip().upper().startswith("UPDATE DEVICES") and "last_seen_at" in statement:
+            count[0] += 1
+
+    return count
+
+
+async def test_last_seen_is_written_for_many_tablets_in_one_batch(world: World) -> None:
+    world.hub.timers = replace(TIMERS, touch_every=1.0)
+    writes = _updates_of_last_seen(world.engine)
+    tablets = [await world.tablet(f"TAB-{i}") for i in range(10)]
+    before = datetime.now(UTC)
+    links = [await world.connect(tablet) for tablet in tablets]
+    for ws in links:
+        for seq in range(3):
+            assert (await ping(ws, seq))["type"] == "pong"
+    after = datetime.now(UTC)
+    for tablet in tablets:
+        seen = await wait_until(lambda d=tablet.device_id: last_seen(world, d), what="last seen")
+        # The time the tablet was heard, not the time the batch was written.
+        assert before - timedelta(seconds=1) <= seen <= after + timedelta(seconds=1)
+    # 10 tablets, 30 pings, 10 connections: a handful of batches, not a write for each.
+    assert 1 <= writes[0] < 10
+
+
+async def test_the_last_sightings_are_written_when_the_listener_stops(world: World) -> None:
+    world.hub.timers = replace(TIMERS, touch_every=3600.0)  # no batch before the stop
+    tablet = await world.tablet("TAB-1")
+    ws = await world.connect(tablet)
+    assert (await ping(ws, 1))["type"] == "pong"
+    assert await last_seen(world, tablet.device_id) is None
+    await world.listener.stop()
+    assert await last_seen(world, tablet.device_id) is not None
+
+
+@pytest.mark.parametrize(
+    "frame",
+    [
+        '{"type":"ping"}',
+        '{"type":"ping","seq":-1}',
+        '{"type":"ping","seq":"1"}',
+        '{"type":"ping","seq":1.5}',
+        '{"type":"ping","seq":true}',
+        '{"type":"ping","seq":9007199254740992}',
+        '{"type":"ping","seq":1,"extra":0}',
+        '{"type":"Ping","seq":1}',
+        '{"seq":1}',
+    ],
+)
+async def test_a_ping_that_is_not_valid_is_refused_and_not_answered(
+    world: World, frame: str
+) -> None:
+    tablet = await world.tablet("TAB-1")
+    ws = await world.connect(tablet)
+    await ws.send_str(frame)
+    reply = await next_json(ws)  # the error, and no pong before it
+    assert reply["type"] == "error" and reply["code"] == "invalid_request", reply
+    pong = await ping(ws, 2)  # the next reply answers the next, valid ping
+    assert pong["type"] == "pong" and pong["seq"] == 2
+
+
+async def test_a_link_that_never_says_hello_is_closed_by_the_wheel(world: World) -> None:
+    tablet = await world.tablet("TAB-1")
+    ws = await world.connect(tablet, hello=False)
+    code, before = await closed_with(ws)
+    assert code == CloseCode.HEARTBEAT_TIMEOUT and before == []
+    assert not any(kind == "connect" for kind, _, _ in world.handler.events)
+
+
+async def test_a_tablet_that_keeps_pinging_outlives_the_silence_limit(world: World) -> None:
+    world.hub.timers = replace(TIMERS, heartbeat_interval=0.5, silent_intervals=6)  # 3 s
+    tablet = await world.tablet("TAB-1")
+    ws = await world.connect(tablet)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    seq = 0
+    while loop.time() - started < 2 * world.hub.timers.silence_limit:
+        seq += 1
+        assert (await ping(ws, seq))["seq"] == seq
+        await asyncio.sleep(0.2)  # the tablet's own pace, well inside the limit
+    assert world.hub.connected(tablet.device_id)
+
+
+async def test_a_tablet_that_does_not_read_is_cut_and_others_are_served(world: World) -> None:
+    from kiosk.domain.reasons import Reason
+    from kiosk.wire.messages import ErrorMessage
+
+    world.hub.timers = replace(TIMERS, send_timeout=1.0, heartbeat_interval=5.0)
+    slow = await world.tablet("TAB-SLOW")
+    calm = await world.tablet("TAB-OK")
+    ws = await world.connect(slow)
+    ws2 = await world.connect(calm)
+    assert (await ping(ws, 1))["type"] == "pong"  # then it stops reading
+    bulky = ErrorMessage.of(Reason.INTERNAL_ERROR, "x" * 1000)
+
+    async def flood() -> int:
+        sent = 0
+        while await world.hub.send(slow.device_id, bulky):
+            sent += 1
+        return sent
+
+    sent = await asyncio.wait_for(flood(), 120)  # ends when a send finds the link cut
+    assert sent > 100
+    assert not world.hub.connected(slow.device_id)
+    assert (await ping(ws2, 1))["type"] == "pong"

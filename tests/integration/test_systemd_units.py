@@ -346,6 +346,17 @@ def test_server_is_notify_with_watchdog() -> None:
         assert u.value("Service", "WatchdogSec") == "30", name
 
 
+def test_the_server_unit_holds_the_tablets_the_server_is_meant_for() -> None:
+    """Every tablet's link is an open file: the default 1024 would cap the server (issue 14)."""
+    from kiosk.runtime.config import ServerSettings
+    from kiosk.runtime.open_files import plan
+
+    limit = unit("kiosk-server.service").value("Service", "LimitNOFILE")
+    assert limit is not None, "kiosk-server.service sets no LimitNOFILE"
+    decision = plan(int(limit), int(limit), ServerSettings().device_capacity)
+    assert decision.raise_to is None and decision.refusal is None
+
+
 @pytest.mark.parametrize("path", UNITS, ids=[path.name for path in UNITS])
 def test_common_hardening(path: Path) -> None:
     u = parse_unit(path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.signalling.devices.listener import TokenBucket
+from kiosk.signalling.devices.link import TokenBucket
 
 
 @given(

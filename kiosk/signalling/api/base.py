@@ -79,10 +79,7 @@ def status_for(reason: Reason) -> int:
 
 
 class ApiError(Exception):
-    """A refusal with its reason code; the error middleware renders it.
-
-    ``audited``: already in the audit chain, not to be recorded twice.
-    """
+    """A refusal with its reason code; the error middleware renders it."""
 
     def __init__(
         self, reason: Reason, message: str = "", status: int | None = None, audited: bool = False
@@ -91,7 +88,7 @@ class ApiError(Exception):
         self.reason = reason
         self.message = message or MESSAGES[reason]
         self.status = status if status is not None else status_for(reason)
-        self.audited = audited
+        self.audited = audited  # already in the audit chain: not recorded twice
 
 
 def refuse(verdict: Deny) -> ApiError:
@@ -171,9 +168,7 @@ class Operation:
     extra_statuses: tuple[int, ...] = ()
     description: str = ""
     media_type: str = "application/json"  # text/plain: the response is a RootModel[str]
-    # The audit action recording this operation's refusals, whatever refused them
-    # (role, CSRF, validation, policy): R13, issue 12. Empty: not recorded here.
-    audit_refusals: str = ""
+    audit_refusals: str = ""  # the audit action recording every refusal (R13, issue 12)
 
     @property
     def path_params(self) -> list[str]:
@@ -320,10 +315,7 @@ async def _parse_body(op: Operation, request: web.Request) -> BaseModel | None:
     return body
 
 
-WebHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-def make_handler(op: Operation) -> WebHandler:
+def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
     async def handle(request: web.Request) -> web.StreamResponse:
         ctx = request.app[CONTEXT]
         now = ctx.clock()
@@ -377,36 +369,30 @@ def make_handler(op: Operation) -> WebHandler:
     return _recording_refusals(op, handle) if op.audit_refusals else handle
 
 
-def _recording_refusals(op: Operation, handle: WebHandler) -> WebHandler:
-    """R13 / issue 12: a refused attempt is recorded, whoever made it and whatever refused it."""
+def _recording_refusals(
+    op: Operation, handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A refused attempt is recorded, whoever made it and whatever refused it (role, CSRF,
+    validation, the rules); a 401 names nobody."""
 
     async def recorded(request: web.Request) -> web.StreamResponse:
         try:
             return await handle(request)
         except ApiError as exc:
-            if not exc.audited and exc.reason is not Reason.NOT_AUTHENTICATED:
-                await _record_refusal(op, request, exc)
+            if exc.audited or exc.reason is Reason.NOT_AUTHENTICATED:
+                raise
+            ctx = request.app[CONTEXT]
+            subjects = {n.removesuffix("_id"): request.match_info[n] for n in op.path_params}
+            details = {"reason": exc.reason.value, "operation": op.operation_id}
+            try:
+                staff = (await authenticate(request, ctx, ctx.clock())).staff_id
+                await append_audit(ctx, f"staff:{staff}", op.audit_refusals, subjects, details)
+            except Exception:
+                log.exception("refused request not recorded", operation=op.operation_id)
             raise
 
     recorded.__name__ = op.operation_id
     return recorded
-
-
-async def _record_refusal(op: Operation, request: web.Request, exc: ApiError) -> None:
-    ctx = request.app[CONTEXT]
-    subjects = {
-        name.removesuffix("_id"): value
-        for name, value in request.match_info.items()
-        if name in op.path_params
-    }
-    details = {"reason": exc.reason.value, "operation": op.operation_id}
-    try:
-        principal = await authenticate(request, ctx, ctx.clock())
-        await append_audit(
-            ctx, f"staff:{principal.staff_id}", op.audit_refusals, subjects, details
-        )
-    except Exception:
-        log.exception("refused request could not be recorded", operation=op.operation_id)
 
 
 def mount(app: web.Application, operations: Iterable[Operation]) -> None:

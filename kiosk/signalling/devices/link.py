@@ -1,6 +1,8 @@
-"""One tablet's link: its close codes, timers and rate limit, and what the hub tells the server.
+"""One tablet's link as the device listener holds it: its limits, its rate, its deadlines.
 
-The link's rules are in ``kiosk.signalling.devices.listener``'s docstring.
+Plain data and arithmetic (no awaiting; the one action is dropping a
+connection): the hub (``hub.py``) reads and writes the WebSocket, and the
+one timer wheel (``wheel.py``) asks each link when it is due.
 """
 
 from __future__ import annotations
@@ -8,11 +10,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import datetime
-from enum import IntEnum
-from typing import Protocol
+from enum import Enum, IntEnum
+from typing import TYPE_CHECKING
 
-from aiohttp import web
-from pydantic import BaseModel
+if TYPE_CHECKING:
+    from aiohttp import web
 
 
 class CloseCode(IntEnum):
@@ -37,8 +39,10 @@ class LinkTimers:
     powered off, a cable pulled with no FIN) is noticed within 30 s, while
     three lost pings on a poor network do not cut a call's signalling. The
     rate allows a burst of ICE candidates at call set-up (tens of messages)
-    and a sustained 20 per second, far above any honest use. Tests shorten
-    the timers to keep runs fast; nothing else should.
+    and a sustained 20 per second, far above any honest use. ``touch_every``
+    is how often the tablets' last-seen times are written, all in one batch:
+    a write per tablet per ping would cost more than the link itself. Tests
+    shorten the timers to keep runs fast; nothing else should.
     """
 
     handshake_timeout: float = 10.0  # TLS; asyncio's default would hold an idle socket 60 s
@@ -50,15 +54,22 @@ class LinkTimers:
     max_bad_messages: int = 5
     send_timeout: float = 10.0
     close_timeout: float = 2.0
-    touch_every: float = 60.0  # last_seen_at is written at most this often per device
+    touch_every: float = 60.0  # seconds between batched writes of devices.last_seen_at
 
     @property
     def silence_limit(self) -> float:
         return self.heartbeat_interval * self.silent_intervals
 
+    @property
+    def wheel_tick(self) -> float:
+        """The timer wheel's resolution: a tenth of the shortest deadline, at most 1 s."""
+        return min(1.0, self.silence_limit / 10, self.hello_timeout / 10, self.send_timeout / 10)
+
 
 class TokenBucket:
     """Per-device rate limit: ``rate`` tokens a second, at most ``burst`` saved."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
 
     def __init__(self, rate: float, burst: float, now: float) -> None:
         self.rate = rate
@@ -76,31 +87,38 @@ class TokenBucket:
         return False
 
 
-class DeviceHandler(Protocol):
-    """What the listener tells the rest of the server (the calls' runner)."""
+class Overdue(Enum):
+    """Why the wheel closes a link, and the close code it gets."""
 
-    async def on_connect(self, device_id: str) -> None: ...
+    NO_HELLO = "no hello"
+    SILENT = "silent"
+    NOT_READING = "not reading"
 
-    async def on_message(self, device_id: str, message: BaseModel) -> None: ...
-
-    async def on_disconnect(self, device_id: str) -> None: ...
-
-
-class NullHandler:
-    """A handler that ignores everything: the listener alone (tests, tools)."""
-
-    async def on_connect(self, device_id: str) -> None:
-        return None
-
-    async def on_message(self, device_id: str, message: BaseModel) -> None:
-        return None
-
-    async def on_disconnect(self, device_id: str) -> None:
-        return None
+    @property
+    def close_code(self) -> CloseCode:
+        return CloseCode.SLOW_READER if self is Overdue.NOT_READING else CloseCode.HEARTBEAT_TIMEOUT
 
 
 class Link:
-    __slots__ = ("certificate_serial", "cut", "device_id", "lock", "not_after", "ws")
+    """A connected tablet: its WebSocket, certificate and the times the wheel watches.
+
+    ``heard`` is the monotonic time of the last frame from the tablet (or of
+    the upgrade); ``sending_since`` is set while a send to it is under way.
+    """
+
+    __slots__ = (
+        "bad",
+        "certificate_serial",
+        "cut",
+        "device_id",
+        "greeted",
+        "heard",
+        "not_after",
+        "sending",
+        "sending_since",
+        "transport",
+        "ws",
+    )
 
     def __init__(
         self,
@@ -108,10 +126,40 @@ class Link:
         ws: web.WebSocketResponse,
         certificate_serial: str,
         not_after: datetime,
+        now: float,
+        transport: asyncio.Transport | None = None,
     ) -> None:
         self.device_id = device_id
         self.ws = ws
+        self.transport = transport
         self.certificate_serial = certificate_serial
         self.not_after = not_after
-        self.lock = asyncio.Lock()
+        self.heard = now
+        self.greeted = False  # hello received
+        self.sending = 0  # sends under way
+        self.sending_since: float | None = None  # when the oldest of them started
+        self.bad = 0  # bad messages so far
         self.cut = False  # being closed by the server: no more messages either way
+
+    def transport_abort(self) -> None:
+        """Drop the connection at once (a tablet that does not even take a close)."""
+        if self.transport is not None:
+            self.transport.abort()
+
+    def due(self, timers: LinkTimers) -> float:
+        """When the wheel must look at this link again."""
+        wait = timers.silence_limit if self.greeted else timers.hello_timeout
+        at = self.heard + wait
+        if self.sending_since is not None:
+            at = min(at, self.sending_since + timers.send_timeout)
+        return at
+
+    def overdue(self, timers: LinkTimers, now: float) -> Overdue | None:
+        """Why the link must be closed now, or None if it is fine."""
+        if self.sending_since is not None and now - self.sending_since >= timers.send_timeout:
+            return Overdue.NOT_READING  # a tablet that does not read must not hold up the server
+        if not self.greeted and now - self.heard >= timers.hello_timeout:
+            return Overdue.NO_HELLO
+        if self.greeted and now - self.heard >= timers.silence_limit:
+            return Overdue.SILENT
+        return None

@@ -4,20 +4,12 @@ ARCHITECTURE.md, Trust: tablets speak only WSS with mutual TLS, and a device
 is its certificate and nothing else. The TLS layer (``kiosk.crypto.tls``)
 refuses any certificate that does not chain to the deployment CA, has
 expired or is on the CRL; ``tls_accept.TlsSite`` logs each such refusal
-("device refused at handshake") and counts it by reason. Here the
-certificate's serial finds the device's row; an unknown or revoked device
-gets HTTP 403 before any WebSocket exists.
-
-On the link: the first message must be ``hello``; every frame is parsed
-strictly (``kiosk.wire.messages``); a bad one gets ``error{invalid_request}`` and
-too many bad ones, an oversized frame, or a flood close the link. Heartbeats:
-the tablet sends ``ping`` every ``heartbeat_interval`` and the listener
-answers ``pong`` with its clock; a link silent for ``silent_intervals``
-intervals is closed. Everything else goes to the injected ``DeviceHandler``
-(the calls' runner).
+("device refused at handshake") and counts it by reason. ``hub.DeviceHub``
+runs the links (``link.py`` their limits and timers, ``wheel.py`` the one
+timer for all of them, ``last_seen.py`` the batched last-seen writes).
 
 Revocation cuts live links at once: ``DeviceHub.revoke_device`` (after the
-caller revoked the device, see ``device_registry.revoke_device``) and, for a
+caller revoked the device, see ``registry.revoke_device``) and, for a
 revocation made by another process (``kiosk admin device revoke``), the
 listener's watch of ``crl.pem``.
 """
@@ -33,31 +25,27 @@ from aiohttp import web
 from kiosk.crypto import pki, revocation
 from kiosk.crypto.tls import DeviceTlsContexts
 from kiosk.runtime.logs import get_logger
+from kiosk.signalling.devices.handler import DeviceHandler, NullHandler
 from kiosk.signalling.devices.hub import DeviceHub
-from kiosk.signalling.devices.link import (
-    CloseCode,
-    DeviceHandler,
-    LinkTimers,
-    NullHandler,
-    TokenBucket,
-)
+from kiosk.signalling.devices.link import CloseCode, LinkTimers
 from kiosk.signalling.devices.tls_accept import TlsSite
 from kiosk.wire.messages import MAX_MESSAGE_BYTES
 
 __all__ = [
+    "PATH",
     "CloseCode",
     "DeviceHandler",
     "DeviceHub",
     "DeviceListener",
     "LinkTimers",
     "NullHandler",
-    "TokenBucket",
 ]
 
 log = get_logger(__name__)
 
 PATH = "/device/v1"
 MAINTAIN_EVERY = 3600.0  # seconds between checks of the CRL's and certificate's lifetimes
+DEFAULT_BACKLOG = 4096  # connections the kernel queues while the server is busy accepting
 
 
 class DeviceListener:
@@ -69,11 +57,14 @@ class DeviceListener:
         pki_dir: Path,
         host: str = "127.0.0.1",
         port: int = 8444,
+        *,
+        backlog: int = DEFAULT_BACKLOG,
     ) -> None:
         self.hub = hub
         self.pki_dir = pki_dir
         self.host = host
         self.port = port
+        self.backlog = backlog
         self.tls = DeviceTlsContexts(pki_dir)
         self._runner: web.AppRunner | None = None
         self.site: TlsSite | None = None  # .refusals counts handshake refusals by reason
@@ -98,8 +89,10 @@ class DeviceListener:
             self.port,
             ssl_context=self.tls.server_context(),
             handshake_timeout=self.hub.timers.handshake_timeout,
+            backlog=self.backlog,
         )
         await site.start()
+        self.hub.start()
         self.port = site.port  # the bound port when 0 was asked for
         self._watch = asyncio.create_task(self._watch_crl(), name="device listener CRL watch")
         log.info("device listener started", host=self.host, port=self.port)
@@ -148,4 +141,5 @@ class DeviceListener:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        await self.hub.stop()  # after the links: their last sightings are in the last batch
         log.info("device listener stopped")

@@ -7,6 +7,7 @@ and nothing the tablet says can change which device it is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
 
@@ -24,15 +25,22 @@ async def device_for_certificate(engine: AsyncEngine, certificate_serial: str) -
         return await devices_store.device_for_certificate(conn, certificate_serial)
 
 
-async def certificate_revoked(engine: AsyncEngine, certificate_serial: str) -> bool:
-    """The database's own list, checked beside the CRL (defence in depth)."""
+async def identify(engine: AsyncEngine, certificate_serial: str) -> tuple[Device | None, bool]:
+    """The device a certificate names and whether the database lists it as revoked.
+
+    One query for both (a tablet connecting costs one round trip): the
+    database's own revocation list is checked beside the CRL (defence in depth).
+    An unknown certificate is refused whatever any list says.
+    """
     async with engine.connect() as conn:
-        return await devices_store.certificate_revoked(conn, certificate_serial)
+        return await devices_store.identify_certificate(conn, certificate_serial)
 
 
-async def touch(engine: AsyncEngine, device_id: str, now: datetime) -> None:
-    async with engine.begin() as conn:
-        await devices_store.touch_device(conn, device_id, now)
+async def touch_many(engine: AsyncEngine, seen: Sequence[tuple[str, datetime]]) -> None:
+    """Write many devices' last-seen times in one transaction (``last_seen.LastSeen``)."""
+    if seen:
+        async with engine.begin() as conn:
+            await devices_store.touch_devices(conn, seen)
 
 
 async def register_device(
