@@ -28,6 +28,7 @@ test: $(STAMP) $(AXE)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kiosk provisioning tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy kiosk provisioning
