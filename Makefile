@@ -33,6 +33,7 @@ check: lint typecheck
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kiosk provisioning tests bench
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy kiosk provisioning

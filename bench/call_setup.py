@@ -3,7 +3,7 @@
 Run: ``.venv/bin/python bench/call_setup.py`` (``--calls N``, default 40).
 
 The system side is the whole path a real call takes, in one process for
-precise timing: the server process (web and device listeners, supervisor,
+precise timing: the server process (web and device listeners, the calls' runner,
 SQLite, audit chain), the tablet agent (mutual-TLS link, grant check,
 aiortc call with synthetic 640x480 VP8 and Opus) and an aiortc visitor that
 joined with its invite. The clock starts when the agent is asked to dial and

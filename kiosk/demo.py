@@ -119,7 +119,7 @@ def prepare_dir(data_dir: Path) -> Path:
 async def start_demo(
     data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
 ) -> Demo:
-    """The whole server process (web and device listeners, supervisor) with demo data."""
+    """The whole server process (web and device listeners, the calls' runner) with demo data."""
     from kiosk.crypto import pki, revocation
     from kiosk.signalling.process import start
 

@@ -473,9 +473,9 @@ class World:
     async def invite_token(self, booking_id: str) -> str:
         return (await self.invite_url(booking_id)).rsplit("/", 1)[1]
 
-    async def visitor(self, token: str) -> Visitor:
+    async def visitor(self, token: str, answer: bool = True) -> Visitor:
         """An aiortc visitor joined with ``token`` (tests/visitor_client.py)."""
-        visitor = Visitor(self.deployment.visit_ws, token)
+        visitor = Visitor(self.deployment.visit_ws, token, answer=answer)
         await visitor.join()
         self.visitors.append(visitor)
         return visitor

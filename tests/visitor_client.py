@@ -34,19 +34,22 @@ class Received:
 
 
 class Visitor:
-    def __init__(self, ws_url: str, token: str) -> None:
+    def __init__(self, ws_url: str, token: str, answer: bool = True) -> None:
         self.ws_url = ws_url
         self.token = token
+        self.answers = answer  # False: offers are kept, not answered (nobody picks up)
         self.session = aiohttp.ClientSession()
         self.ws: aiohttp.ClientWebSocketResponse | None = None
         self.messages: list[Any] = []
         self.errors: list[p.ErrorMessage] = []
         self.call: p.VisitorCallMessage | None = None
         self.waiting: p.WaitingMessage | None = None
+        self.tablet_ready: bool | None = None
         self.warnings: list[int] = []
         self.end: p.EndMessage | None = None
         self.pc: RTCPeerConnection | None = None
         self.offers = 0
+        self.offered: p.SdpMessage | None = None
         self.received = Received()
         self.remote_fingerprint: str | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -73,10 +76,14 @@ class Visitor:
     async def _handle(self, message: Any) -> None:
         if isinstance(message, p.WaitingMessage):
             self.waiting = message
+        elif isinstance(message, p.TabletMessage):
+            self.tablet_ready = message.ready
         elif isinstance(message, p.VisitorCallMessage):
             self.call = message
         elif isinstance(message, p.SdpMessage) and message.kind == "offer":
-            await self._answer(message)
+            self.offered = message
+            if self.answers:
+                await self._answer(message)
         elif isinstance(message, p.WarningMessage):
             self.warnings.append(message.minutes_left)
         elif isinstance(message, p.EndMessage):

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
 
+from kiosk.domain.reasons import EndReason
+
 
 class Category(StrEnum):
     """Contact categories (R5). The one list of them: everything imports it."""
@@ -336,3 +338,33 @@ class CallState(StrEnum):
     RINGING = "ringing"
     CONNECTED = "connected"
     ENDED = "ended"
+
+
+@dataclass(frozen=True, slots=True)
+class CallRecord:
+    """One call, live or past: who, where the media flows, the window and how it went.
+
+    The one record of a call: the switchboard keeps it, the store writes it as a
+    row of ``calls``, the staff API shows it (``CallOut`` is validated from it).
+    """
+
+    id: str
+    booking_id: str
+    device_id: str
+    inmate_id: str
+    contact_id: str
+    category: Category
+    route: Route
+    control: ControlLevel
+    state: CallState
+    not_before: datetime
+    not_after: datetime
+    created_at: datetime
+    connected_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: EndReason | None = None
+    connected_seconds: int = 0  # R17: what the call used of the week's quota
+
+    @property
+    def live(self) -> bool:
+        return self.ended_at is None

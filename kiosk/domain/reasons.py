@@ -50,8 +50,11 @@ class Reason(StrEnum):
     ORDER_DEADLINE_PASSED = "order_deadline_passed"
     WINDOW_INVALID = "window_invalid"
     BOOKING_NOT_ACTIVE = "booking_not_active"
+    BOOKING_USED = "booking_used"  # a visitor's invite for a call that took place
+    BOOKING_CANCELLED = "booking_cancelled"
     MEDIA_KIND_FORBIDDEN = "media_kind_forbidden"
     CALL_NOT_LIVE = "call_not_live"
+    MONITOR_LIMIT_REACHED = "monitor_limit_reached"
     DEVICE_NOT_CONNECTED = "device_not_connected"
     GRANT_INVALID = "grant_invalid"
     NOT_LOOPBACK = "not_loopback"  # the tablet agent's page API is for this machine only
@@ -114,8 +117,11 @@ MESSAGES: dict[Reason, str] = {
     Reason.ORDER_DEADLINE_PASSED: "The order deadline for that period has passed.",
     Reason.WINDOW_INVALID: "The window must end after it starts.",
     Reason.BOOKING_NOT_ACTIVE: "The booking is cancelled, held or already used.",
+    Reason.BOOKING_USED: "This call has already taken place.",
+    Reason.BOOKING_CANCELLED: "This call was cancelled by the prison.",
     Reason.MEDIA_KIND_FORBIDDEN: "The decision does not allow monitoring that kind of media.",
     Reason.CALL_NOT_LIVE: "The call is not live.",
+    Reason.MONITOR_LIMIT_REACHED: "This call already has as many monitors as allowed.",
     Reason.DEVICE_NOT_CONNECTED: "The tablet is not connected.",
     Reason.GRANT_INVALID: "The call grant is not valid.",
     Reason.NOT_LOOPBACK: "Only this tablet's own page may use the agent.",

@@ -139,6 +139,13 @@ class TurnSettings(_Section):
     shared_secret: str = ""
 
 
+class CallSettings(_Section):
+    # Issue 12, bounded resources: staff monitors per call (each a peer connection on
+    # the bridge), and how long a monitor's offer waits for its answer before it goes.
+    max_monitors: int = Field(default=4, ge=1, le=64)
+    monitor_answer_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
 class LogSettings(_Section):
     level: str = "info"
     format: str = "json"  # "json" for journald, "console" for a terminal
@@ -236,6 +243,7 @@ class Settings(_Program):
     audit: AuditSettings = Field(default_factory=AuditSettings)
     mail: MailSettings = Field(default_factory=MailSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
+    calls: CallSettings = Field(default_factory=CallSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @property

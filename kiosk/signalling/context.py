@@ -2,12 +2,12 @@
 
 Built once per process by ``kiosk.signalling.server.start`` and stored on the
 web application under typed keys, so that handlers, the device listener and
-the call supervisor read the same objects.
+the calls' runner read the same objects.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,9 +27,12 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-# Called with a device id after the device was revoked (the call supervisor
+# Called with a device id after the device was revoked (the calls' runner
 # cuts its live connections there; ARCHITECTURE.md, Trust).
 DeviceRevokedHook = Callable[[str], Awaitable[None]]
+# Called with tablets and inmates whose tablets' view changed (issue 11): the
+# runner pushes those tablets their state at once.
+TabletsChangedHook = Callable[[Iterable[str], Iterable[str]], Awaitable[None]]
 
 
 @dataclass(eq=False)  # one per process, compared and hashed by identity
@@ -40,9 +43,10 @@ class ServerContext:
     clock: Callable[[], datetime] = utc_now
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     on_device_revoked: list[DeviceRevokedHook] = field(default_factory=list)
-    # Called after the facility's restrictions changed (R16: the supervisor
+    # Called after the facility's restrictions changed (R16: the switchboard
     # ends or shortens the live calls a restriction covers).
     on_restrictions_changed: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+    on_tablets_changed: list[TabletsChangedHook] = field(default_factory=list)
 
     async def device_revoked(self, device_id: str) -> None:
         for hook in self.on_device_revoked:
@@ -51,6 +55,15 @@ class ServerContext:
     async def restrictions_changed(self) -> None:
         for hook in self.on_restrictions_changed:
             await hook()
+
+    async def tablets_changed(
+        self, *, devices: Iterable[str] = (), inmates: Iterable[str] = ()
+    ) -> None:
+        """What a tablet shows changed: its assignment, or an inmate's contacts, decisions
+        or bookings. Call after the change is committed."""
+        devices, inmates = list(devices), list(inmates)
+        for hook in self.on_tablets_changed:
+            await hook(devices, inmates)
 
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -5,14 +5,14 @@ one test process never share counters). Wiring::
 
     metrics = Metrics()
     app[METRICS] = metrics                 # before the app starts
-    ctx.metrics = metrics                  # the supervisor counts through ctx.metrics
-    metrics.bind(live_calls=lambda: len(supervisor.calls), ...)
+    ctx.metrics = metrics                  # the calls' runner counts through ctx.metrics
+    metrics.bind(live_calls=runner.live_calls, ...)
     app.router.add_get("/metrics", metrics_handler)
 
 or ``install(app)``, which does the first and last step. Counters move when
 something happens (``count``, ``refusal``, ``call_ended``); gauges are read
 from their owners at scrape time (``bind``), so the number shown is the
-number the supervisor and the device registry hold, not a second copy of it.
+number the switchboard and the device registry hold, not a second copy of it.
 
 Refusals carry the reason code as label (ARCHITECTURE.md principle 5); every
 code of :class:`~kiosk.domain.reasons.Reason` is present from the start at 0,

@@ -1,8 +1,8 @@
-"""The whole server process: web listener, device listener, call supervisor.
+"""The whole server process: web listener, device listener, the calls' runner.
 
 ``kiosk server`` runs this. The web listener (staff API, visitor endpoint,
 metrics) and the device listener (mutual TLS) are separate sockets sharing
-one :class:`ServerContext` and one :class:`Supervisor`. systemd is told
+one :class:`ServerContext` and one :class:`CallRunner` (the switchboard). systemd is told
 READY once both listen, and the watchdog is fed while the process is
 healthy (issue 7).
 """
@@ -25,8 +25,8 @@ from kiosk.signalling import metrics as metrics_mod
 from kiosk.signalling import server as web_server
 from kiosk.signalling import web as web_pages
 from kiosk.signalling.api.live import operations as live_operations
-from kiosk.signalling.calls.bridged import bridge_factory
-from kiosk.signalling.calls.supervisor import Supervisor
+from kiosk.signalling.calls.bridged import Bridges
+from kiosk.signalling.calls.runner import CallRunner, CallsHolder
 from kiosk.signalling.context import CONTEXT, utc_now
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
 from kiosk.signalling.mail import notices as mail
@@ -39,7 +39,7 @@ log = get_logger(__name__)
 @dataclass
 class ServerProcess:
     web: web_server.Server
-    supervisor: Supervisor
+    runner: CallRunner
     listener: DeviceListener
     metrics: metrics_mod.Metrics
 
@@ -52,7 +52,7 @@ class ServerProcess:
         if self.web.runner.server is None or self.listener.port == 0:
             return False
         async with asyncio.timeout(5):
-            await ping(self.supervisor.ctx.engine)
+            await ping(self.runner.ctx.engine)
         return True
 
     async def close(self) -> None:
@@ -72,21 +72,21 @@ async def start(
     limit = open_files.ensure(settings.server.device_capacity)  # or OpenFilesError, at once
     log.info("open-file limit", limit=limit, device_capacity=settings.server.device_capacity)
     metrics = metrics_mod.Metrics()
-    supervisor = Supervisor(
-        keys.load_ed25519_private_key(paths.grant_key),
-        bridge_factory=bridge_factory,
-        metrics=metrics,
-    )
+    grant_key = keys.load_ed25519_private_key(paths.grant_key)
+    calls = CallsHolder()
     holder: dict[str, DeviceListener] = {}
 
     async def devices_and_calls(app: web.Application) -> AsyncIterator[None]:
         # Runs after the shared context exists (database, audit chain).
         ctx = app[CONTEXT]
-        hub = DeviceHub(ctx.engine, handler=supervisor, timers=link_timers, now=ctx.clock)
-        supervisor.bind(ctx, hub)
-        ctx.on_device_revoked.append(_cut_revoked(supervisor, hub))
-        ctx.on_restrictions_changed.append(supervisor.restrictions_changed)
-        await supervisor.start()
+        hub = DeviceHub(ctx.engine, timers=link_timers, now=ctx.clock)
+        runner = CallRunner(ctx, hub, grant_key, bridges=Bridges(metrics), metrics=metrics)
+        hub.handler = runner
+        calls.runner = runner
+        ctx.on_device_revoked.append(_cut_revoked(runner, hub))
+        ctx.on_restrictions_changed.append(runner.restrictions_changed)
+        ctx.on_tablets_changed.append(runner.tablets_changed)
+        await runner.start()
         listener = DeviceListener(
             hub,
             settings.pki_dir,
@@ -97,20 +97,20 @@ async def start(
         await listener.start()
         holder["listener"] = listener
         metrics.bind(
-            live_calls=lambda: len(supervisor.calls),
+            live_calls=runner.live_calls,
             devices_connected=lambda: len(hub.device_ids()),
-            bridge_calls=lambda: sum(1 for c in supervisor.calls.values() if c.bridge),
-            bridge_monitors=lambda: sum(len(c.monitors) for c in supervisor.calls.values()),
+            bridge_calls=runner.bridge_calls,
+            bridge_monitors=runner.bridge_monitors,
         )
         try:
             yield
         finally:
-            await supervisor.stop()
+            await runner.stop()
             await listener.stop()
 
     def configure(app: web.Application) -> None:
         app.cleanup_ctx.append(devices_and_calls)
-        visitor.add_routes(app, supervisor)
+        visitor.add_routes(app, calls)
         metrics_mod.install(app, metrics)
         # The visitor page, the e-mail confirmation page, and mails drained at shutdown.
         web_pages.add_routes(app)
@@ -118,17 +118,18 @@ async def start(
         mail.install(app)
 
     web = await web_server.start(
-        settings, operations=live_operations(supervisor), configure=configure, clock=clock
+        settings, operations=live_operations(calls), configure=configure, clock=clock
     )
-    process = ServerProcess(web, supervisor, holder["listener"], metrics)
+    assert calls.runner is not None  # set up by the clean-up context above
+    process = ServerProcess(web, calls.runner, holder["listener"], metrics)
     sdnotify.ready(f"web {web.base_url}, devices on port {process.listener.port}")
     return process
 
 
-def _cut_revoked(supervisor: Supervisor, hub: DeviceHub) -> Callable[[str], Awaitable[None]]:
+def _cut_revoked(runner: CallRunner, hub: DeviceHub) -> Callable[[str], Awaitable[None]]:
     async def cut(device_id: str) -> None:
         # Revoking a device ends its call and cuts its link at once (Trust).
-        await supervisor.device_revoked(device_id)
+        await runner.device_revoked(device_id)
         await hub.revoke_device(device_id)
 
     return cut

@@ -1,9 +1,9 @@
-"""Running the server: the web listener now; the device listener and supervisor hook in.
+"""Running the server: the web listener now; the device listener and the calls hook in.
 
 ``start(settings)`` opens the database (upgraded), the audit chain and the web
 listener and returns a :class:`Server`; ``await server.close()`` stops the
 listener and closes the audit chain with a final signed checkpoint. Other
-parts of the process (the device listener, the call supervisor) get the same
+parts of the process (the device listener, the calls' runner) get the same
 :class:`ServerContext` from ``server.context``, add operations through
 ``operations=`` and start-up/clean-up work through ``configure=`` (called
 with the application before it starts, e.g. to append to ``cleanup_ctx``).

@@ -7,46 +7,25 @@ record is what the staff API shows (``CallOut`` is validated from it).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from kiosk.domain.model import CallState, Category, ControlLevel, Route
+from kiosk.domain.model import CallRecord, CallState
 from kiosk.domain.reasons import EndReason
 from kiosk.store import schema as t
 from kiosk.store.rows import columns, record
 
 
-@dataclass(frozen=True, slots=True)
-class CallRecord:
-    """A row of ``calls``: who, where the media flows, the window and how it went."""
-
-    id: str
-    booking_id: str
-    device_id: str
-    inmate_id: str
-    contact_id: str
-    category: Category
-    route: Route
-    control: ControlLevel
-    state: CallState
-    not_before: datetime
-    not_after: datetime
-    created_at: datetime
-    connected_at: datetime | None = None
-    ended_at: datetime | None = None
-    end_reason: EndReason | None = None
-    connected_seconds: int = 0  # R17: what the call used of the week's quota
-
-    @property
-    def live(self) -> bool:
-        return self.ended_at is None
-
-
 async def insert_call(conn: AsyncConnection, call: CallRecord) -> None:
     await conn.execute(insert(t.calls).values(**columns(call)))
+
+
+async def update_call(conn: AsyncConnection, call: CallRecord) -> None:
+    """Write what a transition moves: the state, the connection and the end."""
+    moved = columns(call, "state", "connected_at", "ended_at", "end_reason", "connected_seconds")
+    await conn.execute(update(t.calls).where(t.calls.c.id == call.id).values(**moved))
 
 
 async def set_call_state(

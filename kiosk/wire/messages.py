@@ -164,6 +164,8 @@ class ContactEntry(_Message):
     start: AwareDatetime
     end: AwareDatetime
     callable_now: bool
+    # The visitor of this booking has joined (the waiting room or the call).
+    visitor_waiting: bool = False
 
 
 class CallInfo(_Message):
@@ -231,6 +233,13 @@ class WaitingMessage(_Message):
     privileged: bool = False
 
 
+class TabletMessage(_Message):
+    """Whether the inmate's tablet is ready: on line and assigned to the inmate."""
+
+    type: Literal["tablet"] = "tablet"
+    ready: bool
+
+
 class VisitorCallMessage(_Message):
     type: Literal["call"] = "call"
     call_id: Id
@@ -271,6 +280,7 @@ VisitorMessage: TypeAlias = Annotated[
 ]
 ServerToVisitorMessage: TypeAlias = Annotated[
     WaitingMessage
+    | TabletMessage
     | VisitorCallMessage
     | SdpMessage
     | IceMessage

@@ -108,6 +108,9 @@ class Live:
             await ws.send_str(p.encode(p.JoinMessage(token=token)))
             first = p.parse_server_to_visitor((await ws.receive(timeout=10)).data)
             if isinstance(first, p.WaitingMessage):
+                # Then whether the tablet is ready (issue 16): no tablet in this world.
+                ready = p.parse_server_to_visitor((await ws.receive(timeout=10)).data)
+                assert ready == p.TabletMessage(ready=False), ready
                 return ws
             # The previous socket of this invite is still being let go (one session).
             await ws.close()

@@ -32,7 +32,7 @@ from kiosk.domain.model import (
     PoliceClearance,
     Relation,
 )
-from kiosk.domain.policy import BookingContext, BookingRequest, DialContext
+from kiosk.domain.policy import BookingContext, BookingRequest, CallContext, CallFacts
 
 # Monday 2 March 2026, 09:00 UTC: a week with room on both sides.
 MONDAY = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -176,20 +176,24 @@ def clearance(at: datetime = MONDAY - timedelta(hours=1)) -> PoliceClearance:
     return PoliceClearance(cleared_by="Oslo politidistrikt, duty officer", cleared_at=at)
 
 
-def dial_context(c: Contact, b: Booking | None, **kw: Any) -> DialContext:
-    values: dict[str, Any] = {
+_CONTEXT_ONLY = ("inmate_has_live_call", "device_has_live_call", "purpose")
+
+
+def dial_context(c: Contact, b: Booking, **kw: Any) -> CallContext:
+    """The facts of dialling ``b`` to ``c``; ``kw`` overrides facts and the caller's flags."""
+    facts: dict[str, Any] = {
         "inmate": inmate(id=c.inmate_id),
         "contact": c,
         "booking": b,
         "device": device(inmate_id=c.inmate_id),
         "settings": FacilitySettings(),
-        "inmate_has_live_call": False,
-        "device_has_live_call": False,
-        "week_bookings": (b,) if b is not None else (),
+        "week_bookings": (b,),
         "categories": {c.id: c.category},
     }
-    values.update(kw)
-    return DialContext(**values)
+    facts.update({k: v for k, v in kw.items() if k not in _CONTEXT_ONLY})
+    flags: dict[str, Any] = {"inmate_has_live_call": False, "device_has_live_call": False}
+    flags.update({k: v for k, v in kw.items() if k in _CONTEXT_ONLY})
+    return CallContext(CallFacts(**facts), **flags)
 
 
 # --- hypothesis strategies ---------------------------------------------------------

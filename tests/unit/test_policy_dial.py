@@ -1,4 +1,4 @@
-"""Dialling: every check of policy.dial, allowed and refused, and the order they speak in."""
+"""Dialling: every check of policy.place_call, allowed and refused, and their order."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from kiosk.domain.model import (
     Restriction,
     RestrictionKind,
 )
-from kiosk.domain.policy import ALLOW, Deny, Verdict, call_deadline, dial
+from kiosk.domain.policy import ALLOW, Deny, Verdict, call_deadline, place_call
 from kiosk.domain.reasons import Reason
 
 from .strategies import (
@@ -42,7 +42,7 @@ def reason(verdict: Verdict) -> Reason | None:
 
 def test_r1_an_approved_contact_inside_its_window_may_be_called() -> None:
     c = approved()
-    assert dial(dial_context(c, booking(c, START)), INSIDE) == ALLOW
+    assert place_call(dial_context(c, booking(c, START)), INSIDE) == ALLOW
 
 
 @pytest.mark.parametrize(
@@ -50,7 +50,7 @@ def test_r1_an_approved_contact_inside_its_window_may_be_called() -> None:
 )
 def test_r1_no_call_to_a_contact_without_an_approving_decision(status: ContactStatus) -> None:
     c = contact(status=status)
-    verdict = dial(dial_context(c, booking(c, START)), INSIDE)
+    verdict = place_call(dial_context(c, booking(c, START)), INSIDE)
     assert reason(verdict) is Reason.CONTACT_NOT_APPROVED
 
 
@@ -61,7 +61,7 @@ def test_r8_a_contact_refused_on_appeal_is_no_longer_called() -> None:
     from .strategies import refused
 
     now_refused = refused(id=c.id)
-    assert reason(dial(dial_context(now_refused, b), INSIDE)) is Reason.CONTACT_NOT_APPROVED
+    assert reason(place_call(dial_context(now_refused, b), INSIDE)) is Reason.CONTACT_NOT_APPROVED
 
 
 # --- R10: the window ------------------------------------------------------------
@@ -71,10 +71,10 @@ def test_r10_calls_only_inside_the_window() -> None:
     c = approved()
     b = booking(c, START, minutes=30)
     ctx = dial_context(c, b)
-    assert dial(ctx, START) == ALLOW
-    assert dial(ctx, b.end - timedelta(seconds=1)) == ALLOW
-    assert reason(dial(ctx, START - timedelta(seconds=1))) is Reason.OUTSIDE_WINDOW
-    assert reason(dial(ctx, b.end)) is Reason.OUTSIDE_WINDOW
+    assert place_call(ctx, START) == ALLOW
+    assert place_call(ctx, b.end - timedelta(seconds=1)) == ALLOW
+    assert reason(place_call(ctx, START - timedelta(seconds=1))) is Reason.OUTSIDE_WINDOW
+    assert reason(place_call(ctx, b.end)) is Reason.OUTSIDE_WINDOW
 
 
 @given(offset=st.integers(min_value=-120, max_value=120))
@@ -82,35 +82,30 @@ def test_r10_allowed_exactly_inside_start_to_end(offset: int) -> None:
     c = approved()
     b = booking(c, START, minutes=30)
     now = START + offset * MINUTE
-    assert bool(dial(dial_context(c, b), now)) == (b.start <= now < b.end)
+    assert bool(place_call(dial_context(c, b), now)) == (b.start <= now < b.end)
 
 
 # --- bookings -----------------------------------------------------------------------
 
 
-def test_a_missing_booking_is_not_found() -> None:
-    c = approved()
-    assert reason(dial(dial_context(c, None), INSIDE)) is Reason.BOOKING_NOT_FOUND
-
-
 def test_somebody_elses_booking_is_not_found_either() -> None:
     c = approved()
     others = booking(approved(inmate_id="inmate-2"), START)
-    assert reason(dial(dial_context(c, others), INSIDE)) is Reason.BOOKING_NOT_FOUND
+    assert reason(place_call(dial_context(c, others), INSIDE)) is Reason.BOOKING_NOT_FOUND
     other_contact = booking(approved(), START)
-    assert reason(dial(dial_context(c, other_contact), INSIDE)) is Reason.BOOKING_NOT_FOUND
+    assert reason(place_call(dial_context(c, other_contact), INSIDE)) is Reason.BOOKING_NOT_FOUND
 
 
 @pytest.mark.parametrize("state", [BookingState.CANCELLED, BookingState.USED], ids=str)
 def test_cancelled_or_used_bookings_are_not_called(state: BookingState) -> None:
     c = approved()
-    verdict = dial(dial_context(c, booking(c, START, state=state)), INSIDE)
+    verdict = place_call(dial_context(c, booking(c, START, state=state)), INSIDE)
     assert reason(verdict) is Reason.BOOKING_NOT_ACTIVE
 
 
 def test_r16_a_booking_held_by_a_restriction_is_refused_as_restricted() -> None:
     c = approved()
-    verdict = dial(dial_context(c, booking(c, START, state=BookingState.HELD)), INSIDE)
+    verdict = place_call(dial_context(c, booking(c, START, state=BookingState.HELD)), INSIDE)
     assert reason(verdict) is Reason.FACILITY_RESTRICTED
 
 
@@ -120,26 +115,26 @@ def test_r16_a_booking_held_by_a_restriction_is_refused_as_restricted() -> None:
 def test_r18_the_issued_tablet_assigned_to_the_inmate_may_dial() -> None:
     c = approved()
     ctx = dial_context(c, booking(c, START), device=device(inmate_id=c.inmate_id))
-    assert dial(ctx, INSIDE) == ALLOW
+    assert place_call(ctx, INSIDE) == ALLOW
 
 
 def test_r18_a_revoked_tablet_places_no_call() -> None:
     c = approved()
     ctx = dial_context(c, booking(c, START), device=device(revoked=True))
-    assert reason(dial(ctx, INSIDE)) is Reason.DEVICE_REVOKED
+    assert reason(place_call(ctx, INSIDE)) is Reason.DEVICE_REVOKED
 
 
 def test_r18_only_the_tablet_assigned_to_the_inmate() -> None:
     c = approved()
     for assigned in (None, "inmate-2"):
         ctx = dial_context(c, booking(c, START), device=device(inmate_id=assigned))
-        assert reason(dial(ctx, INSIDE)) is Reason.DEVICE_NOT_ASSIGNED
+        assert reason(place_call(ctx, INSIDE)) is Reason.DEVICE_NOT_ASSIGNED
 
 
 def test_an_inactive_inmate_places_no_call() -> None:
     c = approved()
     ctx = dial_context(c, booking(c, START), inmate=inmate(active=False))
-    assert reason(dial(ctx, INSIDE)) is Reason.INMATE_INACTIVE
+    assert reason(place_call(ctx, INSIDE)) is Reason.INMATE_INACTIVE
 
 
 # --- R11: remand ----------------------------------------------------------------------
@@ -149,26 +144,27 @@ def test_r11_a_remand_call_needs_police_clearance() -> None:
     c = approved()
     remand = inmate(remand=True)
     ctx = dial_context(c, booking(c, START), inmate=remand)
-    assert reason(dial(ctx, INSIDE)) is Reason.POLICE_CLEARANCE_MISSING
+    assert reason(place_call(ctx, INSIDE)) is Reason.POLICE_CLEARANCE_MISSING
 
 
 def test_r11_a_cleared_remand_call_goes_ahead() -> None:
     c = approved()
     remand = inmate(remand=True)
     ctx = dial_context(c, booking(c, START, police_clearance=clearance()), inmate=remand)
-    assert dial(ctx, INSIDE) == ALLOW
+    assert place_call(ctx, INSIDE) == ALLOW
 
 
 def test_r11_the_clearance_comes_beforehand() -> None:
     c = approved()
     late = clearance(at=INSIDE + MINUTE)
     ctx = dial_context(c, booking(c, START, police_clearance=late), inmate=inmate(remand=True))
-    assert reason(dial(ctx, INSIDE)) is Reason.POLICE_CLEARANCE_MISSING
+    assert reason(place_call(ctx, INSIDE)) is Reason.POLICE_CLEARANCE_MISSING
 
 
 def test_r11_sentenced_inmates_need_no_clearance() -> None:
     c = approved()
-    assert dial(dial_context(c, booking(c, START), inmate=inmate(remand=False)), INSIDE) == ALLOW
+    ctx = dial_context(c, booking(c, START), inmate=inmate(remand=False))
+    assert place_call(ctx, INSIDE) == ALLOW
 
 
 # --- R16: restrictions at dial time ---------------------------------------------------------
@@ -180,7 +176,7 @@ def test_r16_a_suspension_declared_after_booking_stops_the_call() -> None:
         "r", START - timedelta(days=1), START + timedelta(days=1), RestrictionKind.SUSPEND
     )
     ctx = dial_context(c, booking(c, START), settings=FacilitySettings(restrictions=(outbreak,)))
-    assert reason(dial(ctx, INSIDE)) is Reason.FACILITY_RESTRICTED
+    assert reason(place_call(ctx, INSIDE)) is Reason.FACILITY_RESTRICTED
 
 
 def test_r16_a_suspension_over_by_now_does_not() -> None:
@@ -189,7 +185,7 @@ def test_r16_a_suspension_over_by_now_does_not() -> None:
         "r", START - timedelta(days=2), START - timedelta(days=1), RestrictionKind.SUSPEND
     )
     ctx = dial_context(c, booking(c, START), settings=FacilitySettings(restrictions=(earlier,)))
-    assert dial(ctx, INSIDE) == ALLOW
+    assert place_call(ctx, INSIDE) == ALLOW
 
 
 def test_r16_a_limit_shortens_the_call_and_refuses_once_the_time_is_spent() -> None:
@@ -198,9 +194,9 @@ def test_r16_a_limit_shortens_the_call_and_refuses_once_the_time_is_spent() -> N
     settings = FacilitySettings(restrictions=(limit,))
     b = booking(c, START, minutes=30)
     ctx = dial_context(c, b, settings=settings)
-    assert dial(ctx, INSIDE) == ALLOW
+    assert place_call(ctx, INSIDE) == ALLOW
     assert call_deadline(b, settings, INSIDE) == START + 20 * MINUTE
-    assert reason(dial(ctx, START + 20 * MINUTE)) is Reason.FACILITY_RESTRICTED
+    assert reason(place_call(ctx, START + 20 * MINUTE)) is Reason.FACILITY_RESTRICTED
 
 
 def test_r16_call_deadline_is_the_window_end_without_restrictions() -> None:
@@ -216,7 +212,7 @@ def test_r16_a_suspension_later_in_the_window_ends_the_call_where_it_begins() ->
         "r", START + 20 * MINUTE, START + timedelta(days=1), RestrictionKind.SUSPEND
     )
     settings = FacilitySettings(restrictions=(later,))
-    assert dial(dial_context(c, b, settings=settings), INSIDE) == ALLOW
+    assert place_call(dial_context(c, b, settings=settings), INSIDE) == ALLOW
     assert call_deadline(b, settings, INSIDE) == later.start
 
 
@@ -237,7 +233,7 @@ def test_r15_closures_govern_booking_not_dialling() -> None:
     c = approved()
     closure = Closure("c", START - timedelta(days=1), START + timedelta(days=1))
     ctx = dial_context(c, booking(c, START), settings=FacilitySettings(closures=(closure,)))
-    assert dial(ctx, INSIDE) == ALLOW
+    assert place_call(ctx, INSIDE) == ALLOW
 
 
 # --- R17: quota at dial time ------------------------------------------------------------------
@@ -248,25 +244,25 @@ def test_r17_a_lowered_quota_stops_the_call() -> None:
     b = booking(c, START, minutes=30)
     earlier = booking(c, MONDAY - timedelta(hours=5), minutes=30)
     week = (earlier, b)
-    assert dial(dial_context(c, b, week_bookings=week), INSIDE) == ALLOW  # 60 of 60
+    assert place_call(dial_context(c, b, week_bookings=week), INSIDE) == ALLOW  # 60 of 60
     lowered = FacilitySettings(weekly_quota_minutes=45)
     ctx = dial_context(c, b, week_bookings=week, settings=lowered)
-    assert reason(dial(ctx, INSIDE)) is Reason.QUOTA_EXHAUSTED
+    assert reason(place_call(ctx, INSIDE)) is Reason.QUOTA_EXHAUSTED
 
 
 def test_r17_the_booking_dialled_is_counted_once() -> None:
     c = approved()
     b = booking(c, START, minutes=60)
-    assert dial(dial_context(c, b, week_bookings=(b,)), INSIDE) == ALLOW
+    assert place_call(dial_context(c, b, week_bookings=(b,)), INSIDE) == ALLOW
 
 
 def test_r17_parents_and_non_personal_calls() -> None:
     child = approved(relation=Relation.CHILD)
     b = booking(child, START, minutes=90)
-    assert dial(dial_context(child, b), INSIDE) == ALLOW  # 90 of 120
+    assert place_call(dial_context(child, b), INSIDE) == ALLOW  # 90 of 120
     lawyer = approved(Category.DEFENCE_COUNSEL)
     b = booking(lawyer, START, minutes=120)
-    assert dial(dial_context(lawyer, b), INSIDE) == ALLOW
+    assert place_call(dial_context(lawyer, b), INSIDE) == ALLOW
 
 
 # --- one live call ---------------------------------------------------------------------------
@@ -276,7 +272,7 @@ def test_r17_parents_and_non_personal_calls() -> None:
 def test_only_one_live_call_at_a_time(who: str) -> None:
     c = approved()
     ctx = dial_context(c, booking(c, START), **{f"{who}_has_live_call": True})
-    assert reason(dial(ctx, INSIDE)) is Reason.CALL_ALREADY_LIVE
+    assert reason(place_call(ctx, INSIDE)) is Reason.CALL_ALREADY_LIVE
 
 
 # --- the order the checks speak in -------------------------------------------------------------
@@ -294,7 +290,7 @@ def test_the_checks_speak_in_the_documented_order() -> None:
         (Reason.DEVICE_REVOKED, {"device": device(revoked=True, inmate_id=None)}),
         (Reason.DEVICE_NOT_ASSIGNED, {"device": device(inmate_id=None)}),
         (Reason.INMATE_INACTIVE, {"inmate": inmate(active=False, remand=True)}),
-        (Reason.BOOKING_NOT_FOUND, {"booking": None}),
+        (Reason.BOOKING_NOT_FOUND, {"booking": booking(approved(inmate_id="other"), START)}),
         (Reason.BOOKING_NOT_ACTIVE, {"booking": b}),
         (Reason.CONTACT_NOT_APPROVED, {"contact": c}),
         (Reason.OUTSIDE_WINDOW, {"now": START - MINUTE}),
@@ -313,6 +309,6 @@ def test_the_checks_speak_in_the_documented_order() -> None:
         now = kw.pop("now", INSIDE)
         kw.setdefault("contact", good)
         kw.setdefault("booking", good_booking)
-        ctx = dial_context(good, None, **kw)
-        got = reason(dial(ctx, now))  # type: ignore[arg-type]
+        ctx = dial_context(good, good_booking, **kw)
+        got = reason(place_call(ctx, now))  # type: ignore[arg-type]
         assert got is expected, (expected, got)

@@ -70,17 +70,18 @@ from kiosk.domain.model import (
 from kiosk.domain.policy import (
     BookingContext,
     BookingRequest,
+    CallContext,
+    CallFacts,
     Deny,
-    DialContext,
     attach_monitor,
     call_deadline,
     confirm_email,
     create_booking,
     decide_appeal,
     decide_contact,
-    dial,
     file_appeal,
     initial_status,
+    place_call,
     propose_contact,
     receive_application,
 )
@@ -551,18 +552,15 @@ class PolicyWorld(RuleBasedStateMachine):
             and booking is not None
             and same_week(b.start, booking.start)
         ]
-        ctx = DialContext(
-            inmate=inmate,
-            contact=contact,
-            booking=booking,
-            device=device,
-            settings=self.settings,
+        if booking is None:
+            return  # no such booking: the facts loader says booking_not_found, not the policy
+        facts = CallFacts(device, booking, inmate, contact, self.settings, week, self.categories())
+        ctx = CallContext(
+            facts,
             inmate_has_live_call=any(c.booking.inmate_id == inmate.id for c in live),
             device_has_live_call=any(c.device_id == device.id for c in live),
-            week_bookings=week,
-            categories=self.categories(),
         )
-        verdict = dial(ctx, self.now)
+        verdict = place_call(ctx, self.now)
         event(f"dial: {verdict.reason.value if isinstance(verdict, Deny) else 'allowed'}")
         if not verdict:
             return

@@ -92,3 +92,16 @@ def test_privileged_calls_are_described_as_never_monitored() -> None:
     for language in ("nb", "en"):
         words = control_text(Category.DEFENCE_COUNSEL, ControlLevel.NONE, language)
         assert "aldri" in words or "never" in words
+
+
+def test_every_refused_invite_says_why_in_words_on_the_visitor_page() -> None:
+    """Issue 12: a used, cancelled or held booking's invite is refused with its reason."""
+    from kiosk.domain.switchboard.legs import NOT_JOINABLE
+
+    page = ROOT / "kiosk/signalling/web/static/visitor"
+    script = (page / "visitor.js").read_text(encoding="utf-8")
+    for language in ("nb", "en"):
+        texts = json.loads((page / "i18n" / f"{language}.json").read_text(encoding="utf-8"))
+        for reason in NOT_JOINABLE.values():
+            assert f"error_{reason.value}" in texts, (language, reason)
+            assert f'"{reason.value}"' in script  # final: no "try again" button

@@ -20,6 +20,7 @@ from kiosk.domain.policy.bookings import (
     create_booking,
 )
 from kiosk.domain.policy.calendar import call_deadline, closed_at, restricted_at
+from kiosk.domain.policy.calling import CallContext, CallFacts, Purpose, place_call
 from kiosk.domain.policy.contacts import (
     AWAITING,
     DECIDED,
@@ -34,7 +35,6 @@ from kiosk.domain.policy.contacts import (
     propose_contact,
     receive_application,
 )
-from kiosk.domain.policy.dialling import DialContext, dial
 from kiosk.domain.policy.monitoring import attach_monitor, route_for
 from kiosk.domain.policy.quota import quota_minutes
 from kiosk.domain.policy.verdicts import ALLOW, Allow, Deny, Verdict, deny
@@ -46,8 +46,10 @@ __all__ = [
     "Allow",
     "BookingContext",
     "BookingRequest",
+    "CallContext",
+    "CallFacts",
     "Deny",
-    "DialContext",
+    "Purpose",
     "Verdict",
     "attach_monitor",
     "call_deadline",
@@ -60,10 +62,10 @@ __all__ = [
     "decide_appeal",
     "decide_contact",
     "deny",
-    "dial",
     "file_appeal",
     "initial_status",
     "personal_contacts_in_use",
+    "place_call",
     "propose_contact",
     "quota_minutes",
     "receive_application",

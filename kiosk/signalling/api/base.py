@@ -4,7 +4,7 @@ Each resource module declares its operations in an :class:`OperationTable`
 (method, path, role action, request and response models, the refusals it can
 give). The same table mounts the routes and generates the OpenAPI document,
 so what is documented is what is checked. Another module (the call
-supervisor's ``/calls`` operations) adds its own table the same way.
+switchboard's ``/calls`` operations) adds its own table the same way.
 
 Every request goes through the same steps, in this order:
 
@@ -40,6 +40,7 @@ from kiosk.domain.policy import Deny
 from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling import auth
+from kiosk.signalling.calls.writes import append_audit
 from kiosk.signalling.context import CONTEXT, ServerContext
 from kiosk.signalling.schemas import Query, Request
 
@@ -80,11 +81,14 @@ def status_for(reason: Reason) -> int:
 class ApiError(Exception):
     """A refusal with its reason code; the error middleware renders it."""
 
-    def __init__(self, reason: Reason, message: str = "", status: int | None = None):
+    def __init__(
+        self, reason: Reason, message: str = "", status: int | None = None, audited: bool = False
+    ):
         super().__init__(message or MESSAGES[reason])
         self.reason = reason
         self.message = message or MESSAGES[reason]
         self.status = status if status is not None else status_for(reason)
+        self.audited = audited  # already in the audit chain: not recorded twice
 
 
 def refuse(verdict: Deny) -> ApiError:
@@ -164,6 +168,7 @@ class Operation:
     extra_statuses: tuple[int, ...] = ()
     description: str = ""
     media_type: str = "application/json"  # text/plain: the response is a RootModel[str]
+    audit_refusals: str = ""  # the audit action recording every refusal (R13, issue 12)
 
     @property
     def path_params(self) -> list[str]:
@@ -221,6 +226,7 @@ class OperationTable:
         refusals: Iterable[Reason] = (),
         extra_statuses: Iterable[int] = (),
         media_type: str = "application/json",
+        audit_refusals: str = "",
     ) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             self.operations.append(
@@ -239,6 +245,7 @@ class OperationTable:
                     extra_statuses=tuple(extra_statuses),
                     description=(handler.__doc__ or "").strip(),
                     media_type=media_type,
+                    audit_refusals=audit_refusals,
                 )
             )
             return handler
@@ -359,7 +366,33 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
         return response
 
     handle.__name__ = op.operation_id
-    return handle
+    return _recording_refusals(op, handle) if op.audit_refusals else handle
+
+
+def _recording_refusals(
+    op: Operation, handle: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A refused attempt is recorded, whoever made it and whatever refused it (role, CSRF,
+    validation, the rules); a 401 names nobody."""
+
+    async def recorded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handle(request)
+        except ApiError as exc:
+            if exc.audited or exc.reason is Reason.NOT_AUTHENTICATED:
+                raise
+            ctx = request.app[CONTEXT]
+            subjects = {n.removesuffix("_id"): request.match_info[n] for n in op.path_params}
+            details = {"reason": exc.reason.value, "operation": op.operation_id}
+            try:
+                staff = (await authenticate(request, ctx, ctx.clock())).staff_id
+                await append_audit(ctx, f"staff:{staff}", op.audit_refusals, subjects, details)
+            except Exception:
+                log.exception("refused request not recorded", operation=op.operation_id)
+            raise
+
+    recorded.__name__ = op.operation_id
+    return recorded
 
 
 def mount(app: web.Application, operations: Iterable[Operation]) -> None:

@@ -157,6 +157,7 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
             control=contact.control,
         )
         await insert_booking(conn, booking, req.staff.staff_id, req.now)
+        work.tablets_changed(inmates=[inmate.id])
         await work.audit(
             "booking.created",
             {"booking": booking.id, "inmate": inmate.id, "contact": contact.id},
@@ -218,6 +219,7 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
         still_open(booking)
         cancelled = replace(booking, state=BookingState.CANCELLED)
         await set_booking_state(work.conn, [booking.id], cancelled.state)
+        work.tablets_changed(inmates=[booking.inmate_id])
         await work.audit(
             "booking.cancelled",
             {"booking": booking.id, "inmate": booking.inmate_id, "contact": booking.contact_id},

@@ -1,6 +1,6 @@
 """Calls: the list of live and past calls, and one call.
 
-Setting up, ending and monitoring calls are the call supervisor's operations;
+Setting up, ending and monitoring calls are the switchboard's operations (api/live.py);
 it adds them with its own :class:`OperationTable` (``build_app(operations=...)``).
 """
 

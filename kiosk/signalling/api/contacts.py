@@ -69,6 +69,7 @@ async def put_in_force(
     )
     await contacts_store.insert_decision(work.conn, decision)
     await contacts_store.save_contact(work.conn, decided)
+    work.tablets_changed(inmates=[contact.inmate_id])
     subjects = {"contact": contact.id, "inmate": contact.inmate_id, "decision": decision.id}
     if appeal is not None:
         subjects["appeal"] = appeal.id
@@ -165,6 +166,7 @@ async def update_contact(req: ApiRequest) -> s.ContactOut:
         contact = await load_contact(work, req.params["contact_id"])
         if changes:
             await contacts_store.update_contact(work.conn, contact.id, changes)
+            work.tablets_changed(inmates=[contact.inmate_id])
             await work.audit(
                 "contact.updated",
                 {"contact": contact.id, "inmate": contact.inmate_id},

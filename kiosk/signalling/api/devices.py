@@ -38,7 +38,7 @@ async def revoke_device(
     """Mark a tablet revoked and its certificate serial refused; audited in ``conn``'s transaction.
 
     Shared by the API and ``kiosk admin device revoke``. Cutting its live
-    connections is the call supervisor's (``ServerContext.on_device_revoked``).
+    connections is the calls' runner's (``ServerContext.on_device_revoked``).
     """
     record = await find_device(conn, device_ref)
     if record is None:
@@ -134,6 +134,7 @@ async def assign_device(req: ApiRequest) -> s.DeviceOut:
                 raise ApiError(Reason.INMATE_INACTIVE)
             subjects["inmate"] = inmate.id
         await devices_store.assign_device(work.conn, record.id, body.inmate_id)
+        work.tablets_changed(devices=[record.id])  # the next inmate sees only theirs
         await work.audit(
             "device.assigned" if body.inmate_id else "device.unassigned", subjects
         )

@@ -95,6 +95,7 @@ async def update_inmate(req: ApiRequest) -> s.InmateOut:
         if changes:
             inmate = replace(inmate, **changes)
             await inmates_store.update_inmate(work.conn, inmate.id, changes)
+            work.tablets_changed(inmates=[inmate.id])
             # Which fields changed, not their values: names stay out of the chain.
             await work.audit(
                 "inmate.updated",

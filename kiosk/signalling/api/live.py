@@ -1,10 +1,12 @@
-"""Live calls: set up, end and monitor (the call supervisor's operations).
+"""Live calls: set up, end and monitor (the switchboard's operations).
 
-Mounted only in a server process that runs the supervisor (``kiosk server``):
-``operations(supervisor)`` gives the table. R12: staff set a booked call up
-on the tablet in advance. R14: staff end a call with a reason; a breach is
-recorded against the contact and the inmate. R6/R13: a monitor receives only
-the media the decision allows, and never on a privileged call.
+Mounted only in a server process that runs the switchboard (``kiosk server``):
+``operations(calls)`` gives the table. R12: staff set a booked call up on the
+tablet, now or in advance, under the same policy as the tablet's dial (the
+same refusals, the same reason codes). R14: staff end a call with a reason; a
+breach is recorded against the contact and the inmate. R6/R13: a monitor
+receives only the media the decision allows, and never on a privileged call.
+Every refused request on a call is recorded in the audit chain (issue 12).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from kiosk.domain.model import MediaKind
 from kiosk.domain.reasons import Reason
 from kiosk.signalling import schemas as s
 from kiosk.signalling.api.base import ApiError, ApiRequest, Operation, OperationTable
-from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError
+from kiosk.signalling.calls.runner import CallRefused, CallsHolder
 from kiosk.signalling.schemas.calls import CallOut
 from kiosk.store.calls import get_call
 
@@ -56,13 +58,18 @@ class MonitorAccepted(s.Response):
     call_id: str
 
 
+# What policy.place_call can refuse, for a dial and a set-up alike.
 _SET_UP_REFUSALS = (
     Reason.BOOKING_NOT_FOUND,
     Reason.BOOKING_NOT_ACTIVE,
     Reason.DEVICE_NOT_ASSIGNED,
     Reason.DEVICE_REVOKED,
+    Reason.INMATE_INACTIVE,
     Reason.CONTACT_NOT_APPROVED,
     Reason.OUTSIDE_WINDOW,
+    Reason.POLICE_CLEARANCE_MISSING,
+    Reason.FACILITY_RESTRICTED,
+    Reason.QUOTA_EXHAUSTED,
     Reason.CALL_ALREADY_LIVE,
     Reason.BRIDGE_UNAVAILABLE,
 )
@@ -72,11 +79,12 @@ _MONITOR_REFUSALS = (
     Reason.NOT_CONTROLLED,
     Reason.MEDIA_KIND_FORBIDDEN,
     Reason.BRIDGE_UNAVAILABLE,
+    Reason.MONITOR_LIMIT_REACHED,
 )
 
 
-def _api_error(exc: SupervisorError) -> ApiError:
-    return ApiError(exc.reason, exc.detail)
+def _api_error(exc: CallRefused) -> ApiError:
+    return ApiError(exc.reason, exc.detail, audited=exc.audited)
 
 
 async def _call_out(req: ApiRequest, call_id: str) -> CallOut:
@@ -87,7 +95,7 @@ async def _call_out(req: ApiRequest, call_id: str) -> CallOut:
     return CallOut.model_validate(call)
 
 
-def operations(supervisor: Supervisor) -> list[Operation]:
+def operations(calls: CallsHolder) -> list[Operation]:
     table = OperationTable("calls")
 
     @table.route(
@@ -99,14 +107,15 @@ def operations(supervisor: Supervisor) -> list[Operation]:
         response=CallOut,
         status=201,
         refusals=_SET_UP_REFUSALS,
+        audit_refusals="call.set_up_refused",
     )
     async def set_up_call(req: ApiRequest) -> CallOut:
         body = req.body_as(CallSetUp)
         try:
-            live = await supervisor.set_up(body.booking_id, body.device_id, req.staff.staff_id)
-        except SupervisorError as exc:
+            call_id = await calls().set_up(body.booking_id, body.device_id, req.staff.staff_id)
+        except CallRefused as exc:
             raise _api_error(exc) from None
-        return await _call_out(req, live.id)
+        return await _call_out(req, call_id)
 
     @table.route(
         "POST",
@@ -116,13 +125,15 @@ def operations(supervisor: Supervisor) -> list[Operation]:
         body=CallEnd,
         response=CallOut,
         refusals=(Reason.CALL_NOT_LIVE,),
+        audit_refusals="call.end_refused",
     )
     async def end_call(req: ApiRequest) -> CallOut:
         body = req.body_as(CallEnd)
         call_id = req.params["call_id"]
+        await _call_out(req, call_id)  # never was: not found; ended: not live (below)
         try:
-            await supervisor.end(call_id, req.staff.staff_id, body.note, body.breach)
-        except SupervisorError as exc:
+            await calls().end(call_id, req.staff.staff_id, body.note, body.breach)
+        except CallRefused as exc:
             raise _api_error(exc) from None
         return await _call_out(req, call_id)
 
@@ -135,15 +146,16 @@ def operations(supervisor: Supervisor) -> list[Operation]:
         response=MonitorOffer,
         status=201,
         refusals=_MONITOR_REFUSALS,
+        audit_refusals="monitor.refused",
     )
     async def attach_monitor(req: ApiRequest) -> MonitorOffer:
         body = req.body_as(MonitorAttach)
         call_id = req.params["call_id"]
         try:
-            monitor_id, sdp = await supervisor.attach_monitor(
+            monitor_id, sdp = await calls().attach_monitor(
                 call_id, req.staff.staff_id, frozenset(body.kinds)
             )
-        except SupervisorError as exc:
+        except CallRefused as exc:
             raise _api_error(exc) from None
         return MonitorOffer(
             monitor_id=monitor_id, call_id=call_id, kinds=sorted(set(body.kinds)), sdp=sdp
@@ -157,13 +169,14 @@ def operations(supervisor: Supervisor) -> list[Operation]:
         body=MonitorAnswer,
         response=MonitorAccepted,
         refusals=(Reason.CALL_NOT_LIVE, Reason.INVALID_REQUEST),
+        audit_refusals="monitor.answer_refused",
     )
     async def answer_monitor(req: ApiRequest) -> MonitorAccepted:
         body = req.body_as(MonitorAnswer)
         call_id, monitor_id = req.params["call_id"], req.params["monitor_id"]
         try:
-            await supervisor.monitor_answer(call_id, monitor_id, req.staff.staff_id, body.sdp)
-        except SupervisorError as exc:
+            await calls().monitor_answer(call_id, monitor_id, req.staff.staff_id, body.sdp)
+        except CallRefused as exc:
             raise _api_error(exc) from None
         return MonitorAccepted(monitor_id=monitor_id, call_id=call_id)
 

@@ -16,9 +16,9 @@ so the chain records exactly what was done and nothing that was refused.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -37,6 +37,9 @@ class Work:
 
     req: ApiRequest
     conn: AsyncConnection
+    # Tablets and inmates whose tablets' view this work changes (issue 11).
+    tablets: set[str] = field(default_factory=set)
+    inmates: set[str] = field(default_factory=set)
 
     async def load(
         self,
@@ -59,6 +62,12 @@ class Work:
             raise refuse(outcome)
         return outcome
 
+    def tablets_changed(self, *, devices: Iterable[str] = (), inmates: Iterable[str] = ()) -> None:
+        """What these tablets (or the inmates' tablets) show changes: they are told the moment
+        this work is committed."""
+        self.tablets.update(devices)
+        self.inmates.update(inmates)
+
     async def audit(
         self,
         action: str,
@@ -74,7 +83,10 @@ class Work:
 @asynccontextmanager
 async def writing(req: ApiRequest) -> AsyncIterator[Work]:
     async with write_transaction(req.ctx.engine) as conn:
-        yield Work(req, conn)
+        work = Work(req, conn)
+        yield work
+    if work.tablets or work.inmates:
+        await req.ctx.tablets_changed(devices=work.tablets, inmates=work.inmates)
 
 
 @asynccontextmanager

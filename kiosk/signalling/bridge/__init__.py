@@ -1,6 +1,6 @@
 """The media bridge for controlled calls: forwards encoded media, never decodes (principle 3).
 
-One :class:`Bridge` per controlled call, created by the call supervisor::
+One :class:`Bridge` per controlled call, made by ``kiosk/signalling/calls/bridged.py``::
 
     bridge = Bridge(ice_servers, on_failure=end_call, on_monitor_gone=monitor_left)
 
@@ -43,6 +43,7 @@ One :class:`Bridge` per controlled call, created by the call supervisor::
   upstream and consumer counts per ``<leg>-<kind>`` source, for metrics.
 """
 
-from .bridge import Bridge, BridgeError, BridgeFailure, Leg
+from .bridge import Bridge
+from .parts import BridgeError, BridgeFailure, Leg
 
 __all__ = ["Bridge", "BridgeError", "BridgeFailure", "Leg"]

@@ -20,19 +20,13 @@ the bridge stops forwarding, closes every peer connection and calls
 from __future__ import annotations
 
 import asyncio
-import inspect
-import secrets
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from enum import StrEnum
 
 from aiortc import (
     RTCBundlePolicy,
     RTCConfiguration,
     RTCIceServer,
     RTCPeerConnection,
-    RTCRtpReceiver,
-    RTCRtpSender,
     RTCRtpTransceiver,
     RTCSessionDescription,
 )
@@ -42,113 +36,27 @@ from kiosk.domain.model import MediaKind
 from kiosk.runtime.logs import get_logger
 
 from . import passthrough
-from .passthrough import AUDIO_MIME, VIDEO_MIME, EncodedFrame, EncodedTrack
+from .parts import (
+    BridgeError,
+    BridgeFailure,
+    FailureCallback,
+    Leg,
+    Monitor,
+    MonitorGoneCallback,
+    Source,
+    call_back,
+    codec_preferences,
+    describe,
+    discard,
+    new_monitor_id,
+    without_bandwidth_probe,
+)
+from .passthrough import EncodedFrame, EncodedTrack
 
 log = get_logger(__name__)
 
 #: Order of m-lines the bridge offers: video first, then audio; tablet before visitor.
 _KIND_ORDER = (MediaKind.VIDEO, MediaKind.AUDIO)
-
-
-class Leg(StrEnum):
-    """The two ends of a controlled call."""
-
-    TABLET = "tablet"
-    VISITOR = "visitor"
-
-    @property
-    def other(self) -> Leg:
-        return Leg.VISITOR if self is Leg.TABLET else Leg.TABLET
-
-
-def new_monitor_id() -> str:
-    """96 random bits in hex: a monitor's id goes into URLs and the audit chain,
-    whose ids start with a letter or digit (a url-safe token may start with '-')."""
-    return secrets.token_hex(12)
-
-
-class BridgeError(Exception):
-    """A request the bridge refuses (bad SDP, no common codec, unknown monitor, closed)."""
-
-
-@dataclass(frozen=True, slots=True)
-class BridgeFailure:
-    """Why the bridge stopped: the call must end (fail closed)."""
-
-    leg: Leg | None  # None: the bridge itself broke
-    detail: str
-
-
-FailureCallback = Callable[[BridgeFailure], Awaitable[None] | None]
-MonitorGoneCallback = Callable[[str], Awaitable[None] | None]
-
-
-def _codec_preferences(kind: MediaKind) -> list[object]:
-    wanted = {VIDEO_MIME.lower(), "video/rtx"} if kind is MediaKind.VIDEO else {AUDIO_MIME.lower()}
-    caps = RTCRtpSender.getCapabilities(kind.value).codecs
-    return [c for c in caps if c.mimeType.lower() in wanted]
-
-
-class _Source:
-    """One leg's media of one kind: frames in from its receiver, out to its consumers."""
-
-    def __init__(self, bridge: Bridge, leg: Leg, kind: MediaKind) -> None:
-        self._bridge = bridge
-        self.leg = leg
-        self.kind = kind
-        self.receiver: RTCRtpReceiver | None = None
-        self.consumers: set[EncodedTrack] = set()
-        self.frames_in = 0
-        self.keyframes_in = 0
-        self.keyframe_requests_sent = 0
-        self._last_request = float("-inf")
-        self._pending: asyncio.TimerHandle | None = None
-
-    def deliver(self, frame: EncodedFrame) -> None:
-        self.frames_in += 1
-        if frame.keyframe and self.kind is MediaKind.VIDEO:
-            self.keyframes_in += 1
-        for consumer in tuple(self.consumers):
-            consumer.push(frame)
-
-    def consumer(self, track_id: str) -> EncodedTrack:
-        track = EncodedTrack(self.kind.value, track_id, self.request_keyframe)
-        self.consumers.add(track)
-        return track
-
-    def request_keyframe(self) -> None:
-        """Ask upstream for a key frame, at most once per interval; later asks are coalesced."""
-        if self.kind is not MediaKind.VIDEO or self._pending is not None:
-            return
-        loop = asyncio.get_running_loop()
-        wait = self._last_request + self._bridge.keyframe_interval - loop.time()
-        if wait <= 0:
-            self._send_request()
-        else:
-            self._pending = loop.call_later(wait, self._send_request)
-
-    def _send_request(self) -> None:
-        self._pending = None
-        if self.receiver is None or self._bridge.closed:
-            return
-        self._last_request = asyncio.get_running_loop().time()
-        self.keyframe_requests_sent += 1
-        self._bridge._spawn(passthrough.request_keyframe(self.receiver))
-
-    def close(self) -> None:
-        if self._pending is not None:
-            self._pending.cancel()
-            self._pending = None
-        for consumer in tuple(self.consumers):
-            consumer.stop()
-        self.consumers.clear()
-
-
-@dataclass(slots=True)
-class _Monitor:
-    pc: RTCPeerConnection
-    kinds: frozenset[MediaKind]
-    tracks: list[EncodedTrack]
 
 
 class Bridge:
@@ -176,10 +84,10 @@ class Bridge:
         self.keyframe_interval = keyframe_interval
         self.connect_timeout = connect_timeout
         self._timers: list[asyncio.TimerHandle] = []
-        self._sources = {(leg, kind): _Source(self, leg, kind) for leg in Leg for kind in MediaKind}
+        self._sources = {(leg, kind): Source(self, leg, kind) for leg in Leg for kind in MediaKind}
         self._legs: dict[Leg, RTCPeerConnection] = {}
         self._leg_tracks: dict[Leg, list[EncodedTrack]] = {}
-        self._monitors: dict[str, _Monitor] = {}
+        self._monitors: dict[str, Monitor] = {}
         self._tasks: set[asyncio.Future[object]] = set()
         self.closed = False
         self.failure: BridgeFailure | None = None
@@ -192,7 +100,7 @@ class Bridge:
         try:
             offered = [m.kind for m in SessionDescription.parse(offer_sdp).media]
         except Exception as exc:
-            raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
+            raise BridgeError(f"{leg} offer refused: {describe(exc)}") from exc
         if not offered or offered[0] not in {k.value for k in MediaKind}:
             raise BridgeError(f"{leg} offer refused: its first m-line is not audio or video")
         # Transceivers only for the kinds offered (aiortc cannot answer with an unmatched
@@ -201,13 +109,13 @@ class Bridge:
         kinds = [MediaKind(k) for k in dict.fromkeys(offered) if k in {m.value for m in MediaKind}]
         pc = self._new_leg(leg, kinds)
         try:
-            offer = RTCSessionDescription(sdp=_without_bandwidth_probe(offer_sdp), type="offer")
+            offer = RTCSessionDescription(sdp=without_bandwidth_probe(offer_sdp), type="offer")
             await pc.setRemoteDescription(offer)
             self._tap_strays(pc)
             await pc.setLocalDescription(await pc.createAnswer())
         except Exception as exc:
             await self._drop_leg(leg)
-            raise BridgeError(f"{leg} offer refused: {_describe(exc)}") from exc
+            raise BridgeError(f"{leg} offer refused: {describe(exc)}") from exc
         log.info("bridge leg answered", leg=leg.value)
         return pc.localDescription.sdp
 
@@ -226,7 +134,7 @@ class Bridge:
             self._tap_strays(pc)
         except Exception as exc:
             await self._drop_leg(leg)
-            raise BridgeError(f"{leg} answer refused: {_describe(exc)}") from exc
+            raise BridgeError(f"{leg} answer refused: {describe(exc)}") from exc
         log.info("bridge leg answered offer", leg=leg.value)
 
     def _new_leg(self, leg: Leg, kinds: list[MediaKind]) -> RTCPeerConnection:
@@ -289,9 +197,9 @@ class Bridge:
                 track = self._sources[(leg, kind)].consumer(f"{leg}-{kind}")
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 self._prepare(transceiver, kind, leg)
-                passthrough.tap_receiver(transceiver.receiver, _discard)
+                passthrough.tap_receiver(transceiver.receiver, discard)
                 tracks.append(track)
-        self._monitors[monitor_id] = _Monitor(pc, kinds, tracks)
+        self._monitors[monitor_id] = Monitor(pc, kinds, tracks)
 
         @pc.on("connectionstatechange")
         def _state() -> None:
@@ -312,7 +220,7 @@ class Bridge:
             )
         except Exception as exc:
             await self.remove_monitor(monitor_id)
-            raise BridgeError(f"monitor answer refused: {_describe(exc)}") from exc
+            raise BridgeError(f"monitor answer refused: {describe(exc)}") from exc
         # R6: the answer cannot add an m-line, but check rather than trust.
         present = {MediaKind(t.kind) for t in monitor.pc.getTransceivers()}
         if not present <= monitor.kinds:
@@ -330,7 +238,7 @@ class Bridge:
     async def _monitor_gone(self, monitor_id: str) -> None:
         await self.remove_monitor(monitor_id)
         if self._on_monitor_gone is not None:
-            await _call(self._on_monitor_gone, monitor_id)
+            await call_back(self._on_monitor_gone, monitor_id)
 
     def monitor_kinds(self, monitor_id: str) -> frozenset[MediaKind]:
         return self._monitors[monitor_id].kinds
@@ -352,11 +260,11 @@ class Bridge:
 
     async def _set_offer(self, pc: RTCPeerConnection) -> None:
         offer = await pc.createOffer()
-        sdp = _without_bandwidth_probe(offer.sdp)
+        sdp = without_bandwidth_probe(offer.sdp)
         await pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
 
     def _prepare(self, transceiver: RTCRtpTransceiver, kind: MediaKind, stream: Leg) -> None:
-        transceiver.setCodecPreferences(_codec_preferences(kind))  # type: ignore[arg-type]
+        transceiver.setCodecPreferences(codec_preferences(kind))  # type: ignore[arg-type]
         source = self._sources[(stream, kind)]
         passthrough.install_packer(transceiver.sender, source.request_keyframe)
         passthrough.set_stream_id(transceiver.sender, stream.value)
@@ -365,7 +273,7 @@ class Bridge:
         """An offer may carry extra m-lines; their receivers must never decode either."""
         for transceiver in pc.getTransceivers():
             if not passthrough.is_tapped(transceiver.receiver):
-                passthrough.tap_receiver(transceiver.receiver, _discard)
+                passthrough.tap_receiver(transceiver.receiver, discard)
 
     def _release(self, tracks: Sequence[EncodedTrack]) -> None:
         for track in tracks:
@@ -378,7 +286,7 @@ class Bridge:
             try:
                 deliver(frame)
             except Exception as exc:  # the bridge is broken: fail closed
-                self._fail(BridgeFailure(None, f"forwarding failed: {_describe(exc)}"))
+                self._fail(BridgeFailure(None, f"forwarding failed: {describe(exc)}"))
 
         return sink
 
@@ -416,7 +324,7 @@ class Bridge:
     async def _fail_and_close(self, failure: BridgeFailure) -> None:
         try:
             if self._on_failure is not None:
-                await _call(self._on_failure, failure)
+                await call_back(self._on_failure, failure)
         finally:
             await self._close_connections()
 
@@ -442,31 +350,3 @@ class Bridge:
         self._monitors.clear()
         for pc in pcs:
             await pc.close()
-
-
-_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-
-
-def _without_bandwidth_probe(sdp: str) -> str:
-    """Drop the abs-send-time header extension from an SDP the bridge takes part in.
-
-    With it, aiortc's receiver runs its bitrate estimator and sends a REMB on nearly
-    every video packet — about half the bridge's receive cost — to steer an encoder
-    the bridge does not have. Without it each hop keeps loss-based control (RTCP
-    receiver reports); senders encode at their own default rate.
-    """
-    return "".join(line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line)
-
-
-def _discard(frame: EncodedFrame) -> None:
-    """Sink for receivers whose media the bridge does not forward."""
-
-
-def _describe(exc: BaseException) -> str:
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-async def _call(callback: Callable[..., Awaitable[None] | None], *args: object) -> None:
-    result = callback(*args)
-    if inspect.isawaitable(result):
-        await result

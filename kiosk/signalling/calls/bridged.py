@@ -1,108 +1,116 @@
-"""A controlled call's media through the bridge (ARCHITECTURE.md principle 3).
+"""Controlled calls' media through aiortc bridges: the :class:`BridgePort` the runner uses.
 
-The glue between the supervisor's signalling and one :class:`Bridge`: the
-tablet's offer is answered by the bridge, the bridge offers to the visitor
-and takes the visitor's answer. Whatever fails — a leg, the bridge, an SDP
-the bridge refuses — ends the call (``BridgeFailed``); it never falls back
-to a peer-to-peer path.
+One :class:`~kiosk.signalling.bridge.Bridge` per call id. The tablet's offer
+is answered by the bridge, the bridge offers to the visitor and takes the
+visitor's answer; monitors get offers with only the kinds the decision allows
+(R6). Whatever fails — a leg, the bridge, an SDP the bridge refuses — is
+reported as ``BridgeFailed`` and the call ends; there is never a fallback to
+a peer-to-peer path (ARCHITECTURE.md principle 3).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import contextlib
+from collections.abc import Sequence
 
 from aiortc import RTCIceServer
 
-from kiosk.domain import callstate as cs
-from kiosk.domain.model import Route
+from kiosk.domain.model import Category, MediaKind
+from kiosk.domain.switchboard import events as ev
 from kiosk.runtime.logs import get_logger
-from kiosk.signalling.bridge.bridge import Bridge, BridgeFailure, Leg
-from kiosk.wire import messages as p
-
-if TYPE_CHECKING:
-    from kiosk.signalling.calls.supervisor import LiveCall, Supervisor, VisitorSession
+from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg
+from kiosk.signalling.calls.ports import Report
+from kiosk.signalling.metrics import Metrics
+from kiosk.wire.messages import IceServer
 
 log = get_logger(__name__)
 
 
-class BridgedCall:
-    def __init__(self, supervisor: Supervisor, live: LiveCall) -> None:
-        self.supervisor = supervisor
-        self.live = live
-        self.bridge = Bridge(
+async def _nobody(event: ev.Event) -> None:
+    return None
+
+
+class Bridges:
+    """Every bridge of this server process, by call id."""
+
+    def __init__(self, metrics: Metrics | None = None) -> None:
+        self.metrics = metrics
+        self._bridges: dict[str, Bridge] = {}
+        self._report: Report = _nobody
+
+    def bind(self, report: Report) -> None:
+        self._report = report
+
+    def __len__(self) -> int:
+        return len(self._bridges)
+
+    def monitors(self) -> int:
+        return sum(len(b.monitor_ids) for b in self._bridges.values())
+
+    async def open(
+        self, call_id: str, category: Category, ice_servers: Sequence[IceServer]
+    ) -> None:
+        # R13: a bridge is never made for a privileged call; the metric lets anyone
+        # check that none ever got one.
+        if category.privileged:
+            raise BridgeError("refusing to bridge a privileged call")  # R13
+        if call_id in self._bridges:
+            raise BridgeError("the call already has a bridge")
+
+        async def failed(failure: BridgeFailure) -> None:
+            log.warning("bridge failed", call_id=call_id, leg=failure.leg, detail=failure.detail)
+            await self._report(ev.BridgeFailed(call_id))
+
+        async def monitor_gone(monitor_id: str) -> None:
+            await self._report(ev.MonitorGone(call_id, monitor_id))
+
+        self._bridges[call_id] = Bridge(
             [
                 RTCIceServer(urls=list(s.urls), username=s.username, credential=s.credential)
-                for s in live.ice_servers
+                for s in ice_servers
             ],
-            on_failure=self._failed,
-            on_monitor_gone=self._monitor_gone,
+            on_failure=failed,
+            on_monitor_gone=monitor_gone,
         )
-        self._tablet_answered = False
-        self._visitor_offered = False
+        if self.metrics is not None:
+            self.metrics.count("bridge_created")
 
-    async def _failed(self, failure: BridgeFailure) -> None:
-        log.warning("bridge failed", call_id=self.live.id, leg=failure.leg, detail=failure.detail)
-        await self.supervisor.end_for(self.live, cs.BridgeFailed())
+    def _bridge(self, call_id: str) -> Bridge:
+        bridge = self._bridges.get(call_id)
+        if bridge is None:
+            raise BridgeError("the call has no bridge")
+        return bridge
 
-    async def _monitor_gone(self, monitor_id: str) -> None:
-        await self.supervisor.monitor_gone(self.live, monitor_id)
+    async def answer_tablet(self, call_id: str, offer_sdp: str) -> str:
+        return await self._bridge(call_id).answer_leg(Leg.TABLET, offer_sdp)
 
-    async def from_tablet(self, message: p.SdpMessage | p.IceMessage) -> None:
-        # aiortc puts every candidate in its SDP: trickled ICE is not needed here.
-        if not isinstance(message, p.SdpMessage) or message.kind != "offer":
+    async def offer_visitor(self, call_id: str) -> str:
+        return await self._bridge(call_id).offer_leg(Leg.VISITOR)
+
+    async def visitor_answer(self, call_id: str, answer_sdp: str) -> None:
+        await self._bridge(call_id).leg_answer(Leg.VISITOR, answer_sdp)
+
+    async def add_monitor(self, call_id: str, kinds: frozenset[MediaKind]) -> tuple[str, str]:
+        return await self._bridge(call_id).add_monitor(kinds)
+
+    async def monitor_answer(self, call_id: str, monitor_id: str, answer_sdp: str) -> None:
+        await self._bridge(call_id).monitor_answer(monitor_id, answer_sdp)
+
+    async def remove_monitor(self, call_id: str, monitor_id: str) -> None:
+        bridge = self._bridges.get(call_id)
+        if bridge is not None:
+            await bridge.remove_monitor(monitor_id)
+
+    async def close(self, call_id: str) -> None:
+        bridge = self._bridges.pop(call_id, None)
+        if bridge is None or bridge.failure is not None:
+            # A bridge that failed closes its own connections once the call has ended
+            # (its failure report is what ended it): waiting for it here would wait
+            # for the very report that is waiting for this.
             return
-        try:
-            answer = await self.bridge.answer_leg(Leg.TABLET, message.sdp)
-        except Exception as exc:
-            log.warning("bridge refused the tablet's offer", call_id=self.live.id, error=str(exc))
-            await self.supervisor.end_for(self.live, cs.BridgeFailed())
-            return
-        self._tablet_answered = True
-        await self.supervisor.devices.send(
-            self.live.device_id, p.SdpMessage(call_id=self.live.id, kind="answer", sdp=answer)
-        )
-        if self.live.visitor is not None:
-            await self.visitor_joined(self.live.visitor)
+        with contextlib.suppress(Exception):
+            await bridge.close()
 
-    async def visitor_joined(self, session: VisitorSession) -> None:
-        # The visitor is offered once the tablet's leg is up, whichever came first.
-        if self._visitor_offered or not self._tablet_answered:
-            return
-        self._visitor_offered = True
-        try:
-            offer = await self.bridge.offer_leg(Leg.VISITOR)
-        except Exception as exc:
-            log.warning("bridge could not offer to the visitor", error=str(exc))
-            await self.supervisor.end_for(self.live, cs.BridgeFailed())
-            return
-        await session.leg.send(p.SdpMessage(call_id=self.live.id, kind="offer", sdp=offer))
-
-    async def from_visitor(self, message: p.SdpMessage | p.IceMessage) -> None:
-        if not isinstance(message, p.SdpMessage) or message.kind != "answer":
-            return
-        try:
-            await self.bridge.leg_answer(Leg.VISITOR, message.sdp)
-        except Exception as exc:
-            log.warning("bridge refused the visitor's answer", error=str(exc))
-            await self.supervisor.end_for(self.live, cs.BridgeFailed())
-            return
-        await self.supervisor.connected(self.live)
-
-    async def add_monitor(self, kinds: frozenset) -> tuple[str, str]:  # type: ignore[type-arg]
-        return await self.bridge.add_monitor(kinds)
-
-    async def monitor_answer(self, monitor_id: str, sdp: str) -> None:
-        await self.bridge.monitor_answer(monitor_id, sdp)
-
-    async def close(self) -> None:
-        await self.bridge.close()
-
-
-async def bridge_factory(supervisor: Supervisor, live: LiveCall) -> BridgedCall:
-    # R13: a bridge is made only for a controlled, unprivileged call; the metric
-    # lets anyone check that no privileged call ever got one.
-    if live.route is not Route.BRIDGE or live.contact.category.privileged:
-        raise RuntimeError("refusing to bridge a call that is not controlled")  # R13
-    if supervisor.metrics is not None:
-        supervisor.metrics.count("bridge_created")
-    return BridgedCall(supervisor, live)
+    async def close_all(self) -> None:
+        for call_id in list(self._bridges):
+            await self.close(call_id)

@@ -1,4 +1,4 @@
-"""The seam between the device listener and the rest of the server (the call supervisor).
+"""The seam between the device listener and the rest of the server (the calls' runner).
 
 The listener tells the handler that a tablet connected (after its hello),
 each valid message it sent other than heartbeats, and that it went away;
@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 
 class DeviceHandler(Protocol):
-    """What the listener tells the rest of the server (the call supervisor)."""
+    """What the listener tells the rest of the server (the calls' runner)."""
 
     async def on_connect(self, device_id: str) -> None: ...
 

@@ -11,7 +11,7 @@ strictly (``kiosk.wire.messages``); a bad one gets ``error{invalid_request}``
 and too many bad ones, an oversized frame, or a flood close the link.
 Heartbeats: the tablet sends ``ping`` every ``heartbeat_interval`` and the
 hub answers ``pong`` with its clock. Everything else goes to the injected
-``DeviceHandler`` (the call supervisor).
+``DeviceHandler`` (the calls' runner).
 
 Time: one timer wheel (``wheel.py``) watches every link, instead of a
 receive timeout and a send timeout per link: a link not greeted within

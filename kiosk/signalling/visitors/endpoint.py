@@ -2,7 +2,7 @@
 
 The invite token is the visitor's only credential: the first message must be
 ``join{token}`` within a few seconds. After that the page (or a test visitor)
-exchanges SDP and ICE with the tablet through the supervisor. Every frame is
+exchanges SDP and ICE with the tablet through the switchboard. Every frame is
 parsed strictly; a bad frame is answered with ``invalid_request`` and too
 many of them close the socket. A visitor can never crash the server or slow
 other calls: frames are bounded and rate-limited per connection.
@@ -19,12 +19,12 @@ from pydantic import BaseModel
 
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
-from kiosk.signalling.calls.supervisor import Supervisor, SupervisorError, VisitorSession
+from kiosk.signalling.calls.runner import CallRefused, CallRunner, CallsHolder
 from kiosk.wire import messages as p
 
 log = get_logger(__name__)
 
-SUPERVISOR = web.AppKey("supervisor", Supervisor)
+CALLS = web.AppKey("calls", CallsHolder)
 
 JOIN_TIMEOUT = 10.0  # seconds for the first message
 MAX_BAD_FRAMES = 5
@@ -67,11 +67,11 @@ class WebSocketLeg:
 
 
 async def visitor_socket(request: web.Request) -> web.StreamResponse:
-    supervisor = request.app[SUPERVISOR]
+    runner = request.app[CALLS]()
     ws = web.WebSocketResponse(max_msg_size=p.MAX_MESSAGE_BYTES, heartbeat=20.0)
     await ws.prepare(request)
     leg = WebSocketLeg(ws)
-    session: VisitorSession | None = None
+    seat: str | None = None
     try:
         try:
             first = await ws.receive(timeout=JOIN_TIMEOUT)
@@ -89,21 +89,21 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
             await leg.send(p.ErrorMessage.of(Reason.INVALID_REQUEST, "join first"))
             return ws
         try:
-            session = await supervisor.visitor_join(join.token, leg)
-        except SupervisorError as exc:
+            seat = await runner.visitor_join(join.token, leg)
+        except CallRefused as exc:
             await leg.send(p.ErrorMessage.of(exc.reason, exc.detail[:1000]))
             return ws
-        await _serve(supervisor, session, ws, leg)
+        await _serve(runner, seat, ws, leg)
     finally:
-        if session is not None:
-            await supervisor.visitor_left(session)
+        if seat is not None:
+            await runner.visitor_left(seat)
         if not ws.closed:
             await ws.close()
     return ws
 
 
 async def _serve(
-    supervisor: Supervisor, session: VisitorSession, ws: web.WebSocketResponse, leg: WebSocketLeg
+    runner: CallRunner, seat: str, ws: web.WebSocketResponse, leg: WebSocketLeg
 ) -> None:
     bad = 0
     bucket = _Bucket(RATE_PER_SECOND, RATE_BURST)
@@ -122,18 +122,18 @@ async def _serve(
                 break
             continue
         if isinstance(message, p.PingMessage):
-            await leg.send(p.PongMessage(seq=message.seq, server_time=supervisor.ctx.clock()))
+            await leg.send(p.PongMessage(seq=message.seq, server_time=runner.clock()))
         elif isinstance(message, p.JoinMessage):
             await leg.send(p.ErrorMessage.of(Reason.INVALID_REQUEST, "already joined"))
         else:
             try:
-                await supervisor.on_visitor_message(session, message)
+                await runner.visitor_message(seat, message)
             except Exception:
                 # A fault in one call must not take the socket loop down with it.
-                log.exception("visitor message failed", invite_id=session.invite.id)
+                log.exception("visitor message failed", seat=seat)
                 await leg.send(p.ErrorMessage.of(Reason.INVALID_REQUEST))
 
 
-def add_routes(app: web.Application, supervisor: Supervisor) -> None:
-    app[SUPERVISOR] = supervisor
+def add_routes(app: web.Application, calls: CallsHolder) -> None:
+    app[CALLS] = calls
     app.router.add_get("/visit/v1", visitor_socket)

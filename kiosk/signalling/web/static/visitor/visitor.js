@@ -130,7 +130,13 @@
     return state.strings[key] ? t(key) : t("error_generic");
   }
 
-  const FINAL_ERRORS = ["not_found", "booking_not_active"];
+  const FINAL_ERRORS = [
+    "not_found",
+    "booking_not_active",
+    "booking_used",
+    "booking_cancelled",
+    "facility_restricted",
+  ];
 
   function fail(code) {
     state.errorCode = code;
