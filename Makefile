@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 # axe-core for the accessibility checks in the browser tests (tests/e2e).
 AXE := tests/e2e/node_modules/axe-core/axe.min.js
 
-.PHONY: demo test lint typecheck bench clean
+.PHONY: demo test check lint typecheck bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON_BASE) -m venv --system-site-packages $(VENV)
@@ -25,6 +25,11 @@ $(AXE): tests/e2e/package.json tests/e2e/package-lock.json
 
 test: $(STAMP) $(AXE)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# The edit-test loop: lint, types and the unit tests (the pure core), in well
+# under two minutes. `make test` is the whole suite, as CI runs it.
+check: lint typecheck
+	$(PY) -m pytest -p no:cacheprovider -q tests/unit
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check kiosk provisioning tests bench

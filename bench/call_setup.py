@@ -42,7 +42,7 @@ from kiosk.crypto import pki  # noqa: E402
 from kiosk.device.agent import Agent  # noqa: E402
 from kiosk.device.media import PatternTrack, ToneTrack  # noqa: E402
 from kiosk.runtime import heap  # noqa: E402
-from kiosk.runtime.config import load_settings  # noqa: E402
+from kiosk.runtime.config import AgentProgramSettings, load, load_settings  # noqa: E402
 from kiosk.runtime.logs import configure  # noqa: E402
 from kiosk.signalling import process  # noqa: E402
 from kiosk.store.db import upgrade  # noqa: E402
@@ -147,7 +147,7 @@ class System:
             env=self.env,
         )
         del line
-        agent_settings = load_settings(out / "agent.toml").agent.model_copy(
+        agent_settings = load(AgentProgramSettings, out / "agent.toml").agent.model_copy(
             update={"ui_port": free_port()}
         )
         self.agent = Agent(agent_settings, synthetic_media=True)

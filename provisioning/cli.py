@@ -28,23 +28,21 @@ from pathlib import Path
 from typing import TextIO
 
 from kiosk.crypto import authority, keys, revocation
-from kiosk.enrolment.framing import Dropped
+from kiosk.enrolment.endpoint import Dropped, Progress
 from kiosk.enrolment.station import (
     Enrolled,
     Event,
-    Progress,
     StationConfig,
     StationEnrolment,
 )
-from kiosk.runtime.config import ConfigError, Settings, load_settings
+from kiosk.runtime.config import ConfigError, StationProgramSettings, load
 from kiosk.runtime.logs import configure, get_logger
 from provisioning.inventory import Inventory, InventoryError
+from provisioning.serial_port import LineClosed, SerialPort
 from provisioning.station import (
     Gadget,
     GadgetIds,
     GadgetWatcher,
-    LineClosed,
-    SerialPort,
     ServerRegistrar,
     api_ssl_context,
     enrol,
@@ -135,7 +133,7 @@ async def stdin_reader() -> asyncio.StreamReader | None:
 
 @dataclass
 class Station:
-    settings: Settings
+    settings: StationProgramSettings
     config: StationConfig
     inventory: Inventory
     ca: authority.CertificateAuthority
@@ -144,7 +142,7 @@ class Station:
     in_flight: set[str] = field(default_factory=set)  # serials being enrolled right now
 
     @classmethod
-    def load(cls, settings: Settings) -> Station:
+    def load(cls, settings: StationProgramSettings) -> Station:
         s = settings.station
         if not s.api_token:
             raise CommandError("[station] api_token is not set: tablets cannot be registered")
@@ -280,14 +278,16 @@ async def _watch(station: Station, reprovision: set[str], count: int | None) -> 
             if count is not None and len(station.results) >= count:
                 finished.set()
 
+    def listening() -> None:
+        console.say("Waiting for tablets in enrolment mode; Ctrl-C ends with a summary.")
+
     async def discover() -> None:
-        async for gadget in watcher.watch():
+        async for gadget in watcher.watch(listening):
             console.progress(gadget.name, f"tablet found (USB serial {gadget.usb_serial or '?'})")
             task = asyncio.ensure_future(one(gadget))
             running[task] = gadget
             task.add_done_callback(lambda t: running.pop(t, None))
 
-    console.say("Waiting for tablets in enrolment mode; Ctrl-C ends with a summary.")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, finished.set)
@@ -322,9 +322,9 @@ async def _enrol_tty(station: Station, path: str, reprovision: bool) -> int:
 # --- commands --------------------------------------------------------------
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace) -> StationProgramSettings:
     try:
-        settings = load_settings(args.config)
+        settings = load(StationProgramSettings, args.config)
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     configure(settings.log.level, settings.log.format == "json")

@@ -4,8 +4,8 @@
   present at start and those plugged in later (a netlink monitor on the
   ``tty`` subsystem), matched on the parent USB device's vendor, product and
   product string (``GadgetIds``, from ``[station]`` settings).
-- ``SerialPort`` is the tty in raw mode, read and written without blocking
-  the event loop.
+- ``SerialPort`` (``provisioning.serial_port``) is the tty in raw mode, read
+  and written without blocking the event loop.
 - ``enrol()`` runs one ``StationEnrolment`` over one port: the operator's
   confirmation and the server registration are awaited alongside the line,
   so a refusal from the tablet is never missed while a person thinks.
@@ -18,13 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import errno
-import fcntl
-import os
 import ssl
-import termios
 import time
-import tty
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +32,7 @@ from cryptography.hazmat.primitives import serialization
 
 from kiosk.crypto import authority, pki
 from kiosk.domain.reasons import Reason
-from kiosk.enrolment.framing import Failed
+from kiosk.enrolment.endpoint import Failed
 from kiosk.enrolment.station import (
     ConfirmSerial,
     Enrolled,
@@ -51,6 +46,7 @@ from kiosk.enrolment.station import (
 )
 from kiosk.runtime.config import StationSettings
 from kiosk.runtime.logs import get_logger
+from provisioning.serial_port import LineClosed, SerialPort
 
 log = get_logger(__name__)
 
@@ -116,8 +112,12 @@ class GadgetWatcher:
         found = (match_gadget(d, self._ids) for d in self._context.list_devices(subsystem="tty"))
         return sorted((g for g in found if g is not None), key=lambda g: g.devnode)
 
-    async def watch(self) -> AsyncIterator[Gadget]:
-        """Present gadgets first, then hot-plugged ones; each devnode once while present."""
+    async def watch(self, listening: Callable[[], None] = lambda: None) -> AsyncIterator[Gadget]:
+        """Present gadgets first, then hot-plugged ones; each devnode once while present.
+
+        ``listening`` is called once udev's events are heard, before the present
+        gadgets are listed: a tablet plugged in after it is never missed.
+        """
         monitor = pyudev.Monitor.from_netlink(self._context)
         monitor.filter_by("tty")
         monitor.start()
@@ -129,6 +129,7 @@ class GadgetWatcher:
                 queue.put_nowait(device)
 
         loop.add_reader(monitor.fileno(), readable)
+        listening()
         seen: set[str] = set()
         try:
             for present in self.present():
@@ -147,113 +148,6 @@ class GadgetWatcher:
                     yield gadget
         finally:
             loop.remove_reader(monitor.fileno())
-
-
-# --- the serial line -------------------------------------------------------
-
-
-class LineClosed(Exception):
-    """The tablet went away (unplugged, or its end of the line closed)."""
-
-
-class SerialPort:
-    """A tty in raw mode (no echo, no line discipline): bytes pass unchanged."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-        set_raw(fd)
-        # fcntl, not os.set_blocking: that is ioctl(FIONBIO), which umockdev's
-        # emulated tty nodes refuse.
-        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
-        self._loop = asyncio.get_running_loop()
-
-    @classmethod
-    def open(cls, path: str) -> SerialPort:
-        fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK | os.O_CLOEXEC)
-        try:
-            return cls(fd)
-        except BaseException:
-            os.close(fd)
-            raise
-
-    @classmethod
-    async def open_when_ready(cls, path: str, wait: float = 3.0) -> SerialPort:
-        """Open a tty just announced by udev, retrying briefly: its node can lag the
-        event (udev rules still setting permissions, the ACM driver still binding)."""
-        deadline = time.monotonic() + wait
-        while True:
-            try:
-                return cls.open(path)
-            except OSError:
-                if time.monotonic() >= deadline:
-                    raise
-                await asyncio.sleep(0.1)
-
-    async def read(self) -> bytes:
-        while True:
-            try:
-                data = os.read(self.fd, 4096)
-            except BlockingIOError:
-                await self._readable()
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EIO:  # the other end of the line is gone
-                    raise LineClosed(str(exc)) from exc
-                raise
-            if not data:
-                raise LineClosed("end of file")
-            return data
-
-    async def write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            try:
-                n = os.write(self.fd, view)
-            except BlockingIOError:
-                await self._writable()
-                continue
-            except OSError as exc:
-                if exc.errno == errno.EIO:
-                    raise LineClosed(str(exc)) from exc
-                raise
-            view = view[n:]
-
-    async def _readable(self) -> None:
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_reader(self.fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            self._loop.remove_reader(self.fd)
-
-    async def _writable(self) -> None:
-        ready: asyncio.Future[None] = self._loop.create_future()
-        self._loop.add_writer(self.fd, _wake, ready)
-        try:
-            await ready
-        finally:
-            self._loop.remove_writer(self.fd)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.fd)
-
-
-def _wake(ready: asyncio.Future[None]) -> None:
-    if not ready.done():
-        ready.set_result(None)
-
-
-def set_raw(fd: int) -> None:
-    """Raw mode, 8N1, no flow control; CDC-ACM ignores the speed, a real UART does not."""
-    tty.setraw(fd, termios.TCSANOW)
-    attrs = termios.tcgetattr(fd)
-    attrs[2] = (attrs[2] & ~(termios.CRTSCTS | termios.PARENB | termios.CSTOPB)) | (
-        termios.CLOCAL | termios.CREAD | termios.CS8
-    )
-    attrs[0] &= ~(termios.IXON | termios.IXOFF | termios.IXANY)
-    attrs[4] = attrs[5] = termios.B115200
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 # --- one enrolment ---------------------------------------------------------

@@ -2,13 +2,48 @@
 
 ``KIOSK_STRICT=1`` (set by ``.ci/run``) turns every skipped test into a
 failure: in CI a skip would hide a broken promise, such as a missing tool.
+
+Hypothesis profiles, registered here and nowhere else: ``dev`` (the default,
+for the edit-test loop) runs few examples; ``ci`` (``.ci/run`` sets
+``HYPOTHESIS_PROFILE=ci``; ``--hypothesis-profile ci`` does the same) runs
+many, derandomized so that a run is repeatable and a red build is the code's
+fault, not the seed's. Neither has a deadline: the machine that runs the suite
+may be busy, and speed is measured in bench/, never asserted in a test.
 """
 
 from __future__ import annotations
 
 import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, settings
+
+from tests.harness import World
+
+settings.register_profile(
+    "dev", max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+settings.register_profile(
+    "ci",
+    parent=settings.get_profile("dev"),
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    print_blob=True,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+def examples(at_most: int) -> int:
+    """The profile's example count, capped for a test whose every example is costly
+    (a round trip to a live server or a database)."""
+    return min(at_most, settings.default.max_examples)
 
 STRICT = os.environ.get("KIOSK_STRICT") == "1"
 
@@ -26,3 +61,123 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in strict mode (KIOSK_STRICT=1): {reason}"
+
+
+# --- worlds: a running server and its admin API, tablets and visitors on demand -------------
+
+
+@asynccontextmanager
+async def running_world(root: Path, extra_config: str = "") -> AsyncIterator[World]:
+    """A world started from tests/harness.py's copy of a deployment, closed at the end."""
+    w = World(root, extra_config=extra_config)
+    await w.start()
+    try:
+        yield w
+    finally:
+        await w.close()
+
+
+class _ModuleWorlds:
+    """The module's shared world, started when a test first asks for it."""
+
+    def __init__(self, module: Any, root: Path) -> None:
+        self.module = module
+        self.root = root
+        self.shared: World | None = None
+
+    def config(self, root: Path) -> str:
+        make = getattr(self.module, "world_config", None)
+        return make(root) if make is not None else ""
+
+    async def ready(self, w: World) -> None:
+        hook = getattr(self.module, "world_ready", None)
+        if hook is not None:
+            await hook(w)
+
+    async def get(self) -> World:
+        if self.shared is None:
+            w = World(self.root, extra_config=self.config(self.root))
+            await w.start()
+            self.shared = w
+            # R9: a facility with room for the calls of every test that shares it; the
+            # calls of one test never take another's tablet or monitoring officer.
+            # (Capacity itself is checked where it is the point: a fresh world.)
+            assert w.api is not None
+            await w.api.call("PATCH", "/facility", {"tablets": 1000, "monitoring_staff": 1000})
+            await self.ready(w)
+        return self.shared
+
+
+@pytest.fixture(scope="module")
+async def _module_worlds(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[_ModuleWorlds]:
+    worlds = _ModuleWorlds(request.module, tmp_path_factory.mktemp("world"))
+    try:
+        yield worlds
+    finally:
+        if worlds.shared is not None:
+            await worlds.shared.close()
+
+
+@pytest.fixture
+async def world(
+    request: pytest.FixtureRequest, tmp_path: Path, _module_worlds: _ModuleWorlds
+) -> AsyncIterator[World]:
+    """A running server with an admin's API; tablets and visitors on demand.
+
+    One per module, shared by its tests: each test makes its own inmates, tablet
+    serials and bookings, and what it leaves behind is tidied after it (its tablets
+    and visitors closed, facility closures and restrictions it added lifted, the
+    server started again if it stopped it). A module whose tests assert on the
+    server's totals (metrics, the whole audit chain, capacity) is marked
+    ``fresh_world`` and gets a world of its own for each test. A module may define
+    ``world_config(root) -> str`` (extra TOML) and ``async world_ready(world)``.
+    """
+    if request.node.get_closest_marker("fresh_world") is not None:
+        async with running_world(tmp_path, _module_worlds.config(tmp_path)) as w:
+            await _module_worlds.ready(w)
+            yield w
+        return
+    w = await _module_worlds.get()
+    await _running(w)
+    tablets, visitors = len(w.tablets), len(w.visitors)
+    before = await _facility_periods(w)
+    try:
+        yield w
+    finally:
+        for visitor in w.visitors[visitors:]:
+            await visitor.close()
+        for tablet in w.tablets[tablets:]:
+            await tablet.close()
+        del w.visitors[visitors:], w.tablets[tablets:]
+        await _running(w)
+        for path in sorted(await _facility_periods(w) - before):
+            await w.api.call("DELETE", path)  # type: ignore[union-attr]
+
+
+async def _running(w: World) -> None:
+    if w.server is None or not w.server.alive():
+        await w.start_server()
+
+
+async def _facility_periods(w: World) -> set[str]:
+    """The facility's closures and restrictions (R15, R16), as the paths that lift them."""
+    assert w.api is not None
+    facility = await w.api.call("GET", "/facility")
+    return {f"/facility/closures/{c['id']}" for c in facility["closures"]} | {
+        f"/facility/restrictions/{r['id']}" for r in facility["restrictions"]
+    }
+
+
+@pytest.fixture
+def notify_socket() -> Iterator[tuple[socket.socket, str]]:
+    """A service manager's notify socket (abstract, datagrams) and its NOTIFY_SOCKET value."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    name = f"kiosk-notify-{uuid.uuid4().hex}"
+    sock.bind(b"\0" + name.encode())
+    sock.setblocking(False)
+    try:
+        yield sock, "@" + name
+    finally:
+        sock.close()

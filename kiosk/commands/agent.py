@@ -11,7 +11,7 @@ from typing import Any
 
 from kiosk.cli import CommandError
 from kiosk.runtime import heap, sdnotify
-from kiosk.runtime.config import ConfigError, load_settings
+from kiosk.runtime.config import AgentProgramSettings, ConfigError, load
 from kiosk.runtime.logs import configure, get_logger
 
 
@@ -59,7 +59,7 @@ async def _run(settings: Any, synthetic: bool) -> None:
 
 def run_agent(args: argparse.Namespace) -> int:
     try:
-        settings = load_settings(args.config)
+        settings = load(AgentProgramSettings, args.config)
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     configure(settings.log.level, json=settings.log.format == "json")

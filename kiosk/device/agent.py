@@ -407,8 +407,7 @@ class Agent:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(1.0)
-            if self.session.live is not None or self.session.dial_sent_at is not None:
-                await self._input(self.session.tick)
+            await self._input(self.session.tick)
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

@@ -30,9 +30,7 @@ import os
 import select
 import shutil
 import sys
-import termios
 import time
-import tty
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -40,14 +38,14 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 
 from kiosk.crypto import keys
-from kiosk.enrolment.framing import Failed
+from kiosk.enrolment.endpoint import Failed, Progress
 from kiosk.enrolment.tablet import (
     DeviceEnrolment,
     DeviceState,
-    Progress,
     Provisioned,
     StoreBundle,
 )
+from kiosk.runtime.serial_line import set_raw
 
 MARKER = "provisioned"
 STAGING = ".staging"
@@ -165,16 +163,6 @@ def open_line(path: str) -> int:
     fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
     set_raw(fd)
     return fd
-
-
-def set_raw(fd: int) -> None:
-    tty.setraw(fd, termios.TCSANOW)
-    attrs = termios.tcgetattr(fd)
-    attrs[2] = (attrs[2] & ~(termios.CRTSCTS | termios.PARENB | termios.CSTOPB)) | (
-        termios.CLOCAL | termios.CREAD | termios.CS8
-    )
-    attrs[0] &= ~(termios.IXON | termios.IXOFF | termios.IXANY)
-    termios.tcsetattr(fd, termios.TCSANOW, attrs)
 
 
 def say(text: str) -> None:

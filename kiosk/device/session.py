@@ -164,6 +164,7 @@ class TabletSession:
         self.online = False
         self.state: StateMessage | None = None
         self.state_at = 0.0  # monotonic instant the state arrived
+        self._shown_open: frozenset[str] = frozenset()  # bookings callable when last shown
         self.phase = Phase.IDLE
         self.live: _Live | None = None
         self.dial_booking: str | None = None
@@ -406,7 +407,9 @@ class TabletSession:
     # --- what the page shows ------------------------------------------------------------
 
     def tick(self, mono: float) -> list[Action]:
-        """Once a second: the countdown for the page; a dial left unanswered gives up."""
+        """Once a second: the countdown for the page; a dial left unanswered gives up;
+        the list shown again when a window opens or closes by the tablet's clock (the
+        server sends no state for that)."""
         if self.live is None:
             if (self.phase is Phase.DIALLING and self.dial_sent_at is not None
                     and mono - self.dial_sent_at > DIAL_TIMEOUT):
@@ -415,6 +418,8 @@ class TabletSession:
                 return [*self._refuse(Reason.DEVICE_NOT_CONNECTED, "dial",
                                       detail="no answer from the server"),
                         self._show_state(mono)]
+            if self._open_bookings(mono) != self._shown_open:
+                return [self._show_state(mono)]
             return []
         return [Show({"type": "countdown", "call_id": self.live.grant.call_id,
                       "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1)})]
@@ -425,13 +430,22 @@ class TabletSession:
             return None
         return self.state.server_time + timedelta(seconds=max(0.0, mono - self.state_at))
 
+    def _open_bookings(self, mono: float) -> frozenset[str]:
+        """The bookings whose window is open now by the server's clock (not its stale flag)."""
+        server_now = self.server_now(mono)
+        if self.state is None or server_now is None:
+            return frozenset()
+        return frozenset(
+            c.booking_id for c in self.state.contacts if c.start <= server_now < c.end
+        )
+
     def view(self, mono: float) -> dict[str, Any]:
         state = self.state
-        server_now = self.server_now(mono)
+        open_now = self._open_bookings(mono)
         contacts = []
         if state is not None:
             for c in state.contacts:
-                callable_now = server_now is not None and c.start <= server_now < c.end
+                callable_now = c.booking_id in open_now
                 contacts.append({
                     "contact_id": c.contact_id,
                     "name": c.name,
@@ -477,6 +491,7 @@ class TabletSession:
     # --- helpers ------------------------------------------------------------------------
 
     def _show_state(self, mono: float) -> Show:
+        self._shown_open = self._open_bookings(mono)
         return Show({"type": "state", "state": self.view(mono)})
 
     def _refuse(self, code: Reason, ref: str, message: str = "", detail: str = "") -> list[Action]:

@@ -237,7 +237,7 @@ def _print_decision(name: str, decision: Decision) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from kiosk.runtime.config import ConfigError, load_settings
+    from kiosk.runtime.config import AgentProgramSettings, ConfigError, load
     from kiosk.runtime.logs import configure
 
     parser = argparse.ArgumentParser(prog="kiosk-usbguard", description=__doc__.split("\n")[0])
@@ -245,7 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--watch", action="store_true", help="keep judging hot-plugged devices")
     args = parser.parse_args(argv)
     try:
-        settings = load_settings(args.config)
+        settings = load(AgentProgramSettings, args.config)
         configure(settings.log.level, settings.log.format == "json")
         guard = UsbGuard.from_settings(settings.agent.usb_allow, lambda kind, details: None)
         locked = guard.lock_controllers()

@@ -8,7 +8,7 @@ all big-endian. The header has its own checksum so that a corrupted length is
 caught at once instead of stalling the reader on bytes that never come; a
 frame that fails either check is dropped and the reader resynchronises on the
 next magic. Lost and corrupted frames are recovered by the protocol's
-retransmissions (``kiosk.enrolment.station``, ``kiosk.enrolment.tablet``).
+retransmissions (``kiosk.enrolment.endpoint``).
 
 The body is canonical JSON (sorted keys, no spaces, UTF-8): one message with
 a ``type``, validated strictly (unknown types or fields are refused).
@@ -182,17 +182,17 @@ class Refused(_Message):
     message: str = Field(max_length=1000, pattern=PRINTABLE)
 
 
-Message = Annotated[
-    Greet | Hello | BundleMessage | Ack | Done | Refused, Field(discriminator="type")
-]
-_MESSAGE: TypeAdapter[Greet | Hello | BundleMessage | Ack | Done | Refused] = TypeAdapter(Message)
+Message = Greet | Hello | BundleMessage | Ack | Done | Refused
+_MESSAGE: TypeAdapter[Message] = TypeAdapter(
+    Annotated[Message, Field(discriminator="type")]
+)
 
 
 def encode_message(message: _Message) -> bytes:
     return encode_frame(canonical_json(message.model_dump(mode="json")))
 
 
-def parse_message(frame: Frame) -> Greet | Hello | BundleMessage | Ack | Done | Refused:
+def parse_message(frame: Frame) -> Message:
     if frame.version != VERSION:
         raise WireError(
             Reason.UNSUPPORTED_VERSION, f"protocol version {frame.version}, expected {VERSION}"
@@ -278,25 +278,3 @@ def reason_from_code(code: str) -> Reason:
         return Reason(code)
     except ValueError:
         return Reason.INVALID_REQUEST
-
-
-@dataclass(frozen=True, slots=True)
-class Failed:
-    """The enrolment ended with a refusal, by this side or by the peer."""
-
-    reason: Reason
-    detail: str
-    by_peer: bool  # the other side refused
-
-    @property
-    def message(self) -> str:
-        if self.by_peer:  # the peer's own words, already complete
-            return self.detail or MESSAGES[self.reason]
-        return MESSAGES[self.reason] + (f" ({self.detail})" if self.detail else "")
-
-
-@dataclass(frozen=True, slots=True)
-class Dropped:
-    """A garbled frame was dropped; retransmission recovers it."""
-
-    detail: str

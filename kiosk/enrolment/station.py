@@ -39,18 +39,16 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
 
 from kiosk.domain.reasons import Reason
+from kiosk.enrolment.endpoint import Dropped, Endpoint, Failed, Progress
 from kiosk.enrolment.framing import (
     NONCE_BYTES,
     Ack,
     Bundle,
     BundleMessage,
     Done,
-    Dropped,
-    Failed,
-    FrameDecoder,
-    Garbled,
     Greet,
     Hello,
+    Message,
     Refused,
     WireError,
     b64d,
@@ -59,9 +57,6 @@ from kiosk.enrolment.framing import (
     bundle_statement,
     encode_message,
     nonce_statement,
-    parse_message,
-    reason_from_code,
-    refusal,
 )
 
 
@@ -121,11 +116,6 @@ class StationConfig:
 
 
 @dataclass(frozen=True, slots=True)
-class Progress:
-    step: str
-
-
-@dataclass(frozen=True, slots=True)
 class ConfirmSerial:
     """Ask the operator whether ``serial`` is the one printed on the case."""
 
@@ -150,7 +140,8 @@ class Enrolled:
     device_id: str
 
 
-Event = Progress | ConfirmSerial | Register | Enrolled | Failed | Dropped
+Own = Progress | ConfirmSerial | Register | Enrolled
+Event = Own | Failed | Dropped
 
 
 class StationState(StrEnum):
@@ -165,8 +156,10 @@ class StationState(StrEnum):
 TERMINAL = frozenset({StationState.DONE, StationState.FAILED})
 
 
-class StationEnrolment:
+class StationEnrolment(Endpoint[StationState, Own]):
     """One enrolment of one tablet, from greeting to done or refusal."""
+
+    listens_when_finished = True  # after done, a repeated ack still gets its done again
 
     def __init__(
         self,
@@ -184,8 +177,7 @@ class StationEnrolment:
     ) -> None:
         if len(nonce) != NONCE_BYTES:
             raise ValueError(f"nonce must be {NONCE_BYTES} random bytes")
-        self.state = StationState.GREETING
-        self.failure: Failed | None = None
+        super().__init__(StationState.GREETING, StationState.FAILED, timeouts.retransmit)
         self.serial: str | None = None
         self._nonce = nonce
         self._config = config
@@ -196,55 +188,20 @@ class StationEnrolment:
         self._usb_serial = usb_serial
         self._claim = claim
         self._t = timeouts
-        self._decoder = FrameDecoder()
-        self._out = bytearray()
-        self._greet = encode_message(Greet(nonce=b64e(nonce), reprovision=reprovision))
         self._hello: Hello | None = None
         self._csr: x509.CertificateSigningRequest | None = None
         self._entry: InventoryEntry | None = None
         self._issued: Issued | None = None
-        self._bundle_frame = b""
-        self._done_frame = b""
-        self._phase_deadline = now + timeouts.hello
-        self._retransmit_at: float | None = now + timeouts.retransmit
-        self._out += self._greet
+        greet = encode_message(Greet(nonce=b64e(nonce), reprovision=reprovision))
+        self._send(greet)
+        self._await(now, timeouts.hello, "the tablet's hello", repeat=greet)
 
     @property
     def issued_serial(self) -> str | None:
         """The certificate issued in this session, if any (to revoke if it fails)."""
         return None if self._issued is None else self._issued.serial
 
-    # --- outputs -----------------------------------------------------------
-
-    def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
-
-    def next_deadline(self) -> float | None:
-        if self.state in TERMINAL or self.state is StationState.REGISTERING:
-            return None
-        if self._retransmit_at is None:
-            return self._phase_deadline
-        return min(self._phase_deadline, self._retransmit_at)
-
     # --- inputs ------------------------------------------------------------
-
-    def receive(self, data: bytes, now: float) -> list[Event]:
-        events: list[Event] = []
-        for item in self._decoder.feed(data):
-            if self.state is StationState.FAILED:
-                break  # after done, a repeated ack still gets its done again
-            if isinstance(item, Garbled):
-                events.append(Dropped(item.detail))
-                continue
-            try:
-                message = parse_message(item)
-            except WireError as exc:
-                events += self._fail(exc.reason, exc.detail)
-                continue
-            events += self._handle(message, now)
-        return events
 
     def confirm(self, ok: bool, now: float) -> list[Event]:
         """The operator's answer: is the serial on the case the one shown?"""
@@ -271,13 +228,10 @@ class StationEnrolment:
         )
         payload = bundle_payload(bundle)
         signature = self._config.provisioning_key.sign(bundle_statement(payload))
-        self._bundle_frame = encode_message(
-            BundleMessage(payload=payload, signature=b64e(signature))
-        )
-        self._out += self._bundle_frame
+        frame = encode_message(BundleMessage(payload=payload, signature=b64e(signature)))
+        self._send(frame)
         self.state = StationState.AWAITING_ACK
-        self._phase_deadline = now + self._t.ack
-        self._retransmit_at = now + self._t.retransmit
+        self._await(now, self._t.ack, "the tablet's acknowledgement", repeat=frame)
         return [Progress(f"certificate {issued.serial} issued; bundle sent")]
 
     def registered(
@@ -289,49 +243,29 @@ class StationEnrolment:
         if not ok:
             return self._fail(Reason.REGISTRATION_FAILED, detail)
         assert self.serial is not None and self._issued is not None
-        self._done_frame = encode_message(Done(device_id=device_id))
-        self._out += self._done_frame
+        self._send(encode_message(Done(device_id=device_id)))
         self.state = StationState.DONE
+        self._finish()
         return [Enrolled(self.serial, self._issued.serial, device_id)]
-
-    def timer(self, now: float) -> list[Event]:
-        deadline = self.next_deadline()
-        if deadline is None or now < deadline:
-            return []
-        if now >= self._phase_deadline:
-            waiting_for = {
-                StationState.GREETING: "the tablet's hello",
-                StationState.CONFIRMING: "the operator",
-                StationState.AWAITING_ACK: "the tablet's acknowledgement",
-            }[self.state]
-            return self._fail(Reason.ENROLMENT_TIMEOUT, f"waited for {waiting_for}")
-        if self.state is StationState.GREETING:
-            self._out += self._greet
-        elif self.state is StationState.AWAITING_ACK:
-            self._out += self._bundle_frame
-        self._retransmit_at = now + self._t.retransmit
-        return []
 
     # --- the exchange ------------------------------------------------------
 
-    def _handle(self, message: object, now: float) -> list[Event]:
+    def _handle(self, message: Message, now: float) -> list[Event]:
         if isinstance(message, Refused):
-            if self.state is StationState.DONE:
-                return []
-            return self._fail(reason_from_code(message.code), message.message, by_peer=True)
+            return self._peer_refused(message)
         if isinstance(message, Hello):
             if self.state is StationState.GREETING:
                 return self._on_hello(message, now)
             if message == self._hello:  # a duplicate: the tablet did not get our reply yet
                 if self.state is StationState.AWAITING_ACK:
-                    self._out += self._bundle_frame
+                    self._resend()
                 return []
             return self._fail(Reason.REPLAYED_NONCE, "a second, different hello in one session")
         if isinstance(message, Ack):
             if self.state is StationState.AWAITING_ACK:
                 return self._on_ack(message)
             if self.state is StationState.DONE:
-                self._out += self._done_frame  # our done was lost
+                self._resend()  # our done was lost
             return []
         return self._fail(
             Reason.INVALID_REQUEST, f"unexpected {type(message).__name__.lower()} from the tablet"
@@ -346,8 +280,7 @@ class StationEnrolment:
         self._csr, self._entry = checked
         self.serial = hello.serial
         self.state = StationState.CONFIRMING
-        self._phase_deadline = now + self._t.operator
-        self._retransmit_at = None
+        self._await(now, self._t.operator, "the operator")
         return [
             Progress(f"tablet {hello.serial} ({hello.model}) answered"),
             ConfirmSerial(hello.serial, hello.model),
@@ -405,7 +338,7 @@ class StationEnrolment:
         if ack.serial != self._hello.serial or ack.certificate_serial != self._issued.serial:
             return self._fail(Reason.CERTIFICATE_MISMATCH, "the acknowledgement names another")
         self.state = StationState.REGISTERING
-        self._retransmit_at = None
+        self._pause()
         revoke = None
         if self._reprovision and self._entry is not None:
             revoke = self._entry.certificate_serial
@@ -413,13 +346,3 @@ class StationEnrolment:
             Progress("tablet stored its bundle; registering with the server"),
             Register(ack.serial, self._hello.model, ack.certificate_serial, revoke),
         ]
-
-    def _fail(self, reason: Reason, detail: str = "", by_peer: bool = False) -> list[Event]:
-        if self.state in TERMINAL:
-            return []
-        if not by_peer:
-            self._out += encode_message(refusal(reason, detail))
-        self.state = StationState.FAILED
-        self.failure = Failed(reason, detail, by_peer)
-        self._retransmit_at = None
-        return [self.failure]

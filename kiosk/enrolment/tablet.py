@@ -30,17 +30,15 @@ from cryptography.x509.oid import NameOID
 
 from kiosk.crypto.authority import certificate_serial_text
 from kiosk.domain.reasons import Reason
+from kiosk.enrolment.endpoint import Dropped, Endpoint, Failed, Progress
 from kiosk.enrolment.framing import (
     Ack,
     Bundle,
     BundleMessage,
     Done,
-    Dropped,
-    Failed,
-    FrameDecoder,
-    Garbled,
     Greet,
     Hello,
+    Message,
     Refused,
     WireError,
     b64d,
@@ -49,9 +47,6 @@ from kiosk.enrolment.framing import (
     encode_message,
     nonce_statement,
     parse_bundle,
-    parse_message,
-    reason_from_code,
-    refusal,
 )
 
 
@@ -60,11 +55,6 @@ class DeviceTimeouts:
     retransmit: float = 1.0
     bundle: float = 600.0  # the station waits for its operator; so do we
     done: float = 60.0  # the station registers us with the server
-
-
-@dataclass(frozen=True, slots=True)
-class Progress:
-    step: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +73,8 @@ class Provisioned:
     device_id: str
 
 
-Event = Progress | StoreBundle | Provisioned | Failed | Dropped
+Own = Progress | StoreBundle | Provisioned
+Event = Own | Failed | Dropped
 
 
 class DeviceState(StrEnum):
@@ -107,7 +98,7 @@ def build_csr(key: ec.EllipticCurvePrivateKey, serial: str) -> x509.CertificateS
     return x509.CertificateSigningRequestBuilder().subject_name(subject).sign(key, hashes.SHA256())
 
 
-class DeviceEnrolment:
+class DeviceEnrolment(Endpoint[DeviceState, Own]):
     """One enrolment session on the tablet."""
 
     def __init__(
@@ -122,97 +113,51 @@ class DeviceEnrolment:
     ) -> None:
         if not station_keys:
             raise ValueError("no station provisioning key is pinned")
-        self.state = DeviceState.WAITING
-        self.failure: Failed | None = None
+        super().__init__(DeviceState.WAITING, DeviceState.FAILED, timeouts.retransmit)
         self._serial = serial
         self._model = model
         self._station_keys = tuple(station_keys)
         self._provisioned = provisioned
         self._make_key = make_key
         self._t = timeouts
-        self._decoder = FrameDecoder()
-        self._out = bytearray()
         self._nonce = b""
         self._key: ec.EllipticCurvePrivateKey | None = None
-        self._hello_frame = b""
         self._bundle: BundleMessage | None = None
         self._ack_frame = b""
-        self._deadline: float | None = None
-        self._retransmit_at: float | None = None
-
-    def data_to_send(self) -> bytes:
-        data = bytes(self._out)
-        self._out.clear()
-        return data
-
-    def next_deadline(self) -> float | None:
-        if self._deadline is None or self._retransmit_at is None:
-            return self._deadline
-        return min(self._deadline, self._retransmit_at)
-
-    def receive(self, data: bytes, now: float) -> list[Event]:
-        events: list[Event] = []
-        for item in self._decoder.feed(data):
-            if self.state in TERMINAL:
-                break
-            if isinstance(item, Garbled):
-                events.append(Dropped(item.detail))
-                continue
-            try:
-                message = parse_message(item)
-            except WireError as exc:
-                events += self._fail(exc.reason, exc.detail)
-                continue
-            events += self._handle(message, now)
-        return events
 
     def stored(self, now: float) -> list[Event]:
         """The runner wrote the bundle and the key: acknowledge."""
         if self.state is not DeviceState.STORING:
             return []
-        self._out += self._ack_frame
+        self._send(self._ack_frame)
         self.state = DeviceState.AWAITING_DONE
-        self._deadline = now + self._t.done
-        self._retransmit_at = now + self._t.retransmit
+        self._await(now, self._t.done, "done", repeat=self._ack_frame)
         return [Progress("bundle stored; acknowledged")]
 
     def store_failed(self, detail: str) -> list[Event]:
         return self._fail(Reason.INVALID_REQUEST, f"could not store the bundle: {detail}")
 
-    def timer(self, now: float) -> list[Event]:
-        deadline = self.next_deadline()
-        if deadline is None or now < deadline:
-            return []
-        assert self._deadline is not None
-        if now >= self._deadline:
-            waiting_for = "the bundle" if self.state is DeviceState.AWAITING_BUNDLE else "done"
-            return self._fail(Reason.ENROLMENT_TIMEOUT, f"waited for {waiting_for}")
-        if self.state is DeviceState.AWAITING_DONE:
-            self._out += self._ack_frame
-        self._retransmit_at = now + self._t.retransmit
-        return []
-
     # --- the exchange ------------------------------------------------------
 
-    def _handle(self, message: object, now: float) -> list[Event]:
+    def _handle(self, message: Message, now: float) -> list[Event]:
         if isinstance(message, Greet):
             return self._on_greet(message, now)
         if isinstance(message, Refused):
             if self.state is DeviceState.WAITING:
                 return []  # a stale refusal of an earlier session
-            return self._fail(reason_from_code(message.code), message.message, by_peer=True)
+            return self._peer_refused(message)
         if isinstance(message, BundleMessage):
             if self.state is DeviceState.AWAITING_BUNDLE:
                 return self._on_bundle(message)
             if message == self._bundle:  # a duplicate: our ack was lost
                 if self.state is DeviceState.AWAITING_DONE:
-                    self._out += self._ack_frame
+                    self._resend()
                 return []
             return self._fail(Reason.REPLAYED_NONCE, "a second, different bundle in one session")
         if isinstance(message, Done):
             if self.state is DeviceState.AWAITING_DONE:
                 self.state = DeviceState.PROVISIONED
-                self._deadline = self._retransmit_at = None
+                self._finish()
                 return [Provisioned(message.device_id)]
             return self._fail(Reason.INVALID_REQUEST, "done before the bundle was stored")
         return self._fail(
@@ -225,7 +170,7 @@ class DeviceEnrolment:
         except WireError as exc:
             return self._fail(exc.reason, exc.detail)
         if self.state is DeviceState.AWAITING_BUNDLE and nonce == self._nonce:
-            self._out += self._hello_frame  # our hello was lost
+            self._resend()  # our hello was lost
             return []
         if self.state not in (DeviceState.WAITING, DeviceState.AWAITING_BUNDLE):
             return []  # a late retransmission; the session has moved on
@@ -239,19 +184,17 @@ class DeviceEnrolment:
         signature = self._key.sign(
             nonce_statement(nonce, self._serial, csr_der), ec.ECDSA(hashes.SHA256())
         )
-        self._hello_frame = encode_message(
-            Hello(
-                serial=self._serial,
-                model=self._model,
-                csr=csr.public_bytes(serialization.Encoding.PEM).decode(),
-                nonce=greet.nonce,
-                signature=b64e(signature),
-            )
+        hello = Hello(
+            serial=self._serial,
+            model=self._model,
+            csr=csr.public_bytes(serialization.Encoding.PEM).decode(),
+            nonce=greet.nonce,
+            signature=b64e(signature),
         )
-        self._out += self._hello_frame
+        self._send(encode_message(hello))
         self.state = DeviceState.AWAITING_BUNDLE
-        self._deadline = now + self._t.bundle
-        self._retransmit_at = None  # the station repeats its greeting; we answer each
+        # No repeat of our own: the station repeats its greeting and we answer each.
+        self._await(now, self._t.bundle, "the bundle")
         return [Progress("station greeted; certificate request sent")]
 
     def _on_bundle(self, message: BundleMessage) -> list[Event]:
@@ -277,7 +220,7 @@ class DeviceEnrolment:
         serial = certificate_serial_text(checked)
         self._ack_frame = encode_message(Ack(serial=self._serial, certificate_serial=serial))
         self.state = DeviceState.STORING
-        self._deadline = self._retransmit_at = None
+        self._pause()
         return [
             Progress(f"bundle verified; certificate {serial}"),
             StoreBundle(bundle, self._key, serial),
@@ -315,16 +258,6 @@ class DeviceEnrolment:
             except (ValueError, TypeError, InvalidSignature):
                 return no("the certificate does not chain to the pinned CA")
         return cert
-
-    def _fail(self, reason: Reason, detail: str = "", by_peer: bool = False) -> list[Event]:
-        if self.state in TERMINAL:
-            return []
-        if not by_peer:
-            self._out += encode_message(refusal(reason, detail))
-        self.state = DeviceState.FAILED
-        self.failure = Failed(reason, detail, by_peer)
-        self._deadline = self._retransmit_at = None
-        return [self.failure]
 
 
 def _verifies(key: ed25519.Ed25519PublicKey, signature: bytes, statement: bytes) -> bool:

@@ -1,20 +1,54 @@
 """Configuration: TOML files, every setting overridable by ``KIOSK_…`` variables.
 
-The one place every setting is declared, with its default. A variable names
-its section and key joined by a double underscore, upper-case:
-``KIOSK_SERVER__WEB_PORT=8443`` overrides ``[server] web_port``. Unknown keys
-are refused so that a typo never silently leaves a default in force.
+The one place every setting is declared, with its default: a section is a
+class here, a key is one line in it. Each program reads its own settings
+class — ``Settings`` (the server and ``kiosk admin``), ``AgentProgramSettings``
+(the tablet agent), ``StationProgramSettings`` (the provisioning station) —
+with pydantic-settings: the TOML file first, then a variable per key that
+names its section and key joined by a double underscore, upper-case
+(``KIOSK_SERVER__WEB_PORT=8443`` overrides ``[server] web_port``). Unknown keys
+are refused so that a typo never silently leaves a default in force; a bad
+value is refused in one line that names it. A list of text comes from a
+variable as comma-separated text (``CommaList``), any other list or table as
+JSON.
 """
 
 from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+
+def _split_commas(value: Any) -> Any:
+    if isinstance(value, str):
+        return [v for v in (p.strip() for p in value.split(",")) if v]
+    return value
+
+
+# A list of text: a TOML array, or comma-separated text in a variable.
+CommaList = Annotated[list[str], NoDecode, BeforeValidator(_split_commas)]
 
 
 class _Section(BaseModel):
@@ -65,7 +99,7 @@ class AuditSettings(_Section):
     origin: str = ""
     # Witnesses whose cosignatures the log accepts: C2SP verifier keys
     # ("<name>+<key id>+<key>", made by `kiosk witness init`).
-    witnesses: list[str] = Field(default_factory=list)
+    witnesses: CommaList = Field(default_factory=list)
 
     @field_validator("witnesses")
     @classmethod
@@ -100,8 +134,8 @@ class MailSettings(_Section):
 
 class TurnSettings(_Section):
     # ARCHITECTURE.md principle 7: ICE servers are always explicit; none by default.
-    urls: list[str] = Field(default_factory=list)
-    stun_urls: list[str] = Field(default_factory=list)
+    urls: CommaList = Field(default_factory=list)
+    stun_urls: CommaList = Field(default_factory=list)
     shared_secret: str = ""
 
 
@@ -127,7 +161,7 @@ class AgentSettings(_Section):
     ui_port: int = 8080
     video_device: str = ""  # e.g. /dev/video0; empty uses synthetic media
     audio_device: str = ""  # PulseAudio/PipeWire source name
-    ice_servers: list[str] = Field(default_factory=list)
+    ice_servers: CommaList = Field(default_factory=list)
     usb_allow: list[dict[str, Any]] = Field(default_factory=list)
     # R18: lock USB down to the allow list (kiosk/device/usbguard.py). On by
     # default; only a tablet simulated on a workstation (demo, tests) turns it off.
@@ -164,7 +198,45 @@ class StationSettings(_Section):
     gadget_product_name: str = "Kiosk enrolment"
 
 
-class Settings(_Section):
+# --- one settings class per program -------------------------------------------
+
+ENV_PREFIX = "KIOSK_"
+
+# The variables a load reads: os.environ unless ``load`` is given others.
+_ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("kiosk_environ", default=None)
+
+
+class EnvironmentVariables(EnvSettingsSource):
+    """``KIOSK_<SECTION>__<KEY>`` variables, from the mapping ``load`` was given."""
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        environ = _ENVIRON.get()
+        if environ is None:
+            return super()._load_env_vars()
+        return {k.lower(): v for k, v in environ.items()}
+
+
+class _Program(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter="__", extra="forbid", case_sensitive=False
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # A variable overrides the file (given as the init values); nothing else is read.
+        return (EnvironmentVariables(settings_cls), init_settings)
+
+
+class Settings(_Program):
+    """The server's (``kiosk server``) and the administration commands' settings."""
+
     server: ServerSettings = Field(default_factory=ServerSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     pki: PkiSettings = Field(default_factory=PkiSettings)
@@ -173,8 +245,6 @@ class Settings(_Section):
     turn: TurnSettings = Field(default_factory=TurnSettings)
     calls: CallSettings = Field(default_factory=CallSettings)
     log: LogSettings = Field(default_factory=LogSettings)
-    agent: AgentSettings = Field(default_factory=AgentSettings)
-    station: StationSettings = Field(default_factory=StationSettings)
 
     @property
     def database_url(self) -> str:
@@ -187,34 +257,44 @@ class Settings(_Section):
         return self.pki.dir or self.server.data_dir / "pki"
 
 
+class AgentProgramSettings(_Program):
+    """The tablet agent's settings (``kiosk agent``, ``kiosk-usbguard``)."""
+
+    agent: AgentSettings = Field(default_factory=AgentSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+
+class StationProgramSettings(_Program):
+    """The provisioning station's settings (``kiosk-provision``)."""
+
+    station: StationSettings = Field(default_factory=StationSettings)
+    pki: PkiSettings = Field(default_factory=PkiSettings)
+    log: LogSettings = Field(default_factory=LogSettings)
+
+    @property
+    def pki_dir(self) -> Path:
+        # A copy of the server's CA; by default where the server keeps it.
+        return self.pki.dir or ServerSettings().data_dir / "pki"
+
+
 class ConfigError(Exception):
     pass
 
 
-ENV_PREFIX = "KIOSK_"
+P = TypeVar("P", bound=_Program)
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, dict[str, str]]:
-    out: dict[str, dict[str, str]] = {}
-    for name, value in environ.items():
-        if not name.startswith(ENV_PREFIX) or "__" not in name:
-            continue
-        section, _, key = name[len(ENV_PREFIX) :].lower().partition("__")
-        if section in Settings.model_fields:
-            out.setdefault(section, {})[key] = value
-    return out
+@contextmanager
+def _variables(environ: Mapping[str, str] | None) -> Iterator[None]:
+    token = _ENVIRON.set(environ)
+    try:
+        yield
+    finally:
+        _ENVIRON.reset(token)
 
 
-def _coerce_env(section: str, key: str, value: str) -> Any:
-    """Lists come from the environment as comma-separated text."""
-    model = Settings.model_fields[section].annotation
-    field = getattr(model, "model_fields", {}).get(key)
-    if field is not None and getattr(field.annotation, "__origin__", None) is list:
-        return [v for v in (p.strip() for p in value.split(",")) if v]
-    return value
-
-
-def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+def load(program: type[P], path: Path | None = None, environ: Mapping[str, str] | None = None) -> P:
+    """``program``'s settings from the TOML file at ``path`` and the variables."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -223,13 +303,17 @@ def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = 
             raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
-    for section, values in _env_overrides(os.environ if environ is None else environ).items():
-        target = data.setdefault(section, {})
-        for key, value in values.items():
-            target[key] = _coerce_env(section, key, value)
     try:
-        return Settings.model_validate(data)
+        with _variables(os.environ if environ is None else environ):
+            return program(**data)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise ConfigError(f"configuration {where}: {first['msg']}") from exc
+    except SettingsError as exc:
+        raise ConfigError(f"configuration: {exc}") from exc
+
+
+def load_settings(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    """The server's settings (``load(Settings, …)``)."""
+    return load(Settings, path, environ)

@@ -118,7 +118,12 @@ class Faces:
 
     async def screen(self, face: Face, screen: str) -> Path:
         """Screenshot ``screen`` of ``face`` and check it with axe-core."""
-        await face.page.wait_for_timeout(150)  # let the screen's transitions settle
+        # The screen's transitions finish (a state, not a time); endless ones (a spinner) go on.
+        await face.page.evaluate(
+            """() => Promise.all(document.getAnimations()
+                .filter((a) => a.effect && a.effect.getComputedTiming().iterations !== Infinity)
+                .map((a) => a.finished.catch(() => null)))"""
+        )
         SCREENS.mkdir(parents=True, exist_ok=True)
         path = SCREENS / f"{face.name}-{screen}.png"
         await face.page.screenshot(path=str(path), full_page=True)
@@ -170,15 +175,7 @@ async def faces(browser: Browser) -> AsyncIterator[Faces]:
         await f.close()
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    """A deployment with its server running (tests/harness.py); tablets on demand."""
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
+# ``world`` (a running server, its admin API, tablets on demand) is tests/conftest.py's.
 
 
 async def lawyer_booking(world: World, serial: str) -> tuple[dict[str, Any], str, Tablet]:

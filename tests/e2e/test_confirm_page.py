@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import re
-from collections.abc import AsyncIterator
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -22,15 +21,8 @@ from tests.harness import World, wait_until
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    folder = tmp_path / "mail"
-    w = World(tmp_path, extra_config=f'\n[mail]\ntransport = "folder"\nfolder = "{folder}"\n')
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
+def world_config(root: Path) -> str:
+    return f'\n[mail]\ntransport = "folder"\nfolder = "{root / "mail"}"\n'
 
 
 def mails(folder: Path) -> list[EmailMessage]:

@@ -14,8 +14,7 @@ verifies the audit chain. Every screen is photographed into
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -29,7 +28,8 @@ from tests.e2e.conftest import DESKTOP, Face, Faces
 from tests.harness import ROOT, World, utc_now, wait_until
 from tests.visitor_client import Visitor
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow]
+# Capacity, closures and settings are the facility's totals: a world of its own per test.
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.fresh_world]
 
 PASSWORD = "console-pass-1234"
 USERS = {Role.OFFICER: "officer", Role.VISIT_OFFICE: "visitoffice", Role.ADMIN: "chief"}
@@ -70,15 +70,8 @@ async def add_staff(world: World) -> None:
         )  # fmt: skip
 
 
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    await add_staff(w)
-    try:
-        yield w
-    finally:
-        await w.close()
+async def world_ready(world: World) -> None:
+    await add_staff(world)
 
 
 def console_url(world: World) -> str:
@@ -721,3 +714,40 @@ async def test_the_console_speaks_bokmaal(world: World, faces: Faces) -> None:
     await faces.screen(face, "nb-board")
     await page.click("#lang button[lang=en]")
     await expect(page.locator("#nav a[data-path=board]")).to_have_text("Today")
+
+
+async def test_the_board_shows_the_calls_of_the_next_hours_across_midnight(
+    world: World, faces: Faces
+) -> None:
+    """At 23:50 facility time, a call at 00:10 is on the officer's board: the board is the
+    hours around now, not the calendar day. The console's own clock is set; the call is
+    booked days ahead, so the server's clock need not move."""
+    assert world.api is not None
+    inmate = await world.inmate("Nils Natt")
+    contact = await world.approved_contact(inmate, name="Nina Natt", email="nina@example.org")
+    zone = ZoneInfo((await world.api.call("GET", "/facility"))["timezone"])
+    day = (utc_now().astimezone(zone) + timedelta(days=3)).date()
+    start = datetime.combine(day, time(0, 10), zone)
+    booking = await world.api.call(
+        "POST",
+        "/bookings",
+        {
+            "inmate_id": inmate,
+            "contact_id": contact,
+            "start": start.isoformat(),
+            "end": (start + timedelta(minutes=30)).isoformat(),
+            "location_kind": "cell",
+            "location": "C-3",
+            "initiation": "staff",
+        },
+        expect=201,
+    )
+    face = await log_in(faces, world, Role.OFFICER, "console-board-midnight")
+    page = face.page
+    await page.clock.set_fixed_time(start - timedelta(minutes=20))  # 23:50 the evening before
+    await page.reload()
+    await go(page, "board")
+    row = page.locator(f"#today-bookings tr[data-booking='{booking['id']}']")
+    await expect(row).to_contain_text("Nina Natt", timeout=30000)
+    await expect(row).to_contain_text("00:10")
+    only_from(face, world)

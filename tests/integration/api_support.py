@@ -7,8 +7,10 @@ one staff member and one bearer token per role, and gives a small client.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ssl
+import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -81,6 +83,31 @@ def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
             "mail": {"transport": "folder", "folder": str(tmp_path / "mail")},
         }
     )
+
+
+def admin_config(tmp_path: Path, db_url: str) -> Path:
+    """The operator's configuration for ``kiosk admin`` on the live API's database and PKI."""
+    config = tmp_path / "kiosk.toml"
+    config.write_text(
+        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
+        f'[database]\nurl = "{db_url}"\n'
+        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
+    )
+    return config
+
+
+async def kiosk_admin(config: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+    """``kiosk admin ARGS --config CONFIG`` as the operator runs it: (exit code, out, err)."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "kiosk", "admin", *args, "--config", str(config),
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+    )  # fmt: skip
+    out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode(), err.decode()
 
 
 @functools.cache

@@ -12,22 +12,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.device.call import Call
 from kiosk.device.deadline import Accepted, Refused, check_grant
-from kiosk.device.media import PatternTrack, ToneTrack, open_media
+from kiosk.device.media import open_media
 from kiosk.domain.callstate import End
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings
 from kiosk.wire.grants import Grant, GrantError, ReplayGuard, sign_grant
+from tests.answering_peer import Peer
+from tests.harness import stays
+from tests.harness import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -43,56 +43,6 @@ def make_grant(seconds: float, *, call_id: str = "call-1", device_id: str = DEVI
         not_before=now - timedelta(minutes=1), not_after=now + timedelta(seconds=seconds),
         issued_at=now,
     )
-
-
-@dataclass
-class Peer:
-    """A plain aiortc peer (the visitor's side, as a browser would be), synthetic media."""
-
-    pc: RTCPeerConnection = field(
-        default_factory=lambda: RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    )
-    frames: dict[str, int] = field(default_factory=lambda: {"video": 0, "audio": 0})
-    last: dict[str, float] = field(default_factory=dict)
-    ended: set[str] = field(default_factory=set)
-    states: list[str] = field(default_factory=list)
-    tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    luma: list[bytes] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.pc.addTrack(ToneTrack())
-        self.pc.addTrack(PatternTrack())
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self.read(t))))
-        self.pc.on("connectionstatechange", lambda: self.states.append(self.pc.connectionState))
-
-    async def read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                frame = await track.recv()
-                self.frames[track.kind] += 1
-                self.last[track.kind] = time.monotonic()
-                if track.kind == "video" and len(self.luma) < 60:
-                    self.luma.append(bytes(frame.planes[0]))
-        except MediaStreamError:
-            self.ended.add(track.kind)
-
-    async def answer(self, offer: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for t in self.tasks:
-            t.cancel()
-
-
-async def wait_for(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
@@ -140,8 +90,7 @@ async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
                        "the peer's connection to close")
         # No media after the end, either way.
         frames_then = dict(peer.frames)
-        await asyncio.sleep(0.5)
-        assert peer.frames == frames_then
+        await stays(lambda: peer.frames == frames_then, 0.5, "no frame after the end")
         assert peer.last["video"] <= call.deadline.deadline() + 2.0  # generous: a loaded machine
     finally:
         await call.close(EndReason.HANGUP)

@@ -18,7 +18,7 @@ import pytest
 
 from kiosk.crypto import local_enrolment, pki
 from kiosk.device.media import input_formats
-from tests.harness import ROOT, free_port
+from tests.harness import ROOT, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -76,7 +76,13 @@ async def test_agent_runs_offline_serves_its_page_api_and_stops_on_sigterm(
                                  json={"booking_id": "b-1"}) as resp:
                 assert resp.status == 503
                 assert (await resp.json())["error"]["code"] == "device_not_connected"
-        await asyncio.sleep(1.0)  # several reconnect attempts with the short test backoff
+        # Several reconnect attempts with the short test backoff, as its log tells.
+        log_path = tmp_path / "agent.log"
+        await wait_until(
+            lambda: log_path.read_text().count("link attempt failed") >= 3,
+            timeout=30,
+            what="three reconnect attempts",
+        )
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=30) == 0
     finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,15 +21,12 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiortc import RTCConfiguration, RTCPeerConnection, RTCSessionDescription
-from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.crypto import authority, keys, local_enrolment, pki
 from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
-from kiosk.device.media import PatternTrack, ToneTrack
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings
@@ -48,6 +45,9 @@ from kiosk.wire.messages import (
     SdpMessage,
     StateMessage,
 )
+from tests.answering_peer import Peer as Visitor
+from tests.harness import stays
+from tests.harness import wait_until as wait_for
 
 pytestmark = pytest.mark.timeout(120)
 # The agent does not care which engine the server uses; SQLite keeps these fast.
@@ -55,48 +55,6 @@ SQLITE = pytest.mark.parametrize("migrated_url", ["sqlite"], indirect=True)
 
 SERVER_TIMERS = LinkTimers(heartbeat_interval=0.5, hello_timeout=5.0, rate=200.0, burst=400.0,
                            touch_every=0.0)
-
-
-async def wait_for(predicate: Callable[[], Any], timeout: float = 30, what: str = "it") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.05)
-
-
-class Visitor:
-    """A plain aiortc peer with synthetic media: answers the tablet's offer."""
-
-    def __init__(self) -> None:
-        self.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-        self.pc.addTrack(ToneTrack())
-        self.pc.addTrack(PatternTrack())
-        self.frames = {"audio": 0, "video": 0}
-        self.ended: set[str] = set()
-        self.tasks: list[asyncio.Task[None]] = []
-        self.pc.on("track", lambda t: self.tasks.append(asyncio.ensure_future(self._read(t))))
-
-    async def _read(self, track: MediaStreamTrack) -> None:
-        try:
-            while True:
-                await track.recv()
-                self.frames[track.kind] += 1
-        except MediaStreamError:
-            self.ended.add(track.kind)
-
-    async def answer(self, offer: str) -> str:
-        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=offer, type="offer"))
-        await self.pc.setLocalDescription(await self.pc.createAnswer())
-        return self.pc.localDescription.sdp
-
-    async def close(self) -> None:
-        await self.pc.close()
-        for t in self.tasks:
-            t.cancel()
 
 
 @dataclass
@@ -379,8 +337,9 @@ async def test_staff_end_from_the_server_shows_its_reason(world: World) -> None:
     await world.server.hub.send(world.device_id,
                                 EndMessage(call_id="call-1", reason=EndReason.ENDED_BY_STAFF))
     await wait_for(lambda: world.agent.view()["phase"] == "ended", what="the end screen")
-    await asyncio.sleep(END_GRACE + 0.5)  # the media going away changes nothing after
-    assert world.agent.view()["ended"] == {"call_id": "call-1", "reason": "ended_by_staff"}
+    # The media going away changes nothing after.
+    ended = {"call_id": "call-1", "reason": "ended_by_staff"}
+    await stays(lambda: world.agent.view()["ended"] == ended, END_GRACE + 0.5, "the reason")
     assert world.agent.call is None and world.agent.last_call is not None
     assert world.agent.last_call.pc.connectionState == "closed"
     assert not world.server.of(HangupMessage)

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import ssl
-import sys
 from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,7 @@ from kiosk.crypto import authority, pki
 from kiosk.domain.access import PERMISSIONS
 from kiosk.domain.model import Role
 from kiosk.signalling.auth import SESSION_COOKIE
-from tests.integration.api_support import PASSWORD, LiveApi, live_api
+from tests.integration.api_support import PASSWORD, LiveApi, admin_config, kiosk_admin, live_api
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -182,42 +180,16 @@ async def test_each_role_is_allowed_its_own_work(api: LiveApi) -> None:
     assert (await api.call("POST", "/inmates", role=Role.ADMIN, json={"name": "W"}))[0] == 201
 
 
-def _admin_config(tmp_path: Path, db: Path) -> Path:
-    """The operator's configuration for ``kiosk admin`` against the live API's database."""
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
-        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
-    )
-    return config
-
-
 async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None:
     db = tmp_path / "kiosk.sqlite3"
     async with live_api(tmp_path, f"sqlite+aiosqlite:///{db}") as api:
-        config = _admin_config(tmp_path, db)
-        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kiosk",
-            "admin",
-            "token",
-            "create",
-            api.username(Role.VISIT_OFFICE),
-            "--label",
-            "script",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
+        config = admin_config(tmp_path, f"sqlite+aiosqlite:///{db}")
+        code, out, err = await kiosk_admin(
+            config, "token", "create", api.username(Role.VISIT_OFFICE), "--label", "script"
         )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 0, err.decode()
-        token = out.decode().strip()
-        assert token and token not in err.decode()
+        assert code == 0, err
+        token = out.strip()
+        assert token and token not in err
         resp = await api.http.get(api.url + "/me", headers={"Authorization": f"Bearer {token}"})
         assert resp.status == 200
         body = await resp.json()
@@ -242,34 +214,12 @@ async def test_token_from_kiosk_admin_token_create_works(tmp_path: Path) -> None
         assert resp.status == 403
 
         # An unknown user is an operator error: one line, non-zero exit.
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kiosk",
-            "admin",
-            "token",
-            "create",
-            "ghost",
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == 1
-        assert err.decode().strip().splitlines()[-1] == "kiosk: no active staff member 'ghost'"
+        code, out, err = await kiosk_admin(config, "token", "create", "ghost")
+        assert code == 1
+        assert err.strip().splitlines()[-1] == "kiosk: no active staff member 'ghost'"
 
 
-async def _admin(config: Path, *args: str) -> tuple[int, str, str]:
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "kiosk", "admin", *args, "--config", str(config),
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, out.decode(), err.decode()
+_admin = kiosk_admin
 
 
 async def test_tokens_are_listed_by_id_and_a_revoked_one_is_refused_at_once(
@@ -277,7 +227,7 @@ async def test_tokens_are_listed_by_id_and_a_revoked_one_is_refused_at_once(
 ) -> None:
     db = tmp_path / "kiosk.sqlite3"
     async with live_api(tmp_path, f"sqlite+aiosqlite:///{db}") as api:
-        config = _admin_config(tmp_path, db)
+        config = admin_config(tmp_path, f"sqlite+aiosqlite:///{db}")
         user = api.username(Role.VISIT_OFFICE)
         tokens = []
         for label in ("nightly export", "report script"):
@@ -367,33 +317,10 @@ async def test_security_headers_on_every_answer(api: LiveApi) -> None:
 
 async def test_kiosk_admin_staff_add(tmp_path: Path) -> None:
     db = tmp_path / "kiosk.sqlite3"
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{db}"\n'
-        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    config = admin_config(tmp_path, f"sqlite+aiosqlite:///{db}")
 
     async def add(*args: str, stdin: bytes = b"") -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kiosk",
-            "admin",
-            "staff",
-            "add",
-            *args,
-            "--config",
-            str(config),
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(stdin), 60)
-        assert proc.returncode is not None
-        return proc.returncode, out.decode(), err.decode()
+        return await kiosk_admin(config, "staff", "add", *args, stdin=stdin)
 
     code, out, err = await add(
         "kari", "--role", "visit_office", "--password-stdin", stdin=b"a long enough password\n"

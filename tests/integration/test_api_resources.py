@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
-import os
-import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +11,7 @@ from sqlalchemy import insert, select
 
 from kiosk.domain.model import Role
 from kiosk.store import schema as t
-from tests.integration.api_support import LiveApi, live_api
+from tests.integration.api_support import LiveApi, admin_config, kiosk_admin, live_api
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -275,6 +272,37 @@ async def test_bookings_clearance_cancel_and_listing(api: LiveApi) -> None:
     )
 
 
+async def test_bookings_are_listed_over_a_span_of_time_across_midnight(api: LiveApi) -> None:
+    """The officer's board asks for the hours around now, whatever the calendar day."""
+    from urllib.parse import quote
+    from zoneinfo import ZoneInfo
+
+    inmate = await ok(api, "POST", "/inmates", {"name": "Nils"}, 201)
+    c = await approved(api, inmate["id"], "Nina")
+    zone = ZoneInfo("Europe/Oslo")
+    day = (datetime.now(UTC).astimezone(zone) + timedelta(days=3)).date()
+    late = datetime.combine(day, time(23, 30), zone)
+    body = {"inmate_id": inmate["id"], "contact_id": c["id"], "location_kind": "cell",
+            "location": "C-3", "initiation": "staff"}
+    before = await ok(api, "POST", "/bookings", {**body, **window(late, 20)}, 201)
+    after = await ok(api, "POST", "/bookings", {**body, **window(late + timedelta(hours=1), 20)},
+                     201)
+
+    def span(start: datetime, end: datetime) -> str:
+        return f"ends_after={quote(start.isoformat())}&starts_before={quote(end.isoformat())}"
+
+    for query, expected in (
+        (span(late - timedelta(hours=1), late + timedelta(hours=2)), [before["id"], after["id"]]),
+        (span(late + timedelta(minutes=20), late + timedelta(hours=2)), [after["id"]]),
+        (f"day={day.isoformat()}", [before["id"]]),  # the calendar day stops at midnight
+    ):
+        _status, listed = await api.call("GET", "/bookings?" + query)
+        assert [x["id"] for x in listed["items"]] == expected, query
+    half = f"ends_after={quote(late.isoformat())}"
+    for query in (half, f"{span(late, late)}&day={day.isoformat()}"):
+        await no(api, "GET", "/bookings?" + query, 400, "invalid_request")
+
+
 async def test_a_suspension_holds_bookings_and_its_removal_releases_them(api: LiveApi) -> None:
     """R16 (kiosk/signalling/api/facility.py): held, then booked again."""
     inmate = await ok(api, "POST", "/inmates", {"name": "Kari"}, 201)
@@ -348,30 +376,11 @@ async def test_devices_register_assign_revoke(api: LiveApi, tmp_path: Path) -> N
 
     # The same from the command line, by hardware serial, while the server runs.
     d2 = await ok(api, "POST", "/devices", {"serial": "TAB-002", "certificate_serial": "ff"}, 201)
-    config = tmp_path / "kiosk.toml"
-    config.write_text(
-        f'[server]\ndata_dir = "{tmp_path / "data"}"\n'
-        f'[database]\nurl = "sqlite+aiosqlite:///{tmp_path / "kiosk.sqlite3"}"\n'
-        f'[pki]\ndir = "{tmp_path / "pki"}"\n'
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+    config = admin_config(tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}")
     for args, code in ((["revoke", "TAB-002"], 0), (["revoke", "TAB-002"], 1), (["list"], 0)):
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "kiosk",
-            "admin",
-            "device",
-            *args,
-            "--config",
-            str(config),
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(proc.communicate(), 60)
-        assert proc.returncode == code, (args, err.decode())
-    assert "TAB-002" in out.decode() and "revoked" in out.decode()
+        got_code, out, err = await kiosk_admin(config, "device", *args)
+        assert got_code == code, (args, err)
+    assert "TAB-002" in out and "revoked" in out
     _, got = await api.call("GET", f"/devices/{d2['id']}")
     assert got["revoked"]
     # The server's next write still links to the chain the command extended.

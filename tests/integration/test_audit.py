@@ -30,6 +30,7 @@ from kiosk.audit.log import AuditLog, read_entries, verify
 from kiosk.audit.verify import VerifyResult
 from kiosk.store import schema
 from kiosk.store.db import head_revision, make_engine, write_transaction
+from tests.conftest import examples
 
 KIOSK = Path(sys.executable).with_name("kiosk")
 
@@ -318,8 +319,7 @@ json_values = st.recursive(
 )
 
 
-@settings(max_examples=30, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=examples(30), suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(details=st.dictionaries(st.text(max_size=8), json_values, max_size=4)
        .filter(_no_forbidden_keys))
 def test_any_json_details_survive_the_database_exactly(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,8 @@ from tests.bridge_media import (
     loudness,
     square_position,
 )
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.harness import wait_until as until
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -119,14 +121,6 @@ class Client:
         await self.pc.close()
         for task in self._tasks:
             task.cancel()
-
-
-async def until(condition: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @dataclass
@@ -307,7 +301,11 @@ async def test_consumer_pli_goes_upstream_rate_limited(call: Call) -> None:
     before = call.bridge.stats()["tablet-video"]
     for _ in range(20):  # a burst of real RTCP PLIs from the visitor, as a browser might send
         await visitor_video._send_rtcp_pli(ssrc)
-    await asyncio.sleep(1.5)
+    await until(
+        lambda: call.bridge.stats()["tablet-video"]["keyframes_in"] > before["keyframes_in"],
+        30,
+        "the tablet's key frame, asked for upstream",
+    )
     after = call.bridge.stats()["tablet-video"]
     sent = after["keyframe_requests_sent"] - before["keyframe_requests_sent"]
     assert 1 <= sent <= 4  # one at once, then at most one per 0.5 s, not twenty
@@ -465,17 +463,7 @@ async def test_a_monitor_needs_at_least_one_kind() -> None:
 
 # --- a real browser on the bridge ------------------------------------------------------
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--use-fake-device-for-media-stream",
-    "--use-fake-ui-for-media-stream",
-    "--autoplay-policy=no-user-gesture-required",
-]
+CHROMIUM_FLAGS = CHROMIUM_ARGS  # the browser tests' flags (tests/e2e/conftest.py)
 
 PAGE = """<!doctype html><meta charset="utf-8"><title>bridge test</title><script>
 async function gathered(pc) {

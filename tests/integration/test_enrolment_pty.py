@@ -13,6 +13,7 @@ import os
 import re
 import stat
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,10 +25,11 @@ from cryptography.hazmat.primitives import serialization
 from kiosk.crypto import authority, keys, pki, revocation
 from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
-from kiosk.runtime.config import load_settings
+from kiosk.runtime.config import AgentProgramSettings, load
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
 from provisioning.cli import KEY_FILE, Console
 from provisioning.inventory import Inventory
+from tests.harness import wait_until
 from tests.integration.api_support import LiveApi, live_api
 
 SERIAL = "KT-0001"
@@ -63,8 +65,11 @@ facility_id = "romerike"
     return config
 
 
-async def provision(config: Path, *args: str, stdin: bytes = b"") -> tuple[int, str, str]:
+async def provision(
+    config: Path, *args: str, stdin: bytes = b"", prefix: Sequence[str] = ()
+) -> tuple[int, str, str]:
     proc = await asyncio.create_subprocess_exec(
+        *prefix,
         PY,
         "-m",
         "provisioning.cli",
@@ -112,10 +117,14 @@ async def enrol_over_pty(
     station_args: tuple[str, ...] = (),
     device_args: tuple[str, ...] = (),
     stations_pem: Path | None = None,
+    station_prefix: Sequence[str] = (),
+    device_prefix: Sequence[str] = (),
 ) -> Outcome:
+    """``*_prefix``: run that side inside another command (a unit's sandbox)."""
     master, slave = os.openpty()  # a real serial line; both ends set raw by the programs
     try:
         device = await asyncio.create_subprocess_exec(
+            *device_prefix,
             PY,
             "-m",
             "kiosk.device.enrol_serial",
@@ -136,7 +145,10 @@ async def enrol_over_pty(
         )
         os.close(master)
         master = -1
-        station = provision(d.config, "enrol", os.ttyname(slave), *station_args, stdin=answer)
+        station = provision(
+            d.config, "enrol", os.ttyname(slave), *station_args, stdin=answer,
+            prefix=station_prefix,
+        )
         station_rc, station_out, _ = await station
         _, device_err = await asyncio.wait_for(device.communicate(), TIMEOUT)
         assert device.returncode is not None
@@ -266,14 +278,11 @@ async def _accepted_by_device_listener(api: LiveApi, agent_dir: Path, pki_dir: P
         env["KIOSK_AGENT__SERVER_URL"] = env["KIOSK_AGENT__SERVER_URL"].replace(
             ":8444/", f":{listener.port}/"
         )
-        settings = load_settings(environ={**env, "KIOSK_AGENT__UI_PORT": "0"})
+        settings = load(AgentProgramSettings, environ={**env, "KIOSK_AGENT__UI_PORT": "0"})
         agent = Agent(settings.agent, synthetic_media=True)
         await agent.start()
         try:
-            for _ in range(200):
-                if hub.device_ids():
-                    break
-                await asyncio.sleep(0.05)
+            await wait_until(hub.device_ids, timeout=30, what="the agent's link accepted")
             (device_id,) = hub.device_ids()
             return device_id
         finally:
@@ -303,7 +312,7 @@ async def test_enrolled_tablet_is_registered_and_accepted_by_the_server(tmp_path
         )
         assert env["KIOSK_AGENT__DEVICE_ID"] == marker["device_id"]
         # What the agent will load: the [agent] settings from the environment file.
-        agent_settings = load_settings(environ={**env, "KIOSK_AGENT__SERVER_URL": "wss://x/"})
+        agent_settings = load(AgentProgramSettings, environ={**env, "KIOSK_AGENT__SERVER_URL": "wss://x/"})
         assert agent_settings.agent.key == agent / "device.key"
         assert agent_settings.agent.device_id == marker["device_id"]
 

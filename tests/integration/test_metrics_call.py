@@ -8,8 +8,6 @@ happened.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +16,8 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tests.harness import World, wait_until
 
-pytestmark = pytest.mark.slow
+# The counters are the server's totals: a world of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.fresh_world]
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -37,16 +36,6 @@ async def scrape(w: World) -> Samples:
 
 def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 def _live(w: World, expected: float) -> Any:

@@ -88,6 +88,14 @@ class Daemons:
             assert time.monotonic() < deadline, f"{path} did not appear"
             time.sleep(0.05)
 
+    def answers(self) -> bool:
+        """The daemon is up and answers a client (pw-dump) on its socket."""
+        if PW_DUMP is None or not (self.run / "pipewire-0").exists():
+            return False
+        result = subprocess.run([PW_DUMP], env=self.env(), capture_output=True, text=True,
+                                timeout=30)
+        return result.returncode == 0 and bool(result.stdout.strip())
+
     def nodes(self) -> dict[str, str]:
         assert PW_DUMP is not None
         deadline = time.monotonic() + 30
@@ -159,10 +167,14 @@ def test_a_canceller_that_does_not_exist_gives_no_nodes(daemons: Daemons) -> Non
     config = (UNITS / "pipewire-echo-cancel.conf").read_text()
     daemons.configure(config.replace("aec/libspa-aec-webrtc", "aec/libspa-aec-missing"))
     daemons.start(str(PIPEWIRE), "pipewire.log")
-    time.sleep(1.0)
+    # The daemon refuses the configuration outright (it exits), or it comes up and
+    # answers: either is a state to wait for, not a time.
+    deadline = time.monotonic() + 30
+    while daemons.procs[0].poll() is None and not daemons.answers():
+        assert time.monotonic() < deadline, "pipewire neither exited nor answered"
+        time.sleep(0.1)
     if daemons.procs[0].poll() is not None:
-        return  # the daemon refused the configuration outright
-    daemons.wait_for(daemons.run / "pipewire-0")
+        return
     source, sink = agent_audio_names()
     nodes = daemons.nodes()
     assert source not in nodes and sink not in nodes, nodes

@@ -14,8 +14,6 @@ import asyncio
 import signal
 import socket
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
@@ -27,15 +25,8 @@ WATCHDOG_USEC = 1_000_000  # 1 s: pings every 0.5 s (the unit has 30 s)
 
 
 @pytest.fixture
-def manager() -> Iterator[tuple[socket.socket, str]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = f"kiosk-notify-{uuid.uuid4().hex}"
-    sock.bind(b"\0" + name.encode())
-    sock.setblocking(False)
-    try:
-        yield sock, "@" + name
-    finally:
-        sock.close()
+def manager(notify_socket: tuple[socket.socket, str]) -> tuple[socket.socket, str]:
+    return notify_socket
 
 
 async def _next(sock: socket.socket, timeout: float) -> list[str]:

@@ -20,7 +20,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -153,8 +152,8 @@ def _hotplug(job: dict[str, Any]) -> dict[str, Any]:
     assert station.stdin is not None and station.stdout is not None
     station.stdin.write(b"y\ny\n")  # the operator reads both cases and says yes
     station.stdin.flush()
+    # Said once the station hears udev's events: a gadget added from now on is seen.
     assert b"Waiting for tablets" in station.stdout.readline()
-    time.sleep(0.5)  # let the station's monitor listen; present ones would be found anyway
     for name in ("ftdi-tty.umockdev", "foreign-gadget-tty.umockdev"):
         testbed.add_from_string((DEVICES / name).read_text())
     tablets = []

@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import socket
+import struct
 import subprocess
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -33,6 +37,22 @@ from tests.harness import free_port
 
 SECRET = "test-shared-secret-0123456789"
 TURNSERVER = shutil.which("turnserver") or "/usr/bin/turnserver"
+
+
+def _wait_for_stun(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """Until coturn answers a STUN binding request on its UDP port (RFC 5389)."""
+    request = struct.pack(">HHI", 0x0001, 0, 0x2112A442) + os.urandom(12)
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.2)
+        while time.monotonic() < deadline:
+            assert proc.poll() is None, "coturn exited"
+            sock.sendto(request, ("127.0.0.1", port))
+            with contextlib.suppress(TimeoutError, ConnectionRefusedError):
+                answer = sock.recv(2048)
+                if answer[8:20] == request[8:20]:
+                    return
+    raise AssertionError(f"coturn did not answer on port {port} in {timeout} s")
 
 
 @pytest.fixture
@@ -72,6 +92,7 @@ def coturn(tmp_path: Path) -> Iterator[int]:
         stderr=subprocess.DEVNULL,
     )
     try:
+        _wait_for_stun(port, proc)
         yield port
     finally:
         proc.terminate()
@@ -129,7 +150,6 @@ async def _relay_call(port: int, expires: datetime) -> tuple[int, str, str]:
 
 
 async def test_a_relay_only_call_completes_with_per_call_credentials(coturn: int) -> None:
-    await asyncio.sleep(0.5)  # coturn binds its port
     frames, offer, answer = await _relay_call(coturn, datetime.now(UTC) + timedelta(minutes=5))
     assert frames >= 10
     # Nothing but relayed candidates was offered or answered.
@@ -139,7 +159,6 @@ async def test_a_relay_only_call_completes_with_per_call_credentials(coturn: int
 
 
 async def test_a_credential_past_the_calls_end_is_refused(coturn: int) -> None:
-    await asyncio.sleep(0.5)
     frames, offer, _ = await _relay_call(coturn, datetime.now(UTC) - timedelta(seconds=1))
     assert frames == 0
     assert " typ relay" not in offer  # coturn gave no allocation

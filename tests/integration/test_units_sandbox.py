@@ -3,10 +3,11 @@
 ``tests/systemd_sandbox.py`` installs the filters a unit's ``SystemCallFilter=``,
 ``MemoryDenyWriteExecute=``, ``RestrictAddressFamilies=`` and
 ``NoNewPrivileges=`` give (as systemd 252 builds them) and then runs a command.
-Under them: the server answers the notify protocol and its API; the bridge
-and the tablet's call carry real aiortc media; enrolment runs end to end over
-a pty; the gadget script builds its gadget; Chromium keeps its own sandbox
-and shows a loopback page. Two negative
+The real programs run under them, each once: the server answers the notify
+protocol and its API; the server's bridge and the tablet's agent carry a
+controlled call's real aiortc media; the station and the tablet's enrolment
+service enrol a tablet over a pty; the gadget script builds its gadget;
+Chromium keeps its own sandbox and shows a loopback page. Two negative
 controls show why the kiosk UI's unit allows ``chroot`` and leaves W^X off.
 
 These found two settings the score alone would have got wrong: W^X breaks
@@ -26,14 +27,19 @@ import sys
 import tempfile
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import aiohttp
 import pytest
 
-from tests.harness import Deployment
+from kiosk.crypto import pki
+from kiosk.domain.model import Role
+from tests.harness import Deployment, World, wait_until
+from tests.integration.api_support import live_api
+from tests.integration.test_controlled import _OFFICERS, _controlled_call
+from tests.integration.test_enrolment_pty import SERIAL, enrol_over_pty, make_deployment
+from tests.integration.test_usb_gadget_script import run as run_gadget_script
 
 pytest.importorskip("seccomp", reason="python3-seccomp (Debian) is needed for the sandbox")
 
@@ -98,64 +104,72 @@ def test_the_sandbox_is_installed(unit: str) -> None:
     assert tuple(seen[k] for k in keys) == EXPECTED[unit], seen
 
 
-def run_tests(unit: str, *selection: str) -> None:
-    """Run some of the project's own integration tests with the unit's sandbox."""
-    result = subprocess.run(
-        sandboxed(unit, PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", *selection),
-        capture_output=True,
-        text=True,
-        timeout=360,
-        cwd=ROOT,
-        env={k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")},
+def prefix(unit: str) -> list[str]:
+    """What runs a command inside ``unit``'s sandbox (see ``spawn``'s ``prefix``)."""
+    return sandboxed(unit)
+
+
+# --- the real programs, each under its own unit's filters, doing their real work ----------
+
+
+async def test_a_controlled_call_with_server_and_tablet_each_in_its_sandbox(
+    tmp_path: Path,
+) -> None:
+    """The server (with its bridge) and the tablet's agent, each under its unit's filters,
+    carry a controlled call's real media both ways: W^X would break aiortc's DTLS (a cffi
+    callback) and ICE needs netlink (getifaddrs), in both programs."""
+    world = World(
+        tmp_path,
+        server_prefix=prefix("kiosk-server.service"),
+        agent_prefix=prefix("kiosk-agent.service"),
     )
-    tail = (result.stdout + result.stderr)[-6000:]
-    assert result.returncode == 0, tail
-    assert f"{len(selection)} passed" in result.stdout, tail
+    await world.start()
+    try:
+        # As tests/integration/test_controlled.py sets one up: booked, dialled, media through
+        # the bridge at the visitor, the call connected.
+        tablet, visitor, _ = await _controlled_call(world, "sight_and_hearing", "TAB-SANDBOX")
+        assert visitor.call is not None and visitor.call.route.value == "bridge"
+
+        async def media_at_the_tablet() -> bool:
+            media = (await tablet.state()).get("media") or {}
+            return media.get("video_received", 0) > 20 and media.get("audio_received", 0) > 20
+
+        await wait_until(media_at_the_tablet, timeout=60, what="the visitor's media at the tablet")
+    finally:
+        officer = _OFFICERS.pop(id(world), None)
+        if officer is not None:
+            await officer.close()
+        await world.close()
 
 
-def test_tablet_call_media_in_the_agents_sandbox() -> None:
-    run_tests(
-        "kiosk-agent.service",
-        "tests/integration/test_agent_call.py::test_media_flows_both_ways_and_the_grant_ends_the_call",
-    )
+async def test_enrolment_with_station_and_tablet_each_in_its_sandbox(tmp_path: Path) -> None:
+    """The station (network to the server's API, the serial line) and the tablet's enrolment
+    service (the serial line only, no network at all) under their units' filters."""
+    pki.init_ca(tmp_path / "pki", ["127.0.0.1"])
+    db_url = f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}"
+    async with live_api(tmp_path, db_url) as api:
+        d = await make_deployment(tmp_path, api_url=api.url, token=api.tokens[Role.ADMIN])
+        o = await enrol_over_pty(
+            d,
+            station_prefix=prefix("kiosk-provision.service"),
+            device_prefix=prefix("kiosk-enrol.service"),
+        )
+        assert (o.station_rc, o.device_rc) == (0, 0), (o.station_out, o.device_err)
+        assert "Summary: 1 enrolled, 0 refused" in o.station_out
+        assert (d.agent_dir / "provisioned").exists()
+        status, listing = await api.call("GET", "/devices")
+        assert status == 200 and [row["serial"] for row in listing["items"]] == [SERIAL]
 
 
-def test_bridge_media_in_the_servers_sandbox() -> None:
-    run_tests(
-        "kiosk-server.service",
-        "tests/integration/test_bridge.py::test_legs_receive_each_others_moving_video_and_tone",
-    )
-
-
-def test_enrolment_in_the_stations_sandbox() -> None:
-    # Station and tablet processes both inherit it; both units forbid W^X and
-    # allow the same system calls (the tablet's unit further forbids the network).
-    run_tests(
-        "kiosk-provision.service",
-        "tests/integration/test_enrolment_pty.py::test_enrolled_tablet_is_registered_and_accepted_by_the_server",
-    )
-
-
-def test_gadget_script_in_the_gadget_units_sandbox() -> None:
-    run_tests(
-        "kiosk-usb-gadget.service",
-        "tests/integration/test_usb_gadget_script.py::test_start_builds_our_cdc_acm_gadget",
-    )
+def test_gadget_script_in_the_gadget_units_sandbox(tmp_path: Path) -> None:
+    done = run_gadget_script(tmp_path, "KT-0001", prefix=prefix("kiosk-usb-gadget.service"))
+    assert done.returncode == 0, done.stderr
+    gadget = tmp_path / "config" / "usb_gadget" / "kiosk"
+    assert (gadget / "strings" / "0x409" / "serialnumber").read_text().strip() == "KT-0001"
+    assert (gadget / "UDC").read_text().strip() == "fe980000.usb"
 
 
 # --- the server itself, as its unit starts it --------------------------------------------
-
-
-@pytest.fixture
-def notify_socket() -> Iterator[tuple[socket.socket, str]]:
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-    name = f"kiosk-notify-{uuid.uuid4().hex}"
-    sock.bind(b"\0" + name.encode())
-    sock.setblocking(False)
-    try:
-        yield sock, "@" + name
-    finally:
-        sock.close()
 
 
 async def _wait_field(sock: socket.socket, field: str, timeout: float) -> None:

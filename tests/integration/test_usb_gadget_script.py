@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,10 @@ import pytest
 SCRIPT = Path(__file__).resolve().parents[2] / "systemd" / "usb-gadget-setup.sh"
 
 
-def run(tmp: Path, serial: str | None, *, udc: bool = True) -> subprocess.CompletedProcess[str]:
+def run(
+    tmp: Path, serial: str | None, *, udc: bool = True, prefix: Sequence[str] = ()
+) -> subprocess.CompletedProcess[str]:
+    """The script's ``start``; ``prefix`` runs it inside another command (a unit's sandbox)."""
     (tmp / "config" / "usb_gadget").mkdir(parents=True, exist_ok=True)
     (tmp / "udc").mkdir(exist_ok=True)
     if udc:
@@ -31,7 +35,11 @@ def run(tmp: Path, serial: str | None, *, udc: bool = True) -> subprocess.Comple
         KIOSK_GADGET_SERIAL_FILES=f"{tmp / 'missing'} {serial_file}",
     )
     return subprocess.run(
-        ["/bin/sh", str(SCRIPT), "start"], capture_output=True, text=True, env=env, timeout=30
+        [*prefix, "/bin/sh", str(SCRIPT), "start"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
     )
 
 

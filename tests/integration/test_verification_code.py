@@ -11,8 +11,6 @@ relaying the media between them. The call still works — which is the danger
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,16 +62,6 @@ class ManInTheMiddle(HonestVisitor):
     async def close(self) -> None:
         await self.middle.close()
         await super().close()
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
 
 
 async def _lawyer_call(world: World, visitor_class: type[HonestVisitor], serial: str) -> Any:

@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kiosk.wire import messages as p
+from tests.conftest import examples
 from tests.harness import World
 
 pytestmark = pytest.mark.slow
@@ -86,7 +87,6 @@ class Live:
         ]
         bookings = [await self.world.booking(inmate, c, start_in=1) for c in contacts]
         self.tokens = [await self.world.invite_token(b["id"]) for b in bookings]
-        await asyncio.sleep(1)
         self.http = aiohttp.ClientSession()
         self.bystander = await self._joined(self.tokens[1])
         # Keep reading, as a browser does: aiohttp answers the server's
@@ -173,7 +173,7 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         live.thread.join(10)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=examples(150), suppress_health_check=list(HealthCheck))
 @given(frame=frames)
 def test_random_frames_get_invalid_request_or_a_close_and_others_go_on(
     live: Live, frame: str | bytes

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit.chain import (
@@ -36,9 +36,6 @@ KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 PUB = KEY.public_key()
 OTHER_KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
-
-# Timing is not under test here; the machine running the suite may be busy.
-relaxed = settings(deadline=None)
 
 
 def build(n: int, every: int, closed: bool) -> tuple[list[Entry], list[Checkpoint]]:
@@ -79,7 +76,6 @@ def assert_caught(result: object, seq: int, word: str) -> None:
     assert word in result.problem, result.problem  # type: ignore[attr-defined]
 
 
-@relaxed
 @given(chains)
 def test_an_untouched_chain_verifies(chain: tuple[int, int, bool]) -> None:
     n, every, closed = chain
@@ -111,7 +107,6 @@ CHANGES = {
 }
 
 
-@relaxed
 @given(chains, st.data(), st.sampled_from(sorted(CHANGES)))
 def test_a_changed_entry_is_named(chain: tuple[int, int, bool], data: st.DataObject,
                                   what: str) -> None:
@@ -122,7 +117,6 @@ def test_a_changed_entry_is_named(chain: tuple[int, int, bool], data: st.DataObj
     assert_caught(verify_chain(entries, cps, PUB), i, "changed")
 
 
-@relaxed
 @given(chains, st.data())
 def test_a_changed_and_rehashed_entry_breaks_the_next_link_or_a_checkpoint(
     chain: tuple[int, int, bool], data: st.DataObject
@@ -144,7 +138,6 @@ def test_a_changed_and_rehashed_entry_breaks_the_next_link_or_a_checkpoint(
         assert result.ok and result.unsigned_tail >= 1  # documented: an unsigned tail
 
 
-@relaxed
 @given(chains, st.data())
 def test_a_chain_rewritten_from_any_entry_is_caught_by_the_next_checkpoint(
     chain: tuple[int, int, bool], data: st.DataObject
@@ -170,7 +163,6 @@ def test_a_chain_rewritten_from_any_entry_is_caught_by_the_next_checkpoint(
 # --- removal -----------------------------------------------------------------------
 
 
-@relaxed
 @given(chains, st.data(), st.booleans())
 def test_a_removed_entry_is_named(chain: tuple[int, int, bool], data: st.DataObject,
                                   renumbered: bool) -> None:
@@ -185,7 +177,6 @@ def test_a_removed_entry_is_named(chain: tuple[int, int, bool], data: st.DataObj
         assert result.ok  # documented: truncation after the last checkpoint
 
 
-@relaxed
 @given(chains, st.data())
 def test_truncation_below_a_checkpoint_is_named(chain: tuple[int, int, bool],
                                                 data: st.DataObject) -> None:
@@ -208,7 +199,6 @@ def test_after_a_clean_shutdown_every_truncation_is_caught() -> None:
 # --- reordering ----------------------------------------------------------------------
 
 
-@relaxed
 @given(chains, st.data())
 def test_two_moved_rows_are_named(chain: tuple[int, int, bool], data: st.DataObject) -> None:
     n, every, closed = chain
@@ -221,7 +211,6 @@ def test_two_moved_rows_are_named(chain: tuple[int, int, bool], data: st.DataObj
     assert_caught(verify_chain(entries, cps, PUB), i, "reordered")
 
 
-@relaxed
 @given(chains, st.data())
 def test_two_swapped_sequence_numbers_are_named(chain: tuple[int, int, bool],
                                                 data: st.DataObject) -> None:
@@ -236,7 +225,6 @@ def test_two_swapped_sequence_numbers_are_named(chain: tuple[int, int, bool],
     assert_caught(verify_chain(entries, cps, PUB), i, "reordered")
 
 
-@relaxed
 @given(chains, st.data())
 def test_a_moved_entry_is_named(chain: tuple[int, int, bool], data: st.DataObject) -> None:
     n, every, closed = chain
@@ -253,7 +241,6 @@ def test_a_moved_entry_is_named(chain: tuple[int, int, bool], data: st.DataObjec
 # --- insertion -----------------------------------------------------------------------
 
 
-@relaxed
 @given(chains, st.data())
 def test_an_inserted_entry_with_later_ones_renumbered_is_named(
     chain: tuple[int, int, bool], data: st.DataObject
@@ -266,7 +253,6 @@ def test_an_inserted_entry_with_later_ones_renumbered_is_named(
     assert_caught(verify_chain(tampered, cps, PUB), i, "inserted")
 
 
-@relaxed
 @given(chains, st.data(), st.booleans())
 def test_an_inserted_entry_with_a_duplicate_seq_is_named(
     chain: tuple[int, int, bool], data: st.DataObject, before: bool
@@ -280,7 +266,6 @@ def test_an_inserted_entry_with_a_duplicate_seq_is_named(
     assert_caught(verify_chain(tampered, cps, PUB), i, "inserted")
 
 
-@relaxed
 @given(chains, st.data())
 def test_an_inserted_entry_without_a_valid_link_is_named(
     chain: tuple[int, int, bool], data: st.DataObject
@@ -304,7 +289,6 @@ def test_an_appended_entry_with_a_valid_link_is_only_reported_as_unsigned() -> N
 # --- checkpoints --------------------------------------------------------------------------
 
 
-@relaxed
 @given(chains, st.data())
 def test_a_changed_checkpoint_fails_its_signature(chain: tuple[int, int, bool],
                                                   data: st.DataObject) -> None:
@@ -346,7 +330,6 @@ def test_a_checkpoint_pointing_at_a_hash_not_in_the_chain_is_named() -> None:
 # --- encoding and what may go in --------------------------------------------------------------
 
 
-@relaxed
 @given(st.dictionaries(st.text(max_size=5), st.integers() | st.text(max_size=5), max_size=6))
 def test_canonical_json_ignores_key_order(d: dict[str, object]) -> None:
     reordered = dict(reversed(list(d.items())))
@@ -410,9 +393,6 @@ def test_entries_take_ids() -> None:
         {"reason": "privileged_no_monitor", "kinds": ["audio", "video"], "at": T0},
     )
     check_entry_input("system", "server.started", {}, {})
-
-
-@settings(max_examples=25, deadline=None)
 @given(st.integers(min_value=2, max_value=200))
 def test_a_long_chain_verifies_and_a_late_change_is_found(n: int) -> None:
     entries, cps = build(n, 50, closed=True)

@@ -11,12 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit import merkle as m
-
-relaxed = settings(deadline=None)
 
 # The Certificate Transparency reference inputs and roots for sizes 0..8.
 CT_DATA = [bytes.fromhex(h) for h in (
@@ -118,7 +116,6 @@ def test_a_published_inclusion_proof_verifies() -> None:
 # --- the stored tree gives the RFC's proofs ------------------------------------------------------
 
 
-@relaxed
 @given(sizes, st.data())
 def test_stored_subtrees_give_the_rfc_proofs(n: int, data: st.DataObject) -> None:
     frontier, nodes = stored(n)
@@ -139,7 +136,6 @@ def test_stored_subtrees_give_the_rfc_proofs(n: int, data: st.DataObject) -> Non
         assert m.node_row(node)[0] <= size
 
 
-@relaxed
 @given(st.integers(min_value=0, max_value=300), st.integers(min_value=0, max_value=300))
 def test_pieces_tile_the_range_with_aligned_perfect_subtrees(a: int, b: int) -> None:
     start, end = min(a, b), max(a, b)
@@ -153,7 +149,6 @@ def test_pieces_tile_the_range_with_aligned_perfect_subtrees(a: int, b: int) -> 
 # --- every proof of every random tree verifies ----------------------------------------------------
 
 
-@relaxed
 @given(sizes, st.data())
 def test_every_inclusion_proof_verifies(n: int, data: st.DataObject) -> None:
     d = leaves(n)
@@ -162,7 +157,6 @@ def test_every_inclusion_proof_verifies(n: int, data: st.DataObject) -> None:
         assert m.verify_inclusion(i, n, d[i], ref_path(i, d), root)
 
 
-@relaxed
 @given(sizes, st.data())
 def test_every_consistency_proof_verifies(n: int, data: st.DataObject) -> None:
     d = leaves(n)
@@ -174,7 +168,6 @@ def test_every_consistency_proof_verifies(n: int, data: st.DataObject) -> None:
 # --- and every altered one fails ----------------------------------------------------------
 
 
-@relaxed
 @given(sizes, st.data())
 def test_an_altered_inclusion_proof_fails(n: int, data: st.DataObject) -> None:
     d = leaves(n)
@@ -209,7 +202,6 @@ def test_an_altered_inclusion_proof_fails(n: int, data: st.DataObject) -> None:
     assert not m.verify_inclusion(index, size, leaf, path, root)
 
 
-@relaxed
 @given(st.integers(min_value=2, max_value=140), st.data())
 def test_an_altered_consistency_proof_fails(n: int, data: st.DataObject) -> None:
     d = leaves(n)

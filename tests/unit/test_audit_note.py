@@ -8,12 +8,10 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit import note as n
-
-relaxed = settings(deadline=None)
 
 GO_SEED = base64.b64decode("AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz")[1:]
 GO_VKEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"
@@ -94,7 +92,6 @@ def test_a_malformed_note_is_refused(bad: str) -> None:
         n.parse_note(bad)
 
 
-@relaxed
 @given(st.integers(min_value=0, max_value=2**40), st.binary(min_size=32, max_size=32),
        st.data())
 def test_a_checkpoint_round_trips_and_any_change_fails(size: int, root: bytes,
@@ -144,7 +141,6 @@ def test_a_cosignature_is_the_specified_message() -> None:
     assert n.cosignature_time(text, sig, as_log) is None
 
 
-@relaxed
 @given(st.integers(min_value=0, max_value=2**62), st.integers(min_value=0, max_value=75),
        st.integers(min_value=0, max_value=7))
 def test_an_altered_cosignature_fails(timestamp: int, byte: int, bit: int) -> None:

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit import merkle as m
@@ -24,8 +24,6 @@ from kiosk.audit import note as n
 from kiosk.audit.chain import GENESIS, Entry, make_entry
 from kiosk.audit.receipt import build_receipt, matters, verify_receipt
 from kiosk.audit.witness import Cosign, Refuse, WitnessState, consider
-
-relaxed = settings(deadline=None)
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 ORIGIN = "kiosk.example.org/audit"
@@ -96,7 +94,6 @@ calls = st.tuples(st.integers(min_value=0, max_value=4), st.integers(min_value=0
                   st.integers(min_value=0, max_value=9))
 
 
-@relaxed
 @given(calls)
 def test_the_receipt_of_an_honest_call_verifies(shape: tuple[int, int, int]) -> None:
     refused, before, after = shape
@@ -130,7 +127,6 @@ ALTERATIONS = ["entry_text", "entry_seq", "proof_hash", "proof_drop", "checkpoin
                "checkpoint_root", "checkpoint_signature", "drop_entry_and_keep_proofs"]
 
 
-@relaxed
 @given(calls, st.sampled_from(ALTERATIONS), st.data())
 def test_an_altered_receipt_fails_and_says_what(shape: tuple[int, int, int], how: str,
                                                data: st.DataObject) -> None:
@@ -185,7 +181,6 @@ def test_an_altered_receipt_fails_and_says_what(shape: tuple[int, int, int], how
     assert verdict.proven is (how == "drop_entry_and_keep_proofs")
 
 
-@relaxed
 @given(st.sampled_from([("bridge", "none", "defence_counsel"), ("p2p", "hearing", "police"),
                         ("bridge", "sight", "police"), ("p2p", "none", "personal")]))
 def test_a_call_that_was_not_peer_to_peer_never_verifies(grant: tuple[str, str, str]) -> None:
@@ -246,7 +241,6 @@ def test_a_receipt_issued_before_a_rewrite_is_caught_by_the_next_checkpoint() ->
 # --- witnesses -------------------------------------------------------------------------------
 
 
-@relaxed
 @given(st.lists(st.integers(min_value=0, max_value=6), min_size=1, max_size=6))
 def test_a_witness_cosigns_a_log_that_only_grows(growth: list[int]) -> None:
     log = MemoryLog()
@@ -265,7 +259,6 @@ def test_a_witness_cosigns_a_log_that_only_grows(growth: list[int]) -> None:
         assert state.size == len(log.entries)
 
 
-@relaxed
 @given(st.integers(min_value=2, max_value=30), st.data())
 def test_a_witness_refuses_a_forked_log(size: int, data: st.DataObject) -> None:
     log = MemoryLog()
@@ -313,14 +306,12 @@ json_values = st.recursive(
 )
 
 
-@relaxed
 @given(json_values)
 def test_any_json_is_a_verdict_never_a_crash(data: Any) -> None:
     verdict = verify_receipt(data, LOG)
     assert not verdict.ok and verdict.problems
 
 
-@relaxed
 @given(st.sampled_from(["format", "call", "entries", "checkpoint", "item", "seq", "entry",
                         "proof"]), json_values)
 def test_any_field_of_a_receipt_replaced_is_a_verdict_never_a_crash(where: str,

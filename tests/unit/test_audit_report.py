@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit.chain import GENESIS, Entry, make_entry
 from kiosk.audit.report import PrivilegeReport
 
-relaxed = settings(deadline=None)
 T0 = datetime(2026, 12, 7, 8, 0, tzinfo=UTC)
 
 
@@ -65,7 +64,6 @@ def log_of(calls: list[Call]) -> list[Entry]:
     return entries
 
 
-@relaxed
 @given(calls, st.integers(min_value=0, max_value=24), st.integers(min_value=1, max_value=24))
 def test_the_report_holds_exactly_the_privileged_calls_of_the_period(
     mix: list[Call], start_hour: int, hours: int

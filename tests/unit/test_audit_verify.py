@@ -7,15 +7,13 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.audit import merkle as m
 from kiosk.audit import note as n
 from kiosk.audit.chain import GENESIS, Entry, make_entry, sign_checkpoint
 from kiosk.audit.verify import ChainVerifier, StoredHead, verify_chain
-
-relaxed = settings(deadline=None)
 
 KEY = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 OTHER = Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))
@@ -45,7 +43,6 @@ def rows(entries: list[Entry]) -> list[bytes]:
     return [b"".join(f.append(e.leaf())) for e in entries]
 
 
-@relaxed
 @given(st.integers(min_value=1, max_value=60), st.integers(min_value=1, max_value=9))
 def test_tree_heads_match_the_entries(size: int, every: int) -> None:
     entries = chain(size)
@@ -57,7 +54,6 @@ def test_tree_heads_match_the_entries(size: int, every: int) -> None:
     assert f"{len(heads)} signed tree heads matching the Merkle tree" in result.summary()
 
 
-@relaxed
 @given(st.integers(min_value=2, max_value=40), st.data())
 def test_a_tree_head_the_entries_do_not_give_is_named(size: int, data: st.DataObject) -> None:
     entries = chain(size)
@@ -68,7 +64,6 @@ def test_a_tree_head_the_entries_do_not_give_is_named(size: int, data: st.DataOb
     assert "rewritten: the tree head at size" in result.problem
 
 
-@relaxed
 @given(st.integers(min_value=2, max_value=40), st.data())
 def test_truncation_below_a_tree_head_is_named(size: int, data: st.DataObject) -> None:
     entries = chain(size)
@@ -91,7 +86,6 @@ def test_a_tree_head_from_another_key_or_changed_is_named() -> None:
     assert "bad signature" in result.problem
 
 
-@relaxed
 @given(st.integers(min_value=1, max_value=40), st.data())
 def test_a_changed_row_of_the_stored_tree_is_named(size: int, data: st.DataObject) -> None:
     entries = chain(size)
@@ -111,7 +105,6 @@ def test_a_changed_row_of_the_stored_tree_is_named(size: int, data: st.DataObjec
 TAMPERINGS = ["change", "remove", "renumber", "swap", "insert"]
 
 
-@relaxed
 @given(st.integers(min_value=12, max_value=80), st.sampled_from(TAMPERINGS), st.data())
 def test_a_small_window_names_the_same_first_bad_entry(size: int, how: str,
                                                        data: st.DataObject) -> None:

@@ -6,7 +6,7 @@ import itertools
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.domain.callstate import (
@@ -204,7 +204,6 @@ steps = st.lists(
 )
 
 
-@settings(max_examples=300, deadline=None)
 @given(steps=steps, start_offset=st.integers(min_value=-600, max_value=600))
 def test_random_sequences_keep_every_invariant(
     steps: list[tuple[Event | None, int]], start_offset: int

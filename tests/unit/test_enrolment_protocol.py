@@ -15,7 +15,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.x509.oid import NameOID
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.crypto.authority import certificate_serial_text as certificate_serial
@@ -646,7 +646,6 @@ def test_a_restarted_station_starts_a_fresh_session_on_the_tablet(deployment: De
 
 
 @given(st.binary(max_size=4096))
-@settings(max_examples=300, deadline=None)
 def test_decoder_survives_any_bytes(data: bytes) -> None:
     decoder = FrameDecoder()
     for item in decoder.feed(data):
@@ -658,7 +657,6 @@ def test_decoder_survives_any_bytes(data: bytes) -> None:
     st.binary(max_size=50).filter(lambda b: MAGIC[:1] not in b),
     st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=40),
 )
-@settings(max_examples=200, deadline=None)
 def test_frames_survive_any_cutting_and_leading_noise(
     bodies: list[bytes], noise: bytes, cuts: list[int]
 ) -> None:
@@ -676,7 +674,6 @@ def test_frames_survive_any_cutting_and_leading_noise(
 
 
 @given(st.binary(max_size=2048))
-@settings(max_examples=100, deadline=None)
 def test_machines_survive_any_bytes(data: bytes) -> None:
     d = _DEPLOYMENT
     station = make_station(d)
@@ -700,7 +697,6 @@ FAULTS = st.sampled_from(["deliver", "deliver", "deliver", "drop", "double", "co
 
 
 @given(st.lists(FAULTS, max_size=40), st.integers(min_value=0, max_value=2**16))
-@settings(max_examples=150, deadline=None)
 def test_any_fault_pattern_ends_consistently(pattern: list[str], seed: int) -> None:
     """Whatever the cable does: no crash, at most one certificate issued and one
     registration, and a tablet that leaves enrolment mode was registered."""

@@ -19,6 +19,13 @@ BOTH = VIDEO | AUDIO
 ALL_KIND_SETS = [frozenset(), VIDEO, AUDIO, BOTH]
 
 
+def label(value: object) -> str:
+    """A test id that is the same in every process (a set's order is not)."""
+    if isinstance(value, frozenset):
+        return "+".join(sorted(k.value for k in value)) or "none"
+    return str(value)
+
+
 def reason(verdict: object) -> Reason | None:
     return verdict.reason if isinstance(verdict, Deny) else None
 
@@ -52,7 +59,7 @@ def test_r5_court_calls_are_not_monitored() -> None:
         (ControlLevel.SIGHT_AND_HEARING, AUDIO),
         (ControlLevel.SIGHT_AND_HEARING, BOTH),
     ],
-    ids=str,
+    ids=label,
 )
 def test_r6_a_monitor_receives_what_the_level_allows(
     control: ControlLevel, kinds: frozenset[MediaKind]
@@ -70,7 +77,7 @@ def test_r6_a_monitor_receives_what_the_level_allows(
         (ControlLevel.HEARING, BOTH),
         (ControlLevel.SIGHT_AND_HEARING, frozenset()),
     ],
-    ids=str,
+    ids=label,
 )
 def test_r6_a_monitor_gets_no_more_than_the_level_allows(
     control: ControlLevel, kinds: frozenset[MediaKind]

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import TypeVar
 
-from hypothesis import HealthCheck, event, settings
+from hypothesis import event, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
@@ -689,9 +689,4 @@ class PolicyWorld(RuleBasedStateMachine):
 
 
 TestPolicyWorld = PolicyWorld.TestCase
-TestPolicyWorld.settings = settings(
-    max_examples=150,
-    stateful_step_count=40,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow],
-)
+TestPolicyWorld.settings = settings(stateful_step_count=40)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.domain.model import Category, ControlLevel, Route
@@ -136,7 +136,6 @@ server_to_visitor = st.one_of(
 )
 def test_every_valid_message_round_trips(parse, messages) -> None:  # type: ignore[no-untyped-def]
     @given(messages)
-    @settings(max_examples=150, suppress_health_check=[HealthCheck.too_slow])
     def check(message: Any) -> None:
         text = encode(message)
         assert parse(text) == message

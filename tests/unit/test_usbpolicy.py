@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.device.usbpolicy import (
@@ -129,7 +129,6 @@ def test_bad_rules_are_refused_at_start(raw: list[dict[str, object]]) -> None:
 
 
 @given(st.binary(max_size=512))
-@settings(max_examples=500, deadline=None)
 def test_any_descriptor_bytes_parse_or_raise_descriptor_error(data: bytes) -> None:
     try:
         parsed = parse_descriptors(data)
@@ -139,7 +138,6 @@ def test_any_descriptor_bytes_parse_or_raise_descriptor_error(data: bytes) -> No
 
 
 @given(st.integers(min_value=18, max_value=len(CLONE_HID) - 1), st.integers(0, 255))
-@settings(max_examples=300, deadline=None)
 def test_a_corrupted_clone_is_never_authorized(pos: int, value: int) -> None:
     data = bytearray(CLONE_HID)
     data[pos] = value

@@ -67,7 +67,7 @@ def still_open(booking: Booking) -> None:
     "GET",
     "/bookings",
     Action.BOOKING_READ,
-    summary="List bookings by day (facility time zone), inmate and state",
+    summary="List bookings by day (facility time zone) or span of time, inmate and state",
     query=s.BookingListQuery,
     response=s.BookingList,
 )
@@ -75,7 +75,7 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
     q = req.query_as(s.BookingListQuery)
     async with reading(req) as work:
         conn = work.conn
-        between = None
+        between = _span(q)
         if q.day is not None:
             facility = await get_facility(conn)
             assert facility is not None
@@ -91,6 +91,17 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
             limit=q.limit,
         )
     return s.BookingList(items=[s.BookingOut.model_validate(b) for b in bookings])
+
+
+def _span(q: s.BookingListQuery) -> tuple[datetime, datetime] | None:
+    """``ends_after`` and ``starts_before``: both or neither, and not with ``day``."""
+    if q.ends_after is None and q.starts_before is None:
+        return None
+    if q.ends_after is None or q.starts_before is None or q.day is not None:
+        raise ApiError(
+            Reason.INVALID_REQUEST, "query: ends_after and starts_before go together, without day"
+        )
+    return q.ends_after, q.starts_before
 
 
 @table.route(

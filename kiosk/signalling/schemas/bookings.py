@@ -65,6 +65,9 @@ class BookingList(Response):
 
 class BookingListQuery(Query):
     day: date | None = None  # in the facility's time zone
+    # Or any span of time, across midnight: the bookings overlapping [ends_after, starts_before).
+    ends_after: UtcDatetime | None = None
+    starts_before: UtcDatetime | None = None
     inmate_id: Id | None = None
     state: BookingState | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 200

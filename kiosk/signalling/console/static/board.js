@@ -1,21 +1,29 @@
-// Today's board: live calls with time left and state, and today's bookings by time,
-// by tablet or by room; set a booked call up on its tablet (R12), end a call (R14),
+// The board: live calls with time left and state, and the bookings of the hours around
+// now — across midnight, not only the calendar day — by time, by tablet or by room; set a booked call up on its tablet (R12), end a call (R14),
 // issue an invite link, open the monitor of a controlled call.
 import {
-  api, badge, clear, dialog, field, fmtDuration, fmtTime, h, isoUtc, label, may, state, t, toast,
-  today, zonedInstant,
+  api, badge, clear, dayOf, dialog, field, fmtDateTime, fmtDuration, fmtTime, h, isoUtc, label,
+  may, t, toast, today, zonedInstant,
 } from "./core.js";
 import * as data from "./data.js";
 
 const POLL_MS = 3000;
+// The span shown: calls that began up to two hours ago, and those of the next twelve.
+const BEHIND_MS = 2 * 3600 * 1000;
+const AHEAD_MS = 12 * 3600 * 1000;
+
+function span() {
+  const now = Date.now();
+  return { from: new Date(now - BEHIND_MS).toISOString(), until: new Date(now + AHEAD_MS).toISOString() };
+}
 
 export async function renderBoard(main) {
-  const day = today();
+  const lede = h("p", { class: "lede" });
   const status = h("p", { class: "muted small", id: "board-updated", "aria-live": "off" });
   const live = h("section", { class: "panel", "aria-labelledby": "live-h", id: "live-calls" });
   const bookings = h("section", { class: "panel", "aria-labelledby": "today-h", id: "today-bookings" });
   main.append(
-    h("div", { class: "page-head" }, h("h1", {}, t("board.title")), h("p", { class: "lede" }, t("board.lede", { day: dayLabel(day) }))),
+    h("div", { class: "page-head" }, h("h1", {}, t("board.title")), lede),
     status, live, bookings,
   );
   let group = sessionStorage.getItem("board-group") || "time";
@@ -111,9 +119,12 @@ export async function renderBoard(main) {
     if (stopped) return;
     clearTimeout(timer);
     try {
+      const shown = span();
+      lede.textContent = t("board.lede", { from: fmtDateTime(shown.from), until: fmtDateTime(shown.until) });
+      const query = `ends_after=${encodeURIComponent(shown.from)}&starts_before=${encodeURIComponent(shown.until)}`;
       const [callList, bookingList, inmates, devices] = await Promise.all([
         api("GET", "/calls?live=true"),
-        api("GET", `/bookings?day=${day}`),
+        api("GET", `/bookings?${query}`),
         data.inmates(),
         data.devices(),
       ]);
@@ -156,12 +167,6 @@ export async function renderBoard(main) {
   }, 1000);
   await refresh();
   return () => { stopped = true; clearTimeout(timer); clearInterval(ticker); };
-}
-
-function dayLabel(day) {
-  const text = new Intl.DateTimeFormat(state.lang === "nb" ? "nb-NO" : "en-GB", { timeZone: "UTC", weekday: "long", day: "numeric", month: "long" })
-    .format(new Date(day + "T12:00:00Z"));
-  return text.charAt(0).toUpperCase() + text.slice(1); // bokmål writes weekdays in lower case
 }
 
 function timeLeft(c) {
@@ -221,7 +226,8 @@ function bookingRow(b, names, tablets, isLive, refresh) {
   }
   const place = b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location });
   return h("tr", { dataset: { booking: b.id } },
-    h("th", { scope: "row", class: "num" }, `${fmtTime(b.start)}–${fmtTime(b.end)}`),
+    // A call on another day than today (past midnight) shows its date.
+    h("th", { scope: "row", class: "num" }, `${dayOf(b.start) === today() ? fmtTime(b.start) : fmtDateTime(b.start)}–${fmtTime(b.end)}`),
     h("td", {}, inmate ? h("a", { href: `#/inmate/${encodeURIComponent(b.inmate_id)}` }, inmate.name) : b.inmate_id,
       inmate && inmate.remand ? [" ", badge(t("inmate.remand"), "warn")] : null),
     h("td", {}, contact ? contact.name : "—", h("br"), h("span", { class: "muted small" }, contact ? label("category", contact.category) : "")),
