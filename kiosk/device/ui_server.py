@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ class UiServer:
         return app
 
     async def start(self) -> int:
+        hide_version()  # issue 12: the page server names no version either
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
