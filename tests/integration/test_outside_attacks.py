@@ -161,6 +161,16 @@ async def test_the_proxys_https_makes_the_cookie_secure_and_sends_hsts(world: Wo
         assert ("Strict-Transport-Security" in headers) is secure, source
 
 
+async def test_a_visitor_reaches_the_waiting_room_through_the_proxy(world: World) -> None:
+    """The request a trusted proxy forwards is handed on as the client's: a WebSocket too."""
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=600)
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: visitor.waiting is not None, timeout=30, what="the waiting room")
+    assert not visitor.errors
+
+
 async def _raw_answer_head(port: int, request: bytes) -> str:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
