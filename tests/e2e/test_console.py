@@ -37,6 +37,7 @@ USERS = {Role.OFFICER: "officer", Role.VISIT_OFFICE: "visitoffice", Role.ADMIN: 
 # The screens in the navigation and the action each needs (console/static/main.js).
 NAV = {
     "board": Action.CALL_READ,
+    "queue": Action.CONTACT_DECIDE,
     "calendar": Action.BOOKING_READ,
     "inmates": Action.INMATE_READ,
     "book": Action.BOOKING_WRITE,

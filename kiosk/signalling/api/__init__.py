@@ -11,6 +11,7 @@ from kiosk.signalling.api import (
     facility,
     inmates,
     invites,
+    queue,
     session,
     staff,
     transparency,
@@ -28,6 +29,7 @@ MODULES = (
     facility,
     staff,
     audit,
+    queue,
     transparency,
 )
 
