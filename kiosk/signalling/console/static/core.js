@@ -336,6 +336,19 @@ export function fmtDay(day, long) {
   return long ? text.charAt(0).toUpperCase() + text.slice(1) : text;
 }
 
+// The facility's time zone named in the reader's language: "Norwegian time", "norsk tid".
+export function zoneName() {
+  const key = "zone." + zone();
+  if (state.strings[key] !== undefined) return state.strings[key];
+  try {
+    const named = new Intl.DateTimeFormat(locale(), { timeZone: zone(), timeZoneName: "longGeneric" })
+      .formatToParts(new Date()).find((p) => p.type === "timeZoneName");
+    return named ? named.value : zone();
+  } catch (_) {
+    return zone();
+  }
+}
+
 export function locale() {
   return state.lang === "nb" ? "nb-NO" : "en-GB";
 }
