@@ -369,7 +369,7 @@ async def test_the_visit_office_decides_contacts_and_books_a_call_that_shows_wit
     await expect(cells.nth(0)).to_have_text("1 of 2")
     await expect(cells.nth(1)).to_have_text("Taken")
     await expect(cells.nth(2)).to_have_text("0 of 1")
-    await expect(cells.nth(3)).to_contain_text("Ola Nordmann \u2013 Kari Nordmann")
+    await expect(cells.nth(4)).to_contain_text("Ola Nordmann \u2013 Kari Nordmann")
     await expect(page.locator("#capacity-summary")).to_contain_text("2 tablets, 1 rooms, 1 staff")
     await faces.screen(face, "11-calendar-day")
     await go(page, f"calendar?view=week&day={day}")

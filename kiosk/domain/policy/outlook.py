@@ -9,9 +9,21 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from kiosk.domain.model import Booking, Category, Contact, FacilitySettings, Inmate, LocationKind
+from kiosk.domain.model import (
+    Booking,
+    BookingState,
+    Category,
+    Contact,
+    FacilitySettings,
+    Inmate,
+    LocationKind,
+)
 from kiosk.domain.policy.quota import quota_minutes
-from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_usage
+from kiosk.domain.weeks import week_usage
+
+# R9: bookings that hold a tablet, a room and perhaps a monitoring officer. A used booking's
+# call has ended: its slot is free again (its minutes still count towards the quota, R17).
+HOLDING_CAPACITY = frozenset({BookingState.BOOKED, BookingState.HELD})
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +36,7 @@ class Taken:
 
 
 def taken(overlapping: Sequence[Booking], start: datetime, end: datetime) -> Taken:
-    live = [b for b in overlapping if b.state in LIVE_BOOKING_STATES and b.overlaps(start, end)]
+    live = [b for b in overlapping if b.state in HOLDING_CAPACITY and b.overlaps(start, end)]
     rooms = sorted({b.location for b in live if b.location_kind is LocationKind.ROOM})
     return Taken(len(live), tuple(rooms), sum(1 for b in live if b.control.controlled))
 
