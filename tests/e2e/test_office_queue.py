@@ -25,6 +25,8 @@ TITLES = {
     "en": ("Work queue", "Contacts awaiting a decision", "Appeals to decide"),
     "nb": ("Arbeidsliste", "Kontakter som venter på vedtak", "Klager som skal avgjøres"),
 }
+# Item 9: every screen says whose time it shows.
+ZONE = {"en": "Times: Norwegian time", "nb": "Tider: norsk tid"}
 
 
 async def world_ready(world: World) -> None:
@@ -79,6 +81,8 @@ async def test_the_clerk_sees_what_waits_searches_it_and_the_count_is_in_the_nav
     face = await sign_in(faces, world, Role.VISIT_OFFICE, "queue", lang)
     page = face.page
     title, assessment, appeals = TITLES[lang]
+
+    await expect(page.locator("#zone-note")).to_have_text(ZONE[lang])
 
     # The navigation counts everything that waits.
     total = (await api_get(world, "/queue"))["total"]

@@ -4,6 +4,7 @@ import {
   addDays, api, badge, fmtDay, fmtTime, h, label, may, mondayOf, t, today, zonedInstant,
 } from "./core.js";
 import * as data from "./data.js";
+import { controlText } from "./board.js";
 
 const FIRST_HOUR = 7;
 const LAST_HOUR = 22;
@@ -174,7 +175,7 @@ function dayList(bookings, inmates, contacts) {
           h("td", {}, inmate ? inmate.name : b.inmate_id),
           h("td", {}, contact ? contact.name : "—"),
           h("td", {}, b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location })),
-          h("td", {}, label("control", b.control)),
+          h("td", {}, controlText(contact || { control: b.control })),
           h("td", {}, label("booking_state", b.state)));
       })))) : h("p", { class: "empty" }, t("calendar.no_bookings")));
 }

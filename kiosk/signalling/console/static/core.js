@@ -94,6 +94,13 @@ export function t(key, vars) {
   return text;
 }
 
+// A count in words: "1 breach recorded", "3 breaches recorded" (keys KEY_one, KEY_other).
+export function plural(key, n) {
+  const form = new Intl.PluralRules(locale()).select(n);
+  const text = state.strings[`${key}_${form}`] ?? state.strings[`${key}_other`];
+  return text === undefined ? t(key, { n }) : text.split("{n}").join(String(n));
+}
+
 export function reasonText(code, fallback) {
   const key = "reason." + code;
   return state.strings[key] !== undefined ? state.strings[key] : fallback || code;

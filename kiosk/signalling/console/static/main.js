@@ -1,7 +1,7 @@
 // The console shell: log in, the navigation the role may use, and the hash router.
 import {
   api, ApiError, clear, field, h, hideToast, loadStrings, may, preferredLanguage, setCsrf, state, t,
-  toast,
+  toast, zoneName,
 } from "./core.js";
 import { forget } from "./data.js";
 import { renderBoard } from "./board.js";
@@ -79,6 +79,8 @@ function renderShell() {
   document.getElementById("facility-name").textContent = state.facility ? state.facility.name : t("app.title");
   document.getElementById("who").textContent =
     `${state.me.staff.display_name} · ${t("role." + state.me.staff.role)}`;
+  // One time everywhere: every time on every screen is the facility's, and the bar says so.
+  document.getElementById("zone-note").textContent = t("app.times_in", { zone: zoneName() });
   const nav = clear(document.getElementById("nav"));
   const list = h("ul", {});
   for (const screen of SCREENS.filter((s) => s.nav && may(s.action))) {
