@@ -49,7 +49,7 @@ def local(at: datetime, zone: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("lang", ["en", "nb"])
-@pytest.mark.parametrize("size", ["desktop", "phone"])
+@pytest.mark.parametrize("size", ["desktop", "tablet", "phone"])
 async def test_the_form_shows_quota_and_capacity_and_a_refusal_beside_the_button(
     world: World, faces: Faces, lang: str, size: str
 ) -> None:

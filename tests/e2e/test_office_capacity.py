@@ -100,6 +100,12 @@ async def test_an_ended_call_frees_its_slot_and_the_calendar_says_what_limits_a_
         await expect(noon_row.locator("td.slot-limit")).to_contain_text(words["tablets"])
         await faces.screen(face, "limits")
 
+        for size in ("tablet", "phone"):  # the same screen at the other sizes, checked by axe
+            other = await sign_in(faces, world, Role.VISIT_OFFICE, "capacity", lang, size)
+            await go(other.page, f"calendar?view=day&day={day.isoformat()}")
+            await expect(other.page.locator("#capacity-grid tr[data-slot='12:00']")).to_be_visible()
+            await faces.screen(other, "limits")
+
         # The slot's time starts a booking at that time (item 15).
         await page.locator("#capacity-grid tr[data-slot='11:30'] th a").click()
         await expect(page.locator("#booking-start")).to_have_value("11:30")

@@ -119,3 +119,9 @@ async def test_privilege_counts_appeals_and_the_cancel_dialog_read_right(
     await expect(page.locator("#cancel-what")).to_contain_text(f"Pia Ord{lang}")
     await faces.screen(face, "cancel-dialog")
     await page.click("#dialog-cancel")
+
+    for size in ("tablet", "phone"):  # the inmate's page at the other sizes, checked by axe
+        other = await sign_in(faces, world, Role.VISIT_OFFICE, "wording", lang, size)
+        await go(other.page, f"inmate/{inmate}")
+        await expect(other.page.locator(f"article[data-contact='{lawyer}']")).to_be_visible()
+        await faces.screen(other, "inmate")
