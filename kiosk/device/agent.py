@@ -39,10 +39,10 @@ from kiosk.device.media import (
     LocalMedia,
     MediaUnavailable,
     Speaker,
-    check_devices,
     open_media,
     pump,
 )
+from kiosk.device.page_peer import NoLiveCall, PageMedia
 from kiosk.device.session import (
     Action,
     AddIce,
@@ -109,13 +109,9 @@ class Agent:
         self.synthetic_media = synthetic_media
         self.clock = clock
         self.session = TabletSession(load_grant_key(settings.grant_public_key), settings.device_id)
-        devices = bool(settings.video_device or settings.audio_device)
-        self.real_media = devices and not synthetic_media
-        if self.real_media:
-            try:
-                check_devices(settings)
-            except MediaUnavailable as exc:
-                raise AgentError(str(exc)) from exc
+        # The kiosk page captures and plays the call's media (page_peer.py); the agent
+        # opens no camera or sound device. Synthetic sources only for a headless tablet.
+        self.real_media = False
         try:
             ssl_context = agent_client_context(settings.ca_cert, settings.cert, settings.key)
         except (OSError, ValueError) as exc:
@@ -136,10 +132,10 @@ class Agent:
         self.call: Call | None = None
         self.last_call: Call | None = None  # kept after the end: tests and the bench read it
         self.calls_started = 0
-        self._media: LocalMedia | None = None
         self._speaker: Speaker | None = None
         self._lock = asyncio.Lock()
         self._events: set[asyncio.Queue[dict[str, Any]]] = set()
+        self._media_pages: set[asyncio.Queue[dict[str, Any]]] = set()  # pages that do media
         self._frames: set[asyncio.Queue[bytes]] = set()
         self._encoders = {FRAME_REMOTE: JpegEncoder(), FRAME_SELF: JpegEncoder()}
         self._frame_sent_at = {FRAME_REMOTE: 0.0, FRAME_SELF: 0.0}
@@ -210,16 +206,48 @@ class Agent:
         view["media"] = {
             "video_received": counters.video_frames if counters else 0,
             "audio_received": counters.audio_frames if counters else 0,
+            **self._page_media_event(),
         }
         return view
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
+    def subscribe(self, media_page: bool = False) -> asyncio.Queue[dict[str, Any]]:
+        """``media_page``: the subscriber is a kiosk page that captures and plays the
+        call's media itself; while one is there, calls forward its media."""
         queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue(EVENT_QUEUE)
         self._events.add(queue)
+        if media_page:
+            self._media_pages.add(queue)
         return queue
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self._events.discard(queue)
+        self._media_pages.discard(queue)
+
+    @property
+    def page_media(self) -> PageMedia | None:
+        call = self.call
+        return call.media if call is not None and isinstance(call.media, PageMedia) else None
+
+    def _page_media_event(self) -> dict[str, Any]:
+        """Which call the page should connect its media to now (a new one on renewal)."""
+        media = self.page_media
+        if media is None or self.call is None:
+            return {"page": None}
+        return {"page": {"call_id": self.call.call_id, "epoch": self.calls_started}}
+
+    async def page_offer(self, call_id: str, sdp: str) -> str:
+        """As POST /api/media: the page's offer for the live call's media; the answer.
+
+        Only for the live call under its accepted grant, in page mode (no grant, no
+        media: principle 1); ``PageRefused`` otherwise.
+        """
+        async with self._lock:
+            media = self.page_media
+            if media is None or self.call is None or self.call.call_id != call_id:
+                raise NoLiveCall("no live call takes the page's media")
+            if self.session.live is None or self.session.live.grant.call_id != call_id:
+                raise NoLiveCall("no live call takes the page's media")
+            return await media.accept_page(sdp)
 
     def subscribe_frames(self) -> asyncio.Queue[bytes]:
         queue: asyncio.Queue[bytes] = asyncio.Queue(4)
@@ -299,14 +327,18 @@ class Agent:
 
     async def _start_call(self, action: StartCall) -> None:
         call_id = action.accepted.grant.call_id
-        try:
-            media = open_media(self.settings, self.synthetic_media)
-        except MediaUnavailable:
-            log.exception("camera or microphone unavailable", call_id=call_id)
-            await self._carry_out(self.session.call_failed(call_id, self.clock()))
-            return
-        self._media = media
-        speaker = Speaker() if self.real_media else None
+        media: LocalMedia | PageMedia
+        if self._media_pages or not self.synthetic_media:
+            # The kiosk page is the camera, microphone and screen: forward its media.
+            media = PageMedia(call_id, self.settings.page_media_host, self.clock)
+        else:
+            try:
+                media = open_media(self.settings, self.synthetic_media)
+            except MediaUnavailable:
+                log.exception("camera or microphone unavailable", call_id=call_id)
+                await self._carry_out(self.session.call_failed(call_id, self.clock()))
+                return
+        speaker = Speaker() if self.real_media and isinstance(media, LocalMedia) else None
         self._speaker = speaker
         call = Call(
             action.accepted,
@@ -320,7 +352,10 @@ class Agent:
         )
         self.call = call
         self.calls_started += 1
-        self._spawn(pump(media.video_for_view(), lambda f: self._frame(FRAME_SELF, f)))
+        if isinstance(media, LocalMedia):
+            self._spawn(pump(media.video_for_view(), lambda f: self._frame(FRAME_SELF, f)))
+        else:
+            self._publish({"type": "media", **self._page_media_event()})
         try:
             sdp = await call.make_offer()
         except Exception:

@@ -7,6 +7,9 @@
   then every change: ``state``, ``countdown`` (once a second in a call),
   ``warning`` (``minutes_left``), ``end`` (``reason``), ``refused`` (``code``,
   ``message``, ``detail``), ``error``.
+- ``POST /api/media``: the page's WebRTC offer for the live call's media
+  (``kiosk.device.page_media_api``); the page is then the tablet's camera,
+  microphone and screen. A page that does media opens ``/api/events?media=page``.
 - ``WS /api/frames``: binary messages, one per video frame: one byte saying
   whose (1 = the other end, 2 = this tablet's camera) then a JPEG, which a
   page draws with ``createImageBitmap`` on a canvas.
@@ -33,6 +36,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from kiosk.device.page_media_api import media_handler
 from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.logs import get_logger
 
@@ -152,6 +156,7 @@ class UiServer:
         app.router.add_post("/api/dismiss", self.dismiss)
         app.router.add_get("/api/events", self.events)
         app.router.add_get("/api/frames", self.frames)
+        app.router.add_post("/api/media", media_handler(self.agent.page_offer, error))
         # The kiosk page itself (kiosk/device/static): same loopback-only rules.
         app.router.add_get("/", kiosk_page)
         app.router.add_get("/static/{name:.+}", kiosk_asset)
@@ -232,7 +237,7 @@ class UiServer:
     async def events(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY)
         await ws.prepare(request)
-        queue = self.agent.subscribe()
+        queue = self.agent.subscribe(media_page=request.query.get("media") == "page")
         self._sockets.add(ws)
         reader = asyncio.create_task(self._drain(ws))
         try:
