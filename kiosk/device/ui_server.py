@@ -122,7 +122,8 @@ def _static(name: str) -> web.Response:
             "Content-Security-Policy": PAGE_CSP,
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
-            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), usb=()",
+            # The page is the tablet's camera and microphone (media.js); nothing else.
+            "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), usb=()",
         },
     )
 
