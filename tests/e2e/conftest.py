@@ -91,7 +91,8 @@ class Faces:
     shots: list[Path] = field(default_factory=list)
 
     async def open(
-        self, name: str, url: str, viewport: dict[str, int] = DESKTOP, locale: str = "nb-NO"
+        self, name: str, url: str, viewport: dict[str, int] = DESKTOP, locale: str = "nb-NO",
+        init_script: str | None = None,
     ) -> Face:
         if not AXE.exists():
             pytest.skip("axe-core is missing: run `npm ci --prefix tests/e2e`")
@@ -103,6 +104,8 @@ class Faces:
         )
         # Injected by the browser itself, so the pages' own CSP still applies to them.
         await context.add_init_script(path=str(AXE))
+        if init_script is not None:  # a test's own instruments, before the page's scripts
+            await context.add_init_script(script=init_script)
         page = await context.new_page()
         face = Face(name, context, page)
         page.on("request", lambda request: face.requests.append(request.url))
