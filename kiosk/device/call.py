@@ -36,6 +36,7 @@ from aiortc.sdp import candidate_from_sdp
 from kiosk.device.deadline import Accepted, CallDeadline
 from kiosk.device.media import LocalMedia
 from kiosk.device.page_peer import PageMedia
+from kiosk.media.forwarding import without_bandwidth_probe
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.logs import get_logger
@@ -123,7 +124,10 @@ class Call:
     async def make_offer(self) -> str:
         """The offer SDP, with every host candidate gathered (aiortc does not trickle)."""
         self._check_open()
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.pc.createOffer()
+        if isinstance(self.media, PageMedia):  # forwarded media: no bandwidth estimator to feed
+            offer = RTCSessionDescription(sdp=without_bandwidth_probe(offer.sdp), type="offer")
+        await self.pc.setLocalDescription(offer)
         return self.pc.localDescription.sdp
 
     async def apply_answer(self, sdp: str) -> None:
