@@ -31,7 +31,6 @@ import asyncio
 import fractions
 import multiprocessing
 import os
-import statistics
 import sys
 import time
 from datetime import UTC, datetime, timedelta
@@ -386,7 +385,8 @@ def check_address() -> None:
 
     found = {ip.ip for a in ifaddr.get_adapters() for ip in a.ips if isinstance(ip.ip, str)}
     if PAGE_HOST not in found:
-        sys.exit(f"{PAGE_HOST} is not on lo: `ip address add {PAGE_HOST}/32 dev lo` (docs/deploy.md)")
+        sys.exit(f"{PAGE_HOST} is not on lo: `ip address add {PAGE_HOST}/32 dev lo` "
+                 "(docs/deploy.md)")
 
 
 async def main() -> None:

@@ -36,9 +36,9 @@ from aiortc.sdp import candidate_from_sdp
 from kiosk.device.deadline import Accepted, CallDeadline
 from kiosk.device.media import LocalMedia
 from kiosk.device.page_peer import PageMedia
-from kiosk.media.forwarding import without_bandwidth_probe
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
+from kiosk.media.forwarding import without_bandwidth_probe
 from kiosk.runtime.logs import get_logger
 from kiosk.wire.messages import IceServer
 

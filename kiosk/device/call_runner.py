@@ -17,8 +17,8 @@ from kiosk.device.actions import Action, AddIce, ApplyAnswer, RenewCall, StartCa
 from kiosk.device.call import Call, MediaCounters
 from kiosk.device.grant_key import Clock
 from kiosk.device.media import LocalMedia, MediaUnavailable, Speaker, open_media, pump
-from kiosk.device.page_peer import NoLiveCall, PageMedia
 from kiosk.device.page_feed import FRAME_REMOTE, FRAME_SELF, PageFeed
+from kiosk.device.page_peer import NoLiveCall, PageMedia
 from kiosk.device.session import TabletSession
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason

@@ -27,6 +27,7 @@ import contextlib
 import ipaddress
 import time
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiortc import (
     RTCConfiguration,
@@ -74,6 +75,42 @@ def loopback_only(sdp: str, keep: Callable[[str], bool] = is_loopback) -> str:
                 continue
         lines.append(line)
     return "".join(lines)
+
+
+def loopback_ice(pc: RTCPeerConnection, host: str) -> int:
+    """Make the connection's ICE use ``host`` alone and answer loopback sources alone.
+
+    Left alone, aioice gathers on every address of the machine and checks pairs
+    from each, and a browser pairs every one of its addresses with the agent's
+    candidate: the connection could settle on the machine's other address. Per
+    ICE connection (aiortc's private ``RTCIceGatherer._connection``, an aioice
+    ``Connection``): ``get_component_candidates`` gets ``[host]`` as its
+    addresses, and ``request_received`` (every incoming check) drops checks not
+    from loopback. tests/unit/test_bridge_internals.py checks these names.
+    Returns how many ICE connections it set up; before gathering only.
+    """
+    done = 0
+    for transceiver in pc.getTransceivers():
+        connection = transceiver.receiver.transport.transport.iceGatherer._connection
+        if getattr(connection, "_kiosk_loopback_only", False):
+            continue
+        gather, handle = connection.get_component_candidates, connection.request_received
+
+        async def on_host(component: int, addresses: list[str], *rest: object,
+                          _gather: Callable[..., Awaitable[list[Any]]] = gather
+                          ) -> list[Any]:
+            return await _gather(component, [host], *rest)
+
+        def checked(message: object, addr: tuple[str, int], *rest: object,
+                    _handle: Callable[..., None] = handle) -> None:
+            if is_loopback(addr[0]):
+                _handle(message, addr, *rest)
+
+        connection.get_component_candidates = on_host  # type: ignore[method-assign,assignment]
+        connection.request_received = checked  # type: ignore[method-assign,assignment]
+        connection._kiosk_loopback_only = True  # type: ignore[attr-defined]
+        done += 1
+    return done
 
 
 def has_candidate(sdp: str) -> bool:
@@ -225,7 +262,12 @@ class PageMedia:
                     self._page_video = transceiver.receiver
             for rebase in self._rebase.values():
                 rebase.restart()
+            if not loopback_ice(pc, self.host):
+                raise PageRefused("the page's offer has no media to take")
             await pc.setLocalDescription(await pc.createAnswer())
+        except PageRefused:
+            await self._close_page()
+            raise
         except (ValueError, AssertionError, TypeError, forwarding.ForwardingError) as exc:
             await self._close_page()
             raise PageRefused(f"the page's offer cannot be answered: {exc}") from exc

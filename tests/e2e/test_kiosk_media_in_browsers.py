@@ -83,7 +83,7 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
 ) -> None:
     inmate = await world.inmate("Ola Nordmann")
     contact = await world.approved_contact(inmate, name="Kari Nordmann")
-    booking = await world.booking(inmate, contact, start_in=3, seconds=60)
+    booking = await world.booking(inmate, contact, start_in=3, seconds=75)
     url = await world.invite_url(booking["id"])
     tablet = await world.tablet(inmate, "TAB-MEDIA1")
 
@@ -102,6 +102,8 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
     await button.click()
 
     await expect(kpage.locator("body")).to_have_attribute("data-media", "connected", timeout=30000)
+    state = await tablet.state()
+    not_after = datetime.fromisoformat(state["call"]["not_after"]).timestamp() * 1000
     await expect(kpage.locator("body")).to_have_attribute("data-remote-video", "yes", timeout=30000)
     await vpage.wait_for_function(
         "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
@@ -128,8 +130,6 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
     assert await kpage.evaluate("window.__pcs.length") == 1
 
     # The page's script now ignores the end: the agent's own clock cuts both directions.
-    state = await tablet.state()
-    not_after = datetime.fromisoformat(state["call"]["not_after"]).timestamp() * 1000
     await kpage.evaluate(IGNORE_THE_END)
     await wait_until(
         lambda: _ended(tablet), timeout=60, what="the tablet to end the call at the grant's end"

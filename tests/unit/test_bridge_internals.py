@@ -294,3 +294,35 @@ def test_a_consumer_starts_at_a_key_frame_and_skips_ahead_to_one_when_behind() -
         track.stop()
 
     asyncio.run(run())
+
+
+def test_ice_gathering_and_checks_go_through_the_gatherers_aioice_connection() -> None:
+    """kiosk/device/page_peer.py gathers on one address and drops non-loopback checks there."""
+    import aioice
+
+    datagram = source(aioice.ice.StunProtocol.datagram_received)
+    require(
+        "self.receiver.request_received(message, addr, self)" in datagram,
+        "aioice no longer hands incoming checks to Connection.request_received",
+    )
+    params = list(inspect.signature(aioice.Connection.request_received).parameters)
+    require(params[:3] == ["self", "message", "addr"], f"request_received is now {params}")
+    gather = source(aioice.Connection.gather_candidates)
+    require(
+        "self.get_component_candidates(component=component, addresses=addresses)" in gather,
+        "aioice no longer gathers through get_component_candidates(addresses=...)",
+    )
+
+    async def run() -> None:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            transceiver = pc.addTransceiver("audio")
+            gatherer = transceiver.receiver.transport.transport.iceGatherer
+            require(
+                isinstance(getattr(gatherer, "_connection", None), aioice.Connection),
+                "RTCIceGatherer._connection is gone or not an aioice Connection",
+            )
+        finally:
+            await pc.close()
+
+    asyncio.run(run())
