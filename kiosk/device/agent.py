@@ -67,9 +67,6 @@ class Agent:
         self.synthetic_media = synthetic_media
         self.clock = clock
         self.session = TabletSession(load_grant_key(settings.grant_public_key), settings.device_id)
-        # The kiosk page captures and plays the call's media (page_peer.py); the agent
-        # opens no camera or sound device. Synthetic sources only for a headless tablet.
-        self.real_media = False
         try:
             ssl_context = agent_client_context(settings.ca_cert, settings.cert, settings.key)
         except (OSError, ValueError) as exc:
@@ -90,7 +87,7 @@ class Agent:
         self.feed = PageFeed(clock)
         self.calls = CallRunner(
             settings, self.session, self.feed,
-            synthetic_media=synthetic_media, real_media=self.real_media, clock=clock,
+            synthetic_media=synthetic_media, clock=clock,
             carry_out=self._carry_out, run_input=self._input,
         )
         self._lock = asyncio.Lock()
@@ -171,12 +168,6 @@ class Agent:
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.feed.unsubscribe(queue)
-
-    def subscribe_frames(self) -> asyncio.Queue[bytes]:
-        return self.feed.subscribe_frames()
-
-    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None:
-        self.feed.unsubscribe_frames(queue)
 
     async def dial(self, booking_id: str) -> list[dict[str, Any]]:
         """As POST /api/dial. Returns the events it caused (a local refusal shows here)."""

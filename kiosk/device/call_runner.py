@@ -1,4 +1,4 @@
-"""The agent's live call: opening the camera and microphone, the ``Call``, its renewals and end.
+"""The agent's live call: its media (the kiosk page's, forwarded), the ``Call``, renewals, end.
 
 The session (kiosk/device/session.py) decides when a call starts, is
 offered again, gets its answer and ICE, and stops; this carries those
@@ -16,8 +16,8 @@ from typing import Any
 from kiosk.device.actions import Action, AddIce, ApplyAnswer, RenewCall, StartCall, StopCall
 from kiosk.device.call import Call, MediaCounters
 from kiosk.device.grant_key import Clock
-from kiosk.device.media import LocalMedia, MediaUnavailable, Speaker, open_media, pump
-from kiosk.device.page_feed import FRAME_REMOTE, FRAME_SELF, PageFeed
+from kiosk.device.media import LocalMedia, synthetic_media
+from kiosk.device.page_feed import PageFeed
 from kiosk.device.page_peer import NoLiveCall, PageMedia
 from kiosk.device.session import TabletSession
 from kiosk.domain.callstate import End, Warn
@@ -39,7 +39,6 @@ class CallRunner:
         feed: PageFeed,
         *,
         synthetic_media: bool,
-        real_media: bool,
         clock: Clock,
         carry_out: Callable[[list[Action]], Awaitable[Any]],
         run_input: Callable[[Step], Awaitable[Any]],
@@ -49,14 +48,12 @@ class CallRunner:
         self.session = session
         self.feed = feed
         self.synthetic_media = synthetic_media
-        self.real_media = real_media
         self.clock = clock
         self._carry_out = carry_out
         self._run_input = run_input
         self.call: Call | None = None
         self.last_call: Call | None = None  # kept after the end: tests and the bench read it
         self.calls_started = 0
-        self._speaker: Speaker | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -71,29 +68,18 @@ class CallRunner:
             # The kiosk page is the camera, microphone and screen: forward its media.
             media = PageMedia(call_id, self.settings.page_media_host, self.clock)
         else:  # a headless tablet (tests, bench, the demo with no page open): synthetic
-            try:
-                media = open_media(self.settings, self.synthetic_media)
-            except MediaUnavailable:
-                log.exception("camera or microphone unavailable", call_id=call_id)
-                await self._carry_out(self.session.call_failed(call_id, self.clock()))
-                return
-        speaker = Speaker() if self.real_media and isinstance(media, LocalMedia) else None
-        self._speaker = speaker
+            media = synthetic_media()
         call = Call(
             action.accepted,
             media,
             action.ice_servers,
             clock=self.clock,
-            on_video=lambda frame: self.feed.frame(FRAME_REMOTE, frame),
-            on_audio=speaker.play if speaker is not None else None,
             on_time=lambda effect: self._later(self._call_time_step(call_id, effect)),
             on_state=lambda state: self._connection_state(call, state),
         )
         self.call = call
         self.calls_started += 1
-        if isinstance(media, LocalMedia):
-            self._spawn(pump(media.video_for_view(), lambda f: self.feed.frame(FRAME_SELF, f)))
-        else:
+        if isinstance(media, PageMedia):
             self.feed.publish({"type": "media", **self.page_target()})
         try:
             sdp = await call.make_offer()
@@ -131,7 +117,6 @@ class CallRunner:
         if old is not None and old.call_id == action.accepted.grant.call_id:
             self.call = None
             await old.close(EndReason.CONNECTION_LOST, keep_deadline=True)
-            self._close_speaker()
         log.info("call offered again", call_id=action.accepted.grant.call_id)
         await self.start(StartCall(action.accepted, action.ice_servers))
 
@@ -151,16 +136,10 @@ class CallRunner:
         self.call = None
         self.last_call = call
         await call.close(action.reason)
-        self._close_speaker()
 
     def cancel_tasks(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-
-    def _close_speaker(self) -> None:
-        if self._speaker is not None:
-            self._speaker.close()
-            self._speaker = None
 
     def _call_time_step(self, call_id: str, effect: Warn | End) -> Step:
         return lambda mono: self.session.call_time(call_id, effect, mono)
