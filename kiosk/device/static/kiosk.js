@@ -76,9 +76,10 @@
     }
   }
 
-  function connectEvents() {
+  async function connectEvents() {
     // media=page: this page is the tablet's camera, microphone and screen (media.js).
-    const ws = new WebSocket("ws://" + location.host + "/api/events?media=page");
+    const media = (await window.kioskMedia.probe()) ? "?media=page" : "";
+    const ws = new WebSocket("ws://" + location.host + "/api/events" + media);
     ui.events = ws;
     ws.onmessage = (event) => {
       let message;

@@ -152,5 +152,28 @@
     });
   });
 
-  window.kioskMedia = { onView, onMedia, stop, constraints: CONSTRAINTS };
+  // Can this browser reach the agent on loopback at all (Chromium needs
+  // --allow-loopback-in-peer-connection)? Only then does the page take over the
+  // call's media; a headless agent keeps its synthetic sources otherwise.
+  let probed = null;
+  function probe() {
+    if (!probed) {
+      probed = (async () => {
+        const pc = new RTCPeerConnection({ iceServers: [] });
+        try {
+          pc.createDataChannel("probe");
+          await pc.setLocalDescription(await pc.createOffer());
+          await gathered(pc);
+          return / (127\.\d+\.\d+\.\d+|::1) \d+ typ host/.test(pc.localDescription.sdp);
+        } catch (_) {
+          return false;
+        } finally {
+          pc.close();
+        }
+      })();
+    }
+    return probed;
+  }
+
+  window.kioskMedia = { onView, onMedia, stop, probe, constraints: CONSTRAINTS };
 })();
