@@ -44,6 +44,7 @@ from kiosk.device.call_runner import CallRunner
 from kiosk.device.grant_key import AgentError, Clock, load_grant_key, tablet_clock
 from kiosk.device.link import Link, LinkTimers
 from kiosk.device.page_feed import PageFeed
+from kiosk.device.page_peer import address_on_this_machine
 from kiosk.device.session import TabletSession
 from kiosk.device.ui_server import UiServer
 from kiosk.domain.reasons import EndReason
@@ -106,6 +107,10 @@ class Agent:
         if self.settings.usb_guard:
             self._usb_guard = asyncio.create_task(self._run_guard(), name="agent USB guard")
         log.info("agent started", ui_port=self.ui_port, synthetic_media=self.synthetic_media)
+        if not address_on_this_machine(self.settings.page_media_host):
+            # The kiosk page cannot connect its media: calls would have none (docs/deploy.md).
+            log.warning("the kiosk page's media address is not on lo",
+                        page_media_host=self.settings.page_media_host)
 
     async def _run_guard(self) -> None:
         """R18: only allow-listed USB devices; refusals go to the server as tamper events."""

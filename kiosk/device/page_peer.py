@@ -113,6 +113,13 @@ def loopback_ice(pc: RTCPeerConnection, host: str) -> int:
     return done
 
 
+def address_on_this_machine(host: str) -> bool:
+    """Whether ``host`` is one of this machine's addresses (ICE can gather on it)."""
+    import ifaddr  # aioice's own way of listing addresses
+
+    return any(ip.ip == host for adapter in ifaddr.get_adapters() for ip in adapter.ips)
+
+
 def has_candidate(sdp: str) -> bool:
     return any(line.startswith("a=candidate:") for line in sdp.splitlines())
 

@@ -17,7 +17,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.device.call import Call
 from kiosk.device.deadline import Accepted, check_grant
-from kiosk.device.page_peer import NoLiveCall, PageMedia, PageRefused, loopback_only
+from kiosk.device.page_peer import (
+    NoLiveCall,
+    PageMedia,
+    PageRefused,
+    address_on_this_machine,
+    loopback_only,
+)
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.media import forwarding
@@ -119,3 +125,8 @@ def test_only_loopback_candidates_are_kept() -> None:
         "a=candidate:3 1 udp 1 ::1 5002 typ host\r\na=candidate:4 1 udp\r\n"
     )
     assert candidate_addresses(loopback_only(sdp)) == {"127.0.0.2", "::1"}
+
+
+def test_the_agent_can_tell_whether_its_page_address_is_on_this_machine() -> None:
+    assert address_on_this_machine(ensure_page_media_address())
+    assert not address_on_this_machine("127.0.0.254")
