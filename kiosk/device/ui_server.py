@@ -35,6 +35,7 @@ from aiohttp import WSMsgType, web
 
 from kiosk.device.page_media_api import media_handler
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -169,6 +170,7 @@ class UiServer:
         return app
 
     async def start(self) -> int:
+        hide_version()  # issue 12: the page server names no version either
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
