@@ -164,7 +164,8 @@ function dayList(bookings, inmates, contacts) {
   const sorted = [...bookings].sort((a, z) => a.start.localeCompare(z.start));
   return h("section", { class: "panel", "aria-labelledby": "list-h" },
     h("h2", { id: "list-h" }, t("calendar.bookings")),
-    sorted.length ? h("div", { class: "table-wrap" }, h("table", { id: "calendar-bookings" },
+    // A table wider than a phone scrolls: the keyboard can reach and scroll it too.
+    sorted.length ? h("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-labelledby": "list-h" }, h("table", { id: "calendar-bookings" },
       h("caption", { class: "sr" }, t("calendar.bookings")),
       h("thead", {}, h("tr", {}, [t("col.time"), t("col.inmate"), t("col.contact"), t("col.place"), t("col.control"), t("col.state")].map((x) => h("th", { scope: "col" }, x)))),
       h("tbody", {}, sorted.map((b) => {
