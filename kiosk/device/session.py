@@ -135,6 +135,7 @@ class _Live:
     offer: str = ""
     verification_code: str | None = None
     renewals: int = 0
+    connected: bool = False  # media flowed at least once (issue 16: else the booking stays open)
 
 
 def _grant_call_id_hint(payload: str) -> str | None:
@@ -169,7 +170,7 @@ class TabletSession:
         self.live: _Live | None = None
         self.dial_booking: str | None = None
         self.dial_sent_at: float | None = None
-        self.last_end: dict[str, str] | None = None
+        self.last_end: dict[str, str | bool] | None = None
         self.refusal: dict[str, str] | None = None
         self.rtts: list[float] = []
         self.ping_seq = 0
@@ -338,6 +339,7 @@ class TabletSession:
             return []
         if state == "connected" and self.phase is Phase.CONNECTING:
             self.phase = Phase.IN_CALL
+            self.live.connected = True
             return [self._show_state(mono)]
         return []
 
@@ -457,6 +459,7 @@ class TabletSession:
                     "start": c.start.isoformat(),
                     "end": c.end.isoformat(),
                     "callable_now": callable_now,
+                    "visitor_waiting": c.visitor_waiting,
                 })
         call = None
         if self.live is not None:
@@ -511,11 +514,13 @@ class TabletSession:
     def _finish(self, reason: EndReason, mono: float) -> list[Action]:
         assert self.live is not None
         call_id = self.live.grant.call_id
+        contact_id, connected = self.live.grant.contact_id, self.live.connected
         if reason is not EndReason.TIME_UP:
             self.live.accepted.deadline.stop()
         self.live = None
         self.phase = Phase.ENDED
-        self.last_end = {"call_id": call_id, "reason": reason.value}
+        self.last_end = {"call_id": call_id, "reason": reason.value,
+                         "contact_id": contact_id, "connected": connected}
         end = Show({"type": "end", "call_id": call_id, "reason": reason.value})
         return [StopCall(call_id, reason), end, self._show_state(mono)]
 

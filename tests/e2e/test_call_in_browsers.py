@@ -213,8 +213,7 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
 
 async def test_a_bad_link_shows_a_clear_error(world: World, faces: Faces) -> None:
     face = await faces.open("visitor-error", f"{world.web_url}/visit/{'A' * 43}", locale="en-GB")
-    await face.page.click("#btn-check")
-    await face.page.click("#btn-wait")
+    # Issue 16: said on the first page, before any camera check.
     await expect(face.page.locator("body")).to_have_attribute("data-screen", "error")
     await expect(face.page.locator("#error-text")).to_contain_text("This link is not valid")
     await faces.screen(face, "invalid-link")

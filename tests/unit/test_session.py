@@ -223,7 +223,8 @@ def test_time_up_by_the_tablets_clock_while_the_link_is_down() -> None:
     ]
     assert sent(actions) == []  # nothing to send on a dead link; the server ends it too
     assert shown(actions, "end")[0]["reason"] == "time_up"
-    assert s.view(1200.0)["ended"] == {"call_id": "call-1", "reason": "time_up"}
+    ended = s.view(1200.0)["ended"]
+    assert (ended["call_id"], ended["reason"], ended["connected"]) == ("call-1", "time_up", True)
     # A late end from the server after reconnecting does not change what was shown.
     assert s.server_message(EndMessage(call_id="call-1", reason=EndReason.TIME_UP), 1300.0) == []
 

