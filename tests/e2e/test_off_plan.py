@@ -20,7 +20,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from kiosk.domain.model import Role
-from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces
+from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, lawyer_booking
 from tests.e2e.test_console import add_staff, go, log_in
 from tests.harness import World, iso, utc_now, wait_until
 
@@ -193,3 +193,162 @@ async def test_a_call_that_will_not_take_place_says_so_with_the_prisons_contact_
     await expect(page.locator("#closed-office [data-office=phone]")).to_be_visible()
     await both_languages(faces, face, "3-window-over")
 
+
+
+async def font_px(page: Page, selector: str) -> float:
+    size: str = await page.evaluate(
+        "(s) => getComputedStyle(document.querySelector(s)).fontSize", selector
+    )
+    return float(size.removesuffix("px"))
+
+
+async def test_a_controlled_call_that_runs_out_ends_as_time_up_and_the_monitor_says_so(
+    world: World, faces: Faces
+) -> None:
+    """Item 4: a bridged call ends on time as ``time_up`` on both sides and in the record
+    (not ``bridge_failed``); the monitor page shows the end and has its own End call."""
+    assert world.api is not None
+    inmate = await world.inmate("Kim Berg")
+    contact = await world.approved_contact(inmate, control="sight_and_hearing", name="Siv Berg")
+    tablet = await world.tablet(inmate, "TAB-OFF4")
+    # Long enough to connect through the bridge on a busy machine, short enough to run out.
+    booking = await world.booking(inmate, contact, start_in=3, seconds=75)
+    url = await world.invite_url(booking["id"])
+    visitor = await to_waiting_room(faces, "off-timeup", url, locale="en-GB")
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    status, _ = await tablet.dial(booking["id"])
+    assert status == 202
+    page = visitor.page
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+
+    console = await log_in(faces, world, Role.OFFICER, "off-monitor")
+    live = await world.api.call("GET", "/calls?live=true")
+    call = next(c for c in live["items"] if c["booking_id"] == booking["id"])
+    await go(console.page, f"monitor/{call['id']}")
+    mpage = console.page
+    await expect(mpage.locator("#btn-monitor-end")).to_be_visible()
+    await expect(mpage.locator("#btn-monitor-end")).to_have_text("End call")
+    await faces.screen(console, "4-monitor-live")
+
+    # The time runs out: the visitor reads "time is up", the monitor page says the call ended.
+    await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=60000)
+    await expect(page.locator("#end-reason")).to_have_text("The booked time is up.")
+    await expect(mpage.locator("#monitor-ended")).to_have_text(
+        "The call has ended: the booked time is up.", timeout=15000
+    )
+    await expect(mpage.locator("#btn-monitor-end")).to_be_disabled()
+    ended = await world.api.call("GET", f"/calls/{call['id']}")
+    assert ended["end_reason"] == "time_up", ended
+    await faces.screen(console, "4-monitor-ended")
+    await both_languages(faces, visitor, "4-time-up")
+
+
+async def test_the_monitor_page_ends_a_call(world: World, faces: Faces) -> None:
+    """Item 4: the officer watching ends the call from the monitor page (R14)."""
+    assert world.api is not None
+    inmate = await world.inmate("Tor Lie")
+    contact = await world.approved_contact(inmate, control="sight", name="Ane Lie")
+    booking = await world.booking(inmate, contact, start_in=2, seconds=600)
+    tablet = await world.tablet(inmate, "TAB-OFF4B")
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    assert (await tablet.dial(booking["id"]))[0] == 202
+    assert visitor is not None
+    live = await wait_until(
+        lambda: _live_call(world, booking["id"]), timeout=30, what="the call is live"
+    )
+    call_id = live["id"]
+    console = await log_in(faces, world, Role.OFFICER, "off-monitor-end")
+    await go(console.page, f"monitor/{call_id}")
+    await console.page.click("#btn-monitor-end")
+    await console.page.fill("#end-note", "Count in the wing.")
+    await console.page.click("#dialog-ok")
+    await expect(console.page.locator("#monitor-ended")).to_have_text(
+        "The call has ended: staff ended it.", timeout=15000
+    )
+    ended = await world.api.call("GET", f"/calls/{call_id}")
+    assert ended["end_reason"] == "ended_by_staff"
+
+
+async def _live_call(world: World, booking_id: str) -> dict[str, Any] | None:
+    assert world.api is not None
+    live = await world.api.call("GET", "/calls?live=true")
+    return next((c for c in live["items"] if c["booking_id"] == booking_id), None)
+
+
+async def test_a_dropped_call_comes_back_and_a_visitor_who_left_can_return(
+    world: World, faces: Faces
+) -> None:
+    """Item 5: Leave in the waiting room, then back; in the call a reload of either page
+    brings back the same call with the same end."""
+    assert world.api is not None
+    inmate = await world.inmate("Ali Khan")
+    contact = await world.approved_contact(inmate, name="Sara Khan")
+    booking = await world.booking(inmate, contact, start_in=3, seconds=600)
+    tablet = await world.tablet(inmate, "TAB-OFF5")
+    visitor = await to_waiting_room(faces, "off-resume", await world.invite_url(booking["id"]),
+                                    locale="en-GB")
+    page = visitor.page
+    await page.click("#btn-leave-waiting")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "end")
+    await expect(page.locator("#btn-rejoin")).to_be_visible()
+    await both_languages(faces, visitor, "5-left-can-return")
+    await page.click("#btn-rejoin")
+    await expect(page.locator("body")).to_have_attribute("data-screen", "waiting", timeout=20000)
+
+    kiosk = await faces.open("off-resume-kiosk", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    kpage = kiosk.page
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    await kpage.locator(f"li[data-booking='{booking['id']}'] button").click()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await expect(kpage.locator("body")).to_have_attribute("data-phase", "in_call", timeout=30000)
+    first = await _live_call(world, booking["id"])
+    assert first is not None and first["state"] == "connected"
+
+    # The visitor's page reloads: straight back into the same call, with the same end.
+    await page.reload()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=45000)
+    await page.wait_for_function(
+        "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
+    )
+    again = await _live_call(world, booking["id"])
+    assert again is not None
+    assert (again["id"], again["not_after"]) == (first["id"], first["not_after"])
+    await faces.screen(visitor, "5-back-in-the-call")
+
+    # The tablet's page reloads: the call is still on.
+    await kpage.reload()
+    await expect(kpage.locator("body")).to_have_attribute("data-screen", "call", timeout=15000)
+    still = await _live_call(world, booking["id"])
+    assert still is not None and still["id"] == first["id"]
+    await page.click("#btn-hangup")
+    await expect(page.locator("#btn-rejoin")).to_be_hidden()  # a call took place: used
+
+
+async def test_the_verification_code_is_explained_and_the_lawyer_is_spoken_to(
+    world: World, faces: Faces
+) -> None:
+    """Item 17: the invite speaks to defence counsel; the code is large and explained on
+    both sides."""
+    booking, url, tablet = await lawyer_booking(world, "TAB-OFF17")
+    visitor = await faces.open("off-lawyer", url, viewport=DESKTOP, locale="en-GB")
+    page = visitor.page
+    await expect(page.locator("#intro-lead")).to_contain_text("as defence counsel")
+    await expect(page.locator("#step-control")).to_contain_text("verification code")
+    await both_languages(faces, visitor, "17-lawyer-intro")
+    await page.click("#btn-check")
+    await expect(page.locator("#btn-wait")).to_be_enabled(timeout=15000)
+    await page.click("#btn-wait")
+    kiosk = await faces.open("off-lawyer-kiosk", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    await english(kiosk.page)
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    await kiosk.page.locator(f"li[data-booking='{booking['id']}'] button").click()
+    help_text = "Read the six digits aloud to each other. If they differ, hang up"
+    for face in (visitor, kiosk):
+        await expect(face.page.locator("#verify")).to_be_visible(timeout=30000)
+        await expect(face.page.locator("#verify")).to_contain_text(help_text)
+        assert await font_px(face.page, "#verify-code") >= 30
+    await both_languages(faces, visitor, "17-code")
+    await both_languages(faces, kiosk, "17-code")
+    await page.set_viewport_size(PHONE)
+    await faces.screen(visitor, "17-code-phone")
