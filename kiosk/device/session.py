@@ -484,6 +484,9 @@ class TabletSession:
             "device_id": self.device_id or None,
             "inmate": state.inmate.model_dump() if state and state.inmate else None,
             "contacts": contacts,
+            # Issue 16: the inmate's calls from now on (held ones with the reason), time left.
+            "week": [w.model_dump(mode="json") for w in state.week] if state else [],
+            "quota": state.quota.model_dump() if state and state.quota else None,
             "phase": self.phase.value,
             "dialling": self.dial_booking,
             "call": call,

@@ -168,6 +168,25 @@ class ContactEntry(_Message):
     visitor_waiting: bool = False
 
 
+class WeekEntry(_Message):
+    """Issue 16: one of the inmate's calls this week and later, booked or held (R16)."""
+
+    booking_id: Id
+    name: Name
+    category: Category
+    start: AwareDatetime
+    end: AwareDatetime
+    held: bool = False
+    held_reason: Text = ""  # the restriction's note, said to the inmate (R16)
+
+
+class QuotaInfo(_Message):
+    """R17: the call time left this week of the ordinary weekly quota."""
+
+    left_minutes: Annotated[int, Field(ge=0)]
+    of_minutes: Annotated[int, Field(ge=0)]
+
+
 class CallInfo(_Message):
     call_id: Id
     state: Short
@@ -183,6 +202,8 @@ class StateMessage(_Message):
     inmate: InmateInfo | None
     contacts: Annotated[list[ContactEntry], Field(max_length=64)]
     call: CallInfo | None
+    week: Annotated[list[WeekEntry], Field(max_length=32)] = Field(default_factory=list)
+    quota: QuotaInfo | None = None
 
 
 class GrantDocument(_Message):

@@ -13,13 +13,14 @@ verification code is explained (item 17); the tablet shows the inmate's week
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from playwright.async_api import Page, expect
 
 from kiosk.domain.model import Role
+from kiosk.domain.weeks import same_week
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, lawyer_booking
 from tests.e2e.test_console import add_staff, go, log_in
 from tests.harness import World, iso, utc_now, wait_until
@@ -47,6 +48,18 @@ async def to_waiting_room(faces: Faces, name: str, url: str, **kw: Any) -> Face:
     await page.click("#btn-wait")
     await expect(page.locator("body")).to_have_attribute("data-screen", "waiting")
     return face
+
+
+async def suspend(world: World, start_in: timedelta, note: str) -> dict[str, Any]:
+    """R16: calls suspended for half an hour from ``start_in``; the bookings it holds."""
+    assert world.api is not None
+    start = utc_now() + start_in
+    body = {"start": iso(start), "end": iso(start + timedelta(minutes=30)), "kind": "suspend",
+            "note": note}
+    result: dict[str, Any] = await world.api.call(
+        "POST", "/facility/restrictions", body, expect=201
+    )
+    return result
 
 
 async def english(page: Page) -> None:
@@ -164,14 +177,7 @@ async def test_a_call_that_will_not_take_place_says_so_with_the_prisons_contact_
     # Held by a restriction (R16).
     held = await world.booking(inmate, contact, start_in=5 * 3600, seconds=600)
     held_url = await world.invite_url(held["id"])
-    start = utc_now() + timedelta(hours=5, minutes=-1)
-    restriction = await world.api.call(
-        "POST",
-        "/facility/restrictions",
-        {"start": iso(start), "end": iso(start + timedelta(minutes=20)), "kind": "suspend",
-         "note": "Infection outbreak"},
-        expect=201,
-    )
+    restriction = await suspend(world, timedelta(hours=5, minutes=-1), "Infection outbreak")
     assert held["id"] in restriction["held_bookings"]
     face = await faces.open("off-held", held_url, viewport=DESKTOP, locale="en-GB")
     await expect(face.page.locator("#closed-text")).to_contain_text("on hold")
@@ -352,3 +358,49 @@ async def test_the_verification_code_is_explained_and_the_lawyer_is_spoken_to(
     await both_languages(faces, kiosk, "17-code")
     await page.set_viewport_size(PHONE)
     await faces.screen(visitor, "17-code-phone")
+
+
+async def test_the_tablet_shows_the_inmates_week(world: World, faces: Faces) -> None:
+    """Item 18: the calls booked today and later, held ones with the reason (R16), and the
+    call time left this week (R17)."""
+    assert world.api is not None
+    inmate = await world.inmate("Jon Dahl")
+    mother = await world.approved_contact(inmate, name="Liv Dahl")
+    lawyer = await world.approved_contact(
+        inmate, category="defence_counsel", relation="professional", name="Advokat Moe",
+        email="moe@example.org",
+    )
+    soon = await world.booking(inmate, mother, start_in=3600, seconds=1200)
+    tomorrow = await world.booking(inmate, lawyer, start_in=26 * 3600, seconds=1800)
+    held = await world.booking(inmate, mother, start_in=50 * 3600, seconds=600)
+    restriction = await suspend(
+        world, timedelta(hours=50, minutes=-5), "Infection outbreak in the unit"
+    )
+    assert restriction["held_bookings"] == [held["id"]]
+    tablet = await world.tablet(inmate, "TAB-OFF18")
+    kiosk = await faces.open("off-week", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    page = kiosk.page
+    await english(page)
+    items = page.locator("#week-list li")
+    await expect(items).to_have_count(3, timeout=15000)
+    ids = [await items.nth(i).get_attribute("data-booking") for i in range(3)]
+    assert ids == [soon["id"], tomorrow["id"], held["id"]]
+    await expect(items.nth(1)).to_contain_text("Advokat Moe · Defence counsel")
+    held_item = page.locator(f"#week-list li[data-booking='{held['id']}']")
+    await expect(held_item).to_have_attribute("data-held", "true")
+    await expect(held_item.locator(".week-held")).to_have_text(
+        "On hold: Infection outbreak in the unit"
+    )
+    # R17: personal calls of this ISO week count (the lawyer's never do).
+    facility = await world.api.call("GET", "/facility")
+    quota = facility["weekly_quota_minutes"]
+    used = sum(
+        minutes for at, minutes in ((soon["start"], 20), (held["start"], 10))
+        if same_week(datetime.fromisoformat(at), utc_now())
+    )
+    await expect(page.locator("#quota")).to_have_text(
+        f"Call time left this week: {max(0, quota - used)} of {quota} minutes."
+    )
+    await both_languages(faces, kiosk, "18-week")
+    await page.set_viewport_size(PHONE)
+    await faces.screen(kiosk, "18-week-phone")

@@ -193,6 +193,7 @@
     const name = view.inmate ? view.inmate.name.split(" ")[0] : "";
     $("idle-h").textContent = name ? t("hello", { name }) : t("hello_anon");
     renderContacts(view.contacts || [], view.link === "online");
+    offPlan.week(view, t, ui.lang);
 
     const call = view.call;
     if (call) {

@@ -31,5 +31,44 @@
     button.onclick = () => dial(entry.booking_id);
   }
 
-  window.kioskOffPlan = { contact, ended };
+  // The inmate's week (issue 16): every call from now on, held ones with the reason (R16),
+  // and the call time left this week (R17).
+  function week(view, t, lang) {
+    const list = document.getElementById("week-list");
+    const entries = view.week || [];
+    list.replaceChildren();
+    document.getElementById("week-empty").hidden = entries.length > 0;
+    const locale = lang === "nb" ? "nb-NO" : "en-GB";
+    for (const w of entries) {
+      const item = document.createElement("li");
+      item.className = "week-item";
+      item.dataset.booking = w.booking_id;
+      item.dataset.held = String(w.held);
+      const when = document.createElement("p");
+      when.className = "week-when";
+      const start = new Date(w.start);
+      const day = start.toLocaleDateString(locale, { weekday: "long", day: "numeric", month: "long" });
+      const hours = (d) => d.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" });
+      when.textContent = day + ", " + hours(start) + "–" + hours(new Date(w.end));
+      const who = document.createElement("p");
+      who.className = "week-who";
+      who.textContent = w.name + " · " + t("category_" + w.category);
+      item.append(when, who);
+      if (w.held) {
+        const held = document.createElement("p");
+        held.className = "week-held";
+        held.textContent = t("week_held", { reason: w.held_reason });
+        item.append(held);
+      }
+      list.append(item);
+    }
+    const quota = document.getElementById("quota");
+    quota.hidden = !view.quota;
+    if (view.quota) {
+      quota.textContent = t("quota_left", { left: view.quota.left_minutes, of: view.quota.of_minutes });
+      quota.dataset.left = String(view.quota.left_minutes);
+    }
+  }
+
+  window.kioskOffPlan = { contact, ended, week };
 })();
