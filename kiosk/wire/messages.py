@@ -82,6 +82,16 @@ class HangupMessage(_Message):
     call_id: Id
 
 
+class MediaMessage(_Message):
+    """Issue 16: one side turned its microphone or camera off or on; the other side says so
+    in words rather than showing silence or a black picture without a reason."""
+
+    type: Literal["media"] = "media"
+    call_id: Id
+    audio: bool
+    video: bool
+
+
 class PingMessage(_Message):
     type: Literal["ping"] = "ping"
     seq: Seq
@@ -230,7 +240,7 @@ class RefusedMessage(_Message):
     """A refused request, with the reason code the tablet shows (principle 5)."""
 
     type: Literal["refused"] = "refused"
-    ref: Literal["dial", "hangup", "sdp", "ice", "hello"]
+    ref: Literal["dial", "hangup", "sdp", "ice", "hello", "media"]
     code: Reason
     message: Text
 
@@ -280,7 +290,8 @@ DeviceMessage: TypeAlias = Annotated[
     | IceMessage
     | HangupMessage
     | TamperMessage
-    | PingMessage,
+    | PingMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 ServerToDeviceMessage: TypeAlias = Annotated[
@@ -292,11 +303,12 @@ ServerToDeviceMessage: TypeAlias = Annotated[
     | EndMessage
     | RefusedMessage
     | ErrorMessage
-    | PongMessage,
+    | PongMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 VisitorMessage: TypeAlias = Annotated[
-    JoinMessage | SdpMessage | IceMessage | HangupMessage | PingMessage,
+    JoinMessage | SdpMessage | IceMessage | HangupMessage | PingMessage | MediaMessage,
     Field(discriminator="type"),
 ]
 ServerToVisitorMessage: TypeAlias = Annotated[
@@ -308,7 +320,8 @@ ServerToVisitorMessage: TypeAlias = Annotated[
     | WarningMessage
     | EndMessage
     | ErrorMessage
-    | PongMessage,
+    | PongMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 

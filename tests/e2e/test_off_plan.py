@@ -404,3 +404,50 @@ async def test_the_tablet_shows_the_inmates_week(world: World, faces: Faces) -> 
     await both_languages(faces, kiosk, "18-week")
     await page.set_viewport_size(PHONE)
     await faces.screen(kiosk, "18-week-phone")
+
+
+async def test_the_visitor_mutes_and_turns_the_camera_off_and_the_tablet_says_so(
+    world: World, faces: Faces
+) -> None:
+    """Item 16: mute and camera off on the visitor's page; the track is off (silence and
+    black, not a frozen frame) and the tablet says so in words."""
+    inmate = await world.inmate("Eva Lund")
+    contact = await world.approved_contact(inmate, name="Mia Lund")
+    tablet = await world.tablet(inmate, "TAB-OFF16")
+    booking = await world.booking(inmate, contact, start_in=3, seconds=600)
+    visitor = await to_waiting_room(faces, "off-controls", await world.invite_url(booking["id"]),
+                                    viewport=PHONE, locale="en-GB")
+    page = visitor.page
+    kiosk = await faces.open("off-controls-kiosk", tablet.ui_url, viewport=TABLET, locale="en-GB")
+    kpage = kiosk.page
+    await english(kpage)
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    await kpage.locator(f"li[data-booking='{booking['id']}'] button").click()
+    await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
+    await expect(kpage.locator("body")).to_have_attribute("data-phase", "in_call", timeout=30000)
+
+    await page.click("#btn-mute")
+    await expect(page.locator("#btn-mute")).to_have_attribute("aria-pressed", "true")
+    await expect(page.locator("#btn-mute")).to_have_text("Unmute")
+    assert await page.evaluate(
+        "() => window.kioskVisitor.stream().getAudioTracks().every((t) => !t.enabled)"
+    )
+    await expect(kpage.locator("#remote-muted")).to_have_text("Their microphone is off.",
+                                                              timeout=15000)
+    await page.click("#btn-camera")
+    await expect(page.locator("#btn-camera")).to_have_text("Turn camera on")
+    assert await page.evaluate(
+        "() => window.kioskVisitor.stream().getVideoTracks().every((t) => !t.enabled)"
+    )
+    await expect(kpage.locator("#remote-camera-off")).to_be_visible(timeout=15000)
+    await expect(kpage.locator("#remote-camera-off")).to_have_text("Their camera is off.")
+    await both_languages(faces, visitor, "16-muted-camera-off-phone")
+    await both_languages(faces, kiosk, "16-visitor-muted")
+
+    # On again: the tablet's notices go.
+    await page.click("#btn-mute")
+    await page.click("#btn-camera")
+    await expect(kpage.locator("#remote-muted")).to_be_hidden(timeout=15000)
+    await expect(kpage.locator("#remote-camera-off")).to_be_hidden()
+    await page.set_viewport_size(DESKTOP)
+    await faces.screen(visitor, "16-controls-desktop")

@@ -40,6 +40,7 @@ from kiosk.wire.messages import (
     HelloMessage,
     IceMessage,
     InmateInfo,
+    MediaMessage,
     PingMessage,
     PongMessage,
     RefusedMessage,
@@ -528,3 +529,18 @@ def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> N
         view = s.view(mono)
         assert view["phase"] == s.phase.value
         assert (view["call"] is None) == (s.live is None)
+
+
+def test_the_visitors_microphone_or_camera_off_is_shown_on_the_page() -> None:
+    """Issue 16 item 16: for the live call only; and the end says whether it ever connected."""
+    s = online_session()
+    in_call(s)
+    off = MediaMessage(call_id="call-1", audio=False, video=True)
+    assert shown(s.server_message(off, 2.0), "media") == [
+        {"type": "media", "call_id": "call-1", "audio": False, "video": True}
+    ]
+    other = MediaMessage(call_id="call-9", audio=False, video=False)
+    assert s.server_message(other, 2.1) == []
+    s.hangup(3.0)
+    ended = s.view(3.0)["ended"]
+    assert ended["connected"] is False and ended["contact_id"]

@@ -43,6 +43,7 @@
       b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
     }
     if (ui.view) render(ui.view, false);
+    offPlan.media(ui.media || null, t);
   }
 
   function time(iso) {
@@ -148,6 +149,10 @@
       case "refused":
         showRefusal(message.code, message.message);
         break;
+      case "media":
+        ui.media = message;
+        offPlan.media(message, t);
+        break;
       default:
         break;
     }
@@ -180,6 +185,8 @@
     if (fresh && phase !== ui.phase) {
       if (phase === "idle" || phase === "dialling") hideRefusalIfStale(view);
       if (phase !== "in_call" && phase !== "connecting") {
+        ui.media = null;
+        offPlan.media(null, t);
         ui.warning = null;
         clearCanvases();
         setVerificationCode("");

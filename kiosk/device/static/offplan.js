@@ -70,5 +70,26 @@
     }
   }
 
-  window.kioskOffPlan = { contact, ended, week };
+  // The visitor turned their microphone or camera off (issue 16): said over their picture,
+  // so a black or silent picture is never taken for a frozen one. null: a new call, all on.
+  function media(message, t) {
+    const stage = document.querySelector("#screen-call .stage");
+    const lines = [["remote-camera-off", "remote_camera_off", message && !message.video],
+      ["remote-muted", "remote_muted", message && !message.audio]];
+    for (const [id, key, off] of lines) {
+      let el = document.getElementById(id);
+      if (!el) {
+        el = document.createElement("p");
+        el.id = id;
+        el.className = id;
+        stage.append(el);
+      }
+      el.textContent = t(key);
+      el.hidden = !off;
+    }
+    document.body.dataset.remoteAudio = message && !message.audio ? "off" : "on";
+    document.body.dataset.remoteCamera = message && !message.video ? "off" : "on";
+  }
+
+  window.kioskOffPlan = { contact, ended, week, media };
 })();

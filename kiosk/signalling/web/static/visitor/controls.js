@@ -114,6 +114,7 @@
       mine.video = true;
       for (const kind of ["audio", "video"]) for (const track of tracks(kind)) track.enabled = true;
       render();
+      tell(); // the other side may still show what a previous connection said
       offerFlip();
     }).observe(document.body, { attributes: true, attributeFilter: ["data-screen"] });
   });

@@ -657,6 +657,7 @@
     stream: () => state.stream,
     peer: () => state.pc,
     t: (key, vars) => t(key, vars),
+    relaysMedia: true, // the server passes "media" on to the tablet (issue 16)
   };
 
   document.addEventListener("DOMContentLoaded", () => {
