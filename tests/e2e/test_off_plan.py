@@ -22,7 +22,7 @@ from playwright.async_api import Page, expect
 from kiosk.domain.model import Role
 from kiosk.domain.weeks import same_week
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, lawyer_booking
-from tests.e2e.test_console import add_staff, go, log_in
+from tests.e2e.test_console import add_staff, go, log_in, until_true
 from tests.harness import World, iso, utc_now, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
@@ -314,9 +314,8 @@ async def test_a_dropped_call_comes_back_and_a_visitor_who_left_can_return(
     # The visitor's page reloads: straight back into the same call, with the same end.
     await page.reload()
     await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=45000)
-    await page.wait_for_function(
-        "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
-    )
+    await until_true(page, "document.querySelector('#remote-video').videoWidth > 0",
+                     "the tablet's picture back at the visitor", timeout=30)
     again = await _live_call(world, booking["id"])
     assert again is not None
     assert (again["id"], again["not_after"]) == (first["id"], first["not_after"])
