@@ -216,9 +216,10 @@ async def test_a_controlled_call_that_runs_out_ends_as_time_up_and_the_monitor_s
     assert world.api is not None
     inmate = await world.inmate("Kim Berg")
     contact = await world.approved_contact(inmate, control="sight_and_hearing", name="Siv Berg")
+    console = await log_in(faces, world, Role.OFFICER, "off-monitor")  # before the clock runs
     tablet = await world.tablet(inmate, "TAB-OFF4")
     # Long enough to connect through the bridge on a busy machine, short enough to run out.
-    booking = await world.booking(inmate, contact, start_in=3, seconds=75)
+    booking = await world.booking(inmate, contact, start_in=3, seconds=90)
     url = await world.invite_url(booking["id"])
     visitor = await to_waiting_room(faces, "off-timeup", url, locale="en-GB")
     await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
@@ -227,7 +228,6 @@ async def test_a_controlled_call_that_runs_out_ends_as_time_up_and_the_monitor_s
     page = visitor.page
     await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
 
-    console = await log_in(faces, world, Role.OFFICER, "off-monitor")
     live = await world.api.call("GET", "/calls?live=true")
     call = next(c for c in live["items"] if c["booking_id"] == booking["id"])
     await go(console.page, f"monitor/{call['id']}")
@@ -237,7 +237,7 @@ async def test_a_controlled_call_that_runs_out_ends_as_time_up_and_the_monitor_s
     await faces.screen(console, "4-monitor-live")
 
     # The time runs out: the visitor reads "time is up", the monitor page says the call ended.
-    await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=60000)
+    await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=150000)
     await expect(page.locator("#end-reason")).to_have_text("The booked time is up.")
     await expect(mpage.locator("#monitor-ended")).to_have_text(
         "The call has ended: the booked time is up.", timeout=15000
