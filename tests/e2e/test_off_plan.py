@@ -240,7 +240,7 @@ async def test_a_controlled_call_that_runs_out_ends_as_time_up_and_the_monitor_s
     await expect(page.locator("body")).to_have_attribute("data-screen", "end", timeout=150000)
     await expect(page.locator("#end-reason")).to_have_text("The booked time is up.")
     await expect(mpage.locator("#monitor-ended")).to_have_text(
-        "The call has ended: the booked time is up.", timeout=15000
+        "The call has ended. Reason: Time was up.", timeout=15000
     )
     await expect(mpage.locator("#btn-monitor-end")).to_be_disabled()
     ended = await world.api.call("GET", f"/calls/{call['id']}")
@@ -270,7 +270,7 @@ async def test_the_monitor_page_ends_a_call(world: World, faces: Faces) -> None:
     await console.page.fill("#end-note", "Count in the wing.")
     await console.page.click("#dialog-ok")
     await expect(console.page.locator("#monitor-ended")).to_have_text(
-        "The call has ended: staff ended it.", timeout=15000
+        "The call has ended. Reason: Ended by staff.", timeout=15000
     )
     ended = await world.api.call("GET", f"/calls/{call_id}")
     assert ended["end_reason"] == "ended_by_staff"
