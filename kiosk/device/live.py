@@ -27,6 +27,7 @@ class LiveCall:
     offer: str = ""
     verification_code: str | None = None
     renewals: int = 0
+    connected: bool = False  # media flowed at least once (issue 16: else the booking stays open)
 
     def verify(self, answer: str) -> None:
         """Principle 2: only a privileged call, peer to peer, shows the code.

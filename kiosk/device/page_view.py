@@ -46,6 +46,7 @@ def contacts_view(state: StateMessage | None, open_now: frozenset[str]) -> list[
             "start": c.start.isoformat(),
             "end": c.end.isoformat(),
             "callable_now": c.booking_id in open_now,
+            "visitor_waiting": c.visitor_waiting,  # issue 16: "Kari is in the waiting room"
         }
         for c in state.contacts
     ]

@@ -43,6 +43,7 @@ from kiosk.wire.messages import (
     HangupMessage,
     HelloMessage,
     IceMessage,
+    MediaMessage,
     PingMessage,
     PongMessage,
     RefusedMessage,
@@ -143,6 +144,12 @@ class TabletSession(SessionState):
         if isinstance(message, ErrorMessage):
             return [Show({"type": "error", "code": message.code.value,
                           "message": message.message})]
+        if isinstance(message, MediaMessage):
+            # Issue 16: the visitor turned their microphone or camera off (or on again).
+            if self._is_live(message.call_id):
+                return [Show({"type": "peer_media", "call_id": message.call_id,
+                              "audio": message.audio, "video": message.video})]
+            return []
         return []
 
     def _on_state(self, message: StateMessage, mono: float) -> list[Action]:
@@ -218,6 +225,7 @@ class TabletSession(SessionState):
             return []
         if state == "connected" and self.phase is Phase.CONNECTING:
             self.phase = Phase.IN_CALL
+            self.live.connected = True
             return [self._show_state(mono)]
         return []
 

@@ -38,7 +38,7 @@ class SessionState:
         self.live: LiveCall | None = None
         self.dial_booking: str | None = None
         self.dial_sent_at: float | None = None
-        self.last_end: dict[str, str] | None = None
+        self.last_end: dict[str, str | bool] | None = None
         self.refusal: dict[str, str] | None = None
         self.rtts: list[float] = []
         self.ping_seq = 0
@@ -58,6 +58,9 @@ class SessionState:
             "device_id": self.device_id or None,
             "inmate": state.inmate.model_dump() if state and state.inmate else None,
             "contacts": contacts_view(state, self._open_bookings(mono)),
+            # Issue 16: the inmate's calls from now on (held ones with the reason), time left.
+            "week": [w.model_dump(mode="json") for w in state.week] if state else [],
+            "quota": state.quota.model_dump() if state and state.quota else None,
             "phase": self.phase.value,
             "dialling": self.dial_booking,
             "call": call_view(self.live, self.phase, mono),
@@ -88,11 +91,13 @@ class SessionState:
     def _finish(self, reason: EndReason, mono: float) -> list[Action]:
         assert self.live is not None
         call_id = self.live.grant.call_id
+        contact_id, connected = self.live.grant.contact_id, self.live.connected
         if reason is not EndReason.TIME_UP:
             self.live.accepted.deadline.stop()
         self.live = None
         self.phase = Phase.ENDED
-        self.last_end = {"call_id": call_id, "reason": reason.value}
+        self.last_end = {"call_id": call_id, "reason": reason.value,
+                         "contact_id": contact_id, "connected": connected}
         end = Show({"type": "end", "call_id": call_id, "reason": reason.value})
         return [StopCall(call_id, reason), end, self._show_state(mono)]
 

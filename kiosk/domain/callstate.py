@@ -17,6 +17,9 @@ event is dropped. Connecting events (Dial, Answer, Reconnect) before
 ``not_before`` raise: no call outside its window. ``SetUp`` may come early:
 staff prepare the tablet in advance (R12).
 
+A hang-up or a failed bridge within ``ON_TIME`` of ``not_after`` ends the call
+as ``time_up``: that is the tablet's own clock ending it on time (issue 16).
+
 R14: staff ending a call for a breach yields ``End(breach)`` and a
 ``RecordBreach`` effect, which the caller records against contact and inmate.
 """
@@ -176,6 +179,12 @@ _CONNECTING: frozenset[type] = frozenset({Dial, Answer, Reconnect})
 
 WARNINGS: tuple[int, ...] = (5, 1)  # minutes left (R10: the inmate is told)
 
+# R10, issue 16: the tablet ends a call by its own clock, anchored when it dialled, so it
+# closes its side (and a controlled call's bridge leg with it) a moment before the server's
+# own end. A lost bridge or a hang-up this close to the end is the end coming on time.
+ON_TIME = timedelta(seconds=5)
+_TIMELY: frozenset[type] = frozenset({Hangup, BridgeFailed})
+
 
 class CallMachine:
     """One call's state. Restore it from the store with ``state``, ``warned`` and ``end_reason``."""
@@ -218,10 +227,13 @@ class CallMachine:
             raise InvalidTransition(self.state, event, "the window has not opened")
         self.state = target
         if target is CallState.ENDED:
-            return [*effects, *self._end_effects(event)]
+            return [*effects, *self._end_effects(event, now)]
         return effects
 
-    def _end_effects(self, event: Event) -> list[Effect]:
+    def _end_effects(self, event: Event, now: datetime) -> list[Effect]:
+        if type(event) in _TIMELY and now >= self.not_after - ON_TIME:
+            self.end_reason = EndReason.TIME_UP
+            return [End(EndReason.TIME_UP)]
         if isinstance(event, StaffEnd) and event.breach:
             self.end_reason = EndReason.BREACH
             # R14: the breach is recorded against contact and inmate.

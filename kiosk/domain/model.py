@@ -201,6 +201,11 @@ class FacilitySettings:
     rooms: tuple[str, ...] = ("visit-room-1", "visit-room-2")  # R9
     monitoring_staff: int = 2  # R9: controlled calls staff can monitor at once
     max_call_minutes: int = 120  # R10: physical visits are normally 2 h
+    # Issue 16: the visit office's contact details, given to a visitor whose call cannot
+    # take place (window closed, booking cancelled or held).
+    visitor_phone: str = ""
+    visitor_email: str = ""
+    visitor_hours: str = ""
     closures: tuple[Closure, ...] = ()
     restrictions: tuple[Restriction, ...] = ()
 

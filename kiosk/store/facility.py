@@ -22,6 +22,9 @@ SETTING_COLUMNS = (
     "rooms",
     "monitoring_staff",
     "max_call_minutes",
+    "visitor_phone",
+    "visitor_email",
+    "visitor_hours",
 )
 
 
@@ -52,6 +55,9 @@ async def get_facility(conn: AsyncConnection) -> Facility | None:
         rooms=tuple(row.rooms),
         monitoring_staff=row.monitoring_staff,
         max_call_minutes=row.max_call_minutes,
+        visitor_phone=row.visitor_phone,
+        visitor_email=row.visitor_email,
+        visitor_hours=row.visitor_hours,
         closures=tuple(record(Closure, r) for r in closures),
         restrictions=tuple(record(Restriction, r) for r in restrictions),
     )

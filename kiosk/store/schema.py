@@ -79,6 +79,10 @@ facilities = Table(
     Column("rooms", JSON, nullable=False),
     Column("monitoring_staff", Integer, nullable=False, server_default="2"),
     Column("max_call_minutes", Integer, nullable=False, server_default="120"),
+    # Issue 16: where a visitor whose call cannot take place turns to.
+    Column("visitor_phone", String(40), nullable=False, server_default=""),
+    Column("visitor_email", String(254), nullable=False, server_default=""),
+    Column("visitor_hours", String(200), nullable=False, server_default=""),
 )
 
 closures = Table(

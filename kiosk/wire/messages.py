@@ -82,6 +82,16 @@ class HangupMessage(_Message):
     call_id: Id
 
 
+class MediaMessage(_Message):
+    """Issue 16: one side turned its microphone or camera off or on; the other side says so
+    in words rather than showing silence or a black picture without a reason."""
+
+    type: Literal["media"] = "media"
+    call_id: Id
+    audio: bool
+    video: bool
+
+
 class PingMessage(_Message):
     type: Literal["ping"] = "ping"
     seq: Seq
@@ -168,6 +178,25 @@ class ContactEntry(_Message):
     visitor_waiting: bool = False
 
 
+class WeekEntry(_Message):
+    """Issue 16: one of the inmate's calls this week and later, booked or held (R16)."""
+
+    booking_id: Id
+    name: Name
+    category: Category
+    start: AwareDatetime
+    end: AwareDatetime
+    held: bool = False
+    held_reason: Text = ""  # the restriction's note, said to the inmate (R16)
+
+
+class QuotaInfo(_Message):
+    """R17: the call time left this week of the ordinary weekly quota."""
+
+    left_minutes: Annotated[int, Field(ge=0)]
+    of_minutes: Annotated[int, Field(ge=0)]
+
+
 class CallInfo(_Message):
     call_id: Id
     state: Short
@@ -183,6 +212,8 @@ class StateMessage(_Message):
     inmate: InmateInfo | None
     contacts: Annotated[list[ContactEntry], Field(max_length=64)]
     call: CallInfo | None
+    week: Annotated[list[WeekEntry], Field(max_length=32)] = Field(default_factory=list)
+    quota: QuotaInfo | None = None
 
 
 class GrantDocument(_Message):
@@ -209,7 +240,7 @@ class RefusedMessage(_Message):
     """A refused request, with the reason code the tablet shows (principle 5)."""
 
     type: Literal["refused"] = "refused"
-    ref: Literal["dial", "hangup", "sdp", "ice", "hello"]
+    ref: Literal["dial", "hangup", "sdp", "ice", "hello", "media"]
     code: Reason
     message: Text
 
@@ -259,7 +290,8 @@ DeviceMessage: TypeAlias = Annotated[
     | IceMessage
     | HangupMessage
     | TamperMessage
-    | PingMessage,
+    | PingMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 ServerToDeviceMessage: TypeAlias = Annotated[
@@ -271,11 +303,12 @@ ServerToDeviceMessage: TypeAlias = Annotated[
     | EndMessage
     | RefusedMessage
     | ErrorMessage
-    | PongMessage,
+    | PongMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 VisitorMessage: TypeAlias = Annotated[
-    JoinMessage | SdpMessage | IceMessage | HangupMessage | PingMessage,
+    JoinMessage | SdpMessage | IceMessage | HangupMessage | PingMessage | MediaMessage,
     Field(discriminator="type"),
 ]
 ServerToVisitorMessage: TypeAlias = Annotated[
@@ -287,7 +320,8 @@ ServerToVisitorMessage: TypeAlias = Annotated[
     | WarningMessage
     | EndMessage
     | ErrorMessage
-    | PongMessage,
+    | PongMessage
+    | MediaMessage,
     Field(discriminator="type"),
 ]
 

@@ -213,8 +213,7 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
 
 async def test_a_bad_link_shows_a_clear_error(world: World, faces: Faces) -> None:
     face = await faces.open("visitor-error", f"{world.web_url}/visit/{'A' * 43}", locale="en-GB")
-    await face.page.click("#btn-check")
-    await face.page.click("#btn-wait")
+    # Issue 16: said on the first page, before any camera check.
     await expect(face.page.locator("body")).to_have_attribute("data-screen", "error")
     await expect(face.page.locator("#error-text")).to_contain_text("This link is not valid")
     await faces.screen(face, "invalid-link")
@@ -232,16 +231,16 @@ async def test_a_link_to_a_cancelled_call_says_so_in_both_languages(
     url = await world.invite_url(booking["id"])
     await world.api.call("POST", f"/bookings/{booking['id']}/cancel", None)
     face = await faces.open("visitor-cancelled", url, locale="en-GB")
-    await face.page.click("#btn-check")
-    await face.page.click("#btn-wait")
-    await expect(face.page.locator("body")).to_have_attribute("data-screen", "error")
-    await expect(face.page.locator("#error-text")).to_have_text(
-        "The prison has cancelled this call."
+    # Issue 16: said on the first page, before any camera check, with no way to wait.
+    await expect(face.page.locator("body")).to_have_attribute("data-screen", "closed")
+    await expect(face.page.locator("#closed-text")).to_have_text(
+        "The prison has cancelled this call. You do not need to wait."
     )
     await expect(face.page.locator("#btn-again")).to_be_hidden()  # trying again cannot help
+    await expect(face.page.locator("#btn-check")).to_be_hidden()
     await face.page.click(".lang-btn[data-lang=nb]")
-    await expect(face.page.locator("#error-text")).to_have_text(
-        "Fengselet har avlyst denne samtalen."
+    await expect(face.page.locator("#closed-text")).to_have_text(
+        "Fengselet har avlyst denne samtalen. Du trenger ikke å vente."
     )
     await faces.screen(face, "cancelled-call")
     only_from(face, world.web_url)

@@ -88,7 +88,8 @@ async def log_in(faces: Faces, world: World, role: Role, name: str, shot: bool =
     await page.fill("#login-username", USERS[role])
     await page.fill("#login-password", PASSWORD)
     await page.click("#login-submit")
-    await expect(page.locator("#nav a").first).to_be_visible()
+    # The password's hash (argon2) takes its time on a busy machine.
+    await expect(page.locator("#nav a").first).to_be_visible(timeout=30000)
     return face
 
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from kiosk.domain.callstate import (
     ENDING_EVENTS,
+    ON_TIME,
     TRANSITIONS,
     Answer,
     BridgeFailed,
@@ -117,6 +118,21 @@ def test_ending_events_end_the_call_with_their_reason(event: Event, reason: EndR
         m = CallMachine(START, END, state=state)
         assert m.handle(event, START + MIN) == [End(reason)]
         assert m.state is CallState.ENDED and m.end_reason is reason
+
+
+@pytest.mark.parametrize("event", [BridgeFailed(), Hangup()], ids=lambda e: type(e).__name__)
+def test_r10_the_tablets_own_clock_ending_a_call_on_time_is_time_up(event: Event) -> None:
+    """Issue 16: the tablet closes its side (and a controlled call's bridge leg) by its own
+    clock a moment before the server's end; that is time up, not a failure."""
+    m = connected()
+    assert m.handle(event, END - ON_TIME)[-1] == End(EndReason.TIME_UP)
+    early = connected()
+    reason = EndReason.BRIDGE_FAILED if isinstance(event, BridgeFailed) else EndReason.HANGUP
+    assert early.handle(event, END - ON_TIME - timedelta(seconds=1))[-1] == End(reason)
+    staff = connected()
+    assert staff.handle(StaffEnd("staff-7"), END - timedelta(seconds=1))[-1] == End(
+        EndReason.ENDED_BY_STAFF
+    )
 
 
 def test_r14_staff_end_a_call_for_a_breach_and_it_is_recorded() -> None:

@@ -40,6 +40,7 @@ from kiosk.wire.messages import (
     HelloMessage,
     IceMessage,
     InmateInfo,
+    MediaMessage,
     PingMessage,
     PongMessage,
     RefusedMessage,
@@ -225,7 +226,8 @@ def test_time_up_by_the_tablets_clock_while_the_link_is_down() -> None:
     ]
     assert sent(actions) == []  # nothing to send on a dead link; the server ends it too
     assert shown(actions, "end")[0]["reason"] == "time_up"
-    assert s.view(1200.0)["ended"] == {"call_id": "call-1", "reason": "time_up"}
+    ended = s.view(1200.0)["ended"]
+    assert (ended["call_id"], ended["reason"], ended["connected"]) == ("call-1", "time_up", True)
     # A late end from the server after reconnecting does not change what was shown.
     assert s.server_message(EndMessage(call_id="call-1", reason=EndReason.TIME_UP), 1300.0) == []
 
@@ -527,3 +529,18 @@ def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> N
         view = s.view(mono)
         assert view["phase"] == s.phase.value
         assert (view["call"] is None) == (s.live is None)
+
+
+def test_the_visitors_microphone_or_camera_off_is_shown_on_the_page() -> None:
+    """Issue 16 item 16: for the live call only; and the end says whether it ever connected."""
+    s = online_session()
+    in_call(s)
+    off = MediaMessage(call_id="call-1", audio=False, video=True)
+    assert shown(s.server_message(off, 2.0), "peer_media") == [
+        {"type": "peer_media", "call_id": "call-1", "audio": False, "video": True}
+    ]
+    other = MediaMessage(call_id="call-9", audio=False, video=False)
+    assert s.server_message(other, 2.1) == []
+    s.hangup(3.0)
+    ended = s.view(3.0)["ended"]
+    assert ended["connected"] is False and ended["contact_id"]

@@ -27,6 +27,7 @@ from kiosk.domain.switchboard import events as ev
 from kiosk.wire.grants import Grant
 from kiosk.wire.messages import (
     EndMessage,
+    MediaMessage,
     RefusedMessage,
     SdpMessage,
     TabletMessage,
@@ -493,6 +494,19 @@ def test_a_controlled_call_goes_through_the_bridge_leg_by_leg() -> None:
     run.feed(ev.VisitorLeft(seat))  # fail closed: no visitor leg, no call
     assert run.board.calls == {}
     assert fx.CloseBridge(call_id) in run.effects
+
+
+def test_a_sides_microphone_or_camera_off_is_told_to_the_other_side_on_either_route() -> None:
+    """Issue 16 item 16: said in words, through the server, on a bridged call as on p2p."""
+    _, run, tablet, seat, call_id = _bridged()
+    off = MediaMessage(call_id=call_id, audio=False, video=True)
+    run.feed(ev.VisitorSignal(seat, off))
+    assert run.sent_to_device(tablet)[-1] == off
+    dark = MediaMessage(call_id=call_id, audio=True, video=False)
+    run.feed(ev.DeviceSignal(tablet, dark))
+    assert run.sent_to_seat(seat)[-1] == dark
+    other = run.feed(ev.VisitorSignal(seat, MediaMessage(call_id="other", audio=True, video=True)))
+    assert not any(isinstance(e, fx.SendDevice) for e in other.effects)
 
 
 def test_monitors_are_capped_and_an_offer_never_answered_is_dropped() -> None:

@@ -15,6 +15,7 @@
     events: null,
   };
   const $ = (id) => document.getElementById(id);
+  const offPlan = window.kioskOffPlan; // offplan.js: issue 16's texts and lists
 
   // --- strings --------------------------------------------------------------------------
 
@@ -40,6 +41,7 @@
       b.setAttribute("aria-pressed", String(b.dataset.lang === lang));
     }
     if (ui.view) render(ui.view, false);
+    offPlan.media(ui.media || null, t);
   }
 
   function time(iso) {
@@ -115,6 +117,10 @@
       case "media":
         window.kioskMedia.onMedia(message);
         break;
+      case "peer_media": // the visitor turned their microphone or camera off or on
+        ui.media = message;
+        offPlan.media(message, t);
+        break;
       default:
         break;
     }
@@ -147,6 +153,8 @@
     if (fresh && phase !== ui.phase) {
       if (phase === "idle" || phase === "dialling") hideRefusalIfStale(view);
       if (phase !== "in_call" && phase !== "connecting") {
+        ui.media = null;
+        offPlan.media(null, t);
         ui.warning = null;
         ui.remaining = null;
         setVerificationCode("");
@@ -160,6 +168,7 @@
     const name = view.inmate ? view.inmate.name.split(" ")[0] : "";
     $("idle-h").textContent = name ? t("hello", { name }) : t("hello_anon");
     renderContacts(view.contacts || [], view.link === "online");
+    offPlan.week(view, t, ui.lang);
 
     const call = view.call;
     if (call) {
@@ -191,6 +200,7 @@
       $("ended-reason").textContent = t("end_" + view.ended.reason);
       document.body.dataset.endReason = view.ended.reason;
     }
+    offPlan.ended(view, t, time, dial);
     showWarning();
     show(screenFor(phase));
     window.kioskMedia.onView(view);
@@ -216,6 +226,7 @@
       control.className = "control-badge";
       badge(control, c);
       info.append(heading, meta, control);
+      offPlan.contact(info, c, t);
       const button = document.createElement("button");
       button.type = "button";
       button.className = "btn primary big call-btn";
@@ -223,10 +234,7 @@
         button.textContent = t("call");
         button.setAttribute("aria-label", t("call_name", { name: c.name }));
         button.disabled = !online; // the server decides every call: no link, no dial
-        button.addEventListener("click", () => {
-          hideRefusal();
-          post("/api/dial", { booking_id: c.booking_id });
-        });
+        button.addEventListener("click", () => dial(c.booking_id));
       } else {
         button.textContent = t("opens_at", { time: time(c.start) });
         button.disabled = true;
@@ -234,6 +242,11 @@
       item.append(info, button);
       list.append(item);
     }
+  }
+
+  function dial(bookingId) {
+    hideRefusal();
+    post("/api/dial", { booking_id: bookingId });
   }
 
   function showCountdown() {

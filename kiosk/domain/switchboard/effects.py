@@ -19,6 +19,7 @@ from kiosk.wire.messages import (
     EndMessage,
     ErrorMessage,
     IceMessage,
+    MediaMessage,
     RefusedMessage,
     SdpMessage,
     TabletMessage,
@@ -26,10 +27,10 @@ from kiosk.wire.messages import (
     WarningMessage,
 )
 
-ToDevice = SdpMessage | IceMessage | WarningMessage | EndMessage | RefusedMessage
+ToDevice = SdpMessage | IceMessage | WarningMessage | EndMessage | RefusedMessage | MediaMessage
 ToVisitor = (
     SdpMessage | IceMessage | WarningMessage | EndMessage | ErrorMessage | WaitingMessage
-    | TabletMessage
+    | TabletMessage | MediaMessage
 )
 
 # --- writes (one transaction per event) -----------------------------------------------

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from kiosk.domain.model import FacilitySettings, MediaKind
 from kiosk.domain.reasons import Reason
 from kiosk.domain.switchboard.facts import CallFacts, InviteFacts
-from kiosk.wire.messages import IceMessage, SdpMessage
+from kiosk.wire.messages import IceMessage, MediaMessage, SdpMessage
 
-Signal = SdpMessage | IceMessage
+Signal = SdpMessage | IceMessage | MediaMessage  # media: a side's sound or picture off (issue 16)
 
 # --- the tablet ------------------------------------------------------------------------
 

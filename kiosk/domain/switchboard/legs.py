@@ -32,6 +32,7 @@ from kiosk.domain.switchboard.events import (
 from kiosk.domain.switchboard.state import Board, Outcome
 from kiosk.wire.messages import (
     ErrorMessage,
+    MediaMessage,
     RefusedMessage,
     SdpMessage,
     TabletMessage,
@@ -56,6 +57,12 @@ def device_signal(board: Board, event: DeviceSignal, now: datetime) -> Outcome:
             ref=message.type, code=Reason.CALL_NOT_LIVE, message="The call is not live."
         )
         return Outcome([fx.SendDevice(event.device_id, refused)])
+    if isinstance(message, MediaMessage):
+        # Issue 16: said to the other side whatever the route (it carries no media itself).
+        told: list[fx.Effect] = []
+        if call.seat is not None:
+            told.append(fx.SendVisitor(call.seat, message))
+        return Outcome(told, call_id=call.id)
     if call.route is Route.BRIDGE:
         # aiortc puts every candidate in its SDP: trickled ICE is not needed by the bridge.
         if isinstance(message, SdpMessage) and message.kind == "offer":
@@ -161,6 +168,9 @@ def visitor_signal(board: Board, event: VisitorSignal, now: datetime) -> Outcome
     call = board.calls.get(seat.call_id or "") if seat is not None else None
     if call is None or message.call_id != call.id:
         return Outcome([fx.SendVisitor(event.seat_id, ErrorMessage.of(Reason.CALL_NOT_LIVE))])
+    if isinstance(message, MediaMessage):
+        # Issue 16: the tablet is told whatever the route (it carries no media itself).
+        return Outcome([fx.SendDevice(call.device_id, message)], call_id=call.id)
     if call.route is Route.BRIDGE:
         if isinstance(message, SdpMessage) and message.kind == "answer":
             return Outcome([fx.BridgeVisitorAnswer(call.id, message.sdp)], call_id=call.id)

@@ -58,6 +58,19 @@ class MonitorAccepted(s.Response):
     call_id: str
 
 
+class WaitingVisitor(s.Response):
+    booking_id: str
+    contact_id: str
+    inmate_id: str
+    in_call: bool  # the waiting room's visitor is on the call now
+
+
+class WaitingRoom(s.Response):
+    """Issue 16: the visitors whose page has joined, so staff see who is there."""
+
+    items: list[WaitingVisitor]
+
+
 # What policy.place_call can refuse, for a dial and a set-up alike.
 _SET_UP_REFUSALS = (
     Reason.BOOKING_NOT_FOUND,
@@ -179,5 +192,26 @@ def operations(calls: CallsHolder) -> list[Operation]:
         except CallRefused as exc:
             raise _api_error(exc) from None
         return MonitorAccepted(monitor_id=monitor_id, call_id=call_id)
+
+    @table.route(
+        "GET",
+        "/waiting-room",
+        Action.CALL_READ,
+        summary="The visitors in the waiting room or on a call now, by booking",
+        response=WaitingRoom,
+    )
+    async def waiting_room(req: ApiRequest) -> WaitingRoom:
+        seats = sorted(calls().board.seats.values(), key=lambda seat: seat.booking_id)
+        return WaitingRoom(
+            items=[
+                WaitingVisitor(
+                    booking_id=seat.booking_id,
+                    contact_id=seat.contact_id,
+                    inmate_id=seat.inmate_id,
+                    in_call=seat.call_id is not None,
+                )
+                for seat in seats
+            ]
+        )
 
     return table.operations

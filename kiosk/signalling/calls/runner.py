@@ -163,7 +163,7 @@ class CallRunner:
             loaded = await facts.call_facts(self.ctx.engine, device_id, message.booking_id)
             call_id = str(uuid.uuid4())
             await self.feed(ev.Dial(device_id, message.booking_id, loaded, call_id))
-        elif isinstance(message, p.SdpMessage | p.IceMessage):
+        elif isinstance(message, p.SdpMessage | p.IceMessage | p.MediaMessage):
             await self.feed(ev.DeviceSignal(device_id, message))
         elif isinstance(message, p.HangupMessage):
             await self.feed(ev.DeviceHangup(device_id, message.call_id))
@@ -192,7 +192,7 @@ class CallRunner:
     async def visitor_message(self, seat_id: str, message: BaseModel) -> None:
         if isinstance(message, p.HangupMessage):
             await self.feed(ev.VisitorHangup(seat_id, message.call_id))
-        elif isinstance(message, p.SdpMessage | p.IceMessage):
+        elif isinstance(message, p.SdpMessage | p.IceMessage | p.MediaMessage):
             await self.feed(ev.VisitorSignal(seat_id, message))
 
     # --- staff -------------------------------------------------------------------------

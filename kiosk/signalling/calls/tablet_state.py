@@ -16,19 +16,23 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from kiosk.domain.model import BookingState
+from kiosk.domain.model import Booking, BookingState, Contact, FacilitySettings
 from kiosk.domain.switchboard import Switchboard
+from kiosk.domain.week_view import quota_left, week_calls
+from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.calls.ports import DeviceSender
 from kiosk.store.bookings import list_bookings
 from kiosk.store.contacts import get_contacts
 from kiosk.store.devices import get_device
+from kiosk.store.facility import get_facility
 from kiosk.store.inmates import get_inmate
 from kiosk.wire import messages as p
 
 log = get_logger(__name__)
 
 MAX_CONTACTS = 64
+AHEAD = timedelta(days=7)  # the inmate's week on the tablet (issue 16)
 
 
 async def tablet_state(
@@ -42,17 +46,25 @@ async def tablet_state(
         device = record.device
         inmate = await get_inmate(conn, device.inmate_id) if device.inmate_id else None
         entries: list[p.ContactEntry] = []
+        week: list[p.WeekEntry] = []
+        quota: p.QuotaInfo | None = None
         if inmate is not None and not device.revoked:
-            bookings = await list_bookings(
+            monday, next_monday = week_bounds(now)
+            every = await list_bookings(
                 conn,
-                between=(now - timedelta(hours=12), now + timedelta(hours=24)),
+                between=(min(monday, now - timedelta(hours=12)), max(next_monday, now + AHEAD)),
                 inmate_id=inmate.id,
-                states=[BookingState.BOOKED],
+                states=LIVE_BOOKING_STATES,
             )
-            contacts = await get_contacts(conn, [b.contact_id for b in bookings])
+            contacts = await get_contacts(conn, [b.contact_id for b in every])
+            facility = await get_facility(conn)
+            if facility is not None:
+                week, quota = _week(inmate.id, every, contacts, facility.settings, now)
             waiting = board.waiting_bookings()
-            for b in bookings:
+            for b in every:
                 contact = contacts.get(b.contact_id)
+                if b.state is not BookingState.BOOKED or b.start >= now + timedelta(hours=24):
+                    continue
                 if contact is None or not contact.approved or b.end <= now:
                     continue
                 entries.append(
@@ -74,6 +86,8 @@ async def tablet_state(
         device_id=device_id,
         inmate=p.InmateInfo(id=inmate.id, name=inmate.name[:200]) if inmate else None,
         contacts=entries[:MAX_CONTACTS],
+        week=week,
+        quota=quota,
         call=(
             p.CallInfo(
                 call_id=call.id,
@@ -86,6 +100,32 @@ async def tablet_state(
             else None
         ),
     )
+
+
+def _week(
+    inmate_id: str,
+    bookings: list[Booking],
+    contacts: dict[str, Contact],
+    settings: FacilitySettings,
+    now: datetime,
+) -> tuple[list[p.WeekEntry], p.QuotaInfo]:
+    """Issue 16: the inmate's calls from now on, held ones with their reason; the time left."""
+    ahead = [b for b in bookings if b.start < now + AHEAD]
+    week = [
+        p.WeekEntry(
+            booking_id=c.booking.id,
+            name=c.contact.name[:200],
+            category=c.contact.category,
+            start=c.booking.start,
+            end=c.booking.end,
+            held=c.booking.state is BookingState.HELD,
+            held_reason=c.held_reason[:1024],
+        )
+        for c in week_calls(ahead, contacts, settings, now)
+    ]
+    categories = {cid: c.category for cid, c in contacts.items()}
+    left, of = quota_left(inmate_id, bookings, categories, settings, now)
+    return week, p.QuotaInfo(left_minutes=left, of_minutes=of)
 
 
 class StatePusher:

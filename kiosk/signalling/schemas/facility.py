@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import AliasGenerator, AliasPath, ConfigDict, Field
+from pydantic import AliasGenerator, AliasPath, ConfigDict, Field, StringConstraints
 
 from kiosk.domain.model import RestrictionKind
 from kiosk.signalling.schemas.base import (
@@ -20,6 +20,13 @@ from kiosk.signalling.schemas.base import (
     UtcDatetime,
     Zone,
 )
+
+# Issue 16: the visit office's contact details for visitors ("" clears one).
+VisitorPhone = Annotated[str, StringConstraints(max_length=40, pattern=r"^[0-9+() .-]*$")]
+VisitorEmail = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
+]
+VisitorHours = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^<>\x00-\x1f]*$")]
 
 
 class ClosureCreate(Request):
@@ -77,6 +84,9 @@ class FacilityUpdate(Request):
     rooms: Annotated[list[Location], Field(max_length=100)] | None = None  # R9
     monitoring_staff: SmallCount | None = None  # R9
     max_call_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None  # R10
+    visitor_phone: VisitorPhone | None = None  # issue 16: told to visitors
+    visitor_email: VisitorEmail | None = None
+    visitor_hours: VisitorHours | None = None
 
 
 def _of_facility(name: str) -> str | AliasPath:
@@ -99,5 +109,8 @@ class FacilityOut(Response):
     rooms: list[str]
     monitoring_staff: int
     max_call_minutes: int
+    visitor_phone: str
+    visitor_email: str
+    visitor_hours: str
     closures: list[ClosureOut]
     restrictions: list[RestrictionOut]

@@ -11,6 +11,8 @@ the e-mail confirmation page (issue 4).
   wish to make video calls and the address (kiosk.signalling.web.confirm).
 - ``GET /visit/{token}/receipt`` and ``GET /verify``: a privileged call's
   receipt, and the offline page that checks it (kiosk.signalling.web.transparency).
+- ``GET /visit/{token}/status``: can the invite's call still take place, and the
+  visit office's contact details (kiosk.signalling.web.invite_status).
 
 Every page response carries a strict Content-Security-Policy: scripts,
 styles and media from this origin only, no inline script, no framing.
@@ -20,13 +22,14 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kiosk.signalling.web import confirm, pages, transparency
+from kiosk.signalling.web import confirm, invite_status, pages, transparency
 
 
 def add_routes(app: web.Application) -> None:
     pages.add_routes(app)
     confirm.add_routes(app)
     transparency.add_routes(app)
+    invite_status.add_routes(app)
 
 
 __all__ = ["add_routes"]

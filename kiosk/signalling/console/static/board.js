@@ -28,6 +28,7 @@ export async function renderBoard(main) {
   );
   let group = sessionStorage.getItem("board-group") || "time";
   let calls = [];
+  let waiting = new Set(); // bookings whose visitor is in the waiting room (issue 16)
   let timer = null;
   let ticker = null;
   let stopped = false;
@@ -106,7 +107,7 @@ export async function renderBoard(main) {
       groups.get(key).push(b);
     }
     for (const [key, list] of [...groups.entries()].sort((a, z) => a[0].localeCompare(z[0]))) {
-      const rows = list.map((b) => bookingRow(b, names, tabletOf(b), liveBookings.has(b.id), refresh));
+      const rows = list.map((b) => bookingRow(b, names, tabletOf(b), liveBookings.has(b.id), refresh, waiting.has(b.id)));
       const table = h("table", { class: "bookings" },
         h("caption", { class: group === "time" ? "sr" : "" }, group === "time" ? t("board.today") : key),
         h("thead", {}, h("tr", {}, [t("col.time"), t("col.inmate"), t("col.contact"), t("col.place"), t("col.control"), t("col.state"), h("span", { class: "sr" }, t("col.actions"))].map((x) => h("th", { scope: "col" }, x)))),
@@ -122,13 +123,15 @@ export async function renderBoard(main) {
       const shown = span();
       lede.textContent = t("board.lede", { from: fmtDateTime(shown.from), until: fmtDateTime(shown.until) });
       const query = `ends_after=${encodeURIComponent(shown.from)}&starts_before=${encodeURIComponent(shown.until)}`;
-      const [callList, bookingList, inmates, devices] = await Promise.all([
+      const [callList, bookingList, inmates, devices, room] = await Promise.all([
         api("GET", "/calls?live=true"),
         api("GET", `/bookings?${query}`),
         data.inmates(),
         data.devices(),
+        api("GET", "/waiting-room"),
       ]);
       calls = callList.items;
+      waiting = new Set(room.items.filter((v) => !v.in_call).map((v) => v.booking_id));
       const contacts = await data.contactsFor([...calls.map((c) => c.contact_id), ...bookingList.items.map((b) => b.contact_id)]);
       const names = { inmates, devices, contacts };
       if (stopped) return;
@@ -142,24 +145,7 @@ export async function renderBoard(main) {
   }
 
   async function endCall(call, inmate, contact) {
-    const ended = await dialog({
-      title: t("end.title"),
-      okText: t("end.ok"),
-      danger: true,
-      build: (body) => body.append(
-        h("p", {}, t("end.lede", { inmate: inmate ? inmate.name : call.inmate_id, contact: contact ? contact.name : "" })),
-        field({ label: t("end.reason"), name: "note", type: "textarea", required: true, maxlength: 2000, hint: t("end.reason_hint"), id: "end-note" }),
-        field({ label: t("end.breach"), name: "breach", type: "checkbox", hint: t("end.breach_hint"), id: "end-breach" }),
-      ),
-      submit: async (v) => {
-        if (!v.note.trim()) throw new Error(t("end.reason_missing"));
-        return api("POST", `/calls/${encodeURIComponent(call.id)}/end`, { note: v.note.trim(), breach: !!v.breach });
-      },
-    });
-    if (ended) {
-      toast(t("end.done"), "good");
-      refresh();
-    }
+    if (await askToEnd(call, inmate, contact)) refresh();
   }
 
   ticker = setInterval(() => {
@@ -167,6 +153,26 @@ export async function renderBoard(main) {
   }, 1000);
   await refresh();
   return () => { stopped = true; clearTimeout(timer); clearInterval(ticker); };
+}
+
+// R14: end a call with a reason, a breach recorded if ticked (the board and the monitor page).
+export async function askToEnd(call, inmate, contact) {
+  const ended = await dialog({
+    title: t("end.title"),
+    okText: t("end.ok"),
+    danger: true,
+    build: (body) => body.append(
+      h("p", {}, t("end.lede", { inmate: inmate ? inmate.name : call.inmate_id, contact: contact ? contact.name : "" })),
+      field({ label: t("end.reason"), name: "note", type: "textarea", required: true, maxlength: 2000, hint: t("end.reason_hint"), id: "end-note" }),
+      field({ label: t("end.breach"), name: "breach", type: "checkbox", hint: t("end.breach_hint"), id: "end-breach" }),
+    ),
+    submit: async (v) => {
+      if (!v.note.trim()) throw new Error(t("end.reason_missing"));
+      return api("POST", `/calls/${encodeURIComponent(call.id)}/end`, { note: v.note.trim(), breach: !!v.breach });
+    },
+  });
+  if (ended) toast(t("end.done"), "good");
+  return Boolean(ended);
 }
 
 function timeLeft(c) {
@@ -190,7 +196,7 @@ export function controlBadge(control, category) {
   return badge(label("control", control), control === "none" ? "" : "warn");
 }
 
-function bookingRow(b, names, tablets, isLive, refresh) {
+function bookingRow(b, names, tablets, isLive, refresh, visitorWaiting) {
   const inmate = names.inmates.get(b.inmate_id);
   const contact = names.contacts.get(b.contact_id);
   const actions = h("div", { class: "row-actions" });
@@ -239,7 +245,8 @@ function bookingRow(b, names, tablets, isLive, refresh) {
     h("td", {}, place),
     h("td", {}, controlBadge(b.control, contact ? contact.category : "")),
     h("td", {}, badge(isLive ? t("booking_state.live") : label("booking_state", b.state), isLive ? "good" : b.state === "held" ? "warn" : ""),
-      uncleared ? [" ", badge(t("clearance.missing_badge"), "bad")] : null),
+      uncleared ? [" ", badge(t("clearance.missing_badge"), "bad")] : null,
+      visitorWaiting ? [" ", h("span", { class: "badge good", dataset: { waiting: "yes" } }, t("board.visitor_waiting", { name: contact ? contact.name : "" }))] : null),
     h("td", {}, actions));
 }
 

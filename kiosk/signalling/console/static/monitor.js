@@ -2,8 +2,11 @@
 // The bridge makes the offer with only the media the decision allows (sight = video,
 // hearing = audio); this page answers it, waits for ICE gathering to finish (no trickle)
 // and posts the answer. Privileged calls are never offered here (R13) and the API refuses them.
-import { api, badge, clear, fmtDuration, h, label, t } from "./core.js";
+import { api, badge, clear, fmtDuration, h, label, may, t } from "./core.js";
 import * as data from "./data.js";
+import { askToEnd } from "./board.js";
+
+const WATCH_MS = 2000; // how often the page asks whether the call is still live
 
 export async function renderMonitor(main, { args }) {
   const callId = args[0];
@@ -42,6 +45,9 @@ export async function renderMonitor(main, { args }) {
 
   const start = h("button", { type: "button", class: "btn primary", id: "btn-monitor-start" }, t("monitor.start"));
   const stop = h("button", { type: "button", class: "btn", id: "btn-monitor-stop", disabled: true }, t("monitor.stop"));
+  // R14: the officer watching can end the call from here, as from the board.
+  const endButton = h("button", { type: "button", class: "btn danger", id: "btn-monitor-end" }, t("board.end_call"));
+  const ended = h("p", { class: "notice", id: "monitor-ended", role: "status", hidden: true });
   main.append(
     h("section", { class: "card" },
       h("dl", { class: "facts" },
@@ -51,7 +57,8 @@ export async function renderMonitor(main, { args }) {
         h("dt", {}, t("col.state")), h("dd", { id: "monitor-call-state" }, label("call_state", call.state)),
         h("dt", {}, t("col.time_left")), h("dd", {}, left)),
       allowed,
-      h("div", { class: "row-actions" }, start, stop),
+      ended,
+      h("div", { class: "row-actions" }, start, stop, may("call.end") ? endButton : null),
       status),
     stage);
 
@@ -124,8 +131,32 @@ export async function renderMonitor(main, { args }) {
     }
   });
   stop.addEventListener("click", () => { close(); status.textContent = t("monitor.stopped"); });
+  endButton.addEventListener("click", () => askToEnd(call, inmate, contact));
 
-  return () => { stopped = true; clearInterval(ticker); close(); };
+  // Issue 16: the page says when the call has ended (time up, ended by staff, ...), and why.
+  const watch = setInterval(async () => {
+    let now;
+    try {
+      now = await api("GET", `/calls/${encodeURIComponent(callId)}`);
+    } catch (_) {
+      return; // asked again next time
+    }
+    document.getElementById("monitor-call-state").textContent = label("call_state", now.state);
+    if (now.state !== "ended" || stopped) return;
+    clearInterval(watch);
+    clearInterval(ticker);
+    close();
+    left.textContent = fmtDuration(0);
+    ended.textContent = t("monitor.ended", { reason: label("end_reason", now.end_reason) });
+    ended.hidden = false;
+    start.disabled = true;
+    endButton.disabled = true;
+    status.textContent = "";
+    document.body.dataset.monitor = "ended";
+    document.body.dataset.callEnded = now.end_reason;
+  }, WATCH_MS);
+
+  return () => { stopped = true; clearInterval(ticker); clearInterval(watch); close(); };
 }
 
 // Which leg a track comes from: its id names it ("tablet-video"), else the order.

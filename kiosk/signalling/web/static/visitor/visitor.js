@@ -23,7 +23,12 @@
     timer: null,
     ending: false,
     retries: 0,
+    invite: null, // GET /visit/{token}/status: can the call still take place (issue 16)
+    tabletReady: null, // the inmate's tablet is on line (issue 16)
+    closedCode: null, // why the call will not take place
   };
+  const JOINED_KEY = "kiosk-visitor-joined:" + state.token; // a reload goes back in (issue 16)
+  const STATUS_POLL_MS = 10000;
 
   const $ = (id) => document.getElementById(id);
 
@@ -123,6 +128,159 @@
     if (state.errorCode) $("error-text").textContent = errorText(state.errorCode);
     if (state.warningMinutes !== undefined) showWarning(state.warningMinutes);
     if (state.statusKey) setStatus(state.statusKey);
+    renderInvite();
+    renderTablet();
+    if (state.screen === "call" && window.kioskControls) window.kioskControls.render();
+    if (state.closedCode) renderClosed();
+    if (state.endReason) renderEndAgain();
+  }
+
+  // --- the invite: who it speaks to, and whether its call can still take place (issue 16) --
+
+  async function loadStatus() {
+    try {
+      const response = await fetch("/visit/" + encodeURIComponent(state.token) + "/status", {
+        cache: "no-store",
+      });
+      const body = await response.json();
+      if (body.server_time) state.clockOffset = Date.parse(body.server_time) - Date.now();
+      state.invite = body;
+    } catch (_) {
+      // no answer: the join says what is wrong
+    }
+    return state.invite;
+  }
+
+  function renderInvite() {
+    const call = state.invite && state.invite.call;
+    // A lawyer or a police officer is spoken to as such, not as a family member (R13).
+    const who = call && call.privileged ? call.category : "";
+    $("intro-lead").textContent = t(who ? "intro_lead_" + who : "intro_lead");
+    $("step-control").textContent = t(who ? "step_control_privileged" : "step_control");
+  }
+
+  function renderTablet() {
+    const el = $("waiting-tablet");
+    el.hidden = state.tabletReady === null;
+    el.textContent = state.tabletReady ? t("tablet_ready") : t("tablet_not_ready");
+    el.dataset.ready = String(Boolean(state.tabletReady));
+  }
+
+  // The window has closed, or the booking was cancelled, held or used: say so, and where
+  // to turn (the facility's contact details).
+  function closed(code) {
+    state.closedCode = code;
+    closeCall();
+    stopMedia();
+    forgetJoined();
+    renderClosed();
+    show("closed");
+  }
+
+  function renderClosed() {
+    $("closed-text").textContent = t("closed_" + state.closedCode);
+    renderOffice($("closed-office"));
+  }
+
+  function renderOffice(el) {
+    const facility = state.invite && state.invite.facility;
+    el.replaceChildren();
+    if (!facility) return;
+    const heading = document.createElement("h2");
+    heading.textContent = t("office_heading", { name: facility.name });
+    const list = document.createElement("dl");
+    list.className = "facts";
+    for (const [key, value] of [["phone", facility.phone], ["email", facility.email],
+      ["hours", facility.hours]]) {
+      if (!value) continue;
+      const row = document.createElement("div");
+      const dt = document.createElement("dt");
+      dt.textContent = t("office_" + key);
+      const dd = document.createElement("dd");
+      dd.dataset.office = key;
+      if (key === "hours") {
+        dd.textContent = value;
+      } else {
+        const link = document.createElement("a");
+        link.href = (key === "phone" ? "tel:" : "mailto:") + value.replace(/\s/g, "");
+        link.textContent = value;
+        dd.append(link);
+      }
+      row.append(dt, dd);
+      list.append(row);
+    }
+    if (!list.children.length) {
+      const none = document.createElement("p");
+      none.textContent = t("office_none");
+      el.append(heading, none);
+      return;
+    }
+    el.append(heading, list);
+  }
+
+  const CLOSED = ["booking_used", "booking_cancelled", "booking_held", "facility_restricted",
+    "outside_window"];
+
+  // The status may change while the visitor waits (cancelled, held, the window over).
+  async function watchStatus() {
+    if (state.screen !== "waiting") return;
+    const invite = await loadStatus();
+    if (invite && CLOSED.includes(invite.state) && state.screen === "waiting") {
+      closed(invite.state);
+      return;
+    }
+    setTimeout(watchStatus, STATUS_POLL_MS);
+  }
+
+  function invitePast() {
+    const call = state.invite && state.invite.call;
+    return Boolean(call) && Date.now() + state.clockOffset >= Date.parse(call.end);
+  }
+
+  function windowOver() {
+    const end = state.waiting && Date.parse(state.waiting.end);
+    return Boolean(end) && Date.now() + state.clockOffset >= end;
+  }
+
+  function rememberJoined() {
+    try {
+      sessionStorage.setItem(JOINED_KEY, "1");
+    } catch (_) {
+      // private mode: a reload starts from the first page
+    }
+  }
+
+  function forgetJoined() {
+    try {
+      sessionStorage.removeItem(JOINED_KEY);
+    } catch (_) {
+      // nothing kept
+    }
+  }
+
+  function wasJoined() {
+    try {
+      return sessionStorage.getItem(JOINED_KEY) === "1";
+    } catch (_) {
+      return false;
+    }
+  }
+
+  // After leaving (or a lost connection) inside the window: the way back in.
+  function renderEndAgain() {
+    // A call that connected used its booking up (R10): only an unanswered one is open again.
+    const open = (state.endReason === "connection_lost"
+      || (state.endReason === "left" && !state.connected)) && !windowOver();
+    $("end-again").hidden = !open;
+    $("end-close").hidden = open;
+    if (open) $("end-again-text").textContent = t("rejoin_text");
+  }
+
+  async function rejoin() {
+    state.endReason = undefined;
+    delete document.body.dataset.endReason;
+    state.autoJoin = true;
+    await startCheck();
   }
 
   function errorText(code) {
@@ -139,9 +297,15 @@
   ];
 
   function fail(code) {
+    const early = code === "outside_window" && !invitePast();
+    if (CLOSED.includes(code) && !early) {
+      closed(code);
+      return;
+    }
     state.errorCode = code;
     $("error-text").textContent = errorText(code);
     $("btn-again").hidden = FINAL_ERRORS.includes(code);
+    renderOffice($("error-office"));
     closeCall();
     stopMedia();
     show("error");
@@ -178,6 +342,10 @@
     startMeter();
     setStatus("check_ok");
     $("btn-wait").disabled = false;
+    if (state.autoJoin) {
+      state.autoJoin = false;
+      join();
+    }
   }
 
   function startMeter() {
@@ -237,11 +405,12 @@
     ws.onclose = () => {
       if (state.ws !== ws || state.ending) return;
       state.ws = null;
-      if (state.screen === "call") {
-        end("connection_lost");
-      } else if (state.screen === "waiting" && state.retries < MAX_RETRIES) {
+      if ((state.screen === "call" || state.screen === "waiting") && state.retries < MAX_RETRIES
+          && !windowOver()) {
         // A dropped network in the waiting room: join again (the seat was freed).
         state.retries += 1;
+        closePeer();
+        if (state.screen === "call") show("waiting");
         setStatus("reconnecting");
         setTimeout(join, 1000 * state.retries);
       } else {
@@ -255,6 +424,12 @@
       case "waiting":
         state.retries = 0;
         state.waiting = message;
+        rememberJoined();
+        if (state.screen !== "waiting") setTimeout(watchStatus, STATUS_POLL_MS);
+        closePeer();
+        if (state.timer) clearInterval(state.timer);
+        state.timer = null;
+        state.call = null;
         show("waiting");
         $("waiting-video").srcObject = state.stream;
         setStatus("waiting_for_call");
@@ -264,6 +439,10 @@
         state.call = message;
         state.clockOffset = Date.parse(message.server_time) - Date.now();
         setStatus("waiting_ringing");
+        break;
+      case "tablet":
+        state.tabletReady = message.ready;
+        renderTablet();
         break;
       case "sdp":
         if (message.kind === "offer") answer(message);
@@ -279,6 +458,9 @@
         break;
       case "error":
         if (state.screen !== "call") fail(message.code);
+        break;
+      case "media":
+        if (window.kioskControls) window.kioskControls.remote(message);
         break;
       default:
         break;
@@ -306,11 +488,11 @@
     };
     pc.onconnectionstatechange = () => {
       if (state.pc !== pc) return;
-      if (pc.connectionState === "connected") setStatus("");
-      if (pc.connectionState === "failed") {
-        send({ type: "hangup", call_id: state.call.call_id });
-        end("connection_lost");
+      if (pc.connectionState === "connected") {
+        state.connected = true;
+        setStatus("");
       }
+      if (pc.connectionState === "failed") setStatus("reconnecting");
     };
     try {
       await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
@@ -373,10 +555,14 @@
     state.timer = setInterval(tick, 500);
   }
 
+  function timeLeftSeconds() {
+    const left = Date.parse(state.call.not_after) - (Date.now() + state.clockOffset);
+    return Math.max(0, Math.floor(left / 1000));
+  }
+
   function tick() {
     if (!state.call) return;
-    const left = Date.parse(state.call.not_after) - (Date.now() + state.clockOffset);
-    const seconds = Math.max(0, Math.floor(left / 1000));
+    const seconds = timeLeftSeconds();
     const h = Math.floor(seconds / 3600);
     const m = Math.floor((seconds % 3600) / 60);
     const s = seconds % 60;
@@ -441,6 +627,9 @@
   }
 
   function end(reason) {
+    // The prison's side closes a moment before its end message: time is up all the same.
+    if (reason !== "left" && state.call && timeLeftSeconds() <= 2) reason = "time_up";
+    if (reason !== "connection_lost") forgetJoined();
     state.endReason = reason;
     state.statusKey = "";
     closeCall();
@@ -448,7 +637,9 @@
     $("remote-video").srcObject = null;
     $("end-reason").textContent = t("end_" + reason);
     document.body.dataset.endReason = reason;
+    renderEndAgain();
     show("end");
+    if (reason === "time_up" || reason === "left") state.call = null;
   }
 
   function leave() {
@@ -458,7 +649,16 @@
 
   // --- wiring -------------------------------------------------------------------------------
 
-  window.kioskVisitor = { setVerificationCode, verificationCode };
+  window.kioskVisitor = {
+    setVerificationCode,
+    verificationCode,
+    send: (message) => send(message),
+    call: () => state.call,
+    stream: () => state.stream,
+    peer: () => state.pc,
+    t: (key, vars) => t(key, vars),
+    relaysMedia: true, // the server passes "media" on to the tablet (issue 16)
+  };
 
   document.addEventListener("DOMContentLoaded", () => {
     for (const button of document.querySelectorAll(".lang-btn")) {
@@ -473,11 +673,23 @@
       state.errorCode = undefined;
       startCheck();
     });
-    window.addEventListener("pagehide", () => {
-      if (state.call) send({ type: "hangup", call_id: state.call.call_id });
-    });
+    $("btn-rejoin").addEventListener("click", rejoin);
     const initial = storedLanguage() || (LANGS.includes(document.documentElement.lang)
       ? document.documentElement.lang : "nb");
-    loadLanguage(initial).then(() => show("intro"));
+    Promise.all([loadLanguage(initial), loadStatus()]).then(() => {
+      renderInvite();
+      const invite = state.invite;
+      if (invite && CLOSED.includes(invite.state)) {
+        closed(invite.state);
+      } else if (invite && invite.state === "not_found") {
+        fail("not_found");
+      } else if (state.screen !== "intro") {
+        // the visitor went on before the answer came
+      } else if (wasJoined()) {
+        rejoin(); // a reload in the waiting room or the call: straight back in
+      } else {
+        show("intro");
+      }
+    });
   });
 })();
