@@ -299,6 +299,24 @@ async def test_page_api_is_loopback_only_and_validates(world: World) -> None:
         assert r.status == 200
     async with world.http.get(f"{base}/api/state", headers={"Host": "localhost:1"}) as resp:
         assert resp.status == 200
+    # Only the page's own origin (issue 12): not another local page on another port,
+    # nor another scheme, over HTTP or the WebSockets alike.
+    own = world.agent.ui_port
+    other = own + 1 if own < 65535 else own - 1
+    for origin in (f"http://127.0.0.1:{other}", f"http://localhost:{other}",
+                   f"https://127.0.0.1:{own}", f"http://[::1]:{other}", "http://127.0.0.1",
+                   "null", f"http://127.0.0.1:{own}/x"):
+        async with world.http.post(f"{base}/api/dial", json={"booking_id": "booking-1"},
+                                   headers={"Origin": origin}) as resp:
+            assert resp.status == 403, origin
+            assert (await resp.json())["error"]["code"] == "not_loopback"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as handshake:
+            await world.http.ws_connect(f"{base}/api/events", headers={"Origin": origin})
+        assert handshake.value.status == 403
+    assert world.agent.view()["phase"] == "idle"  # no dial went out
+    async with world.http.get(f"{base}/api/state",
+                              headers={"Origin": f"http://localhost:{own}"}) as resp:
+        assert resp.status == 200
     for body in ({}, {"booking_id": 5}, {"booking_id": "x", "more": 1}, {"booking_id": "a b"}):
         async with world.http.post(f"{base}/api/dial", json=body) as resp:
             assert resp.status == 400
