@@ -37,6 +37,7 @@ from aiohttp import WSMsgType, web
 from aiohttp.typedefs import Middleware
 
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -196,6 +197,7 @@ class UiServer:
         return app
 
     async def start(self) -> int:
+        hide_version()  # issue 12: the page server names no version either
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
