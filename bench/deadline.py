@@ -108,7 +108,7 @@ async def agent_call(seconds: float, n: int) -> tuple[float, float, float]:
         call_id=f"bench-{n}", device_id=DEVICE, inmate_id="i", contact_id="c",
         category=Category.PERSONAL, route=Route.P2P, control=ControlLevel.NONE,
         not_before=now - timedelta(minutes=1), not_after=now + timedelta(seconds=seconds),
-        issued_at=now,
+        issued_at=now, dial_nonce="bench-dial-nonce",
     )
     decision = check_grant(sign_grant(grant, KEY), KEY.public_key(), DEVICE, ReplayGuard(),
                            time.monotonic(), sent_monotonic=dial_sent)

@@ -50,6 +50,7 @@ from kiosk.device.ui_server import UiServer
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings
 from kiosk.runtime.logs import get_logger
+from kiosk.wire.messages import GrantRefusedMessage
 
 log = get_logger(__name__)
 
@@ -226,6 +227,9 @@ class Agent:
         shown: list[dict[str, Any]] = []
         for action in actions:
             if isinstance(action, Send):
+                if isinstance(action.message, GrantRefusedMessage):
+                    log.warning("the tablet refused a grant", call_id=action.message.call_id,
+                                reason=action.message.reason.value)
                 await self.link.send(action.message)
             elif isinstance(action, Show):
                 event = dict(action.event)

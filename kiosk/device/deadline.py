@@ -19,14 +19,14 @@ from dataclasses import dataclass, field
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from kiosk.domain.callstate import WARNINGS, End, Warn
-from kiosk.domain.reasons import EndReason
+from kiosk.domain.reasons import EndReason, GrantRefusal
 from kiosk.wire.grants import Grant, GrantClock, GrantError, ReplayGuard, SignedGrant, verify_grant
 
 # A grant whose end is this close is refused outright: there is no time for
 # a call, only for a flash of media that the tablet would cut at once.
 MIN_USEFUL_SECONDS = 1.0
 
-NOT_YET_OPEN = "not_yet_open"  # a GrantError reason of the tablet's own
+NOT_YET_OPEN = GrantRefusal.NOT_YET_OPEN  # a GrantError reason of the tablet's own
 
 # The tablet stops sending this long before the grant's end. A frame sent at
 # t is shown at the far end after the network, the jitter buffer and the
@@ -51,7 +51,7 @@ class Accepted:
 class Refused:
     """The grant is refused; no media. ``call_id`` is known only when the signature held."""
 
-    reason: str  # one of GrantError's reasons, or NOT_YET_OPEN
+    reason: GrantRefusal
     detail: str = ""
     call_id: str | None = None
 

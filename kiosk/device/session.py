@@ -29,7 +29,7 @@ from kiosk.device.actions import (
     StartCall,
 )
 from kiosk.device.deadline import Refused
-from kiosk.device.grant_intake import SameCall, admit_grant, grant_call_id_hint
+from kiosk.device.grant_intake import Asking, SameCall, admit_grant, grant_call_id_hint
 from kiosk.device.live import LiveCall
 from kiosk.device.session_state import SessionState
 from kiosk.domain.callstate import End, Warn
@@ -40,6 +40,7 @@ from kiosk.wire.messages import (
     EndMessage,
     ErrorMessage,
     GrantMessage,
+    GrantRefusedMessage,
     HangupMessage,
     HelloMessage,
     IceMessage,
@@ -90,7 +91,7 @@ class TabletSession(SessionState):
         actions: list[Action] = []
         if self.phase is Phase.DIALLING:
             actions += self._refuse(Reason.DEVICE_NOT_CONNECTED, "dial")
-            self.phase = Phase.IDLE
+            self._stop_dialling()
         if self.live is not None and self.live.grant.route is Route.BRIDGE:
             return [*actions, *self._finish(EndReason.BRIDGE_FAILED, mono)]
         return [*actions, self._show_state(mono)]
@@ -132,8 +133,7 @@ class TabletSession(SessionState):
             return self._on_end(message.call_id, message.reason, mono)
         if isinstance(message, RefusedMessage):
             if message.ref == "dial" and self.phase is Phase.DIALLING:
-                self.phase = Phase.IDLE
-                self.dial_booking = self.dial_sent_at = None
+                self._stop_dialling()
             return [*self._refuse(message.code, message.ref, message.message),
                     self._show_state(mono)]
         if isinstance(message, PongMessage):
@@ -166,12 +166,14 @@ class TabletSession(SessionState):
 
     def _on_grant(self, message: GrantMessage, mono: float) -> list[Action]:
         signed = message.grant.signed()
-        decision = admit_grant(
-            signed, self.grant_key, self.device_id, self.ended, mono,
+        dialling = self.phase is Phase.DIALLING
+        asking = Asking(
+            dial_nonce=self.dial_nonce if dialling else None,
             dial_sent_at=self.dial_sent_at,
+            server_now=self.server_now(mono),
             live_call_id=self.live.grant.call_id if self.live is not None else None,
-            dialling=self.phase is Phase.DIALLING,
         )
+        decision = admit_grant(signed, self.grant_key, self.device_id, self.ended, mono, asking)
         if isinstance(decision, SameCall):
             return []
         if isinstance(decision, Refused):
@@ -179,8 +181,8 @@ class TabletSession(SessionState):
         grant = decision.grant
         ice_servers = tuple(message.ice_servers)
         self.live = LiveCall(grant, decision, self._contact_name(grant.contact_id), ice_servers)
+        self._stop_dialling()
         self.phase = Phase.CONNECTING
-        self.dial_booking = self.dial_sent_at = None
         self.refusal = None
         self.last_end = None
         return [StartCall(decision, ice_servers), self._show_state(mono)]
@@ -188,13 +190,14 @@ class TabletSession(SessionState):
     def _refuse_grant(self, refused: Refused, payload: str, mono: float) -> list[Action]:
         call_id = refused.call_id or grant_call_id_hint(payload)
         actions: list[Action] = []
-        # A call the tablet will not carry is hung up at once, so the server ends it too.
+        # A call the tablet will not carry is hung up at once, so the server ends it too;
+        # and every refusal is reported, with its reason, for the server's record.
         if call_id and (self.live is None or self.live.grant.call_id != call_id):
             actions.append(Send(HangupMessage(call_id=call_id)))
+        actions.append(Send(GrantRefusedMessage(call_id=call_id, reason=refused.reason)))
         if self.phase is Phase.DIALLING:
-            self.phase = Phase.IDLE
-            self.dial_booking = self.dial_sent_at = None
-        refusal = self._refuse(Reason.GRANT_INVALID, "grant", detail=refused.reason)
+            self._stop_dialling()
+        refusal = self._refuse(Reason.GRANT_INVALID, "grant", detail=refused.reason.value)
         return [*actions, *refusal, self._show_state(mono)]
 
     def _on_end(self, call_id: str, reason: EndReason, mono: float) -> list[Action]:
@@ -269,15 +272,16 @@ class TabletSession(SessionState):
         self.phase = Phase.DIALLING
         self.dial_booking = booking_id
         self.dial_sent_at = mono  # before the send: the grant clock's anchor (GrantClock)
+        self.dial_nonce = self.nonces()  # a fresh one per dial: the grant must carry it back
         self.refusal = None
         self.last_end = None
-        return [Send(DialMessage(booking_id=booking_id)), self._show_state(mono)]
+        dial = DialMessage(booking_id=booking_id, nonce=self.dial_nonce)
+        return [Send(dial), self._show_state(mono)]
 
     def hangup(self, mono: float) -> list[Action]:
         if self.live is None:
             if self.phase is Phase.DIALLING:
-                self.phase = Phase.IDLE
-                self.dial_booking = self.dial_sent_at = None
+                self._stop_dialling()
                 return [self._show_state(mono)]
             return self._refuse(Reason.CALL_NOT_LIVE, "hangup")
         call_id = self.live.grant.call_id
@@ -301,8 +305,7 @@ class TabletSession(SessionState):
         if self.live is None:
             if (self.phase is Phase.DIALLING and self.dial_sent_at is not None
                     and mono - self.dial_sent_at > DIAL_TIMEOUT):
-                self.phase = Phase.IDLE
-                self.dial_booking = self.dial_sent_at = None
+                self._stop_dialling()
                 return [*self._refuse(Reason.DEVICE_NOT_CONNECTED, "dial",
                                       detail="no answer from the server"),
                         self._show_state(mono)]

@@ -7,6 +7,8 @@ monotonic time comes in as an argument.
 
 from __future__ import annotations
 
+import secrets
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -20,11 +22,22 @@ from kiosk.wire.grants import ReplayGuard
 from kiosk.wire.messages import StateMessage
 
 
+def new_nonce() -> str:
+    """A dial's nonce: 128 random bits, base64url."""
+    return secrets.token_urlsafe(16)
+
+
 class SessionState:
     """The tablet's state: the server's last word, the phase, the live call, the last refusal."""
 
-    def __init__(self, grant_key: Ed25519PublicKey, device_id: str = "") -> None:
+    def __init__(
+        self,
+        grant_key: Ed25519PublicKey,
+        device_id: str = "",
+        nonces: Callable[[], str] = new_nonce,
+    ) -> None:
         self.grant_key = grant_key
+        self.nonces = nonces
         # Pinned from the configuration when provisioning wrote it; otherwise
         # learnt from the first state of the server the pinned CA vouched for.
         self.device_id = device_id
@@ -38,6 +51,9 @@ class SessionState:
         self.live: LiveCall | None = None
         self.dial_booking: str | None = None
         self.dial_sent_at: float | None = None
+        # The outstanding dial's nonce: the only grant taken carries it (issue 12).
+        # Kept in memory only: after a restart no old grant answers a dial.
+        self.dial_nonce: str | None = None
         self.last_end: dict[str, str | bool] | None = None
         self.refusal: dict[str, str] | None = None
         self.rtts: list[float] = []
@@ -69,6 +85,10 @@ class SessionState:
         }
 
     # --- helpers ------------------------------------------------------------------------
+
+    def _stop_dialling(self) -> None:
+        self.phase = Phase.IDLE
+        self.dial_booking = self.dial_sent_at = self.dial_nonce = None
 
     def _show_state(self, mono: float) -> Show:
         self._shown_open = self._open_bookings(mono)

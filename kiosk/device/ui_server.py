@@ -11,11 +11,13 @@
   (``kiosk.device.page_media_api``); the page is then the tablet's camera,
   microphone and screen. A page that does media opens ``/api/events?media=page``.
 
-Only this machine may use it: the socket binds a loopback address (the agent
-refuses to start otherwise), and every request must name a loopback host in
-``Host`` and, when it carries one, ``Origin`` — so a web page elsewhere that
-a browser on the tablet happened to load cannot drive the agent (DNS
-rebinding, cross-site requests). POST bodies must be JSON, which a plain
+Only this machine's kiosk page may use it: the socket binds a loopback
+address (the agent refuses to start otherwise), every request must name a
+loopback host in ``Host``, and a request that carries an ``Origin`` must
+carry the page's own (``http``, loopback, this port) — so neither a web page
+elsewhere that a browser on the tablet happened to load (DNS rebinding,
+cross-site requests) nor another local page on another port can drive the
+agent. POST bodies must be JSON, which a plain
 cross-site form cannot send. Errors are ``{"error": {"code", "message"}}``.
 """
 
@@ -32,6 +34,7 @@ from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
+from aiohttp.typedefs import Middleware
 
 from kiosk.device.page_media_api import media_handler
 from kiosk.domain.reasons import MESSAGES, Reason
@@ -39,6 +42,8 @@ from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY = 4096
 _BOOKING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
@@ -68,26 +73,48 @@ def error(code: Reason, status: int, message: str = "") -> web.Response:
     return web.json_response(body, status=status)
 
 
-@web.middleware
-async def loopback_only(
-    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
-) -> web.StreamResponse:
-    host = request.headers.get("Host", "")
-    if not host or not is_loopback_host(_host_of(host)):
-        return error(Reason.NOT_LOOPBACK, 403)
-    origin = request.headers.get("Origin")
-    if origin is not None:
-        parsed = urlsplit(origin)
-        if parsed.scheme not in ("http", "https") or not is_loopback_host(parsed.hostname or ""):
+def loopback_only(port: Callable[[], int]) -> Middleware:
+    """The middleware: a loopback ``Host``, and no ``Origin`` but the page's own.
+
+    Issue 12: another page on this machine (another port, another scheme) is
+    another origin, and could drive the agent if any loopback origin would do.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        host = request.headers.get("Host", "")
+        if not host or not is_loopback_host(_host_of(host)):
             return error(Reason.NOT_LOOPBACK, 403)
+        origin = request.headers.get("Origin")
+        if origin is not None and not is_own_origin(origin, port()):
+            return error(Reason.NOT_LOOPBACK, 403)
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            reason = Reason.NOT_FOUND if exc.status == 404 else Reason.INVALID_REQUEST
+            return error(reason, exc.status, exc.reason)
+        response.headers.setdefault("Cache-Control", "no-store")
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        return response
+
+    return middleware
+
+
+def is_own_origin(origin: str, port: int) -> bool:
+    """``http://`` a loopback name for this machine, at the port the page server listens on."""
     try:
-        response = await handler(request)
-    except web.HTTPException as exc:
-        reason = Reason.NOT_FOUND if exc.status == 404 else Reason.INVALID_REQUEST
-        return error(reason, exc.status, exc.reason)
-    response.headers.setdefault("Cache-Control", "no-store")
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    return response
+        parsed = urlsplit(origin)
+        origin_port = parsed.port
+    except ValueError:
+        return False
+    return (
+        parsed.scheme == "http"
+        and is_loopback_host(parsed.hostname or "")
+        and origin_port == port
+        and parsed.path in ("", "/")
+        and not parsed.query
+        and not parsed.username
+    )
 
 
 # --- the kiosk page ------------------------------------------------------------------------
@@ -157,7 +184,8 @@ class UiServer:
         self._sockets: set[web.WebSocketResponse] = set()
 
     def app(self) -> web.Application:
-        app = web.Application(middlewares=[loopback_only], client_max_size=MAX_BODY)
+        app = web.Application(middlewares=[loopback_only(lambda: self.port)],
+                              client_max_size=MAX_BODY)
         app.router.add_get("/api/state", self.state)
         app.router.add_post("/api/dial", self.dial)
         app.router.add_post("/api/hangup", self.hangup)

@@ -151,6 +151,27 @@ MESSAGES: dict[Reason, str] = {
 }
 
 
+class GrantRefusal(StrEnum):
+    """Why the tablet refused a grant: the finer reason under ``grant_invalid``.
+
+    The tablet shows it as the refusal's ``detail`` and reports it to the
+    server (``grant_refused``), which records it (principle 1: both ends enforce).
+    """
+
+    BAD_SIGNATURE = "bad_signature"
+    WRONG_DEVICE = "wrong_device"
+    MALFORMED = "malformed"
+    BAD_WINDOW = "bad_window"
+    REPLAYED = "replayed"
+    EXPIRED = "expired"  # its end has passed, by the grant or by the server's own clock
+    NOT_YET_OPEN = "not_yet_open"
+    UNSOLICITED = "unsolicited"  # this tablet is not dialling
+    CALL_ALREADY_LIVE = "call_already_live"  # another call is live on this tablet
+    NOT_MY_DIAL = "not_my_dial"  # it answers no dial this tablet has outstanding
+    PRIVILEGED_MONITORED = "privileged_monitored"  # R13: bridged or controlled
+    NO_SERVER_TIME = "no_server_time"  # the server's clock is not known yet
+
+
 class EndReason(StrEnum):
     """Why a call ended, as shown to both ends and kept in the record."""
 

@@ -30,9 +30,11 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.domain.reasons import Reason
+from kiosk.domain.reasons import GrantRefusal, Reason
 
-GRANT_VERSION: Final = 1
+# 2: the grant answers one dial (``dial_nonce``), so a grant cannot be replayed
+# to a tablet that did not ask for it just now (issue 12).
+GRANT_VERSION: Final = 2
 SIGNATURE_CONTEXT: Final = b"kiosk-grant-v1\x00"
 MAX_PAYLOAD_BYTES: Final = 4096
 MAX_ID_LENGTH: Final = 64
@@ -52,6 +54,7 @@ _FIELDS: Final = frozenset(
         "not_before",
         "not_after",
         "issued_at",
+        "dial_nonce",
     }
 )
 
@@ -59,16 +62,16 @@ _FIELDS: Final = frozenset(
 class GrantError(Exception):
     """The tablet refuses a grant. ``reason`` says why; the wire code is ``grant_invalid``."""
 
-    BAD_SIGNATURE: Final = "bad_signature"
-    WRONG_DEVICE: Final = "wrong_device"
-    MALFORMED: Final = "malformed"
-    BAD_WINDOW: Final = "bad_window"
-    REPLAYED: Final = "replayed"
-    EXPIRED: Final = "expired"
+    BAD_SIGNATURE: Final = GrantRefusal.BAD_SIGNATURE
+    WRONG_DEVICE: Final = GrantRefusal.WRONG_DEVICE
+    MALFORMED: Final = GrantRefusal.MALFORMED
+    BAD_WINDOW: Final = GrantRefusal.BAD_WINDOW
+    REPLAYED: Final = GrantRefusal.REPLAYED
+    EXPIRED: Final = GrantRefusal.EXPIRED
 
     code: Final = Reason.GRANT_INVALID
 
-    def __init__(self, reason: str, detail: str = "") -> None:
+    def __init__(self, reason: GrantRefusal, detail: str = "") -> None:
         super().__init__(f"{reason}: {detail}" if detail else reason)
         self.reason = reason
         self.detail = detail
@@ -99,6 +102,7 @@ class Grant:
     not_before: datetime
     not_after: datetime
     issued_at: datetime  # the server's clock when it signed
+    dial_nonce: str  # the nonce of the tablet's dial this grant answers
 
     @property
     def duration(self) -> timedelta:
@@ -118,6 +122,7 @@ class Grant:
             "not_before": format_time(self.not_before),
             "not_after": format_time(self.not_after),
             "issued_at": format_time(self.issued_at),
+            "dial_nonce": self.dial_nonce,
         }
         return canonical_json(body)
 
@@ -156,7 +161,7 @@ def _check_window(grant: Grant) -> None:
 
 def sign_grant(grant: Grant, key: Ed25519PrivateKey) -> SignedGrant:
     _check_window(grant)
-    for name in ("call_id", "device_id", "inmate_id", "contact_id"):
+    for name in ("call_id", "device_id", "inmate_id", "contact_id", "dial_nonce"):
         value = getattr(grant, name)
         if not value or len(value) > MAX_ID_LENGTH:
             raise ValueError(f"grant {name} must be 1..{MAX_ID_LENGTH} characters")
@@ -193,6 +198,7 @@ def _decode_payload(payload: str) -> Grant:
             not_before=parse_time(body["not_before"]),
             not_after=parse_time(body["not_after"]),
             issued_at=parse_time(body["issued_at"]),
+            dial_nonce=_text(body, "dial_nonce"),
         )
     except (ValueError, TypeError) as exc:
         raise GrantError(GrantError.MALFORMED, str(exc)) from exc

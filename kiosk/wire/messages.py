@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.domain.reasons import MESSAGES, EndReason, Reason
+from kiosk.domain.reasons import MESSAGES, EndReason, GrantRefusal, Reason
 from kiosk.wire.grants import SignedGrant
 
 PROTOCOL_VERSION: Final = 1
@@ -41,6 +41,8 @@ Token = Annotated[
     str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
 ]
 Seq = Annotated[int, Field(ge=0, le=2**53 - 1)]
+# A dial's nonce: the grant that answers it carries it back, signed (issue 12).
+Nonce = Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class ProtocolError(Exception):
@@ -147,8 +149,22 @@ class HelloMessage(_Message):
 
 
 class DialMessage(_Message):
+    """``nonce``: fresh per dial; only a grant carrying it back is taken (issue 12)."""
+
     type: Literal["dial"] = "dial"
     booking_id: Id
+    nonce: Nonce
+
+
+class GrantRefusedMessage(_Message):
+    """The tablet refused a grant, and why: the server records it (principle 1).
+
+    ``call_id`` is the call the grant claims, when the tablet could read one.
+    """
+
+    type: Literal["grant_refused"] = "grant_refused"
+    call_id: Id | None = None
+    reason: GrantRefusal
 
 
 class TamperMessage(_Message):
@@ -290,6 +306,7 @@ DeviceMessage: TypeAlias = Annotated[
     | IceMessage
     | HangupMessage
     | TamperMessage
+    | GrantRefusedMessage
     | PingMessage
     | MediaMessage,
     Field(discriminator="type"),

@@ -40,7 +40,7 @@ def make_grant(seconds: float, *, call_id: str = "call-1", device_id: str = DEVI
         call_id=call_id, device_id=device_id, inmate_id="inmate-1", contact_id="contact-1",
         category=Category.PERSONAL, route=Route.P2P, control=ControlLevel.NONE,
         not_before=now - timedelta(minutes=1), not_after=now + timedelta(seconds=seconds),
-        issued_at=now,
+        issued_at=now, dial_nonce="dial-nonce-of-the-test",
     )
 
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -40,6 +40,7 @@ from kiosk.wire.messages import (
     EndMessage,
     GrantDocument,
     GrantMessage,
+    GrantRefusedMessage,
     HangupMessage,
     HelloMessage,
     InmateInfo,
@@ -69,6 +70,10 @@ class Server:
     received: list[BaseModel] = field(default_factory=list)
     visitor: Visitor | None = None
     calls: int = 0
+    # A hostile server (issue 12): signs, with the real key, what it must never sign.
+    grant_edit: Callable[[Grant], Grant] | None = None
+    replay: GrantMessage | None = None  # answer every dial with this old grant instead
+    granted: list[GrantMessage] = field(default_factory=list)
 
     def state(self, device_id: str) -> StateMessage:
         now = datetime.now(UTC)
@@ -100,11 +105,14 @@ class Server:
                 contact_id="contact-1", category=Category.PERSONAL, route=Route.P2P,
                 control=ControlLevel.NONE, not_before=now - timedelta(minutes=5),
                 not_after=now + timedelta(seconds=self.call_seconds), issued_at=now,
+                dial_nonce=message.nonce,
             )
+            if self.grant_edit is not None:
+                grant = self.grant_edit(grant)
             key = Ed25519PrivateKey.generate() if self.forge else self.grant_key
-            await self.hub.send(
-                device_id, GrantMessage(grant=GrantDocument.of(sign_grant(grant, key)))
-            )
+            granted = self.replay or GrantMessage(grant=GrantDocument.of(sign_grant(grant, key)))
+            self.granted.append(granted)
+            await self.hub.send(device_id, granted)
         elif isinstance(message, SdpMessage) and message.kind == "offer":
             if self.visitor is not None:
                 await self.visitor.close()
@@ -282,6 +290,24 @@ async def test_page_api_is_loopback_only_and_validates(world: World) -> None:
         assert r.status == 200
     async with world.http.get(f"{base}/api/state", headers={"Host": "localhost:1"}) as resp:
         assert resp.status == 200
+    # Only the page's own origin (issue 12): not another local page on another port,
+    # nor another scheme, over HTTP or the WebSockets alike.
+    own = world.agent.ui_port
+    other = own + 1 if own < 65535 else own - 1
+    for origin in (f"http://127.0.0.1:{other}", f"http://localhost:{other}",
+                   f"https://127.0.0.1:{own}", f"http://[::1]:{other}", "http://127.0.0.1",
+                   "null", f"http://127.0.0.1:{own}/x"):
+        async with world.http.post(f"{base}/api/dial", json={"booking_id": "booking-1"},
+                                   headers={"Origin": origin}) as resp:
+            assert resp.status == 403, origin
+            assert (await resp.json())["error"]["code"] == "not_loopback"
+        with pytest.raises(aiohttp.WSServerHandshakeError) as handshake:
+            await world.http.ws_connect(f"{base}/api/events", headers={"Origin": origin})
+        assert handshake.value.status == 403
+    assert world.agent.view()["phase"] == "idle"  # no dial went out
+    async with world.http.get(f"{base}/api/state",
+                              headers={"Origin": f"http://localhost:{own}"}) as resp:
+        assert resp.status == 200
     for body in ({}, {"booking_id": 5}, {"booking_id": "x", "more": 1}, {"booking_id": "a b"}):
         async with world.http.post(f"{base}/api/dial", json=body) as resp:
             assert resp.status == 400
@@ -301,6 +327,61 @@ async def test_page_api_is_loopback_only_and_validates(world: World) -> None:
     async with world.http.post(f"{base}/api/dial", data=b"x" * 10000,
                                headers={"Content-Type": "application/json"}) as resp:
         assert resp.status in (400, 413)
+
+
+@SQLITE
+async def test_grants_a_hostile_server_signs_are_refused_and_each_refusal_reported(
+    world: World,
+) -> None:
+    """Issue 12: the real agent against a server that signs, with the real grant key,
+    what it must never sign. Each is refused, hung up, shown and reported with its reason."""
+    server = world.server
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online")
+
+    async def refused(reason: str) -> None:
+        before = len(server.of(GrantRefusedMessage))
+        await world.agent.dial("booking-1")
+        await wait_for(lambda: len(server.of(GrantRefusedMessage)) > before, what=reason)
+        report = server.of(GrantRefusedMessage)[-1]
+        assert report.reason == reason and report.call_id == f"call-{server.calls}"
+        await wait_for(lambda: HangupMessage(call_id=report.call_id) in server.received,
+                       what="hang-up")
+        view = world.agent.view()
+        assert view["refusal"]["detail"] == reason and view["phase"] == "idle"
+        assert world.agent.calls_started == 0
+
+    # (a) R13: a police call through the bridge; a defence counsel call under control.
+    server.grant_edit = lambda g: replace(g, category=Category.POLICE, route=Route.BRIDGE)
+    await refused("privileged_monitored")
+    server.grant_edit = lambda g: replace(g, category=Category.DEFENCE_COUNSEL,
+                                          control=ControlLevel.SIGHT)
+    await refused("privileged_monitored")
+    # (b) over by the server's clock (its state said now), though the grant's own
+    # issued_at would give it four minutes.
+    server.grant_edit = lambda g: replace(g, issued_at=g.issued_at - timedelta(minutes=5),
+                                          not_after=g.issued_at - timedelta(minutes=1))
+    await refused("expired")
+
+    # (c) a grant the tablet took, replayed after the agent restarted (in its window still).
+    server.grant_edit = None
+    server.call_seconds = 600
+    await world.agent.dial("booking-1")
+    await wait_for(lambda: world.agent.view()["phase"] == "in_call", what="in call")
+    captured = server.granted[-1]
+    await world.agent.hangup()
+    await world.agent.stop()
+    world.agent = Agent(world.agent.settings, synthetic_media=True)
+    await world.agent.start()
+    await wait_for(lambda: world.agent.view()["link"] == "online", what="online again")
+    assert server.hub is not None
+    await server.hub.send(world.device_id, captured)  # out of the blue
+    await wait_for(lambda: server.of(GrantRefusedMessage)[-1].reason == "unsolicited",
+                   what="unsolicited")
+    server.replay = captured  # and as the answer to the restarted agent's own dial
+    await world.agent.dial("booking-1")
+    await wait_for(lambda: server.of(GrantRefusedMessage)[-1].reason == "not_my_dial",
+                   what="not my dial")
+    assert world.agent.calls_started == 0 and world.agent.view()["phase"] == "idle"
 
 
 def test_the_page_api_refuses_to_listen_beyond_loopback() -> None:

@@ -191,12 +191,12 @@ async def test_an_enrolled_device_is_accepted_and_answered(world: World) -> None
     assert abs(datetime.fromisoformat(pong["server_time"]) - datetime.now(UTC)) < timedelta(
         seconds=5
     )
-    await ws.send_str(json.dumps({"type": "dial", "booking_id": "b-1"}))
+    await ws.send_str(json.dumps({"type": "dial", "booking_id": "b-1", "nonce": "n" * 16}))
     await ping(ws, 8)  # a round trip later the dial has reached the handler
     assert ("connect", tablet.device_id, None) in world.handler.events
     messages = [m for kind, d, m in world.handler.events if kind == "message"]
     assert isinstance(messages[0], HelloMessage)
-    assert messages[1] == DialMessage(booking_id="b-1")
+    assert messages[1] == DialMessage(booking_id="b-1", nonce="n" * 16)
     assert world.hub.connected(tablet.device_id)
     seen = await wait_until(lambda: last_seen(world, tablet.device_id), what="last seen")
     assert datetime.now(UTC) - seen < timedelta(seconds=30)

@@ -43,7 +43,8 @@ class Server:
 
     async def dial_refusal(self, device_id: str, booking_id: str) -> str:
         """The tablet dials; the reason in the audit chain's refusal entry."""
-        await self.process.runner.on_message(device_id, DialMessage(booking_id=booking_id))
+        dial = DialMessage(booking_id=booking_id, nonce="dial-nonce-of-the-test")
+        await self.process.runner.on_message(device_id, dial)
         async with self.process.runner.ctx.engine.connect() as conn:
             rows = (await conn.execute(select(schema.audit_entries))).all()
         [refusal] = [r for r in rows if r.action == "call.dial_refused"]

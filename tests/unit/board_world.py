@@ -113,9 +113,11 @@ class Runner:
                 self.prison.set_state(effect.call.booking_id, BookingState.USED)
         return outcome
 
-    def dial(self, device_id: str, booking_id: str) -> Outcome:
+    def dial(self, device_id: str, booking_id: str, nonce: str = "") -> Outcome:
+        """``nonce``: the dial's; by default one of its own, as the tablet makes."""
         facts = self.prison.facts(device_id, booking_id)
-        return self.feed(ev.Dial(device_id, booking_id, facts, f"call-{next(self.call_ids)}"))
+        n = next(self.call_ids)
+        return self.feed(ev.Dial(device_id, booking_id, facts, f"call-{n}", nonce or f"nonce-{n}"))
 
     def set_up(self, device_id: str, booking_id: str, staff: str = "staff-1") -> Outcome:
         facts = self.prison.facts(device_id, booking_id)

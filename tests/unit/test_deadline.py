@@ -43,6 +43,7 @@ def grant(minutes: float = 20, *, call_id: str = "call-1", device_id: str = DEVI
         not_before=T0,
         not_after=T0 + timedelta(minutes=minutes),
         issued_at=T0 + timedelta(seconds=issued_after),
+        dial_nonce="dial-nonce-1",
     )
 
 
@@ -214,6 +215,7 @@ def test_never_ends_after_not_after_by_the_servers_clock(
         call_id="c", device_id=DEVICE, inmate_id="i", contact_id="k",
         category=Category.PERSONAL, route=Route.P2P, control=ControlLevel.NONE,
         not_before=T0, not_after=T0 + timedelta(seconds=span), issued_at=T0,
+        dial_nonce="dial-nonce-1",
     )
     clock = GrantClock(g, anchor + rtt, sent_monotonic=anchor)
     d = CallDeadline(clock, anchor + rtt)

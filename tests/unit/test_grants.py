@@ -53,6 +53,7 @@ def grants(draw: st.DrawFn) -> Grant:
         not_before=start,
         not_after=start + timedelta(microseconds=length),
         issued_at=issued,
+        dial_nonce=draw(ids),
     )
 
 
@@ -68,6 +69,7 @@ def a_grant(**changes: object) -> Grant:
         not_before=T0,
         not_after=T0 + timedelta(minutes=30),
         issued_at=T0,
+        dial_nonce="dial-nonce-1",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -164,7 +166,9 @@ def _sign_raw(body: object) -> SignedGrant:
     [
         lambda b: b.pop("control"),
         lambda b: b.update(extra="x"),
-        lambda b: b.update(v=2),
+        lambda b: b.update(v=1),  # before grants answered a dial (issue 12)
+        lambda b: b.pop("dial_nonce"),
+        lambda b: b.update(dial_nonce=""),
         lambda b: b.update(v=True),
         lambda b: b.update(route="relay"),
         lambda b: b.update(not_after="2026-11-23T16:30:00+00:00"),

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.domain.reasons import EndReason, Reason
+from kiosk.domain.reasons import EndReason, GrantRefusal, Reason
 from kiosk.wire.messages import (
     MAX_MESSAGE_BYTES,
     CallInfo,
@@ -21,6 +21,7 @@ from kiosk.wire.messages import (
     ErrorMessage,
     GrantDocument,
     GrantMessage,
+    GrantRefusedMessage,
     HangupMessage,
     HelloMessage,
     IceMessage,
@@ -89,7 +90,10 @@ ice_servers = st.lists(
 device_messages = st.one_of(
     st.builds(HelloMessage, version=st.just(1), agent_version=short,
               calls=st.lists(ids, max_size=8)),
-    st.builds(DialMessage, booking_id=ids),
+    st.builds(DialMessage, booking_id=ids,
+              nonce=st.from_regex(r"\A[A-Za-z0-9_-]{16,64}\Z")),
+    st.builds(GrantRefusedMessage, call_id=st.none() | ids,
+              reason=st.sampled_from(GrantRefusal)),
     sdp, ice, hangup,
     st.builds(TamperMessage, kind=kind_text, details=st.dictionaries(short, texts, max_size=5)),
     ping,
@@ -220,6 +224,8 @@ def test_a_tablet_cannot_send_server_messages() -> None:
         '{"type":"dial","booking_id":""}',
         '{"type":"dial","booking_id":"../../etc"}',
         '{"type":"dial"}',
+        '{"type":"dial","booking_id":"b-1"}',  # no nonce: no grant could answer it
+        '{"type":"dial","booking_id":"b-1","nonce":"short"}',
         '{"type":"hangup","call_id":"' + "a" * 65 + '"}',
         '{"type":"sdp","call_id":"c","kind":"pranswer","sdp":"v=0"}',
         '{"type":"tamper","kind":"usb","details":{"a":1}}',

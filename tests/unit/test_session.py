@@ -28,7 +28,7 @@ from kiosk.device.session import (
 )
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.domain.reasons import EndReason, Reason
+from kiosk.domain.reasons import EndReason, GrantRefusal, Reason
 from kiosk.wire.grants import Grant, sign_grant
 from kiosk.wire.messages import (
     ContactEntry,
@@ -36,6 +36,7 @@ from kiosk.wire.messages import (
     EndMessage,
     GrantDocument,
     GrantMessage,
+    GrantRefusedMessage,
     HangupMessage,
     HelloMessage,
     IceMessage,
@@ -54,6 +55,7 @@ from kiosk.wire.verification import sdp_fingerprint
 KEY = Ed25519PrivateKey.generate()
 T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)
 DEVICE = "tablet-1"
+NONCE = "dial-nonce-000000001"  # the nonce of every dial these sessions make
 
 
 def state(device_id: str = DEVICE, server_time: datetime = T0) -> StateMessage:
@@ -75,12 +77,20 @@ def state(device_id: str = DEVICE, server_time: datetime = T0) -> StateMessage:
 
 
 def grant_message(call_id: str = "call-1", device_id: str = DEVICE, key: Any = KEY,
-                  minutes: float = 20) -> GrantMessage:
+                  minutes: float = 20, nonce: str = NONCE) -> GrantMessage:
     g = Grant(call_id=call_id, device_id=device_id, inmate_id="inmate-1",
               contact_id="contact-1", category=Category.PERSONAL, route=Route.P2P,
               control=ControlLevel.SIGHT, not_before=T0 - timedelta(minutes=5),
-              not_after=T0 + timedelta(minutes=minutes), issued_at=T0)
+              not_after=T0 + timedelta(minutes=minutes), issued_at=T0, dial_nonce=nonce)
     return GrantMessage(grant=GrantDocument.of(sign_grant(g, key)))
+
+
+def refused_report(call_id: str | None, reason: str) -> GrantRefusedMessage:
+    return GrantRefusedMessage(call_id=call_id, reason=GrantRefusal(reason))
+
+
+def hung_up_and_reported(call_id: str, reason: str) -> list[Any]:
+    return [HangupMessage(call_id=call_id), refused_report(call_id, reason)]
 
 
 def sent(actions: list[Any]) -> list[Any]:
@@ -92,7 +102,7 @@ def shown(actions: list[Any], kind: str) -> list[dict[str, Any]]:
 
 
 def online_session(device_id: str = "") -> TabletSession:
-    s = TabletSession(KEY.public_key(), device_id)
+    s = TabletSession(KEY.public_key(), device_id, nonces=lambda: NONCE)
     s.link_up(0.0)
     s.server_message(state(), 0.0)
     return s
@@ -106,7 +116,7 @@ def in_call(s: TabletSession, mono: float = 1.0) -> StartCall:
 
 
 def test_hello_names_the_live_calls() -> None:
-    s = TabletSession(KEY.public_key())
+    s = TabletSession(KEY.public_key(), nonces=lambda: NONCE)
     (hello,) = sent(s.link_up(0.0))
     assert hello == HelloMessage(version=1, agent_version="1.0", calls=[])
     s.server_message(state(), 0.0)
@@ -119,7 +129,7 @@ def test_hello_names_the_live_calls() -> None:
 def test_dial_goes_to_the_server_even_when_the_list_says_not_now() -> None:
     s = online_session()
     actions = s.dial("booking-2", 1.0)  # outside its window: the server gives the reason
-    assert sent(actions) == [DialMessage(booking_id="booking-2")]
+    assert sent(actions) == [DialMessage(booking_id="booking-2", nonce=NONCE)]
     assert s.phase is Phase.DIALLING
     refusal = RefusedMessage(ref="dial", code=Reason.OUTSIDE_WINDOW, message="outside")
     actions = s.server_message(refusal, 1.1)
@@ -128,7 +138,7 @@ def test_dial_goes_to_the_server_even_when_the_list_says_not_now() -> None:
 
 
 def test_dial_offline_is_refused_locally_and_nothing_is_sent() -> None:
-    s = TabletSession(KEY.public_key())
+    s = TabletSession(KEY.public_key(), nonces=lambda: NONCE)
     actions = s.dial("booking-1", 0.0)
     assert sent(actions) == []
     assert shown(actions, "refused")[0]["code"] == Reason.DEVICE_NOT_CONNECTED.value
@@ -166,9 +176,10 @@ def test_a_valid_grant_starts_media_and_the_signalling_follows() -> None:
     assert view["call"]["contact_name"] == "Kari" and view["call"]["monitored"] == ["video"]
 
 
-def refused_grant(s: TabletSession, message: GrantMessage) -> list[Any]:
-    s.dial("booking-1", 1.0)
-    actions = s.server_message(message, 1.1)
+def refused_grant(s: TabletSession, message: GrantMessage, at: float = 1.1) -> list[Any]:
+    if s.phase is not Phase.DIALLING:
+        s.dial("booking-1", at - 0.1)
+    actions = s.server_message(message, at)
     assert not [a for a in actions if isinstance(a, StartCall)]
     assert shown(actions, "refused")[0]["code"] == Reason.GRANT_INVALID.value
     assert s.phase is Phase.IDLE and s.live is None
@@ -178,14 +189,14 @@ def refused_grant(s: TabletSession, message: GrantMessage) -> list[Any]:
 def test_forged_grant_is_refused_hung_up_and_shown() -> None:
     s = online_session()
     actions = refused_grant(s, grant_message(key=Ed25519PrivateKey.generate()))
-    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert sent(actions) == hung_up_and_reported("call-1", "bad_signature")
     assert shown(actions, "refused")[0]["detail"] == "bad_signature"
 
 
 def test_grant_for_another_device_is_refused() -> None:
     s = online_session()
     actions = refused_grant(s, grant_message(device_id="tablet-2"))
-    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert sent(actions) == hung_up_and_reported("call-1", "wrong_device")
     assert shown(actions, "refused")[0]["detail"] == "wrong_device"
 
 
@@ -196,6 +207,103 @@ def test_replayed_grant_of_an_ended_call_is_refused() -> None:
     s.dismiss(6.0)
     actions = refused_grant(s, grant_message())
     assert shown(actions, "refused")[0]["detail"] == "replayed"
+
+
+# --- grants the server must never sign (issue 12): a hostile server signs them ---------
+
+
+def hostile_grant(*, category: Category = Category.PERSONAL, route: Route = Route.P2P,
+                  control: ControlLevel = ControlLevel.NONE, not_after: datetime | None = None,
+                  issued_at: datetime = T0, nonce: str = NONCE) -> GrantMessage:
+    """Signed with the real grant key: only the tablet's own checks stand in the way."""
+    g = Grant(call_id="call-1", device_id=DEVICE, inmate_id="inmate-1", contact_id="contact-2",
+              category=category, route=route, control=control,
+              not_before=T0 - timedelta(minutes=5),
+              not_after=not_after or T0 + timedelta(minutes=20), issued_at=issued_at,
+              dial_nonce=nonce)
+    return GrantMessage(grant=GrantDocument.of(sign_grant(g, KEY)))
+
+
+def test_a_privileged_call_bridged_or_controlled_is_refused_and_reported() -> None:
+    for category in (Category.DEFENCE_COUNSEL, Category.POLICE):
+        for route, control in [(Route.BRIDGE, ControlLevel.NONE), (Route.P2P, ControlLevel.SIGHT),
+                               (Route.BRIDGE, ControlLevel.SIGHT_AND_HEARING),
+                               (Route.P2P, ControlLevel.HEARING)]:
+            s = online_session()
+            s.dial("booking-2", 1.0)
+            actions = refused_grant(
+                s, hostile_grant(category=category, route=route, control=control))
+            assert sent(actions) == [HangupMessage(call_id="call-1"),
+                                     refused_report("call-1", "privileged_monitored")]
+            assert shown(actions, "refused")[0]["detail"] == "privileged_monitored"
+    # The same grant peer to peer and uncontrolled is taken: only the monitoring is refused.
+    s = online_session()
+    s.dial("booking-2", 1.0)
+    assert [a for a in s.server_message(hostile_grant(category=Category.POLICE), 1.1)
+            if isinstance(a, StartCall)]
+
+
+def test_a_grant_already_over_by_the_servers_clock_is_refused_whatever_its_issued_at() -> None:
+    # The server's state said T0; a grant "issued" at T0 - 5 min, ending a minute
+    # before T0, would otherwise run its four minutes by the tablet's clock.
+    s = online_session()
+    s.dial("booking-1", 1.0)
+    over = hostile_grant(not_after=T0 - timedelta(minutes=1),
+                         issued_at=T0 - timedelta(minutes=5))
+    actions = refused_grant(s, over)
+    assert sent(actions)[-1] == refused_report("call-1", "expired")
+    # Over by the time learnt since the state: the state came at 0, the grant at 1 + 120 s.
+    s = online_session()
+    s.dial("booking-1", 120.0)
+    late = hostile_grant(not_after=T0 + timedelta(seconds=100),
+                         issued_at=T0 - timedelta(minutes=5))
+    assert shown(refused_grant(s, late, at=121.0), "refused")[0]["detail"] == "expired"
+
+
+def test_a_grant_before_any_state_from_the_server_is_refused() -> None:
+    s = TabletSession(KEY.public_key(), DEVICE, nonces=lambda: NONCE)
+    s.link_up(0.0)
+    s.dial("booking-1", 1.0)
+    actions = refused_grant(s, grant_message())
+    assert shown(actions, "refused")[0]["detail"] == "no_server_time"
+
+
+def test_a_grant_answering_another_dial_is_refused() -> None:
+    s = online_session()
+    s.dial("booking-1", 1.0)
+    actions = refused_grant(s, grant_message(nonce="an-older-dial-00000001"))
+    assert sent(actions) == [HangupMessage(call_id="call-1"),
+                             refused_report("call-1", "not_my_dial")]
+
+
+def test_each_dial_has_a_fresh_nonce_by_default() -> None:
+    s = TabletSession(KEY.public_key(), DEVICE)
+    s.link_up(0.0)
+    s.server_message(state(), 0.0)
+    nonces = []
+    for n in range(3):
+        (dial,) = sent(s.dial("booking-1", 1.0 + n))
+        nonces.append(dial.nonce)
+        s.hangup(1.5 + n)
+    assert len(set(nonces)) == 3 and all(len(n) >= 16 for n in nonces)
+
+
+def test_after_a_restart_the_grant_of_an_earlier_dial_is_refused() -> None:
+    """The replay guard is in memory; the nonce is what holds across a restart."""
+    first = TabletSession(KEY.public_key(), DEVICE)
+    first.link_up(0.0)
+    first.server_message(state(), 0.0)
+    (dial,) = sent(first.dial("booking-1", 1.0))
+    captured = grant_message(nonce=dial.nonce)
+    assert [a for a in first.server_message(captured, 1.1) if isinstance(a, StartCall)]
+    restarted = TabletSession(KEY.public_key(), DEVICE)  # nothing kept
+    restarted.link_up(10.0)
+    restarted.server_message(state(server_time=T0 + timedelta(seconds=10)), 10.0)
+    actions = restarted.server_message(captured, 11.0)
+    assert sent(actions) == hung_up_and_reported("call-1", "unsolicited")
+    restarted.dial("booking-1", 12.0)  # even while it dials the same booking again
+    assert shown(refused_grant(restarted, captured, at=12.1), "refused")[0]["detail"] == (
+        "not_my_dial")
 
 
 def test_state_from_a_server_speaking_of_another_device_is_ignored() -> None:
@@ -256,7 +364,7 @@ def test_a_second_grant_while_a_call_is_live_is_hung_up() -> None:
     s = online_session()
     in_call(s)
     actions = s.server_message(grant_message(call_id="call-2"), 2.0)
-    assert sent(actions) == [HangupMessage(call_id="call-2")]
+    assert sent(actions) == hung_up_and_reported("call-2", "call_already_live")
     assert s.live is not None and s.live.grant.call_id == "call-1"
     assert s.server_message(grant_message(), 2.1) == []  # the same grant again: no-op
 
@@ -265,7 +373,7 @@ def test_a_grant_the_tablet_did_not_dial_for_is_refused_and_hung_up() -> None:
     s = online_session()
     actions = s.server_message(grant_message(), 20.0)
     assert not [a for a in actions if isinstance(a, StartCall)]
-    assert sent(actions) == [HangupMessage(call_id="call-1")]
+    assert sent(actions) == hung_up_and_reported("call-1", "unsolicited")
     assert shown(actions, "refused")[0]["detail"] == UNSOLICITED
 
 
@@ -275,7 +383,7 @@ def test_a_dial_cancelled_before_its_grant_gets_no_call() -> None:
     s.hangup(1.5)  # cancel while "calling…"
     assert s.phase is Phase.IDLE
     actions = s.server_message(grant_message(), 2.0)
-    assert s.live is None and sent(actions) == [HangupMessage(call_id="call-1")]
+    assert s.live is None and sent(actions) == hung_up_and_reported("call-1", "unsolicited")
 
 
 def test_a_dial_left_unanswered_gives_up() -> None:
@@ -344,7 +452,7 @@ def privileged_grant(route: Route) -> GrantMessage:
     g = Grant(call_id="call-1", device_id=DEVICE, inmate_id="inmate-1",
               contact_id="contact-2", category=Category.DEFENCE_COUNSEL, route=route,
               control=ControlLevel.NONE, not_before=T0 - timedelta(minutes=5),
-              not_after=T0 + timedelta(minutes=20), issued_at=T0)
+              not_after=T0 + timedelta(minutes=20), issued_at=T0, dial_nonce=NONCE)
     return GrantMessage(grant=GrantDocument.of(sign_grant(g, KEY)))
 
 
@@ -418,7 +526,7 @@ def test_no_renewal_offline_nor_near_the_end_nor_for_a_bridged_call() -> None:
     g = Grant(call_id="call-9", device_id=DEVICE, inmate_id="inmate-1", contact_id="contact-1",
               category=Category.PERSONAL, route=Route.BRIDGE, control=ControlLevel.SIGHT,
               not_before=T0 - timedelta(minutes=5), not_after=T0 + timedelta(minutes=20),
-              issued_at=T0)
+              issued_at=T0, dial_nonce=NONCE)
     bridged.server_message(GrantMessage(grant=GrantDocument.of(sign_grant(g, KEY))), 1.05)
     assert bridged.live is not None
     actions = bridged.connection_lost("call-9", 2.0)  # principle 3: never carried another way
@@ -462,7 +570,7 @@ _inputs = st.one_of(
 def test_no_order_of_inputs_breaks_the_rules(inputs: list[tuple[Any, ...]]) -> None:
     """Media starts only under a grant signed by the pinned key for this device, never for
     an ended call; at most one call; every output is a valid action; nothing raises."""
-    s = TabletSession(KEY.public_key(), DEVICE)
+    s = TabletSession(KEY.public_key(), DEVICE, nonces=lambda: NONCE)
     ended: set[str] = set()
     mono = 0.0
     for item in inputs:

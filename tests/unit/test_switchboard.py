@@ -109,7 +109,7 @@ def test_staff_end_during_a_dial_leaves_no_ghost_and_the_tablet_is_free() -> Non
     assert set_up.call_id is not None
     facts = prison.facts(tablet.id, now_booking.id)  # read before the end, as the runner does
     run.feed(ev.StaffEnd(set_up.call_id, "staff-1"))
-    dialled = run.feed(ev.Dial(tablet.id, now_booking.id, facts, "call-late"))
+    dialled = run.feed(ev.Dial(tablet.id, now_booking.id, facts, "call-late", "nonce-late"))
     assert set_up.call_id not in run.board.calls  # never live again
     # The set-up call never connected: the booking is open, the dial is a call of its own.
     assert dialled.call_id == "call-late"
@@ -283,7 +283,7 @@ def test_a_connected_call_uses_the_booking_even_before_the_store_says_so() -> No
     run.feed(ev.VisitorSignal(seat, answer(call_id)))
     run.feed(ev.VisitorHangup(seat, call_id))
     assert isinstance(run.sent_to_seat(seat)[-1], EndMessage)
-    late = run.feed(ev.Dial(tablet.id, b.id, stale, "call-again"))
+    late = run.feed(ev.Dial(tablet.id, b.id, stale, "call-again", "nonce-again"))
     assert refused_code(late) is Reason.BOOKING_NOT_ACTIVE
     _, joined = run.join(b.id)
     assert refused_code(joined) is Reason.BOOKING_USED
@@ -305,6 +305,38 @@ def test_a_restarted_tablet_gets_the_same_call_back_with_the_same_end() -> None:
     assert [g.call_id for g in grants] == [call_id, call_id]
     assert grants[0].not_after == grants[1].not_after
     assert len(run.audited("call.granted_again")) == 1
+
+
+def test_every_grant_answers_the_dial_that_asked_for_it() -> None:
+    """Issue 12: the grant carries the dial's nonce back, so a tablet takes no grant it
+    did not ask for just now: a new call, a call staff set up (R12, granted when the
+    tablet dials it), the same call dialled again, and a controlled call (after its bridge)."""
+    prison, run = world()
+    ola = prison.inmate()
+    tablet = prison.tablet(ola.id)
+    c = prison.contact(ola.id)
+
+    def grants() -> list[Grant]:
+        return [m for m in run.sent_to_device(tablet.id) if isinstance(m, Grant)]
+
+    new = run.dial(tablet.id, prison.book(c, NOW - MINUTE).id, nonce="nonce-new-call")
+    assert grants()[-1].dial_nonce == "nonce-new-call"
+    run.feed(ev.DeviceSignal(tablet.id, offer(new.call_id or "")))
+    run.later(minutes=1)
+    again = run.dial(tablet.id, run.board.calls[new.call_id or ""].booking_id, nonce="nonce-again")
+    assert again.call_id == new.call_id and grants()[-1].dial_nonce == "nonce-again"
+    run.feed(ev.DeviceHangup(tablet.id, new.call_id or ""))
+
+    staff = run.set_up(tablet.id, prison.book(c, NOW + MINUTE).id)
+    assert len(grants()) == 2  # staff set it up: no grant until the tablet dials
+    run.later(minutes=2)
+    dialled = run.dial(tablet.id, run.board.calls[staff.call_id or ""].booking_id,
+                       nonce="nonce-set-up")
+    assert dialled.call_id == staff.call_id and grants()[-1].dial_nonce == "nonce-set-up"
+
+    _, bridged, device, _, call_id = _bridged()
+    (grant,) = [m for m in bridged.sent_to_device(device) if isinstance(m, Grant)]
+    assert grant.call_id == call_id and grant.dial_nonce.startswith("nonce-")
 
 
 def test_a_visitor_who_drops_comes_back_to_the_same_call() -> None:
@@ -560,7 +592,7 @@ def test_without_a_bridge_a_controlled_call_is_refused() -> None:
 def test_a_booking_the_store_does_not_have_is_refused_as_not_found() -> None:
     prison, run = world()
     tablet = prison.tablet(prison.inmate().id)
-    missing = run.feed(ev.Dial(tablet.id, "no-such", Reason.BOOKING_NOT_FOUND, "call-x"))
+    missing = run.feed(ev.Dial(tablet.id, "no-such", Reason.BOOKING_NOT_FOUND, "call-x", "nonce-x"))
     assert refused_code(missing) is Reason.BOOKING_NOT_FOUND
     assert run.sent_to_device(tablet.id)[-1].code is Reason.BOOKING_NOT_FOUND
     assert run.board.calls == {}

@@ -54,6 +54,7 @@ class LiveCall:
     machine: cs.CallMachine
     set_up_by: str | None = None  # staff who set it up (R12)
     granted: bool = False  # the tablet has its grant: the call is dialled
+    dial_nonce: str = ""  # the latest dial's nonce, signed back in its grant (issue 12)
     connected_at: datetime | None = None
     seat: str | None = None
     held_offer: SdpMessage | None = None  # the tablet's offer, waiting for the visitor

@@ -46,12 +46,16 @@ class DeviceAssigned:
 
 @dataclass(frozen=True, slots=True)
 class Dial:
-    """The tablet asks to place the booked call; ``call_id`` names it if it is a new call."""
+    """The tablet asks to place the booked call; ``call_id`` names it if it is a new call.
+
+    ``nonce`` is the dial's own: the grant that answers it carries it back (issue 12).
+    """
 
     device_id: str
     booking_id: str
     facts: CallFacts | Reason
     call_id: str
+    nonce: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,9 +59,11 @@ def dial(board: Board, event: Dial, now: datetime) -> Outcome:
     if isinstance(verdict, Deny):
         return _refuse_dial(event, verdict)
     if rejoin is not None:
+        rejoin.dial_nonce = event.nonce
         rejoin.held_offer = None  # the lost agent's offer: its answer would fit nothing
         return Outcome(_grant(board, rejoin, now, again=True), call_id=rejoin.id)
     call = existing or _new_call(event.call_id, facts, now, now)
+    call.dial_nonce = event.nonce  # a set-up call (R12) too is granted to the dial that asks
     happened = call.machine.handle(cs.Dial(), now)  # the policy checked the window
     out: list[fx.Effect] = [fx.Persist(call.snapshot(), new=existing is None)]
     out += machine_effects(board, call, happened, now, call.actor_device, "")
@@ -99,6 +101,7 @@ def _grant(board: Board, call: LiveCall, now: datetime, *, again: bool) -> list[
         not_before=call.machine.not_before,
         not_after=call.not_after,
         issued_at=now,
+        dial_nonce=call.dial_nonce,
     )
     out: list[fx.Effect] = [
         fx.Audit(

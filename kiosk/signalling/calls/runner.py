@@ -34,6 +34,7 @@ from kiosk.signalling.calls.order import KeyedOrder
 from kiosk.signalling.calls.ports import BridgePort, DeviceSender, VisitorLeg
 from kiosk.signalling.calls.tablet_state import StatePusher
 from kiosk.signalling.context import ServerContext
+from kiosk.signalling.devices.grant_refusal import record_grant_refusal
 from kiosk.signalling.devices.tamper import record_tamper
 from kiosk.signalling.metrics import Metrics
 from kiosk.store.facility import get_facility
@@ -162,13 +163,17 @@ class CallRunner:
         if isinstance(message, p.DialMessage):
             loaded = await facts.call_facts(self.ctx.engine, device_id, message.booking_id)
             call_id = str(uuid.uuid4())
-            await self.feed(ev.Dial(device_id, message.booking_id, loaded, call_id))
+            await self.feed(
+                ev.Dial(device_id, message.booking_id, loaded, call_id, message.nonce)
+            )
         elif isinstance(message, p.SdpMessage | p.IceMessage | p.MediaMessage):
             await self.feed(ev.DeviceSignal(device_id, message))
         elif isinstance(message, p.HangupMessage):
             await self.feed(ev.DeviceHangup(device_id, message.call_id))
         elif isinstance(message, p.TamperMessage):
             await record_tamper(self.ctx, device_id, message, self.clock())
+        elif isinstance(message, p.GrantRefusedMessage):
+            await record_grant_refusal(self.ctx, device_id, message)
         elif isinstance(message, p.HelloMessage):
             self.pusher.push(device_id)
 
