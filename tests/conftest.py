@@ -13,8 +13,12 @@ may be busy, and speed is measured in bench/, never asserted in a test.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
+import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -61,6 +65,68 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in strict mode (KIOSK_STRICT=1): {reason}"
+
+
+# --- nothing blocks the event loop (issue 12) ------------------------------------------------
+#
+# As python-zeroconf's conftest does, a test fails when one callback of the test's event loop
+# (a task's step, a timer, a protocol's data_received) runs longer than BLOCKING_CPU_S: the
+# servers the tests start in-process, their clients and the tests themselves share that loop,
+# and on a server the same callback would stall every call it forwards. Measured as the CPU
+# time of the loop's thread (time.thread_time), not wall time: the suite runs two workers on
+# a shared machine, where a callback that waited for a core looks slow by the clock but did
+# not block. What it catches is work done on the loop (argon2, signing, parsing, encoding);
+# a callback that first imports a module is start-up work and passes, as does fixture set-up
+# (servers starting). A test that must do such work on purpose is marked ``blocks_loop``.
+BLOCKING_CPU_S = 0.05
+
+
+class _LoopWatch:
+    def __init__(self) -> None:
+        self.active = False
+        self.slow: list[tuple[float, str]] = []
+        self.run = asyncio.events.Handle._run
+
+    def timed_run(self, handle: asyncio.Handle) -> None:
+        if not self.active or threading.current_thread() is not threading.main_thread():
+            return self.run(handle)
+        modules, start = len(sys.modules), time.thread_time()
+        try:
+            return self.run(handle)
+        finally:
+            spent = time.thread_time() - start
+            if spent > BLOCKING_CPU_S and len(sys.modules) == modules:
+                self.slow.append((spent, _callback_name(handle)))
+
+
+def _callback_name(handle: asyncio.Handle) -> str:
+    callback = handle._callback  # type: ignore[attr-defined]
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        return f"a step of {task.get_coro()!r}"
+    return repr(callback)
+
+
+_LOOP_WATCH = _LoopWatch()
+asyncio.events.Handle._run = lambda handle: _LOOP_WATCH.timed_run(handle)  # type: ignore[method-assign]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    _LOOP_WATCH.slow.clear()
+    _LOOP_WATCH.active = item.get_closest_marker("blocks_loop") is None
+    try:
+        result = yield
+    finally:
+        _LOOP_WATCH.active = False
+    if _LOOP_WATCH.slow:
+        spent, what = max(_LOOP_WATCH.slow)
+        pytest.fail(
+            f"the event loop was blocked {len(_LOOP_WATCH.slow)} time(s); the longest, "
+            f"{spent * 1000:.0f} ms of CPU in one callback: {what}",
+            pytrace=False,
+        )
+    return result
 
 
 # --- worlds: a running server and its admin API, tablets and visitors on demand -------------
