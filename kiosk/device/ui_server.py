@@ -28,16 +28,14 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
-
-if TYPE_CHECKING:
-    from kiosk.device.agent import Agent
 
 log = get_logger(__name__)
 
@@ -134,8 +132,21 @@ async def kiosk_asset(request: web.Request) -> web.Response:
     return _static(name)
 
 
+class PageApi(Protocol):
+    """What the page's API drives: the agent (kiosk/device/agent.py)."""
+
+    def view(self) -> dict[str, Any]: ...
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]: ...
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
+    def subscribe_frames(self) -> asyncio.Queue[bytes]: ...
+    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None: ...
+    async def dial(self, booking_id: str) -> list[dict[str, Any]]: ...
+    async def hangup(self) -> list[dict[str, Any]]: ...
+    async def dismiss(self) -> list[dict[str, Any]]: ...
+
+
 class UiServer:
-    def __init__(self, agent: Agent, host: str, port: int) -> None:
+    def __init__(self, agent: PageApi, host: str, port: int) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the kiosk UI listens on loopback only, not {host!r}")
         self.agent = agent
@@ -158,6 +169,7 @@ class UiServer:
         return app
 
     async def start(self) -> int:
+        hide_version()  # issue 12: the page server names no version either
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )
