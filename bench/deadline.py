@@ -44,10 +44,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.device.call import Call
 from kiosk.device.deadline import MEDIA_LEAD, Accepted, check_grant
-from kiosk.device.media import PatternTrack, ToneTrack, open_media
+from kiosk.device.media import PatternTrack, ToneTrack, synthetic_media
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
-from kiosk.runtime.config import AgentSettings
 from kiosk.wire.grants import Grant, ReplayGuard, sign_grant
 
 KEY = Ed25519PrivateKey.generate()
@@ -115,7 +114,7 @@ async def agent_call(seconds: float, n: int) -> tuple[float, float, float]:
                            time.monotonic(), sent_monotonic=dial_sent)
     assert isinstance(decision, Accepted), decision
     true_end = signed_at + seconds
-    call = Call(decision, open_media(AgentSettings(), synthetic=True), [])
+    call = Call(decision, synthetic_media(), [])
     pc, far = visitor()
     try:
         await call.apply_answer(await answer(pc, await call.make_offer()))

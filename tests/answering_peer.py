@@ -53,6 +53,14 @@ class Peer:
         await self.pc.setLocalDescription(await self.pc.createAnswer())
         return self.pc.localDescription.sdp
 
+    async def offer(self) -> str:
+        """As the kiosk page: the offer, with the candidates gathered."""
+        await self.pc.setLocalDescription(await self.pc.createOffer())
+        return self.pc.localDescription.sdp
+
+    async def accept(self, answer: str) -> None:
+        await self.pc.setRemoteDescription(RTCSessionDescription(sdp=answer, type="answer"))
+
     async def close(self) -> None:
         await self.pc.close()
         for t in self.tasks:

@@ -43,8 +43,8 @@ from kiosk.device.call import Call, MediaCounters
 from kiosk.device.call_runner import CallRunner
 from kiosk.device.grant_key import AgentError, Clock, load_grant_key, tablet_clock
 from kiosk.device.link import Link, LinkTimers
-from kiosk.device.media import MediaUnavailable, check_devices
 from kiosk.device.page_feed import PageFeed
+from kiosk.device.page_peer import address_on_this_machine
 from kiosk.device.session import TabletSession
 from kiosk.device.ui_server import UiServer
 from kiosk.domain.reasons import EndReason
@@ -68,13 +68,6 @@ class Agent:
         self.synthetic_media = synthetic_media
         self.clock = clock
         self.session = TabletSession(load_grant_key(settings.grant_public_key), settings.device_id)
-        devices = bool(settings.video_device or settings.audio_device)
-        self.real_media = devices and not synthetic_media
-        if self.real_media:
-            try:
-                check_devices(settings)
-            except MediaUnavailable as exc:
-                raise AgentError(str(exc)) from exc
         try:
             ssl_context = agent_client_context(settings.ca_cert, settings.cert, settings.key)
         except (OSError, ValueError) as exc:
@@ -95,7 +88,7 @@ class Agent:
         self.feed = PageFeed(clock)
         self.calls = CallRunner(
             settings, self.session, self.feed,
-            synthetic_media=synthetic_media, real_media=self.real_media, clock=clock,
+            synthetic_media=synthetic_media, clock=clock,
             carry_out=self._carry_out, run_input=self._input,
         )
         self._lock = asyncio.Lock()
@@ -114,6 +107,10 @@ class Agent:
         if self.settings.usb_guard:
             self._usb_guard = asyncio.create_task(self._run_guard(), name="agent USB guard")
         log.info("agent started", ui_port=self.ui_port, synthetic_media=self.synthetic_media)
+        if not address_on_this_machine(self.settings.page_media_host):
+            # The kiosk page cannot connect its media: calls would have none (docs/deploy.md).
+            log.warning("the kiosk page's media address is not on lo",
+                        page_media_host=self.settings.page_media_host)
 
     async def _run_guard(self) -> None:
         """R18: only allow-listed USB devices; refusals go to the server as tamper events."""
@@ -162,20 +159,20 @@ class Agent:
         view["media"] = {
             "video_received": counters.video_frames if counters else 0,
             "audio_received": counters.audio_frames if counters else 0,
+            **self.calls.page_target(),
         }
         return view
 
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]:
-        return self.feed.subscribe()
+    def subscribe(self, media_page: bool = False) -> asyncio.Queue[dict[str, Any]]:
+        return self.feed.subscribe(media_page)
+
+    async def page_offer(self, call_id: str, sdp: str) -> str:
+        """As POST /api/media: the page's offer for the live call's media; the answer."""
+        async with self._lock:
+            return await self.calls.page_offer(call_id, sdp)
 
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None:
         self.feed.unsubscribe(queue)
-
-    def subscribe_frames(self) -> asyncio.Queue[bytes]:
-        return self.feed.subscribe_frames()
-
-    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None:
-        self.feed.unsubscribe_frames(queue)
 
     async def dial(self, booking_id: str) -> list[dict[str, Any]]:
         """As POST /api/dial. Returns the events it caused (a local refusal shows here)."""

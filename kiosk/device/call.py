@@ -35,8 +35,10 @@ from aiortc.sdp import candidate_from_sdp
 
 from kiosk.device.deadline import Accepted, CallDeadline
 from kiosk.device.media import LocalMedia
+from kiosk.device.page_peer import PageMedia
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
+from kiosk.media.forwarding import without_bandwidth_probe
 from kiosk.runtime.logs import get_logger
 from kiosk.wire.messages import IceServer
 
@@ -77,7 +79,7 @@ class Call:
     def __init__(
         self,
         accepted: Accepted,
-        media: LocalMedia,
+        media: LocalMedia | PageMedia,
         ice_servers: Sequence[IceServer] = (),
         *,
         clock: Clock = time.monotonic,
@@ -106,10 +108,13 @@ class Call:
         self._done = asyncio.Event()
         self._early_ice: list[tuple[str | None, str | None, int | None]] = []
         self.pc = RTCPeerConnection(rtc_configuration(ice_servers))
-        self._senders = [
-            self.pc.addTrack(media.audio_for_peer()),
-            self.pc.addTrack(media.video_for_peer()),
-        ]
+        if isinstance(media, PageMedia):  # the kiosk page's media, forwarded as it is
+            self._senders = media.attach(self.pc, self._count)
+        else:  # synthetic sources in the agent (headless tablet: tests, bench, demo)
+            self._senders = [
+                self.pc.addTrack(media.audio_for_peer()),
+                self.pc.addTrack(media.video_for_peer()),
+            ]
         self.pc.on("track", self._on_track)
         self.pc.on("connectionstatechange", self._on_connection_state)
         self._deadline_task = self._spawn(self._watch_deadline(), "deadline")
@@ -119,7 +124,10 @@ class Call:
     async def make_offer(self) -> str:
         """The offer SDP, with every host candidate gathered (aiortc does not trickle)."""
         self._check_open()
-        await self.pc.setLocalDescription(await self.pc.createOffer())
+        offer = await self.pc.createOffer()
+        if isinstance(self.media, PageMedia):  # forwarded media: no bandwidth estimator to feed
+            offer = RTCSessionDescription(sdp=without_bandwidth_probe(offer.sdp), type="offer")
+        await self.pc.setLocalDescription(offer)
         return self.pc.localDescription.sdp
 
     async def apply_answer(self, sdp: str) -> None:
@@ -188,9 +196,12 @@ class Call:
         for sender in self._senders:
             with contextlib.suppress(Exception):
                 sender.replaceTrack(None)
+        if isinstance(self.media, PageMedia):
+            await self.media.close()  # the page's connection too: both directions stop
         with contextlib.suppress(Exception):
             await self.pc.close()
-        self.media.stop()
+        if not isinstance(self.media, PageMedia):
+            self.media.stop()
         for task in list(self._tasks):
             # At TIME_UP the deadline's own task is the closer; it finishes by itself.
             if task is not self._deadline_task or self.end_reason is not EndReason.TIME_UP:
@@ -240,28 +251,32 @@ class Call:
     def _on_track(self, track: MediaStreamTrack) -> None:
         self._spawn(self._read(track), f"remote {track.kind}")
 
-    async def _read(self, track: MediaStreamTrack) -> None:
+    def _count(self, kind: str) -> None:
+        """A frame of ``kind`` arrived from the other end."""
         c = self.counters
+        now = self.clock()
+        if kind == "video":
+            c.video_frames += 1
+            c.first_video_at = c.first_video_at or now
+            c.last_video_at = now
+        else:
+            c.audio_frames += 1
+            c.first_audio_at = c.first_audio_at or now
+            c.last_audio_at = now
+
+    async def _read(self, track: MediaStreamTrack) -> None:
+        """A decoded remote track (synthetic mode); a forwarded one never yields frames."""
         try:
             while True:
                 frame = await track.recv()
                 if self.closed:
                     return
-                now = self.clock()
-                if track.kind == "video":
-                    c.video_frames += 1
-                    c.first_video_at = c.first_video_at or now
-                    c.last_video_at = now
-                    if self._on_video is not None:
-                        self._on_video(frame)
-                else:
-                    c.audio_frames += 1
-                    c.first_audio_at = c.first_audio_at or now
-                    c.last_audio_at = now
-                    if self._on_audio is not None:
-                        self._on_audio(frame)
+                self._count(str(track.kind))
+                sink = self._on_video if track.kind == "video" else self._on_audio
+                if sink is not None:
+                    sink(frame)
         except MediaStreamError:
-            c.ended_tracks.add(str(track.kind))
+            self.counters.ended_tracks.add(str(track.kind))
 
     def _on_connection_state(self) -> None:
         state = self.connection_state

@@ -1,4 +1,4 @@
-"""The agent's live call: opening the camera and microphone, the ``Call``, its renewals and end.
+"""The agent's live call: its media (the kiosk page's, forwarded), the ``Call``, renewals, end.
 
 The session (kiosk/device/session.py) decides when a call starts, is
 offered again, gets its answer and ICE, and stops; this carries those
@@ -16,8 +16,9 @@ from typing import Any
 from kiosk.device.actions import Action, AddIce, ApplyAnswer, RenewCall, StartCall, StopCall
 from kiosk.device.call import Call, MediaCounters
 from kiosk.device.grant_key import Clock
-from kiosk.device.media import LocalMedia, MediaUnavailable, Speaker, open_media, pump
-from kiosk.device.page_feed import FRAME_REMOTE, FRAME_SELF, PageFeed
+from kiosk.device.media import LocalMedia, synthetic_media
+from kiosk.device.page_feed import PageFeed
+from kiosk.device.page_peer import NoLiveCall, PageMedia
 from kiosk.device.session import TabletSession
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.reasons import EndReason
@@ -38,7 +39,6 @@ class CallRunner:
         feed: PageFeed,
         *,
         synthetic_media: bool,
-        real_media: bool,
         clock: Clock,
         carry_out: Callable[[list[Action]], Awaitable[Any]],
         run_input: Callable[[Step], Awaitable[Any]],
@@ -48,15 +48,12 @@ class CallRunner:
         self.session = session
         self.feed = feed
         self.synthetic_media = synthetic_media
-        self.real_media = real_media
         self.clock = clock
         self._carry_out = carry_out
         self._run_input = run_input
         self.call: Call | None = None
         self.last_call: Call | None = None  # kept after the end: tests and the bench read it
         self.calls_started = 0
-        self._media: LocalMedia | None = None
-        self._speaker: Speaker | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -66,28 +63,24 @@ class CallRunner:
 
     async def start(self, action: StartCall) -> None:
         call_id = action.accepted.grant.call_id
-        try:
-            media = open_media(self.settings, self.synthetic_media)
-        except MediaUnavailable:
-            log.exception("camera or microphone unavailable", call_id=call_id)
-            await self._carry_out(self.session.call_failed(call_id, self.clock()))
-            return
-        self._media = media
-        speaker = Speaker() if self.real_media else None
-        self._speaker = speaker
+        media: LocalMedia | PageMedia
+        if self.feed.media_page or not self.synthetic_media:
+            # The kiosk page is the camera, microphone and screen: forward its media.
+            media = PageMedia(call_id, self.settings.page_media_host, self.clock)
+        else:  # a headless tablet (tests, bench, the demo with no page open): synthetic
+            media = synthetic_media()
         call = Call(
             action.accepted,
             media,
             action.ice_servers,
             clock=self.clock,
-            on_video=lambda frame: self.feed.frame(FRAME_REMOTE, frame),
-            on_audio=speaker.play if speaker is not None else None,
             on_time=lambda effect: self._later(self._call_time_step(call_id, effect)),
             on_state=lambda state: self._connection_state(call, state),
         )
         self.call = call
         self.calls_started += 1
-        self._spawn(pump(media.video_for_view(), lambda f: self.feed.frame(FRAME_SELF, f)))
+        if isinstance(media, PageMedia):
+            self.feed.publish({"type": "media", **self.page_target()})
         try:
             sdp = await call.make_offer()
         except Exception:
@@ -96,13 +89,34 @@ class CallRunner:
             return
         await self._carry_out(self.session.offer_ready(call_id, sdp))
 
+    @property
+    def page_media(self) -> PageMedia | None:
+        call = self.call
+        return call.media if call is not None and isinstance(call.media, PageMedia) else None
+
+    def page_target(self) -> dict[str, Any]:
+        """Which call (and which connection of it) the page connects its media to now."""
+        if self.page_media is None or self.call is None:
+            return {"page": None}
+        return {"page": {"call_id": self.call.call_id, "epoch": self.calls_started}}
+
+    async def page_offer(self, call_id: str, sdp: str) -> str:
+        """The page's offer for the live call's media, under its accepted grant only
+        (no grant, no media: principle 1); ``PageRefused`` (``NoLiveCall``) otherwise."""
+        media = self.page_media
+        live = self.session.live
+        if media is None or self.call is None or self.call.call_id != call_id:
+            raise NoLiveCall("no live call takes the page's media")
+        if live is None or live.grant.call_id != call_id:
+            raise NoLiveCall("no live call takes the page's media")
+        return await media.accept_page(sdp)
+
     async def renew(self, action: RenewCall) -> None:
         """The old connection goes (not the call, not its deadline); a new one offers."""
         old = self.call
         if old is not None and old.call_id == action.accepted.grant.call_id:
             self.call = None
             await old.close(EndReason.CONNECTION_LOST, keep_deadline=True)
-            self._close_speaker()
         log.info("call offered again", call_id=action.accepted.grant.call_id)
         await self.start(StartCall(action.accepted, action.ice_servers))
 
@@ -122,16 +136,10 @@ class CallRunner:
         self.call = None
         self.last_call = call
         await call.close(action.reason)
-        self._close_speaker()
 
     def cancel_tasks(self) -> None:
         for task in list(self._tasks):
             task.cancel()
-
-    def _close_speaker(self) -> None:
-        if self._speaker is not None:
-            self._speaker.close()
-            self._speaker = None
 
     def _call_time_step(self, call_id: str, effect: Warn | End) -> Step:
         return lambda mono: self.session.call_time(call_id, effect, mono)

@@ -1,25 +1,20 @@
-"""The tablet's camera and microphone: real devices, or synthetic stand-ins.
+"""A headless tablet's camera and microphone: synthetic sources in the agent.
 
-ARCHITECTURE.md, The tablet: camera and microphone come from V4L2 and
-PipeWire/PulseAudio (whose echo-cancel module gives acoustic echo
-cancellation); in tests and the demo, synthetic sources replace the
-hardware. The synthetic sources are aiortc tracks like any other: a test
-pattern that moves (so a test can tell two frames apart) and a 440 Hz tone,
-both paced in real time with pts counted in their own time base, as a
-camera and a sound card would deliver them.
-
-Also here: ``JpegEncoder``, which turns decoded video frames into JPEG bytes
-for the kiosk page (a browser draws them as they come over the loopback
-WebSocket), made with FFmpeg's MJPEG encoder through PyAV.
+ARCHITECTURE.md, The tablet: a real tablet's camera and microphone are the
+kiosk page's (Chromium, ``getUserMedia``), and the agent forwards their
+encoded media (kiosk/device/page_peer.py). A headless simulated tablet —
+tests, benchmarks, the demo before anyone opens the page — has synthetic
+sources in the agent instead: a test pattern that moves (so a test can tell
+two frames apart) and a 440 Hz tone, aiortc tracks like any other, both
+paced in real time with pts counted in their own time base, as a camera and
+a sound card would deliver them.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fractions
 import math
-import os
 import struct
 import time
 from collections.abc import Callable
@@ -27,10 +22,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import av
-from aiortc.contrib.media import MediaPlayer, MediaRelay
-from aiortc.mediastreams import AudioStreamTrack, MediaStreamError, MediaStreamTrack
+from aiortc.contrib.media import MediaRelay
+from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from kiosk.runtime.config import AgentSettings
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -196,12 +190,11 @@ def _fill(plane: Any, rows: list[bytes]) -> None:
 
 @dataclass
 class LocalMedia:
-    """The tablet's own sources. ``video_for_peer``/``video_for_view`` share one camera."""
+    """A headless tablet's own sources. ``video_for_peer``/``video_for_view`` share one camera."""
 
     audio: MediaStreamTrack
     video: MediaStreamTrack
     synthetic: bool
-    players: list[MediaPlayer] = field(default_factory=list)
     relay: MediaRelay = field(default_factory=MediaRelay)
 
     def video_for_peer(self) -> MediaStreamTrack:
@@ -216,157 +209,8 @@ class LocalMedia:
     def stop(self) -> None:
         for track in (self.audio, self.video):
             track.stop()
-        for player in self.players:
-            for source in (player.audio, player.video):
-                if source is not None:
-                    source.stop()
 
 
-class MediaUnavailable(Exception):
-    """A configured camera or microphone cannot be opened: the agent says so at start."""
-
-
-def input_formats() -> frozenset[str]:
-    """The FFmpeg input devices this PyAV build has (PyPI's wheels lack v4l2 and pulse)."""
-    return frozenset(av.formats_available)
-
-
-def check_devices(settings: AgentSettings) -> None:
-    """Refuse at start, with the reason, a device setting this machine cannot honour."""
-    formats = input_formats()
-    if settings.video_device and "v4l2" not in formats:
-        raise MediaUnavailable(
-            "video_device is set but this PyAV build has no V4L2 input; install PyAV "
-            "built against an FFmpeg with libavdevice's v4l2 (Debian's FFmpeg has it)"
-        )
-    if settings.audio_device and not {"pulse", "alsa"} & formats:
-        raise MediaUnavailable(
-            "audio_device is set but this PyAV build has neither PulseAudio nor ALSA input"
-        )
-
-
-def _microphone(source: str) -> MediaPlayer:
-    """A PulseAudio/PipeWire source by name.
-
-    With FFmpeg's pulse input when this PyAV has it; otherwise through ALSA's
-    ``pulse`` PCM (alsa-plugins, or pipewire-alsa), which takes the source's
-    name from ``PULSE_SOURCE``. Either way the audio comes from the sound
-    server, so its echo-cancel source can be the one named here.
-    """
-    if "pulse" in input_formats():
-        return MediaPlayer(source, format="pulse")
-    os.environ["PULSE_SOURCE"] = source
-    return MediaPlayer("pulse", format="alsa")
-
-
-def open_media(settings: AgentSettings, synthetic: bool) -> LocalMedia:
-    """Synthetic sources when asked for or when no device is configured; else the devices.
-
-    Fresh sources for each call: a stopped track cannot be restarted, and a
-    camera is best left closed between calls (its light off). With only one
-    device configured the other side is silence or the pattern, never the tone
-    (a whistle in a real call).
-    """
-    if synthetic or not (settings.video_device or settings.audio_device):
-        return LocalMedia(audio=ToneTrack(), video=PatternTrack(), synthetic=True)
-    check_devices(settings)
-    players: list[MediaPlayer] = []
-    video: MediaStreamTrack = PatternTrack()
-    audio: MediaStreamTrack = AudioStreamTrack()  # silence
-    try:
-        if settings.video_device:
-            camera = MediaPlayer(
-                settings.video_device,
-                format="v4l2",
-                options={
-                    "video_size": f"{VIDEO_WIDTH}x{VIDEO_HEIGHT}",
-                    "framerate": str(VIDEO_FPS),
-                },
-            )
-            players.append(camera)
-            camera_track = camera.video
-            if camera_track is not None:
-                video = camera_track
-        if settings.audio_device:
-            mic = _microphone(settings.audio_device)
-            players.append(mic)
-            mic_track = mic.audio
-            if mic_track is not None:
-                audio = mic_track
-    except (av.FFmpegError, OSError) as exc:
-        for player in players:
-            for source in (player.audio, player.video):
-                if source is not None:
-                    source.stop()
-        raise MediaUnavailable(f"cannot open the camera or microphone: {exc}") from exc
-    return LocalMedia(audio=audio, video=video, synthetic=False, players=players)
-
-
-class Speaker:
-    """Plays the other end's audio through ALSA's default PCM (PipeWire/PulseAudio's).
-
-    Opened at the first frame; if the output cannot be opened or breaks, the
-    call goes on without sound from here and the log says why once.
-    """
-
-    def __init__(self, device: str = "default") -> None:
-        self.device = device
-        self._container: Any = None
-        self._stream: Any = None
-        self._resampler = av.AudioResampler(format="s16", layout="stereo", rate=AUDIO_RATE)
-        self.broken = False
-
-    def play(self, frame: av.AudioFrame) -> None:
-        if self.broken:
-            return
-        try:
-            if self._container is None:
-                self._container = av.open(self.device, "w", format="alsa")
-                self._stream = self._container.add_stream("pcm_s16le", rate=AUDIO_RATE)
-                self._stream.layout = "stereo"
-            for out in self._resampler.resample(frame):
-                for packet in self._stream.encode(out):
-                    self._container.mux(packet)
-        except (av.FFmpegError, OSError, ValueError) as exc:
-            self.broken = True
-            log.warning("no sound on the speaker", error=str(exc)[:200])
-
-    def close(self) -> None:
-        if self._container is not None:
-            with contextlib.suppress(Exception):
-                self._container.close()
-            self._container = None
-
-
-class JpegEncoder:
-    """Decoded video frames to JPEG bytes for the kiosk page (MJPEG through PyAV)."""
-
-    def __init__(self, quality: int = 5) -> None:
-        self.quality = quality  # FFmpeg's qscale: 2 (best) .. 31
-        self._codec: Any = None
-        self._size: tuple[int, int] | None = None
-        self._count = 0
-
-    def encode(self, frame: av.VideoFrame) -> bytes:
-        size = (frame.width, frame.height)
-        if self._codec is None or self._size != size:
-            codec = av.CodecContext.create("mjpeg", "w")
-            codec.width, codec.height = size
-            codec.pix_fmt = "yuvj420p"
-            codec.time_base = fractions.Fraction(1, VIDEO_FPS)
-            codec.options = {"qscale": str(self.quality)}
-            codec.qmin = codec.qmax = self.quality
-            self._codec, self._size = codec, size
-        picture = frame.reformat(format="yuvj420p")
-        picture.pts = self._count  # the encoder wants rising pts, whatever the source's were
-        picture.time_base = fractions.Fraction(1, VIDEO_FPS)
-        self._count += 1
-        packets = self._codec.encode(picture)
-        return b"".join(bytes(p) for p in packets)
-
-
-async def pump(track: MediaStreamTrack, sink: Callable[[Any], None]) -> None:
-    """Read a track until it ends, handing each frame to ``sink``."""
-    with contextlib.suppress(MediaStreamError):
-        while True:
-            sink(await track.recv())
+def synthetic_media() -> LocalMedia:
+    """Fresh sources for each call: a stopped track cannot be restarted."""
+    return LocalMedia(audio=ToneTrack(), video=PatternTrack(), synthetic=True)

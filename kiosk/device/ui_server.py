@@ -7,9 +7,9 @@
   then every change: ``state``, ``countdown`` (once a second in a call),
   ``warning`` (``minutes_left``), ``end`` (``reason``), ``refused`` (``code``,
   ``message``, ``detail``), ``error``.
-- ``WS /api/frames``: binary messages, one per video frame: one byte saying
-  whose (1 = the other end, 2 = this tablet's camera) then a JPEG, which a
-  page draws with ``createImageBitmap`` on a canvas.
+- ``POST /api/media``: the page's WebRTC offer for the live call's media
+  (``kiosk.device.page_media_api``); the page is then the tablet's camera,
+  microphone and screen. A page that does media opens ``/api/events?media=page``.
 
 Only this machine may use it: the socket binds a loopback address (the agent
 refuses to start otherwise), and every request must name a loopback host in
@@ -33,6 +33,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from kiosk.device.page_media_api import media_handler
 from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
@@ -116,7 +117,8 @@ def _static(name: str) -> web.Response:
             "Content-Security-Policy": PAGE_CSP,
             "Referrer-Policy": "no-referrer",
             "X-Frame-Options": "DENY",
-            "Permissions-Policy": "camera=(), microphone=(), geolocation=(), usb=()",
+            # The page is the tablet's camera and microphone (media.js); nothing else.
+            "Permissions-Policy": "camera=(self), microphone=(self), geolocation=(), usb=()",
         },
     )
 
@@ -136,13 +138,12 @@ class PageApi(Protocol):
     """What the page's API drives: the agent (kiosk/device/agent.py)."""
 
     def view(self) -> dict[str, Any]: ...
-    def subscribe(self) -> asyncio.Queue[dict[str, Any]]: ...
+    def subscribe(self, media_page: bool = False) -> asyncio.Queue[dict[str, Any]]: ...
     def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
-    def subscribe_frames(self) -> asyncio.Queue[bytes]: ...
-    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None: ...
     async def dial(self, booking_id: str) -> list[dict[str, Any]]: ...
     async def hangup(self) -> list[dict[str, Any]]: ...
     async def dismiss(self) -> list[dict[str, Any]]: ...
+    async def page_offer(self, call_id: str, sdp: str) -> str: ...
 
 
 class UiServer:
@@ -162,7 +163,7 @@ class UiServer:
         app.router.add_post("/api/hangup", self.hangup)
         app.router.add_post("/api/dismiss", self.dismiss)
         app.router.add_get("/api/events", self.events)
-        app.router.add_get("/api/frames", self.frames)
+        app.router.add_post("/api/media", media_handler(self.agent.page_offer, error))
         # The kiosk page itself (kiosk/device/static): same loopback-only rules.
         app.router.add_get("/", kiosk_page)
         app.router.add_get("/static/{name:.+}", kiosk_asset)
@@ -244,7 +245,7 @@ class UiServer:
     async def events(self, request: web.Request) -> web.WebSocketResponse:
         ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY)
         await ws.prepare(request)
-        queue = self.agent.subscribe()
+        queue = self.agent.subscribe(media_page=request.query.get("media") == "page")
         self._sockets.add(ws)
         reader = asyncio.create_task(self._drain(ws))
         try:
@@ -266,32 +267,8 @@ class UiServer:
                 await ws.close()
         return ws
 
-    async def frames(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=20.0, max_msg_size=MAX_BODY)
-        await ws.prepare(request)
-        queue = self.agent.subscribe_frames()
-        self._sockets.add(ws)
-        reader = asyncio.create_task(self._drain(ws))
-        try:
-            while not ws.closed and not reader.done():
-                get = asyncio.ensure_future(queue.get())
-                done, _ = await asyncio.wait({get, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if get not in done:
-                    get.cancel()
-                    break
-                await ws.send_bytes(get.result())
-        except (ConnectionError, RuntimeError):
-            pass
-        finally:
-            reader.cancel()
-            self.agent.unsubscribe_frames(queue)
-            self._sockets.discard(ws)
-            with contextlib.suppress(Exception):
-                await ws.close()
-        return ws
-
     async def _drain(self, ws: web.WebSocketResponse) -> None:
-        """The page sends nothing on these sockets; reading notices it going away."""
+        """The page sends nothing on this socket; reading notices it going away."""
         async for msg in ws:
             if msg.type in (WSMsgType.CLOSE, WSMsgType.ERROR):
                 break

@@ -192,8 +192,10 @@ class AgentSettings(_Section):
     grant_public_key: Path = Path("/etc/kiosk/agent/grant.pub")
     ui_host: str = "127.0.0.1"
     ui_port: int = 8080
-    video_device: str = ""  # e.g. /dev/video0; empty uses synthetic media
-    audio_device: str = ""  # PulseAudio/PipeWire source name
+    # The agent's end of the kiosk page's media connection: a loopback address
+    # other than 127.0.0.1 (aioice leaves that one out of its candidates), which
+    # the tablet's units put on lo (systemd/kiosk-page-media.service).
+    page_media_host: str = "127.0.0.2"
     ice_servers: CommaList = Field(default_factory=list)
     usb_allow: list[dict[str, Any]] = Field(default_factory=list)
     # R18: lock USB down to the allow list (kiosk/device/usbguard.py). On by

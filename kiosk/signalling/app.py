@@ -27,7 +27,14 @@ from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api import operations as api_operations
-from kiosk.signalling.api.base import API_PREFIX, ApiError, Operation, error_body, mount
+from kiosk.signalling.api.base import (
+    API_PREFIX,
+    RECORDS_REFUSALS,
+    ApiError,
+    Operation,
+    error_body,
+    mount,
+)
 from kiosk.signalling.context import (
     AUDIT,
     CONTEXT,
@@ -78,7 +85,10 @@ def body_limit(max_bytes: int) -> Any:
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         length = request.content_length
-        if length is not None and length > max_bytes:
+        # An operation that records its refusals (a call's, R13) reads no more than
+        # client_max_size either, and records the refusal with the rest.
+        audited = getattr(request.match_info.handler, RECORDS_REFUSALS, False)
+        if length is not None and length > max_bytes and not audited:
             return json_error(413, Reason.PAYLOAD_TOO_LARGE)
         return await handler(request)
 

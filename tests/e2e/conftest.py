@@ -24,6 +24,7 @@ import pytest
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright
 
 from tests.harness import Tablet, World
+from tests.loopback import ensure_page_media_address
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = ROOT / "test-artifacts" / "screens"
@@ -38,6 +39,8 @@ CHROMIUM_ARGS = [
     "--use-fake-device-for-media-stream",
     "--use-fake-ui-for-media-stream",
     "--autoplay-policy=no-user-gesture-required",
+    # The kiosk page's media connection to the agent is on loopback (docs/deploy.md).
+    "--allow-loopback-in-peer-connection",
 ]
 BLOCKING = ("serious", "critical")
 
@@ -52,6 +55,7 @@ pytestmark = pytest.mark.browser
 async def browser() -> AsyncIterator[Browser]:
     if not Path(CHROMIUM).exists():
         pytest.skip("Chromium is not installed at /usr/bin/chromium")
+    ensure_page_media_address()  # the agent's end of the kiosk page's media connection
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -87,7 +91,8 @@ class Faces:
     shots: list[Path] = field(default_factory=list)
 
     async def open(
-        self, name: str, url: str, viewport: dict[str, int] = DESKTOP, locale: str = "nb-NO"
+        self, name: str, url: str, viewport: dict[str, int] = DESKTOP, locale: str = "nb-NO",
+        init_script: str | None = None,
     ) -> Face:
         if not AXE.exists():
             pytest.skip("axe-core is missing: run `npm ci --prefix tests/e2e`")
@@ -99,6 +104,8 @@ class Faces:
         )
         # Injected by the browser itself, so the pages' own CSP still applies to them.
         await context.add_init_script(path=str(AXE))
+        if init_script is not None:  # a test's own instruments, before the page's scripts
+            await context.add_init_script(script=init_script)
         page = await context.new_page()
         face = Face(name, context, page)
         page.on("request", lambda request: face.requests.append(request.url))

@@ -46,6 +46,8 @@ async def test_lawyer_and_inmate_see_the_same_code(world: World, faces: Faces) -
     code = (await page.locator("#verify-code").text_content() or "").strip()
     assert len(code.replace(" ", "")) == 6 and code.replace(" ", "").isdigit()
     await expect(kiosk.page.locator("#verify-code")).to_have_text(code)
+    # The kiosk page's own media goes through the agent; the code is the agent's DTLS.
+    await expect(kiosk.page.locator("body")).to_have_attribute("data-media", "connected")
     state = await tablet.state()
     assert state["call"]["verification_code"] == code
     await faces.screen(visitor, "6-lawyer-call-code")

@@ -19,11 +19,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from kiosk.device.call import Call
 from kiosk.device.deadline import Accepted, Refused, check_grant
-from kiosk.device.media import open_media
+from kiosk.device.media import synthetic_media
 from kiosk.domain.callstate import End
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
-from kiosk.runtime.config import AgentSettings
 from kiosk.wire.grants import Grant, GrantError, ReplayGuard, sign_grant
 from tests.answering_peer import Peer
 from tests.harness import stays
@@ -59,7 +58,7 @@ async def test_media_flows_both_ways_and_the_grant_ends_the_call() -> None:
         if len(tablet_luma) < 60:
             tablet_luma.append(bytes(frame.planes[0]))
 
-    call = Call(decision, open_media(AgentSettings(), synthetic=True), [],
+    call = Call(decision, synthetic_media(), [],
                 on_time=effects.append, on_video=on_video)
     peer = Peer()
     try:
@@ -101,7 +100,7 @@ async def test_hangup_closes_before_the_deadline_and_keeps_its_reason() -> None:
     decision = check_grant(sign_grant(make_grant(600), KEY), KEY.public_key(), DEVICE,
                            ReplayGuard(), time.monotonic())
     assert isinstance(decision, Accepted)
-    call = Call(decision, open_media(AgentSettings(), synthetic=True), [])
+    call = Call(decision, synthetic_media(), [])
     peer = Peer()
     try:
         await call.apply_answer(await peer.answer(await call.make_offer()))
@@ -135,7 +134,7 @@ def test_refused_grant_gives_no_call(signed_by: str, device: str, replay: bool,
     decision = check_grant(sign_grant(make_grant(600, device_id=device), key),
                            KEY.public_key(), DEVICE, ended, time.monotonic())
     assert isinstance(decision, Refused) and decision.reason == reason
-    media = open_media(AgentSettings(), synthetic=True)
+    media = synthetic_media()
     with pytest.raises(TypeError):
         Call(decision, media, [])  # type: ignore[arg-type]
     with contextlib.suppress(Exception):
@@ -147,7 +146,7 @@ async def test_trickled_candidates_even_before_the_answer_connect_the_call() -> 
     decision = check_grant(sign_grant(make_grant(600), KEY), KEY.public_key(), DEVICE,
                            ReplayGuard(), time.monotonic())
     assert isinstance(decision, Accepted)
-    call = Call(decision, open_media(AgentSettings(), synthetic=True), [])
+    call = Call(decision, synthetic_media(), [])
     peer = Peer()
     try:
         answer = await peer.answer(await call.make_offer())

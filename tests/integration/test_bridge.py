@@ -22,7 +22,8 @@ from aiortc import rtcrtpreceiver as aiortc_receiver
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 from kiosk.domain.model import ControlLevel, MediaKind
-from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg, passthrough
+from kiosk.media import forwarding
+from kiosk.signalling.bridge import Bridge, BridgeError, BridgeFailure, Leg
 from tests.bridge_media import (
     SineAudioTrack,
     SyntheticVideoTrack,
@@ -296,7 +297,7 @@ async def test_consumer_pli_goes_upstream_rate_limited(call: Call) -> None:
         "tablet video at the visitor",
     )
     [visitor_video] = [r for r in call.visitor.pc.getReceivers() if r.track.kind == "video"]
-    ssrc = passthrough.media_ssrc(visitor_video)
+    ssrc = forwarding.media_ssrc(visitor_video)
     assert ssrc is not None
     before = call.bridge.stats()["tablet-video"]
     for _ in range(20):  # a burst of real RTCP PLIs from the visitor, as a browser might send
@@ -368,10 +369,10 @@ async def test_no_frame_is_decoded_or_encoded_in_the_bridge(
             for r in (*c.tablet.pc.getReceivers(), *monitor.pc.getReceivers())
         }
         assert bridge_threads, "the bridge's receivers should be running"
-        assert all(passthrough.is_tapped(r) for r in bridge_receivers)
+        assert all(forwarding.is_tapped(r) for r in bridge_receivers)
         assert client_threads <= decoding_threads  # the probe sees the clients decode
         assert not bridge_threads & decoding_threads  # and the bridge never does
-        assert all(passthrough.has_packer(s) for s in bridge_senders)  # its packer cannot encode
+        assert all(forwarding.never_encoded(s) for s in bridge_senders)  # only packed packets
     finally:
         await c.bridge.close()
         for client in (c.tablet, c.visitor, monitor):

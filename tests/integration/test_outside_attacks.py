@@ -161,6 +161,21 @@ async def test_the_proxys_https_makes_the_cookie_secure_and_sends_hsts(world: Wo
         assert ("Strict-Transport-Security" in headers) is secure, source
 
 
+async def test_an_oversized_attempt_on_a_call_is_refused_and_recorded(world: World) -> None:
+    """Item 1 (R13): even a body too large to read is a refused attempt on a call, kept
+    with its reason like any other; elsewhere it is only refused."""
+    assert world.api is not None
+    call_id = f"call-{secrets.token_hex(4)}"
+    huge = {"note": "x" * (128 * 1024)}
+    for path in (f"/calls/{call_id}/end", "/inmates"):
+        refused = await world.api.call("POST", path, huge, expect=413)  # an admin may end
+        assert refused["error"]["code"] == "payload_too_large"
+    [entry] = [e for e in await _audit(world, "call.end_refused")
+               if e["subjects"] == {"call": call_id}]
+    assert entry["details"]["reason"] == "payload_too_large"
+    assert entry["actor"].startswith("staff:")
+
+
 async def test_a_visitor_reaches_the_waiting_room_through_the_proxy(world: World) -> None:
     """The request a trusted proxy forwards is handed on as the client's: a WebSocket too."""
     inmate = await world.inmate()

@@ -1,6 +1,6 @@
 """The aiortc internals the bridge's pass-through relies on are still there and still behave.
 
-kiosk/signalling/bridge/passthrough.py reaches into aiortc (no public API forwards
+kiosk/media/forwarding.py reaches into aiortc (no public API forwards
 encoded frames). If aiortc is upgraded, these tests fail first, each naming what
 changed, instead of a call silently decoding, re-encoding or going dark.
 """
@@ -31,8 +31,8 @@ from aiortc.jitterbuffer import JitterFrame
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters, RTCRtpReceiveParameters
 from aiortc.rtp import RtpPacket
 
-from kiosk.signalling.bridge import passthrough
-from kiosk.signalling.bridge.passthrough import EncodedFrame, EncodedTrack
+from kiosk.media import forwarding
+from kiosk.media.forwarding import EncodedFrame, EncodedTrack
 from tests.bridge_media import synthetic_frame
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -44,8 +44,8 @@ def require(condition: object, what: str) -> None:
     if not condition:
         pytest.fail(
             f"aiortc internals changed: {what}. The bridge's pass-through "
-            f"(kiosk/signalling/bridge/passthrough.py, written for aiortc "
-            f"{passthrough.AIORTC_VERSION}) must be re-checked before aiortc "
+            f"(kiosk/media/forwarding.py, written for aiortc "
+            f"{forwarding.AIORTC_VERSION}) must be re-checked before aiortc "
             f"{aiortc.__version__} is used.",
             pytrace=False,
         )
@@ -58,11 +58,11 @@ def source(obj: object) -> str:
 def test_aiortc_is_the_pinned_version() -> None:
     pins = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
     require(
-        "aiortc==" + passthrough.AIORTC_VERSION in pins,
+        "aiortc==" + forwarding.AIORTC_VERSION in pins,
         "pyproject.toml no longer pins aiortc exactly",
     )
     require(
-        aiortc.__version__ == passthrough.AIORTC_VERSION, f"aiortc {aiortc.__version__} installed"
+        aiortc.__version__ == forwarding.AIORTC_VERSION, f"aiortc {aiortc.__version__} installed"
     )
 
 
@@ -159,7 +159,7 @@ def test_sender_packs_non_frames_and_routes_key_frame_requests_through_send_keyf
         c.mimeType for c in get_capabilities("audio").codecs
     }
     require(
-        {passthrough.VIDEO_MIME, passthrough.AUDIO_MIME} <= names,
+        {forwarding.VIDEO_MIME, forwarding.AUDIO_MIME} <= names,
         "VP8 or Opus is no longer offered",
     )
 
@@ -180,12 +180,12 @@ def test_a_tapped_receiver_yields_the_exact_encoded_frames_and_never_decodes(
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         receiver = pc.addTransceiver("video").receiver
         try:
-            passthrough.tap_receiver(receiver, got.append)
+            forwarding.tap_receiver(receiver, got.append)
             receiver._track = rtcrtpreceiver.RemoteStreamTrack(kind="video")
             await receiver.receive(RTCRtpReceiveParameters(codecs=[VP8]))
             sequence = 1000
             for index, data in enumerate(raw):
-                payloads = passthrough.vp8_payloads(data, index)
+                payloads = forwarding.vp8_payloads(data, index)
                 for n, payload in enumerate(payloads):
                     packet = RtpPacket(
                         payload_type=97,
@@ -198,7 +198,7 @@ def test_a_tapped_receiver_yields_the_exact_encoded_frames_and_never_decodes(
                     sequence += 1
                     await receiver._handle_rtp_packet(packet, arrival_time_ms=0)
             require(
-                passthrough.media_ssrc(receiver) == 1234, "the media SSRC is not found from sources"
+                forwarding.media_ssrc(receiver) == 1234, "the media SSRC is not found from sources"
             )
         finally:
             await receiver.stop()
@@ -227,19 +227,19 @@ def vp8_frames(count: int) -> list[bytes]:
     ]
 
 
-def test_a_sender_with_a_packer_sends_encoded_frames_as_they_are() -> None:
+def test_a_sender_packs_forwarded_frames_as_they_are_and_never_encodes() -> None:
     async def run() -> None:
         pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
         requests: list[int] = []
         try:
             track = EncodedTrack("video", "t", lambda: requests.append(1))
             sender: RTCRtpSender = pc.addTransceiver(track, direction="sendonly").sender
-            passthrough.install_packer(sender, lambda: requests.append(2))
+            forwarding.forward_keyframe_requests(sender, lambda: requests.append(2))
             data = bytes([0x10, 0, 0, 0x9D, 0x01, 0x2A]) + bytes(3000)  # a VP8 key frame's head
             reader = asyncio.ensure_future(sender._next_encoded_frame(VP8))
             await asyncio.sleep(0)
             require(requests == [1], "starting to read did not ask for a key frame")
-            track.push(EncodedFrame(passthrough.VIDEO_MIME, data, 1800, True))
+            track.push(EncodedFrame(forwarding.VIDEO_MIME, data, 1800, True))
             encoded = await asyncio.wait_for(reader, 5)
             require(encoded is not None, "the sender dropped a packed frame")
             assert encoded is not None
@@ -249,14 +249,13 @@ def test_a_sender_with_a_packer_sends_encoded_frames_as_they_are() -> None:
                 "the sender did not send the encoded bytes as they are",
             )
             require(all(len(p) <= 1300 for p in encoded.payloads), "payloads exceed the MTU budget")
+            require(forwarding.never_encoded(sender), "the sender opened a VP8 encoder")
             await sender._handle_rtcp_packet(
                 aiortc.rtp.RtcpPsfbPacket(
                     fmt=aiortc.rtp.RTCP_PSFB_PLI, ssrc=1, media_ssrc=sender._ssrc
                 )
             )
-            require(requests == [1, 2], "a consumer's PLI did not reach the bridge's callback")
-            with pytest.raises(passthrough.PassthroughError):
-                sender._RTCRtpSender__encoder.encode(None)  # type: ignore[attr-defined]
+            require(requests == [1, 2], "a consumer's PLI did not reach the forwarder's callback")
         finally:
             await pc.close()
 
@@ -265,14 +264,14 @@ def test_a_sender_with_a_packer_sends_encoded_frames_as_they_are() -> None:
 
 def test_vp8_key_frame_detection() -> None:
     key, delta = vp8_frames(2)
-    assert passthrough.is_vp8_keyframe(key)
-    assert not passthrough.is_vp8_keyframe(delta)
-    assert not passthrough.is_vp8_keyframe(b"")
+    assert forwarding.is_vp8_keyframe(key)
+    assert not forwarding.is_vp8_keyframe(delta)
+    assert not forwarding.is_vp8_keyframe(b"")
 
 
 def test_a_consumer_starts_at_a_key_frame_and_skips_ahead_to_one_when_behind() -> None:
     def frame(n: int, key: bool) -> EncodedFrame:
-        return EncodedFrame(passthrough.VIDEO_MIME, bytes([n]), n, key)
+        return EncodedFrame(forwarding.VIDEO_MIME, bytes([n]), n, key)
 
     async def run() -> None:
         asks: list[int] = []
@@ -284,14 +283,46 @@ def test_a_consumer_starts_at_a_key_frame_and_skips_ahead_to_one_when_behind() -
         track.push(frame(1, False))  # cannot be decoded without a key frame: dropped
         track.push(frame(2, True))
         track.push(frame(3, False))
-        assert (await first).timestamp == 2
-        assert (await track.recv()).timestamp == 3
+        assert (await first).pts == 2
+        assert (await track.recv()).pts == 3
         for n in range(4, 8):  # the sender stalls; the queue fills up
             track.push(frame(n, False))
         assert asks == [1, 1]  # overflow: drained, and a key frame asked for
         track.push(frame(8, False))
         track.push(frame(9, True))
-        assert (await track.recv()).timestamp == 9
+        assert (await track.recv()).pts == 9
         track.stop()
+
+    asyncio.run(run())
+
+
+def test_ice_gathering_and_checks_go_through_the_gatherers_aioice_connection() -> None:
+    """kiosk/device/page_peer.py gathers on one address and drops non-loopback checks there."""
+    import aioice
+
+    datagram = source(aioice.ice.StunProtocol.datagram_received)
+    require(
+        "self.receiver.request_received(message, addr, self)" in datagram,
+        "aioice no longer hands incoming checks to Connection.request_received",
+    )
+    params = list(inspect.signature(aioice.Connection.request_received).parameters)
+    require(params[:3] == ["self", "message", "addr"], f"request_received is now {params}")
+    gather = source(aioice.Connection.gather_candidates)
+    require(
+        "self.get_component_candidates(component=component, addresses=addresses)" in gather,
+        "aioice no longer gathers through get_component_candidates(addresses=...)",
+    )
+
+    async def run() -> None:
+        pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+        try:
+            transceiver = pc.addTransceiver("audio")
+            gatherer = transceiver.receiver.transport.transport.iceGatherer
+            require(
+                isinstance(getattr(gatherer, "_connection", None), aioice.Connection),
+                "RTCIceGatherer._connection is gone or not an aioice Connection",
+            )
+        finally:
+            await pc.close()
 
     asyncio.run(run())

@@ -15,15 +15,10 @@ from aiortc.mediastreams import MediaStreamError
 from kiosk.device.media import (
     AUDIO_RATE,
     VIDEO_CLOCK,
-    JpegEncoder,
-    MediaUnavailable,
     PatternTrack,
     ToneTrack,
-    check_devices,
-    input_formats,
-    open_media,
+    synthetic_media,
 )
-from kiosk.runtime.config import AgentSettings
 
 
 def luma(frame: av.VideoFrame) -> bytes:
@@ -94,33 +89,9 @@ async def test_stopped_track_ends() -> None:
         await track.recv()
 
 
-def test_jpeg_encoder_makes_jpegs_a_browser_can_draw() -> None:
-    track = PatternTrack()
-    encoder = JpegEncoder()
-    jpeg = encoder.encode(track.pattern(0))
-    assert jpeg[:2] == b"\xff\xd8" and jpeg[-2:] == b"\xff\xd9"
-    # Decoding it again gives the same size back.
-    codec = av.CodecContext.create("mjpeg", "r")
-    (decoded,) = codec.decode(av.Packet(jpeg))
-    assert (decoded.width, decoded.height) == (640, 480)
-    assert encoder.encode(track.pattern(10)) != jpeg
-
-
-def test_open_media_is_synthetic_without_devices() -> None:
-    media = open_media(AgentSettings(), synthetic=False)
+def test_synthetic_media_are_fresh_pattern_and_tone() -> None:
+    media = synthetic_media()
     assert media.synthetic
     assert isinstance(media.video, PatternTrack) and isinstance(media.audio, ToneTrack)
     media.stop()
-    forced = open_media(AgentSettings(video_device="/dev/video0"), synthetic=True)
-    assert forced.synthetic
-    forced.stop()
-
-
-def test_a_device_this_pyav_cannot_open_is_refused_at_start() -> None:
-    settings = AgentSettings(video_device="/dev/video0")
-    if "v4l2" in input_formats():
-        check_devices(settings)  # this build can open it: nothing to refuse
-    else:
-        with pytest.raises(MediaUnavailable, match="V4L2"):
-            check_devices(settings)
-    check_devices(AgentSettings())  # no device, nothing to check
+    assert synthetic_media().video is not media.video

@@ -1,11 +1,10 @@
 // The tablet's kiosk page. It talks only to the agent on this machine:
-// GET /api/state, POST /api/dial|hangup|dismiss, WS /api/events, WS /api/frames.
+// GET /api/state, POST /api/dial|hangup|dismiss, WS /api/events; the call's media
+// (camera, microphone, the other end) is media.js's, over WebRTC to the agent.
 "use strict";
 
 (function () {
   const LANGS = ["nb", "en"];
-  const FRAME_REMOTE = 1;
-  const FRAME_SELF = 2;
   const ui = {
     lang: "nb",
     strings: {},
@@ -14,7 +13,6 @@
     warning: null,
     phase: "loading",
     events: null,
-    frames: null,
   };
   const $ = (id) => document.getElementById(id);
 
@@ -78,8 +76,10 @@
     }
   }
 
-  function connectEvents() {
-    const ws = new WebSocket("ws://" + location.host + "/api/events");
+  async function connectEvents() {
+    // media=page: this page is the tablet's camera, microphone and screen (media.js).
+    const media = (await window.kioskMedia.probe()) ? "?media=page" : "";
+    const ws = new WebSocket("ws://" + location.host + "/api/events" + media);
     ui.events = ws;
     ws.onmessage = (event) => {
       let message;
@@ -93,41 +93,6 @@
     ws.onclose = () => {
       ui.events = null;
       setTimeout(connectEvents, 1000);
-    };
-  }
-
-  function connectFrames() {
-    const ws = new WebSocket("ws://" + location.host + "/api/frames");
-    ws.binaryType = "arraybuffer";
-    ui.frames = ws;
-    let busy = { [FRAME_REMOTE]: false, [FRAME_SELF]: false };
-    ws.onmessage = async (event) => {
-      const data = new Uint8Array(event.data);
-      const kind = data[0];
-      if (busy[kind]) return; // a slow page skips frames rather than queueing them
-      busy[kind] = true;
-      try {
-        const bitmap = await createImageBitmap(new Blob([data.subarray(1)], { type: "image/jpeg" }));
-        const canvas = kind === FRAME_SELF ? $("self") : $("remote");
-        if (canvas.width !== bitmap.width || canvas.height !== bitmap.height) {
-          canvas.width = bitmap.width;
-          canvas.height = bitmap.height;
-        }
-        canvas.getContext("2d").drawImage(bitmap, 0, 0);
-        bitmap.close();
-        if (kind === FRAME_REMOTE) {
-          $("call-status").textContent = "";
-          document.body.dataset.remoteVideo = "yes";
-        }
-      } catch (_) {
-        // a broken frame is skipped
-      } finally {
-        busy[kind] = false;
-      }
-    };
-    ws.onclose = () => {
-      ui.frames = null;
-      setTimeout(connectFrames, 1000);
     };
   }
 
@@ -146,6 +111,9 @@
         break;
       case "refused":
         showRefusal(message.code, message.message);
+        break;
+      case "media":
+        window.kioskMedia.onMedia(message);
         break;
       default:
         break;
@@ -180,7 +148,7 @@
       if (phase === "idle" || phase === "dialling") hideRefusalIfStale(view);
       if (phase !== "in_call" && phase !== "connecting") {
         ui.warning = null;
-        clearCanvases();
+        ui.remaining = null;
         setVerificationCode("");
       }
     }
@@ -225,6 +193,7 @@
     }
     showWarning();
     show(screenFor(phase));
+    window.kioskMedia.onView(view);
   }
 
   function renderContacts(contacts, online) {
@@ -304,15 +273,6 @@
     if (!view.refusal) hideRefusal();
   }
 
-  function clearCanvases() {
-    for (const id of ["remote", "self"]) {
-      const canvas = $(id);
-      canvas.getContext("2d").clearRect(0, 0, canvas.width, canvas.height);
-    }
-    ui.remaining = null;
-    delete document.body.dataset.remoteVideo;
-  }
-
   // The verification code of the connection actually made (issue 5 item 4) goes here.
   function setVerificationCode(code) {
     $("verify-code").textContent = code;
@@ -338,6 +298,5 @@
       // the events socket brings the state when the agent answers
     }
     connectEvents();
-    connectFrames();
   });
 })();

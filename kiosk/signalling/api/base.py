@@ -49,6 +49,7 @@ log = get_logger(__name__)
 API_PREFIX = "/api/v1"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_ID_LENGTH = 36
+RECORDS_REFUSALS = "records_refusals"  # a handler attribute: it audits its own refusals
 
 STATUS: dict[Reason, int] = {
     Reason.INVALID_REQUEST: 400,
@@ -301,7 +302,10 @@ def _parse_query(op: Operation, request: web.Request) -> BaseModel | None:
 
 
 async def _parse_body(op: Operation, request: web.Request) -> BaseModel | None:
-    raw = await request.read()  # aiohttp refuses more than client_max_size (413)
+    try:
+        raw = await request.read()  # aiohttp refuses more than client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(Reason.PAYLOAD_TOO_LARGE) from None  # an audited refusal, too
     if op.body is None:
         if raw.strip():
             raise ApiError(Reason.INVALID_REQUEST, "body: this operation takes no body")
@@ -340,15 +344,8 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise ApiError(Reason.NOT_FOUND)
         query = _parse_query(op, request)
         body = await _parse_body(op, request)
-        api_request = ApiRequest(
-            http=request,
-            ctx=ctx,
-            principal=principal,
-            params=params,
-            body=body,
-            query=query,
-            now=now,
-        )
+        api_request = ApiRequest(http=request, ctx=ctx, principal=principal, params=params,
+                                 body=body, query=query, now=now)
         result = await op.handler(api_request)
         reply = result if isinstance(result, Reply) else Reply(result, op.status)
         response: web.Response
@@ -391,6 +388,7 @@ def _recording_refusals(
             raise
 
     recorded.__name__ = op.operation_id
+    setattr(recorded, RECORDS_REFUSALS, True)  # the body limit leaves its refusal to it
     return recorded
 
 

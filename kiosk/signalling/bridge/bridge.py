@@ -3,10 +3,11 @@
 Two legs (the tablet and the visitor) end on the server as aiortc peer
 connections. Each leg's encoded video (VP8) and audio (Opus) are forwarded as
 they arrive to the other leg and to every staff monitor allowed that kind,
-without decoding or re-encoding (see ``passthrough``). One sender per consumer
-re-packetises; a new consumer waits for a key frame and the bridge asks the
-upstream sender for one (PLI); PLI/FIR from consumers go upstream, at most one
-per ``keyframe_interval`` per source; NACK/RTX stay hop by hop.
+without decoding or re-encoding (``kiosk.media.forwarding``, which the tablet
+agent shares). One sender per consumer re-packetises; a new consumer waits
+for a key frame and the bridge asks the upstream sender for one (PLI);
+PLI/FIR from consumers go upstream, at most one per ``keyframe_interval`` per
+source; NACK/RTX stay hop by hop.
 
 A monitor's peer connection has a transceiver only for the kinds its level
 allows (R6): with ``sight`` there is no audio m-line at all, with ``hearing``
@@ -33,9 +34,10 @@ from aiortc import (
 from aiortc.sdp import SessionDescription
 
 from kiosk.domain.model import MediaKind
+from kiosk.media import forwarding
+from kiosk.media.forwarding import EncodedFrame, EncodedTrack, without_bandwidth_probe
 from kiosk.runtime.logs import get_logger
 
-from . import passthrough
 from .parts import (
     BridgeError,
     BridgeFailure,
@@ -49,9 +51,7 @@ from .parts import (
     describe,
     discard,
     new_monitor_id,
-    without_bandwidth_probe,
 )
-from .passthrough import EncodedFrame, EncodedTrack
 
 log = get_logger(__name__)
 
@@ -77,7 +77,7 @@ class Bridge:
         keyframe_interval: float = 0.5,
         connect_timeout: float = 20.0,
     ) -> None:
-        passthrough.check_aiortc_version()
+        forwarding.check_aiortc_version()
         self._ice_servers = list(ice_servers)  # explicit, never aiortc's public default
         self._on_failure = on_failure
         self._on_monitor_gone = on_monitor_gone
@@ -151,7 +151,7 @@ class Bridge:
             self._prepare(transceiver, kind, leg.other)
             source = self._sources[(leg, kind)]
             source.receiver = transceiver.receiver
-            passthrough.tap_receiver(transceiver.receiver, self._guarded(source.deliver))
+            forwarding.tap_receiver(transceiver.receiver, self._guarded(source.deliver))
 
         @pc.on("connectionstatechange")
         def _state() -> None:
@@ -197,7 +197,7 @@ class Bridge:
                 track = self._sources[(leg, kind)].consumer(f"{leg}-{kind}")
                 transceiver = pc.addTransceiver(track, direction="sendonly")
                 self._prepare(transceiver, kind, leg)
-                passthrough.tap_receiver(transceiver.receiver, discard)
+                forwarding.tap_receiver(transceiver.receiver, discard)
                 tracks.append(track)
         self._monitors[monitor_id] = Monitor(pc, kinds, tracks)
 
@@ -264,16 +264,16 @@ class Bridge:
         await pc.setLocalDescription(RTCSessionDescription(sdp=sdp, type="offer"))
 
     def _prepare(self, transceiver: RTCRtpTransceiver, kind: MediaKind, stream: Leg) -> None:
-        transceiver.setCodecPreferences(codec_preferences(kind))  # type: ignore[arg-type]
+        transceiver.setCodecPreferences(codec_preferences(kind))
         source = self._sources[(stream, kind)]
-        passthrough.install_packer(transceiver.sender, source.request_keyframe)
-        passthrough.set_stream_id(transceiver.sender, stream.value)
+        forwarding.forward_keyframe_requests(transceiver.sender, source.request_keyframe)
+        forwarding.set_stream_id(transceiver.sender, stream.value)
 
     def _tap_strays(self, pc: RTCPeerConnection) -> None:
         """An offer may carry extra m-lines; their receivers must never decode either."""
         for transceiver in pc.getTransceivers():
-            if not passthrough.is_tapped(transceiver.receiver):
-                passthrough.tap_receiver(transceiver.receiver, discard)
+            if not forwarding.is_tapped(transceiver.receiver):
+                forwarding.tap_receiver(transceiver.receiver, discard)
 
     def _release(self, tracks: Sequence[EncodedTrack]) -> None:
         for track in tracks:

@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
 
-from aiortc import RTCPeerConnection, RTCRtpReceiver, RTCRtpSender
+from aiortc import RTCPeerConnection, RTCRtpCodecCapability, RTCRtpReceiver
 
 from kiosk.domain.model import MediaKind
-
-from . import passthrough
-from .passthrough import AUDIO_MIME, VIDEO_MIME, EncodedFrame, EncodedTrack
+from kiosk.media import forwarding
+from kiosk.media.forwarding import EncodedFrame, EncodedTrack
 
 
 class Owner(Protocol):
@@ -64,10 +63,8 @@ FailureCallback = Callable[[BridgeFailure], Awaitable[None] | None]
 MonitorGoneCallback = Callable[[str], Awaitable[None] | None]
 
 
-def codec_preferences(kind: MediaKind) -> list[object]:
-    wanted = {VIDEO_MIME.lower(), "video/rtx"} if kind is MediaKind.VIDEO else {AUDIO_MIME.lower()}
-    caps = RTCRtpSender.getCapabilities(kind.value).codecs
-    return [c for c in caps if c.mimeType.lower() in wanted]
+def codec_preferences(kind: MediaKind) -> list[RTCRtpCodecCapability]:
+    return forwarding.codec_preferences(kind.value)
 
 
 class Source:
@@ -114,7 +111,7 @@ class Source:
             return
         self._last_request = asyncio.get_running_loop().time()
         self.keyframe_requests_sent += 1
-        self._bridge._spawn(passthrough.request_keyframe(self.receiver))
+        self._bridge._spawn(forwarding.request_keyframe(self.receiver))
 
     def close(self) -> None:
         if self._pending is not None:
@@ -130,20 +127,6 @@ class Monitor:
     pc: RTCPeerConnection
     kinds: frozenset[MediaKind]
     tracks: list[EncodedTrack]
-
-
-_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
-
-
-def without_bandwidth_probe(sdp: str) -> str:
-    """Drop the abs-send-time header extension from an SDP the bridge takes part in.
-
-    With it, aiortc's receiver runs its bitrate estimator and sends a REMB on nearly
-    every video packet — about half the bridge's receive cost — to steer an encoder
-    the bridge does not have. Without it each hop keeps loss-based control (RTCP
-    receiver reports); senders encode at their own default rate.
-    """
-    return "".join(line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line)
 
 
 def discard(frame: EncodedFrame) -> None:

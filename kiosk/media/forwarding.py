@@ -1,4 +1,7 @@
-"""Encoded-frame pass-through for aiortc: the one module that touches aiortc internals.
+"""Encoded-frame forwarding for aiortc: the one module that touches aiortc internals.
+
+Shared by the server's bridge and the tablet agent (which forwards between the
+kiosk page and the call's peer): one place forwards encoded media, for both.
 
 aiortc decodes every frame it receives and encodes every frame it sends; it has
 no public API to forward encoded media. The bridge (ARCHITECTURE.md principle 3)
@@ -24,15 +27,15 @@ Receiving (``aiortc/rtcrtpreceiver.py``)
 
 Sending (``aiortc/rtcrtpsender.py``)
     ``RTCRtpSender._next_encoded_frame`` reads the track; a result that is not
-    an ``av.Frame`` goes to ``encoder.pack(data) -> (payloads, timestamp)``
-    instead of ``encoder.encode``; the encoder is created lazily in the private
-    ``_RTCRtpSender__encoder`` only when that is ``None``. :func:`install_packer`
-    puts a :class:`_Packer` there before ``send()`` runs; it splits an encoded
-    VP8 frame into RTP payloads (RFC 7741) or passes an Opus packet through, and
-    raises if asked to encode. Key-frame requests (PLI/FIR) a consumer sends are
-    handled by ``RTCRtpSender._handle_rtcp_packet`` calling
-    ``self._send_keyframe()``; an instance attribute of that name routes them to
-    the bridge, which forwards them upstream. NACK/RTX stays the sender's own.
+    an ``av.Frame`` goes to the codec's public ``pack(packet)`` instead of
+    ``encode``: aiortc's own VP8 packetiser (RFC 7741) or Opus pass-through,
+    with the RTP timestamp taken from the packet's ``pts`` and ``time_base``.
+    :class:`EncodedTrack` hands out ``av.Packet`` s, so no encoder is ever
+    opened and no private hook is needed to send. Key-frame requests (PLI/FIR)
+    a consumer sends are handled by ``RTCRtpSender._handle_rtcp_packet``
+    calling ``self._send_keyframe()``; an instance attribute of that name
+    (:func:`forward_keyframe_requests`) routes them to the forwarder, which
+    asks upstream. NACK/RTX stays the sender's own.
 
 ``tests/unit/test_bridge_internals.py`` checks the pinned version and every
 name and signature used here, and fails with a clear message when they change.
@@ -41,16 +44,17 @@ name and signature used here, and fails with a clear message when they change.
 from __future__ import annotations
 
 import asyncio
+import fractions
 import queue
-import random
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiortc
-from aiortc import RTCRtpReceiver, RTCRtpSender
-from aiortc.codecs.base import Encoder
+import av
+from aiortc import RTCRtpCodecCapability, RTCRtpReceiver, RTCRtpSender
+from aiortc.codecs.vpx import Vp8Encoder
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
 #: The aiortc release whose internals this module was written against.
@@ -64,16 +68,16 @@ _VP8_PACKET_MAX = 1300  # as aiortc's own packetiser: fits any sane path MTU
 _VP8_KEYFRAME_START_CODE = b"\x9d\x01\x2a"
 
 
-class PassthroughError(RuntimeError):
+class ForwardingError(RuntimeError):
     """aiortc is not the version, or not in the state, this module relies on."""
 
 
 def check_aiortc_version() -> None:
     if aiortc.__version__ != AIORTC_VERSION:
-        raise PassthroughError(
-            f"the bridge relies on aiortc {AIORTC_VERSION} internals but aiortc "
-            f"{aiortc.__version__} is installed; re-check kiosk/signalling/bridge/"
-            "passthrough.py and tests/unit/test_bridge_internals.py"
+        raise ForwardingError(
+            f"media forwarding relies on aiortc {AIORTC_VERSION} internals but aiortc "
+            f"{aiortc.__version__} is installed; re-check kiosk/media/"
+            "forwarding.py and tests/unit/test_bridge_internals.py"
         )
 
 
@@ -127,9 +131,9 @@ def tap_receiver(receiver: RTCRtpReceiver, sink: Callable[[EncodedFrame], None])
     """
     check_aiortc_version()
     if getattr(receiver, "_RTCRtpReceiver__decoder_thread", None) is not None:
-        raise PassthroughError("receiver already started: its decoder thread owns the old queue")
+        raise ForwardingError("receiver already started: its decoder thread owns the old queue")
     if not isinstance(getattr(receiver, "_RTCRtpReceiver__decoder_queue", None), queue.Queue):
-        raise PassthroughError("aiortc receiver has no decoder queue to replace")
+        raise ForwardingError("aiortc receiver has no decoder queue to replace")
     receiver._RTCRtpReceiver__decoder_queue = _FrameTap(sink)  # type: ignore[attr-defined]
 
 
@@ -158,27 +162,22 @@ async def request_keyframe(receiver: RTCRtpReceiver) -> bool:
 # --- sending -------------------------------------------------------------------------
 
 
-class _Packer(Encoder):
-    """Turns an already encoded frame into RTP payloads; the bridge's senders never encode."""
+_TIME_BASES = {VIDEO_MIME: fractions.Fraction(1, 90_000), AUDIO_MIME: fractions.Fraction(1, 48_000)}
 
-    def __init__(self) -> None:
-        self._picture_id = random.randint(0, (1 << 15) - 1)
 
-    def encode(self, frame: Any, force_keyframe: bool = False) -> tuple[list[bytes], int]:
-        raise PassthroughError("the bridge forwards encoded media and never encodes")
-
-    def pack(self, packet: Any) -> tuple[list[bytes], int]:
-        if not isinstance(packet, EncodedFrame):
-            raise PassthroughError(f"bridge sender got {type(packet).__name__}, not EncodedFrame")
-        if packet.mime_type == AUDIO_MIME:
-            return [packet.data], packet.timestamp
-        payloads = vp8_payloads(packet.data, self._picture_id)
-        self._picture_id = (self._picture_id + 1) & 0x7FFF
-        return payloads, packet.timestamp
+def as_packet(frame: EncodedFrame) -> av.Packet[Any]:
+    """The frame as an ``av.Packet``, which an aiortc sender packs as it is (never encodes)."""
+    packet = av.Packet(frame.data)
+    packet.pts = frame.timestamp
+    packet.time_base = _TIME_BASES[frame.mime_type]
+    return packet
 
 
 def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
-    """RFC 7741 payloads: X=1, S on the first, I=1 with a 15-bit PictureID, one partition."""
+    """RFC 7741 payloads: X=1, S on the first, I=1 with a 15-bit PictureID, one partition.
+
+    As aiortc's packer makes them; tests use it to feed a receiver.
+    """
     first = struct.pack("!BBH", 0x90, 0x80, 0x8000 | picture_id)
     rest = struct.pack("!BBH", 0x80, 0x80, 0x8000 | picture_id)
     size = _VP8_PACKET_MAX - len(first)
@@ -187,17 +186,39 @@ def vp8_payloads(data: bytes, picture_id: int) -> list[bytes]:
     ]
 
 
-def install_packer(sender: RTCRtpSender, on_keyframe_request: Callable[[], None]) -> None:
-    """Make ``sender`` packetise :class:`EncodedFrame` s and pass PLI/FIR to the callback.
-
-    Must run before the sender starts (``send()``), which is when aiortc would
-    otherwise create an encoder on the first frame.
-    """
+def forward_keyframe_requests(
+    sender: RTCRtpSender, on_keyframe_request: Callable[[], None]
+) -> None:
+    """PLI/FIR a consumer sends on ``sender`` go to the callback (upstream), not to an encoder."""
     check_aiortc_version()
-    if getattr(sender, "_RTCRtpSender__encoder", "missing") is not None:
-        raise PassthroughError("aiortc sender already has an encoder (or none is expected)")
-    sender._RTCRtpSender__encoder = _Packer()  # type: ignore[attr-defined]
     sender._send_keyframe = on_keyframe_request  # type: ignore[method-assign]
+
+
+def never_encoded(sender: RTCRtpSender) -> bool:
+    """True while a video sender has opened no VP8 encoder: it only packed packets."""
+    encoder = getattr(sender, "_RTCRtpSender__encoder", None)
+    return not isinstance(encoder, Vp8Encoder) or encoder.codec is None
+
+
+def codec_preferences(kind: str) -> list[RTCRtpCodecCapability]:
+    """The only codecs forwarded media may use: VP8 (with RTX) for video, Opus for audio."""
+    wanted = {VIDEO_MIME.lower(), "video/rtx"} if kind == "video" else {AUDIO_MIME.lower()}
+    caps = RTCRtpSender.getCapabilities(kind).codecs
+    return [c for c in caps if c.mimeType.lower() in wanted]
+
+
+_ABS_SEND_TIME = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+
+
+def without_bandwidth_probe(sdp: str) -> str:
+    """Drop the abs-send-time header extension from an SDP a forwarder takes part in.
+
+    With it, aiortc's receiver runs its bitrate estimator and sends a REMB on nearly
+    every video packet — about half a forwarder's receive cost — to steer an encoder
+    it does not have. Without it each hop keeps loss-based control (RTCP
+    receiver reports); senders encode at their own default rate.
+    """
+    return "".join(line for line in sdp.splitlines(keepends=True) if _ABS_SEND_TIME not in line)
 
 
 def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
@@ -205,12 +226,8 @@ def set_stream_id(sender: RTCRtpSender, stream_id: str) -> None:
     sender._stream_id = stream_id
 
 
-def has_packer(sender: RTCRtpSender) -> bool:
-    return isinstance(getattr(sender, "_RTCRtpSender__encoder", None), _Packer)
-
-
 class EncodedTrack(MediaStreamTrack):
-    """A track whose frames are :class:`EncodedFrame` s, read by a sender with a packer.
+    """A track of encoded frames: ``push`` an :class:`EncodedFrame`, a sender reads ``av.Packet`` s.
 
     Video frames are held back until a key frame (a consumer cannot decode from the
     middle of a stream); the first read asks for one through ``on_start``. If the
@@ -254,7 +271,7 @@ class EncodedTrack(MediaStreamTrack):
         while not self._queue.empty():
             self._queue.get_nowait()
 
-    async def recv(self) -> EncodedFrame:  # type: ignore[override]
+    async def recv(self) -> av.Packet[Any]:  # type: ignore[override,unused-ignore]
         if self.readyState != "live":
             raise MediaStreamError
         if not self._reading:
@@ -265,7 +282,7 @@ class EncodedTrack(MediaStreamTrack):
         if frame is None:
             raise MediaStreamError
         self.frames_sent += 1
-        return frame
+        return as_packet(frame)
 
     def stop(self) -> None:
         if self.readyState == "live":

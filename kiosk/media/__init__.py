@@ -1,0 +1,1 @@
+"""Media code shared by the server's bridge and the tablet agent: encoded forwarding."""
