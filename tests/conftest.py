@@ -13,17 +13,25 @@ may be busy, and speed is measured in bench/, never asserted in a test.
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import inspect
 import os
 import socket
+import sys
+import threading
+import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import argon2
 import pytest
 from hypothesis import HealthCheck, settings
 
+from kiosk.crypto import revocation
 from tests.harness import World
 
 settings.register_profile(
@@ -61,6 +69,119 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in strict mode (KIOSK_STRICT=1): {reason}"
+
+
+# --- nothing blocks the event loop (issue 12) ------------------------------------------------
+#
+# As python-zeroconf's conftest does, a test fails when the code under test blocks the test's
+# event loop, which the servers started in-process, their clients and the test share (on a
+# server, a blocked loop stalls every call it forwards). Two rules, both strict about *what*
+# blocks so that a busy machine (CI runs two workers on a shared one) never fails a test:
+# - work known to block (argon2, signing the CRL) run on the loop fails, however fast it was;
+# - one callback (a task's step, a timer, a protocol's data_received) of code outside tests/
+#   that spends over BLOCKING_CPU_S of CPU fails. CPU time of the loop's thread
+#   (time.thread_time), not wall time: a callback that waited for a core did not block. Not
+#   counted: a callback that imports a module (start-up work, as are fixtures: servers
+#   starting), the garbage collector's time (it runs wherever the process happens to
+#   allocate), and the tests' own coroutines and what they call directly (their CPU work is
+#   not the server's).
+# A test that blocks the loop on purpose is marked ``blocks_loop``.
+BLOCKING_CPU_S = 0.05
+TESTS = str(Path(__file__).resolve().parent)
+
+
+class _LoopWatch:
+    def __init__(self) -> None:
+        self.active = False  # during an unmarked test's call
+        self.found: list[tuple[float, str]] = []  # (CPU seconds, what blocked)
+        self.blockers: list[str] = []  # known blocking work seen in the running callback
+        self.in_callback = False
+        self.run = asyncio.events.Handle._run
+        self.collecting = self.collected = 0.0  # the main thread's CPU time in the collector
+        gc.callbacks.append(self.gc_phase)
+
+    def gc_phase(self, phase: str, info: dict[str, int]) -> None:
+        if threading.current_thread() is threading.main_thread():
+            if phase == "start":
+                self.collecting = time.thread_time()
+            else:
+                self.collected += time.thread_time() - self.collecting
+
+    def timed_run(self, handle: asyncio.Handle) -> None:
+        if not self.active or threading.current_thread() is not threading.main_thread():
+            return self.run(handle)
+        modules, collected, start = len(sys.modules), self.collected, time.thread_time()
+        self.in_callback, self.blockers = True, []
+        try:
+            return self.run(handle)
+        finally:
+            self.in_callback = False
+            spent = time.thread_time() - start - (self.collected - collected)
+            if len(sys.modules) == modules:
+                self.found += [(spent, f"{b} in {_callback_name(handle)}") for b in self.blockers]
+                if spent > BLOCKING_CPU_S and not _test_code(handle):
+                    self.found.append((spent, _callback_name(handle)))
+
+    def forbid(self, owner: Any, name: str) -> None:
+        """``owner.name`` is known to block: called from a loop callback, it fails the test."""
+        blocking = getattr(owner, name)
+
+        def watched(*args: Any, **kwargs: Any) -> Any:
+            if (self.in_callback and threading.current_thread() is threading.main_thread()
+                    and not _called_by_a_test(sys._getframe(1))):
+                self.blockers.append(f"{blocking.__qualname__} on the event loop")
+            return blocking(*args, **kwargs)
+
+        setattr(owner, name, watched)
+
+
+def _callback_name(handle: asyncio.Handle) -> str:
+    callback = handle._callback  # type: ignore[attr-defined]
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        return f"a step of {task.get_coro()!r}"
+    return repr(callback)
+
+
+def _called_by_a_test(frame: Any) -> bool:
+    """The nearest coroutine up the stack is a test's: a test setting things up (making a
+    CA, revoking by hand), not the server doing it on the loop."""
+    while frame is not None:
+        if frame.f_code.co_flags & inspect.CO_COROUTINE:
+            return bool(frame.f_code.co_filename.startswith(TESTS))
+        frame = frame.f_back
+    return False
+
+
+def _test_code(handle: asyncio.Handle) -> bool:
+    task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+    code = getattr(task.get_coro(), "cr_code", None) if isinstance(task, asyncio.Task) else None
+    return code is not None and code.co_filename.startswith(TESTS)
+
+
+_LOOP_WATCH = _LoopWatch()
+asyncio.events.Handle._run = lambda handle: _LOOP_WATCH.timed_run(handle)  # type: ignore[method-assign]
+_LOOP_WATCH.forbid(argon2.PasswordHasher, "hash")
+_LOOP_WATCH.forbid(argon2.PasswordHasher, "verify")
+_LOOP_WATCH.forbid(revocation, "_write_crl")
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Any:
+    _LOOP_WATCH.found.clear()
+    _LOOP_WATCH.active = item.get_closest_marker("blocks_loop") is None
+    try:
+        result = yield
+    finally:
+        _LOOP_WATCH.active = False
+    if _LOOP_WATCH.found:
+        spent, what = max(_LOOP_WATCH.found)
+        pytest.fail(
+            f"the event loop was blocked {len(_LOOP_WATCH.found)} time(s); the worst, "
+            f"{spent * 1000:.0f} ms of CPU: {what}",
+            pytrace=False,
+        )
+    return result
 
 
 # --- worlds: a running server and its admin API, tablets and visitors on demand -------------

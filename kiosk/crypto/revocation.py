@@ -6,6 +6,8 @@ Revoked serials are refused at the device listener's TLS handshake through
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +33,10 @@ from kiosk.crypto.authority import (
 # re-signed whenever less than this is left (see ensure_crl).
 CRL_DAYS: Final = 90
 CRL_RENEW_BEFORE: Final = timedelta(days=30)
+
+# Signing and writing run on worker threads (issue 12: the server's event loop never
+# waits for them); one read-change-write of the CRL at a time, or a revocation is lost.
+_CRL_LOCK = threading.Lock()
 
 
 def load_crl(paths: PkiPaths) -> x509.CertificateRevocationList | None:
@@ -84,12 +90,13 @@ def _entries(ca: CertificateAuthority) -> dict[int, datetime]:
 def ensure_crl(ca: CertificateAuthority, *, now: datetime | None = None) -> None:
     """Write a CRL if there is none, re-sign it if its nextUpdate comes close."""
     at = now_or_utc(now)
-    crl = load_crl(ca.paths)
-    if crl is not None:
-        next_update = crl.next_update_utc
-        if next_update is not None and next_update - at > CRL_RENEW_BEFORE:
-            return
-    _write_crl(ca, _entries(ca).items(), at)
+    with _CRL_LOCK:
+        crl = load_crl(ca.paths)
+        if crl is not None:
+            next_update = crl.next_update_utc
+            if next_update is not None and next_update - at > CRL_RENEW_BEFORE:
+                return
+        _write_crl(ca, _entries(ca).items(), at)
 
 
 def revoke(pki_dir: Path, cert_serial: str | int, *, now: datetime | None = None) -> bool:
@@ -100,10 +107,16 @@ def revoke(pki_dir: Path, cert_serial: str | int, *, now: datetime | None = None
     """
     at = now_or_utc(now)
     ca = load_ca(pki_dir)
-    entries = _entries(ca)
     serial = serial_int(cert_serial)
-    if serial in entries:
-        return False
-    entries[serial] = at
-    _write_crl(ca, entries.items(), at)
+    with _CRL_LOCK:
+        entries = _entries(ca)
+        if serial in entries:
+            return False
+        entries[serial] = at
+        _write_crl(ca, entries.items(), at)
     return True
+
+
+async def revoke_off_loop(pki_dir: Path, cert_serial: str | int, now: datetime | None) -> bool:
+    """``revoke`` on a worker thread: the CA's key signs the new CRL there."""
+    return await asyncio.to_thread(revoke, pki_dir, cert_serial, now=now)

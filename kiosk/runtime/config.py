@@ -156,6 +156,13 @@ class MailSettings(_Section):
     use_tls: bool = False
     sender: str = "kiosk@localhost"
     folder: Path | None = None
+    # The outbox (issue 12: mail is never lost): a mail the server cannot take is
+    # tried again after retry_seconds, doubled each time (at most an hour apart),
+    # and after `attempts` tries it is dead: kept for `kiosk admin mail retry`, and
+    # counted in kiosk_mail_outbox{state="dead"}.
+    timeout_seconds: float = Field(default=20.0, gt=0, le=600)
+    retry_seconds: float = Field(default=30.0, gt=0, le=3600)
+    attempts: int = Field(default=10, ge=1, le=100)
 
 
 class TurnSettings(_Section):

@@ -17,9 +17,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import secrets
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -64,6 +66,22 @@ def verify_password(password_hash: str, password: str) -> bool:
         return _hasher.verify(password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
+
+
+# Issue 12: an argon2 run takes about a second of CPU under load; on the event loop it
+# would stall every call the server forwards. The server hashes on these threads
+# (argon2-cffi lets go of the GIL), two at a time: a burst of logins waits its turn
+# instead of taking every core and 64 MiB of memory per hash.
+_ARGON2 = ThreadPoolExecutor(max_workers=2, thread_name_prefix="argon2")
+
+
+async def hash_password_off_loop(password: str) -> str:
+    return await asyncio.get_running_loop().run_in_executor(_ARGON2, hash_password, password)
+
+
+async def verify_password_off_loop(password_hash: str, password: str) -> bool:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_ARGON2, verify_password, password_hash, password)
 
 
 def hash_secret(token: str) -> str:
@@ -119,9 +137,9 @@ async def check_password(
 ) -> StaffRecord | None:
     staff = await get_staff_by_username(conn, username)
     if staff is None or not staff.active:
-        verify_password(_DUMMY_HASH, password)
+        await verify_password_off_loop(_DUMMY_HASH, password)
         return None
-    if not verify_password(staff.password_hash, password):
+    if not await verify_password_off_loop(staff.password_hash, password):
         return None
     return staff
 
@@ -199,7 +217,7 @@ async def add_staff(
 ) -> str:
     """A new staff account (``kiosk admin staff add``, the demo); audited in ``conn``."""
     staff_id = await insert_staff(
-        conn, username, display_name, hash_password(password), role, now
+        conn, username, display_name, await hash_password_off_loop(password), role, now
     )
     await audit.append(actor, "staff.added", {"staff": staff_id}, {"role": role.value}, conn=conn)
     return staff_id

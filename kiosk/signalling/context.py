@@ -47,6 +47,12 @@ class ServerContext:
     # ends or shortens the live calls a restriction covers).
     on_restrictions_changed: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     on_tablets_changed: list[TabletsChangedHook] = field(default_factory=list)
+    # Called after a commit that put mail in the outbox (issue 12): its worker wakes.
+    on_mail_queued: list[Callable[[], None]] = field(default_factory=list)
+
+    def mail_queued(self) -> None:
+        for hook in self.on_mail_queued:
+            hook()
 
     async def device_revoked(self, device_id: str) -> None:
         for hook in self.on_device_revoked:

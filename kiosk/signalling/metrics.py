@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -54,6 +54,9 @@ NAMED_COUNTERS: dict[str, str] = {
     "device_connections": "Tablet connections accepted at the device listener.",
     "devices_refused": "Tablet connections refused at the TLS handshake or hello.",
     "monitor_attachments": "Staff monitors attached to a controlled call.",
+    "mails_sent": "Mails the mail server took from the outbox.",
+    "mail_attempts_failed": "Attempts to send a mail that failed (it is tried again).",
+    "mails_dead": "Mails given up after their last attempt or a permanent refusal.",
     "tamper_events": "Tamper events reported by tablets (USB guard).",
     "visitor_joins": "Visitors who joined a waiting room.",
 }
@@ -91,6 +94,12 @@ class Metrics:
         )
         self.bridge_monitors = Gauge(
             f"{PREFIX}_bridge_monitors", "Staff monitors attached to bridged calls.", registry=r
+        )
+        self.mail_outbox = Gauge(
+            f"{PREFIX}_mail_outbox",
+            "Mails in the outbox, by state (pending, sent, dead: given up, see kiosk admin mail).",
+            ["state"],
+            registry=r,
         )
         self.bridge_consumers = Gauge(
             f"{PREFIX}_bridge_consumers",
@@ -137,6 +146,12 @@ class Metrics:
         for gauge, source in pairs:
             if source is not None:
                 gauge.set_function(_safe(source))
+
+    def bind_outbox(self, counts: Callable[[], Mapping[str, int]]) -> None:
+        """Read the outbox's mails by state from its worker at scrape time."""
+        for state in ("pending", "sent", "dead"):
+            gauge = self.mail_outbox.labels(state=state)
+            gauge.set_function(_safe(lambda state=state: counts().get(state, 0)))  # type: ignore[misc]
 
     # --- reading -------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from kiosk.signalling.calls.bridged import Bridges
 from kiosk.signalling.calls.runner import CallRunner, CallsHolder
 from kiosk.signalling.context import CONTEXT, utc_now
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
-from kiosk.signalling.mail import notices as mail
+from kiosk.signalling.mail import outbox as mail_outbox
 from kiosk.signalling.visitors import endpoint as visitor
 from kiosk.store.db import ping
 
@@ -115,7 +115,7 @@ async def start(
         # The visitor page, the e-mail confirmation page, and mails drained at shutdown.
         web_pages.add_routes(app)
         console.add_routes(app)  # the staff console under /console/
-        mail.install(app)
+        mail_outbox.install(app, metrics)
 
     web = await web_server.start(
         settings, operations=live_operations(calls), configure=configure, clock=clock

@@ -269,6 +269,26 @@ email_confirmations = Table(
     _ts("used_at", nullable=True),
 )
 
+# Mails to contacts (R3, R4, invites, R16), written in the transaction of the change
+# that caused them and drained by one worker (kiosk/signalling/mail/outbox.py). A row
+# is ``pending`` until sent (its message then cleared: it held links that are
+# credentials) or ``dead`` after its last attempt. ``next_attempt_at`` is also the
+# lease of a sender that has claimed it.
+outbox = Table(
+    "outbox",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("kind", String(16), nullable=False),
+    Column("state", String(8), nullable=False),
+    Column("message", LargeBinary, nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    _ts("created_at"),
+    _ts("next_attempt_at"),
+    _ts("sent_at", nullable=True),
+    Column("last_error", String(200), nullable=True),
+    Index("ix_outbox_state_next_attempt_at", "state", "next_attempt_at"),
+)
+
 staff = Table(
     "staff",
     metadata,

@@ -323,6 +323,9 @@ async def test_concurrent_proposals_respect_the_contact_limit(api: LiveApi) -> N
     }
 
 
+# The in-process server's log renders the bug's traceback for a terminal, on the loop (tests
+# only: a deployed server logs JSON).
+@pytest.mark.blocks_loop
 async def test_a_bug_is_a_500_without_a_trace(tmp_path: Path, migrated_url: str) -> None:
     from kiosk.signalling import schemas
     from kiosk.signalling.api.base import OperationTable

@@ -133,6 +133,14 @@ async def test_monitors_are_capped_and_one_never_answered_goes(world: World) -> 
         await wait_until(dropped, timeout=30, what="the silent monitor dropped")
         [gone] = await _audit(world, "monitor.detached")
         assert gone["details"]["why"] == "not_answered"
+        assert world.server is not None
+        server = world.server
+
+        def closed_on_the_bridge() -> bool:  # its peer connection closed, not only forgotten
+            return any("bridge monitor removed" in line and silent["monitor_id"] in line
+                       for line in server.output().splitlines())
+
+        await wait_until(closed_on_the_bridge, timeout=30, what="the bridge closing it")
         await monitor.attach(world, call_id, ["video"])  # room again, and answered in time
         await wait_until(lambda: monitor.frames["video"] > 10, timeout=30, what="watching")
         refusals = await _audit(world, "monitor.refused")

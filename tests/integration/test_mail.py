@@ -23,7 +23,8 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from kiosk.runtime.config import MailSettings
-from kiosk.signalling.mail.notices import Mailer, compose
+from kiosk.signalling.mail.compose import compose
+from kiosk.signalling.mail.transport import Mailer
 from tests.conftest import running_world
 from tests.harness import World, free_port, iso, utc_now, wait_until
 

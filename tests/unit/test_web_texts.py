@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from kiosk.domain.model import Category, ControlLevel
 from kiosk.runtime.config import MailSettings
-from kiosk.signalling.mail.notices import compose, control_text, date_text, fill
+from kiosk.signalling.mail.compose import compose, control_text, date_text, fill
 from kiosk.signalling.web.pages import PAGE_CSP, choose_language, page_headers
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -224,7 +224,7 @@ async def cancel_booking(req: ApiRequest) -> s.BookingOut:
             "booking.cancelled",
             {"booking": booking.id, "inmate": booking.inmate_id, "contact": booking.contact_id},
         )
-    await mail.bookings_stopped(req.ctx, [booking.id], "cancelled")  # the contact is told
+        await work.mail(mail.bookings_stopped, [booking], "cancelled")  # the contact is told
     return s.BookingOut.model_validate(cancelled)
 
 

@@ -133,10 +133,9 @@ async def propose_contact(req: ApiRequest) -> s.ContactOut:
             {"contact": contact.id, "inmate": inmate.id},
             {"category": contact.category.value, "status": contact.status.value},
         )
-        view = await contact_view(work, contact.id)
-    # R3: a contact cleared for visits is asked by e-mail to confirm wish and address.
-    await mail.contact_proposed(req.ctx, contact, mail.public_base(req.ctx, req.http))
-    return view
+        # R3: a contact cleared for visits is asked by e-mail to confirm wish and address.
+        await work.mail(mail.contact_proposed, contact, mail.public_base(req.ctx, req.http))
+        return await contact_view(work, contact.id)
 
 
 @table.route(
@@ -209,9 +208,8 @@ async def receive_application(req: ApiRequest) -> s.ContactOut:
         await work.audit(
             "contact.application_received", {"contact": contact.id, "inmate": contact.inmate_id}
         )
-        view = await contact_view(work, contact.id)
-    await mail.application_recorded(req.ctx, received)  # R4: a receipt to the applicant
-    return view
+        await work.mail(mail.application_recorded, received)  # R4: a receipt to the applicant
+        return await contact_view(work, contact.id)
 
 
 @table.route(

@@ -53,7 +53,7 @@ async def revoke_device(
     if pki_dir is not None and record.device.certificate_serial:
         # The handshake refuses it from the CRL (ARCHITECTURE.md, Trust); no CA, no CRL.
         if (pki_dir / authority.CA_CERT).exists():
-            revocation.revoke(pki_dir, record.device.certificate_serial, now=now)
+            await revocation.revoke_off_loop(pki_dir, record.device.certificate_serial, now)
     updated = await devices_store.get_device(conn, record.device.id)
     assert updated is not None
     return updated
@@ -189,7 +189,7 @@ async def replace_certificate(req: ApiRequest) -> s.DeviceOut:
             subjects["old_certificate"] = old
         await work.audit("device.reprovisioned", subjects)
         if old and (req.ctx.settings.pki_dir / authority.CA_CERT).exists():
-            revocation.revoke(req.ctx.settings.pki_dir, old, now=req.now)
+            await revocation.revoke_off_loop(req.ctx.settings.pki_dir, old, req.now)
         updated = await work.load(devices_store.get_device, record.id, "device")
     if old:
         await req.ctx.device_revoked(updated.id)

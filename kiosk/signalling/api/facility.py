@@ -188,8 +188,10 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
         booked = await list_bookings(
             work.conn, between=(restriction.start, restriction.end), states=[BookingState.BOOKED]
         )
-        held = [b.id for b in booked if holds(restriction, b)]
+        stopped = [b for b in booked if holds(restriction, b)]
+        held = [b.id for b in stopped]
         await set_booking_state(work.conn, held, BookingState.HELD)
+        await work.mail(mail.bookings_stopped, stopped, "held")  # R16: the people affected
         await work.audit(
             "facility.restriction_added",
             {"facility": facility.id, "restriction": restriction.id},
@@ -202,7 +204,6 @@ async def add_restriction(req: ApiRequest) -> s.RestrictionCreated:
             },
         )
     await req.ctx.restrictions_changed()
-    await mail.bookings_stopped(req.ctx, held, "held")  # R16: the people affected are told
     return s.RestrictionCreated(
         restriction=s.RestrictionOut.model_validate(restriction), held_bookings=held
     )

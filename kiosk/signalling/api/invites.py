@@ -56,8 +56,8 @@ async def issue_invite(req: ApiRequest) -> InviteOut:
             "invite.issued",
             {"booking": booking.id, "contact": booking.contact_id, "invite": invite.id},
         )
-    url = visit_url(req, token)
-    await mail.invite_issued(req.ctx, booking, url, invite.valid_from)  # the link by e-mail
+        url = visit_url(req, token)
+        await work.mail(mail.invite_issued, booking, url, invite.valid_from)  # the link
     return InviteOut(
         booking_id=booking.id,
         contact_id=booking.contact_id,

@@ -48,7 +48,7 @@ async def list_staff(req: ApiRequest) -> s.StaffList:
 )
 async def add_staff(req: ApiRequest) -> s.StaffAccount:
     body = req.body_as(s.StaffCreate)
-    password_hash = auth.hash_password(body.password)  # before the write lock is taken
+    password_hash = await auth.hash_password_off_loop(body.password)  # before the write lock
     try:
         async with writing(req) as work:
             if await get_staff_by_username(work.conn, body.username) is not None:
@@ -79,7 +79,7 @@ async def update_staff(req: ApiRequest) -> s.StaffAccount:
     if staff_id == req.staff.staff_id and ("role" in changes or changes.get("active") is False):
         raise ApiError(Reason.CONFLICT, "You cannot change your own role or deactivate yourself.")
     if body.password is not None:
-        changes["password_hash"] = auth.hash_password(body.password)
+        changes["password_hash"] = await auth.hash_password_off_loop(body.password)
     async with writing(req) as work:
         await work.load(get_staff, staff_id, "staff member")
         if changes:

@@ -40,6 +40,7 @@ class Work:
     # Tablets and inmates whose tablets' view this work changes (issue 11).
     tablets: set[str] = field(default_factory=set)
     inmates: set[str] = field(default_factory=set)
+    mailed: bool = False
 
     async def load(
         self,
@@ -68,6 +69,12 @@ class Work:
         self.tablets.update(devices)
         self.inmates.update(inmates)
 
+    async def mail(self, notice: Callable[..., Awaitable[None]], *args: Any) -> None:
+        """A mail this change causes (``kiosk.signalling.mail.notices``): in the outbox in
+        this transaction, sent once it is committed (issue 12: mail is never lost)."""
+        await notice(self.req.ctx, self.conn, *args)
+        self.mailed = True
+
     async def audit(
         self,
         action: str,
@@ -85,6 +92,8 @@ async def writing(req: ApiRequest) -> AsyncIterator[Work]:
     async with write_transaction(req.ctx.engine) as conn:
         work = Work(req, conn)
         yield work
+    if work.mailed:
+        req.ctx.mail_queued()
     if work.tablets or work.inmates:
         await req.ctx.tablets_changed(devices=work.tablets, inmates=work.inmates)
 

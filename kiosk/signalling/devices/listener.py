@@ -104,8 +104,10 @@ class DeviceListener:
         if stamp == self._crl_stamp:
             return []
         self._crl_stamp = stamp
-        self.tls.current()
-        return await self.hub.enforce_revocations(revocation.revoked_serials(self.pki_dir))
+        # Reading and parsing the new CRL and TLS context: off the loop (issue 12).
+        await asyncio.to_thread(self.tls.current)
+        serials = await asyncio.to_thread(revocation.revoked_serials, self.pki_dir)
+        return await self.hub.enforce_revocations(serials)
 
     def maintain(self) -> None:
         """Keep the CRL and the listener's certificate from running out while up.

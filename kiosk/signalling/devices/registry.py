@@ -73,4 +73,4 @@ async def revoke_device(
     """
     await devices_store.revoke_device(conn, device, now)
     if device.certificate_serial is not None:
-        revocation.revoke(pki_dir, device.certificate_serial, now=now)
+        await revocation.revoke_off_loop(pki_dir, device.certificate_serial, now)

@@ -26,7 +26,7 @@ from kiosk.domain import policy
 from kiosk.domain.model import Contact
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import CONTEXT
-from kiosk.signalling.mail.notices import fill, texts
+from kiosk.signalling.mail.compose import fill, texts
 from kiosk.signalling.web.pages import LANGUAGES, TOKEN_PATTERN, choose_language, page_headers
 from kiosk.store import contacts as contacts_store
 from kiosk.store.contacts import EmailConfirmation, get_contact
