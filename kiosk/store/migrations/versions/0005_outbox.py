@@ -1,7 +1,7 @@
 """The mail outbox (issue 12): mails written with the change that caused them.
 
 Revision ID: 0005_outbox
-Revises: 0004_transparency
+Revises: 0005_visitor_contact
 Create Date: 2026-12-03 09:00:00
 """
 
