@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kiosk.domain.access import PERMISSIONS
+from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import (
     API_PREFIX,
     MAX_ID_LENGTH,
@@ -24,9 +25,13 @@ from kiosk.signalling.api.base import (
     Operation,
 )
 from kiosk.signalling.auth import CSRF_HEADER, SESSION_COOKIE
+from kiosk.signalling.openapi_links import links
 from kiosk.signalling.schemas import ErrorResponse
 
 REF = "#/components/schemas/{model}"
+# Either a bearer token, or the session cookie — with its CSRF token on a state change.
+READ_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+STATE_CHANGING_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": [], "csrf": []}]
 
 _STATUS_TEXT = {
     400: "The request is not valid (field named in the message).",
@@ -61,6 +66,20 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
         prop.pop("default", None)
         params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
     return params
+
+
+def _error_response(status: int, reasons: Sequence[Reason], error_ref: dict[str, str]) -> Any:
+    """An error status of one operation: the error body, its ``code`` one of ``reasons``."""
+    text = _STATUS_TEXT.get(status, "Refused.")
+    if not reasons:
+        return {"description": text, "content": {"application/json": {"schema": error_ref}}}
+    codes = ", ".join(f"`{r.value}`" for r in reasons)
+    only = {"properties": {"error": {"properties": {"code": {"enum": [r.value for r in reasons]}}}}}
+    return {
+        "description": f"{text} Codes: {codes}.",
+        "content": {"application/json": {"schema": {"allOf": [error_ref, only]}}},
+        "x-reasons": [r.value for r in reasons],
+    }
 
 
 def openapi_document(
@@ -105,16 +124,6 @@ def openapi_document(
         ]
         if op.query is not None:
             parameters.extend(_query_parameters(op.query))
-        if op.action is not None and op.method in STATE_CHANGING:
-            parameters.append(
-                {
-                    "name": CSRF_HEADER,
-                    "in": "header",
-                    "required": False,
-                    "description": "Required with a session cookie; not with a bearer token.",
-                    "schema": {"type": "string", "maxLength": 256},
-                }
-            )
         if parameters:
             item["parameters"] = parameters
         if op.body is not None:
@@ -124,13 +133,13 @@ def openapi_document(
             }
         if op.action is None:
             item["security"] = []
+        elif op.method in STATE_CHANGING:
+            item["security"] = STATE_CHANGING_SECURITY
         for status, reasons in op.error_statuses().items():
-            codes = ", ".join(f"`{r.value}`" for r in reasons)
-            text = _STATUS_TEXT.get(status, "Refused.")
-            item["responses"][str(status)] = {
-                "description": f"{text} Codes: {codes}." if codes else text,
-                "content": {"application/json": {"schema": error_ref}},
-            }
+            item["responses"][str(status)] = _error_response(status, reasons, error_ref)
+        found = links(op, operations)
+        if found:
+            item["responses"][str(op.status)]["links"] = found
         paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = item
 
     paths[API_PREFIX + "/openapi.json"] = {
@@ -164,9 +173,27 @@ def openapi_document(
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `kiosk admin token create`; no CSRF token.",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The console's session, set by `POST /login`.",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": CSRF_HEADER,
+                    "description": (
+                        "The `csrf_token` `POST /login` returned; sent with the session "
+                        "cookie on every state change."
+                    ),
+                },
             },
         },
-        "security": [{"bearer": []}, {"session": []}],
+        "security": READ_SECURITY,
     }

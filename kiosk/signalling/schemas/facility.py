@@ -10,6 +10,9 @@ from pydantic import AliasGenerator, AliasPath, ConfigDict, Field
 
 from kiosk.domain.model import RestrictionKind
 from kiosk.signalling.schemas.base import (
+    NOT_NULL,
+    NULL,
+    Integer,
     Location,
     Minutes,
     Name,
@@ -19,6 +22,7 @@ from kiosk.signalling.schemas.base import (
     SmallCount,
     UtcDatetime,
     Zone,
+    when,
 )
 
 
@@ -38,10 +42,19 @@ class ClosureOut(Response):
 
 
 class RestrictionCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "kind",
+            "limit",
+            {"required": ["limit_minutes"], "properties": {"limit_minutes": NOT_NULL}},
+            {"properties": {"limit_minutes": NULL}},
+        )
+    )
+
     start: UtcDatetime
     end: UtcDatetime
     kind: RestrictionKind
-    limit_minutes: Minutes | None = None
+    limit_minutes: Minutes | None = None  # for a limit, and only for a limit
     note: Note = ""
 
 
@@ -71,12 +84,12 @@ class FacilityUpdate(Request):
     name: Name | None = None
     timezone: Zone | None = None
     contact_limit: SmallCount | None = None  # R2
-    weekly_quota_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None  # R17
-    parent_weekly_quota_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None  # R17
+    weekly_quota_minutes: Annotated[Integer, Field(ge=0, le=10080)] | None = None  # R17
+    parent_weekly_quota_minutes: Annotated[Integer, Field(ge=0, le=10080)] | None = None  # R17
     tablets: SmallCount | None = None  # R9
     rooms: Annotated[list[Location], Field(max_length=100)] | None = None  # R9
     monitoring_staff: SmallCount | None = None  # R9
-    max_call_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None  # R10
+    max_call_minutes: Annotated[Integer, Field(ge=1, le=1440)] | None = None  # R10
 
 
 def _of_facility(name: str) -> str | AliasPath:
