@@ -165,6 +165,7 @@ def openapi_document(
                 'Errors are `{"error": {"code", "message"}}`; `code` is one of the '
                 "`Reason` values. A policy refusal is 422 when the request contradicts a rule "
                 "whatever the state, and 409 when the current state refuses it. "
+                "Text never contains NUL (U+0000): it is refused `invalid_request`. "
                 f"Statuses used: {refusal_statuses}."
             ),
         },

@@ -19,11 +19,11 @@ from kiosk.audit.note import Verifier, b64, parse_vkey
 from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.schemas import Query, Request, Response
-from kiosk.signalling.schemas.base import Integer
+from kiosk.signalling.schemas.base import INTEGRAL
 
 table = OperationTable("audit")
 
-Size = Annotated[Integer, Field(ge=1, le=2**62)]
+Size = Annotated[int, Field(ge=1, le=2**62), INTEGRAL]
 
 
 class SignedNote(RootModel[str]):
@@ -36,7 +36,7 @@ class InclusionQuery(Query):
 
 
 class ConsistencyQuery(Query):
-    old: Annotated[Integer, Field(ge=0, le=2**62)]
+    old: Annotated[int, Field(ge=0, le=2**62), INTEGRAL]
     new: Size  # at least old: 422 window_invalid otherwise
 
 

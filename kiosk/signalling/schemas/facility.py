@@ -10,9 +10,9 @@ from pydantic import AliasGenerator, AliasPath, ConfigDict, Field
 
 from kiosk.domain.model import RestrictionKind
 from kiosk.signalling.schemas.base import (
+    INTEGRAL,
     NOT_NULL,
     NULL,
-    Integer,
     Location,
     Minutes,
     Name,
@@ -24,6 +24,8 @@ from kiosk.signalling.schemas.base import (
     Zone,
     when,
 )
+
+QuotaMinutes = Annotated[int, Field(ge=0, le=10080), INTEGRAL]
 
 
 class ClosureCreate(Request):
@@ -84,12 +86,12 @@ class FacilityUpdate(Request):
     name: Name | None = None
     timezone: Zone | None = None
     contact_limit: SmallCount | None = None  # R2
-    weekly_quota_minutes: Annotated[Integer, Field(ge=0, le=10080)] | None = None  # R17
-    parent_weekly_quota_minutes: Annotated[Integer, Field(ge=0, le=10080)] | None = None  # R17
+    weekly_quota_minutes: QuotaMinutes | None = None  # R17
+    parent_weekly_quota_minutes: QuotaMinutes | None = None  # R17
     tablets: SmallCount | None = None  # R9
     rooms: Annotated[list[Location], Field(max_length=100)] | None = None  # R9
     monitoring_staff: SmallCount | None = None  # R9
-    max_call_minutes: Annotated[Integer, Field(ge=1, le=1440)] | None = None  # R10
+    max_call_minutes: Annotated[int, Field(ge=1, le=1440), INTEGRAL] | None = None  # R10
 
 
 def _of_facility(name: str) -> str | AliasPath:
