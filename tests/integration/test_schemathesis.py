@@ -80,7 +80,8 @@ async def test_schemathesis_finds_the_server_as_its_document_says(
 ) -> None:
     report = await run_schemathesis(live, tmp_path)
     summary = report.rsplit("SUMMARY", 1)[-1]
-    print(summary)  # the number of cases and the seed, for the record
+    links = re.search(r"API Links:.*", report)
+    print(summary, links.group(0) if links else "")  # cases, links and the seed, for the record
     assert f"Seed: {SEED}" in summary
     selected = int(re.search(r"Selected: (\d+)/", summary).group(1))  # type: ignore[union-attr]
     assert selected >= len(live.server.app[OPERATIONS])  # every operation, and the document
