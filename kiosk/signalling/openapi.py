@@ -26,7 +26,7 @@ from kiosk.signalling.api.base import (
 )
 from kiosk.signalling.auth import CSRF_HEADER, SESSION_COOKIE
 from kiosk.signalling.openapi_links import links
-from kiosk.signalling.schemas import ErrorResponse
+from kiosk.signalling.schemas import ErrorResponse, Request
 
 REF = "#/components/schemas/{model}"
 # Either a bearer token, or the session cookie — with its CSRF token on a state change.
@@ -57,6 +57,28 @@ def _strip_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Text never holds NUL: the server refuses it (PostgreSQL cannot store it).
+NO_NUL = r"^[^\x00]*$"
+
+
+def _no_nul(schema: Any) -> Any:
+    """Every free text of a request schema says it holds no NUL (a pattern of its own
+    keeps what it has: those patterns already leave NUL out)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not schema.keys() & {"pattern", "enum", "const"}:
+            schema["pattern"] = NO_NUL
+        for value in schema.values():
+            _no_nul(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _no_nul(value)
+    return schema
+
+
+def _requests(model: type[BaseModel] = Request) -> set[str]:
+    return {model.__name__}.union(*(_requests(sub) for sub in model.__subclasses__()))
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
@@ -64,7 +86,9 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, prop in schema.get("properties", {}).items():
         prop = _strip_null({k: v for k, v in prop.items() if k != "title"})
         prop.pop("default", None)
-        params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        params.append(
+            {"name": name, "in": "query", "required": name in required, "schema": _no_nul(prop)}
+        )
     return params
 
 
@@ -92,6 +116,10 @@ def openapi_document(
         wanted.append((op.response, "serialization"))
     unique = list(dict.fromkeys(wanted))
     refs, defs = models_json_schema(unique, ref_template=REF)
+    requests = _requests()
+    for name, schema in defs.get("$defs", {}).items():
+        if name in requests:
+            _no_nul(schema)
     error_ref = refs[(ErrorResponse, "serialization")]
 
     paths: dict[str, dict[str, Any]] = {}
@@ -165,7 +193,7 @@ def openapi_document(
                 'Errors are `{"error": {"code", "message"}}`; `code` is one of the '
                 "`Reason` values. A policy refusal is 422 when the request contradicts a rule "
                 "whatever the state, and 409 when the current state refuses it. "
-                "Text never contains NUL (U+0000): it is refused `invalid_request`. "
+                "Text never holds NUL (U+0000): it is refused `invalid_request`. "
                 f"Statuses used: {refusal_statuses}."
             ),
         },

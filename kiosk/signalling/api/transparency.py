@@ -56,7 +56,9 @@ class ConsistencyProofOut(Response):
 class CosignatureIn(Request):
     size: Size
     # One signature line: "— <witness name> <base64(key id || time || signature)>".
-    signature: Annotated[str, Field(min_length=10, max_length=600, pattern=r"^\u2014 \S+ \S+$")]
+    signature: Annotated[
+        str, Field(min_length=10, max_length=600, pattern=r"^\u2014 [^\s\x00]+ [^\s\x00]+$")
+    ]
 
 
 class CosignatureOut(Response):

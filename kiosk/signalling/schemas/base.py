@@ -94,7 +94,7 @@ INTEGRAL = BeforeValidator(_integral)
 Id = Annotated[str, StringConstraints(min_length=1, max_length=36)]
 Name = Annotated[str, StringConstraints(min_length=1, max_length=200)]
 Email = Annotated[
-    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+$")
+    str, StringConstraints(min_length=3, max_length=320, pattern=r"^[^@\s\x00]+@[^@\s\x00]+$")
 ]
 Note = Annotated[str, StringConstraints(max_length=500)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=4000)]
