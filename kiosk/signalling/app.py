@@ -38,6 +38,7 @@ from kiosk.signalling.context import (
     utc_now,
 )
 from kiosk.signalling.openapi import openapi_document
+from kiosk.signalling.proxies import TrustedProxies, forwarded, served_over_tls
 
 log = get_logger(__name__)
 
@@ -93,7 +94,9 @@ async def errors(
     except ApiError as exc:
         if exc.status >= 409:
             log.info("request refused", path=request.path, code=exc.reason.value)
-        return json_error(exc.status, exc.reason, exc.message)
+        response = json_error(exc.status, exc.reason, exc.message)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -110,7 +113,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
     if request.path.startswith(API_PREFIX):
         response.headers.setdefault("Cache-Control", "no-store")
-    if request.secure:
+    if served_over_tls(request):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
@@ -146,7 +149,11 @@ def build_app(
     max_body = settings.server.max_body_bytes
     app = web.Application(
         client_max_size=max_body,
-        middlewares=[errors, body_limit(max_body)],
+        middlewares=[
+            forwarded(TrustedProxies.of(settings.web.trusted_proxies)),
+            errors,
+            body_limit(max_body),
+        ],
     )
     app[SETTINGS] = settings
     ops = [*api_operations(), *operations]

@@ -59,6 +59,8 @@ STATUS: dict[Reason, int] = {
     Reason.BOOKING_NOT_FOUND: 404,
     Reason.PAYLOAD_TOO_LARGE: 413,
     Reason.RATE_LIMITED: 429,
+    Reason.LOGIN_DELAYED: 429,
+    Reason.LOGIN_BUDGET_EXHAUSTED: 429,
     Reason.INTERNAL_ERROR: 500,
     # The request itself contradicts a rule, whatever the state.
     Reason.WINDOW_INVALID: 422,
@@ -81,14 +83,14 @@ def status_for(reason: Reason) -> int:
 class ApiError(Exception):
     """A refusal with its reason code; the error middleware renders it."""
 
-    def __init__(
-        self, reason: Reason, message: str = "", status: int | None = None, audited: bool = False
-    ):
+    def __init__(self, reason: Reason, message: str = "", status: int | None = None,
+                 audited: bool = False, headers: Mapping[str, str] | None = None):
         super().__init__(message or MESSAGES[reason])
         self.reason = reason
         self.message = message or MESSAGES[reason]
         self.status = status if status is not None else status_for(reason)
         self.audited = audited  # already in the audit chain: not recorded twice
+        self.headers = dict(headers or {})  # e.g. Retry-After
 
 
 def refuse(verdict: Deny) -> ApiError:
@@ -328,11 +330,8 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise ApiError(Reason.CSRF_FAILED)
             verdict = authorize(principal.role, op.action)
             if isinstance(verdict, Deny):
-                log.info(
-                    "request refused for role",
-                    staff=principal.staff_id,
-                    action=op.action.value,
-                )
+                log.info("request refused for role", staff=principal.staff_id,
+                         action=op.action.value)
                 raise refuse(verdict)
         params = dict(request.match_info)
         for name in op.path_params:
