@@ -89,4 +89,4 @@ async def test_schemathesis_finds_the_server_as_its_document_says(
     assert re.search(r"\d+ generated, \d+ passed", summary), summary
     # The stateful phase went from one thing to the next by the document's links.
     covered = re.search(r"API Links:\s+(\d+) covered", report)
-    assert covered is not None and int(covered.group(1)) >= 5, report[-4000:]
+    assert covered is not None and int(covered.group(1)) >= 3, report[-4000:]
