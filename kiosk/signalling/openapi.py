@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
 from kiosk.domain.access import PERMISSIONS
+from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import (
     API_PREFIX,
     MAX_ID_LENGTH,
@@ -24,9 +25,13 @@ from kiosk.signalling.api.base import (
     Operation,
 )
 from kiosk.signalling.auth import CSRF_HEADER, SESSION_COOKIE
-from kiosk.signalling.schemas import ErrorResponse
+from kiosk.signalling.openapi_links import links
+from kiosk.signalling.schemas import ErrorResponse, Request
 
 REF = "#/components/schemas/{model}"
+# Either a bearer token, or the session cookie — with its CSRF token on a state change.
+READ_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": []}]
+STATE_CHANGING_SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"session": [], "csrf": []}]
 
 _STATUS_TEXT = {
     400: "The request is not valid (field named in the message).",
@@ -52,6 +57,28 @@ def _strip_null(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+# Text never holds NUL: the server refuses it (PostgreSQL cannot store it).
+NO_NUL = r"^[^\x00]*$"
+
+
+def _no_nul(schema: Any) -> Any:
+    """Every free text of a request schema says it holds no NUL (a pattern of its own
+    keeps what it has: those patterns already leave NUL out)."""
+    if isinstance(schema, dict):
+        if schema.get("type") == "string" and not schema.keys() & {"pattern", "enum", "const"}:
+            schema["pattern"] = NO_NUL
+        for value in schema.values():
+            _no_nul(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            _no_nul(value)
+    return schema
+
+
+def _requests(model: type[BaseModel] = Request) -> set[str]:
+    return {model.__name__}.union(*(_requests(sub) for sub in model.__subclasses__()))
+
+
 def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     schema = model.model_json_schema(ref_template=REF)
     required = set(schema.get("required", []))
@@ -59,8 +86,24 @@ def _query_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:
     for name, prop in schema.get("properties", {}).items():
         prop = _strip_null({k: v for k, v in prop.items() if k != "title"})
         prop.pop("default", None)
-        params.append({"name": name, "in": "query", "required": name in required, "schema": prop})
+        params.append(
+            {"name": name, "in": "query", "required": name in required, "schema": _no_nul(prop)}
+        )
     return params
+
+
+def _error_response(status: int, reasons: Sequence[Reason], error_ref: dict[str, str]) -> Any:
+    """An error status of one operation: the error body, its ``code`` one of ``reasons``."""
+    text = _STATUS_TEXT.get(status, "Refused.")
+    if not reasons:
+        return {"description": text, "content": {"application/json": {"schema": error_ref}}}
+    codes = ", ".join(f"`{r.value}`" for r in reasons)
+    only = {"properties": {"error": {"properties": {"code": {"enum": [r.value for r in reasons]}}}}}
+    return {
+        "description": f"{text} Codes: {codes}.",
+        "content": {"application/json": {"schema": {"allOf": [error_ref, only]}}},
+        "x-reasons": [r.value for r in reasons],
+    }
 
 
 def openapi_document(
@@ -73,6 +116,10 @@ def openapi_document(
         wanted.append((op.response, "serialization"))
     unique = list(dict.fromkeys(wanted))
     refs, defs = models_json_schema(unique, ref_template=REF)
+    requests = _requests()
+    for name, schema in defs.get("$defs", {}).items():
+        if name in requests:
+            _no_nul(schema)
     error_ref = refs[(ErrorResponse, "serialization")]
 
     paths: dict[str, dict[str, Any]] = {}
@@ -105,16 +152,6 @@ def openapi_document(
         ]
         if op.query is not None:
             parameters.extend(_query_parameters(op.query))
-        if op.action is not None and op.method in STATE_CHANGING:
-            parameters.append(
-                {
-                    "name": CSRF_HEADER,
-                    "in": "header",
-                    "required": False,
-                    "description": "Required with a session cookie; not with a bearer token.",
-                    "schema": {"type": "string", "maxLength": 256},
-                }
-            )
         if parameters:
             item["parameters"] = parameters
         if op.body is not None:
@@ -124,13 +161,13 @@ def openapi_document(
             }
         if op.action is None:
             item["security"] = []
+        elif op.method in STATE_CHANGING:
+            item["security"] = STATE_CHANGING_SECURITY
         for status, reasons in op.error_statuses().items():
-            codes = ", ".join(f"`{r.value}`" for r in reasons)
-            text = _STATUS_TEXT.get(status, "Refused.")
-            item["responses"][str(status)] = {
-                "description": f"{text} Codes: {codes}." if codes else text,
-                "content": {"application/json": {"schema": error_ref}},
-            }
+            item["responses"][str(status)] = _error_response(status, reasons, error_ref)
+        found = links(op, operations)
+        if found:
+            item["responses"][str(op.status)]["links"] = found
         paths.setdefault(API_PREFIX + op.path, {})[op.method.lower()] = item
 
     paths[API_PREFIX + "/openapi.json"] = {
@@ -156,6 +193,7 @@ def openapi_document(
                 'Errors are `{"error": {"code", "message"}}`; `code` is one of the '
                 "`Reason` values. A policy refusal is 422 when the request contradicts a rule "
                 "whatever the state, and 409 when the current state refuses it. "
+                "Text never holds NUL (U+0000): it is refused `invalid_request`. "
                 f"Statuses used: {refusal_statuses}."
             ),
         },
@@ -164,9 +202,27 @@ def openapi_document(
         "components": {
             "schemas": defs.get("$defs", {}),
             "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer"},
-                "session": {"type": "apiKey", "in": "cookie", "name": SESSION_COOKIE},
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A token from `kiosk admin token create`; no CSRF token.",
+                },
+                "session": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": SESSION_COOKIE,
+                    "description": "The console's session, set by `POST /login`.",
+                },
+                "csrf": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": CSRF_HEADER,
+                    "description": (
+                        "The `csrf_token` `POST /login` returned; sent with the session "
+                        "cookie on every state change."
+                    ),
+                },
             },
         },
-        "security": [{"bearer": []}, {"session": []}],
+        "security": READ_SECURITY,
     }

@@ -92,11 +92,11 @@ async def test_the_checkpoint_and_proofs_verify_without_credentials(
 @pytest.mark.parametrize(
     ("path", "params", "status", "code"),
     [
-        ("/audit/proof/inclusion", {"seq": "5", "size": "4"}, 400, "invalid_request"),
+        ("/audit/proof/inclusion", {"seq": "5", "size": "4"}, 422, "window_invalid"),
         ("/audit/proof/inclusion", {"seq": "0", "size": "4"}, 400, "invalid_request"),
         ("/audit/proof/inclusion", {"seq": "1"}, 400, "invalid_request"),
         ("/audit/proof/inclusion", {"seq": "1", "size": "999999"}, 409, "beyond_log"),
-        ("/audit/proof/consistency", {"old": "9", "new": "3"}, 400, "invalid_request"),
+        ("/audit/proof/consistency", {"old": "9", "new": "3"}, 422, "window_invalid"),
         ("/audit/proof/consistency", {"old": "1", "new": "4611686018427387904"}, 409,
          "beyond_log"),
         ("/audit/proof/consistency", {"old": "x", "new": "3"}, 400, "invalid_request"),

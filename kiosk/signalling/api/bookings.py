@@ -18,6 +18,7 @@ from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.api.work import Work, reading, writing
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.schemas import bookings as s
+from kiosk.signalling.schemas.base import EARLIEST, LATEST
 from kiosk.store import bookings as bookings_store
 from kiosk.store.bookings import contact_categories, insert_booking, set_booking_state
 from kiosk.store.contacts import get_contact
@@ -75,14 +76,18 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
     q = req.query_as(s.BookingListQuery)
     async with reading(req) as work:
         conn = work.conn
-        between = _span(q)
+        spans = [_span(q)] if q.ends_after or q.starts_before else []
         if q.day is not None:
             facility = await get_facility(conn)
             assert facility is not None
             try:
-                between = day_bounds(q.day, facility.timezone)
+                spans.append(day_bounds(q.day, facility.timezone))
             except OverflowError:
                 raise ApiError(Reason.INVALID_REQUEST, "query.day: out of range") from None
+        # Each filter narrows: the bookings overlapping every span given.
+        between = (max(s for s, _ in spans), min(e for _, e in spans)) if spans else None
+        if between is not None and between[0] >= between[1]:
+            return s.BookingList(items=[])
         bookings = await bookings_store.list_bookings(
             conn,
             between=between,
@@ -93,15 +98,9 @@ async def list_bookings(req: ApiRequest) -> s.BookingList:
     return s.BookingList(items=[s.BookingOut.model_validate(b) for b in bookings])
 
 
-def _span(q: s.BookingListQuery) -> tuple[datetime, datetime] | None:
-    """``ends_after`` and ``starts_before``: both or neither, and not with ``day``."""
-    if q.ends_after is None and q.starts_before is None:
-        return None
-    if q.ends_after is None or q.starts_before is None or q.day is not None:
-        raise ApiError(
-            Reason.INVALID_REQUEST, "query: ends_after and starts_before go together, without day"
-        )
-    return q.ends_after, q.starts_before
+def _span(q: s.BookingListQuery) -> tuple[datetime, datetime]:
+    """[``ends_after``, ``starts_before``): either end may be left open."""
+    return q.ends_after or EARLIEST, q.starts_before or LATEST
 
 
 @table.route(

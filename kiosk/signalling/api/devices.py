@@ -85,8 +85,8 @@ async def register_device(req: ApiRequest) -> s.DeviceOut:
         device = Device(id=new_id(), serial=body.serial, certificate_serial=cert_serial)
         await insert_device(work.conn, device, body.model, req.now)
         await work.audit("device.registered", {"device": device.id})
-        record = await work.load(devices_store.get_device, device.id, "device")
-    return s.DeviceOut.model_validate(record)
+        record = await devices_store.get_device(work.conn, device.id)
+    return s.DeviceOut.model_validate(record)  # just written: never None
 
 
 @table.route(

@@ -100,12 +100,17 @@ def _api_error(exc: CallRefused) -> ApiError:
     return ApiError(exc.reason, exc.detail, audited=exc.audited)
 
 
-async def _call_out(req: ApiRequest, call_id: str) -> CallOut:
+async def _call_out(req: ApiRequest, call_id: str) -> CallOut | None:
     async with req.ctx.engine.connect() as conn:
         call = await get_call(conn, call_id)
-    if call is None:
-        raise ApiError(Reason.NOT_FOUND)
-    return CallOut.model_validate(call)
+    return CallOut.model_validate(call) if call is not None else None
+
+
+async def _written_call(req: ApiRequest, call_id: str) -> CallOut:
+    """The call the switchboard has just written (its effects are applied before it answers)."""
+    call = await _call_out(req, call_id)
+    assert call is not None, "the switchboard answered before writing the call"
+    return call
 
 
 def operations(calls: CallsHolder) -> list[Operation]:
@@ -128,7 +133,7 @@ def operations(calls: CallsHolder) -> list[Operation]:
             call_id = await calls().set_up(body.booking_id, body.device_id, req.staff.staff_id)
         except CallRefused as exc:
             raise _api_error(exc) from None
-        return await _call_out(req, call_id)
+        return await _written_call(req, call_id)
 
     @table.route(
         "POST",
@@ -143,12 +148,13 @@ def operations(calls: CallsHolder) -> list[Operation]:
     async def end_call(req: ApiRequest) -> CallOut:
         body = req.body_as(CallEnd)
         call_id = req.params["call_id"]
-        await _call_out(req, call_id)  # never was: not found; ended: not live (below)
+        if await _call_out(req, call_id) is None:
+            raise ApiError(Reason.NOT_FOUND)  # never was; one that ended is not live (below)
         try:
             await calls().end(call_id, req.staff.staff_id, body.note, body.breach)
         except CallRefused as exc:
             raise _api_error(exc) from None
-        return await _call_out(req, call_id)
+        return await _written_call(req, call_id)
 
     @table.route(
         "POST",

@@ -57,7 +57,7 @@ async def add_staff(req: ApiRequest) -> s.StaffAccount:
                 work.conn, body.username, body.display_name, password_hash, body.role, req.now
             )
             await work.audit("staff.added", {"staff": staff_id}, {"role": body.role.value})
-            staff = await work.load(get_staff, staff_id, "staff member")
+            staff = await get_staff(work.conn, staff_id)  # just written: never None
     except IntegrityError:
         raise ApiError(Reason.CONFLICT, "That username is taken.") from None
     return s.StaffAccount.model_validate(staff)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import Field, RootModel, model_validator
+from pydantic import Field, RootModel
 
 from kiosk.audit import proofs
 from kiosk.audit.merkle import ProofError
@@ -19,10 +19,11 @@ from kiosk.audit.note import Verifier, b64, parse_vkey
 from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
 from kiosk.signalling.schemas import Query, Request, Response
+from kiosk.signalling.schemas.base import INTEGRAL
 
 table = OperationTable("audit")
 
-Size = Annotated[int, Field(ge=1, le=2**62)]
+Size = Annotated[int, Field(ge=1, le=2**62), INTEGRAL]
 
 
 class SignedNote(RootModel[str]):
@@ -31,24 +32,12 @@ class SignedNote(RootModel[str]):
 
 class InclusionQuery(Query):
     seq: Size
-    size: Size
-
-    @model_validator(mode="after")
-    def _within(self) -> InclusionQuery:
-        if self.seq > self.size:
-            raise ValueError("seq must not be larger than size")
-        return self
+    size: Size  # at least seq: 422 window_invalid otherwise
 
 
 class ConsistencyQuery(Query):
-    old: Annotated[int, Field(ge=0, le=2**62)]
-    new: Size
-
-    @model_validator(mode="after")
-    def _ordered(self) -> ConsistencyQuery:
-        if self.old > self.new:
-            raise ValueError("old must not be larger than new")
-        return self
+    old: Annotated[int, Field(ge=0, le=2**62), INTEGRAL]
+    new: Size  # at least old: 422 window_invalid otherwise
 
 
 class InclusionProofOut(Response):
@@ -67,7 +56,9 @@ class ConsistencyProofOut(Response):
 class CosignatureIn(Request):
     size: Size
     # One signature line: "— <witness name> <base64(key id || time || signature)>".
-    signature: Annotated[str, Field(min_length=10, max_length=600, pattern=r"^\u2014 \S+ \S+$")]
+    signature: Annotated[
+        str, Field(min_length=10, max_length=600, pattern=r"^\u2014 [^\s\x00]+ [^\s\x00]+$")
+    ]
 
 
 class CosignatureOut(Response):
@@ -107,12 +98,14 @@ def _beyond(exc: proofs.BeyondLog) -> ApiError:
     summary="Inclusion proof of an audit entry in the tree of a given size (RFC 9162)",
     query=InclusionQuery,
     response=InclusionProofOut,
-    refusals=[Reason.BEYOND_LOG],
+    refusals=[Reason.BEYOND_LOG, Reason.WINDOW_INVALID],
 )
 async def audit_inclusion_proof(req: ApiRequest) -> InclusionProofOut:
     """Entry ``seq`` is leaf ``seq - 1``; its leaf hash is SHA-256(0x00 || the entry's
     canonical body)."""
     q = req.query_as(InclusionQuery)
+    if q.seq > q.size:
+        raise ApiError(Reason.WINDOW_INVALID, f"Entry {q.seq} is not in a tree of {q.size}.")
     try:
         async with req.ctx.engine.connect() as conn:
             path = await proofs.inclusion_proof(conn, q.seq, q.size)
@@ -132,11 +125,13 @@ async def audit_inclusion_proof(req: ApiRequest) -> InclusionProofOut:
     summary="Consistency proof between two tree sizes of the audit log (RFC 9162)",
     query=ConsistencyQuery,
     response=ConsistencyProofOut,
-    refusals=[Reason.BEYOND_LOG],
+    refusals=[Reason.BEYOND_LOG, Reason.WINDOW_INVALID],
 )
 async def audit_consistency_proof(req: ApiRequest) -> ConsistencyProofOut:
     """What a witness, or the holder of a receipt, checks an older checkpoint against."""
     q = req.query_as(ConsistencyQuery)
+    if q.old > q.new:
+        raise ApiError(Reason.WINDOW_INVALID, "The old tree size is larger than the new.")
     try:
         async with req.ctx.engine.connect() as conn:
             path = await proofs.consistency_proof(conn, q.old, q.new)

@@ -3,13 +3,14 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
 from kiosk.domain.model import BookingState, ControlLevel, Initiation, LocationKind
 from kiosk.signalling.schemas.base import (
+    Day,
     Id,
     Location,
     Name,
@@ -64,7 +65,7 @@ class BookingList(Response):
 
 
 class BookingListQuery(Query):
-    day: date | None = None  # in the facility's time zone
+    day: Day | None = None  # in the facility's time zone
     # Or any span of time, across midnight: the bookings overlapping [ends_after, starts_before).
     ends_after: UtcDatetime | None = None
     starts_before: UtcDatetime | None = None

@@ -3,13 +3,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Annotated
 
 from pydantic import Field
 
 from kiosk.domain.model import Category, ControlLevel, Route
-from kiosk.signalling.schemas.base import Id, Query, Response
+from kiosk.signalling.schemas.base import Day, Id, Query, Response
 
 
 # A call as stored: validated from kiosk.store.calls.CallRecord.
@@ -39,5 +39,5 @@ class CallList(Response):
 class CallListQuery(Query):
     live: bool | None = None
     inmate_id: Id | None = None
-    day: date | None = None
+    day: Day | None = None
     limit: Annotated[int, Field(ge=1, le=1000)] = 200

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import Field, StringConstraints
+from pydantic import ConfigDict, Field, StringConstraints
 
 from kiosk.domain.model import (
     AppealBy,
@@ -18,7 +18,16 @@ from kiosk.domain.model import (
     Outcome,
     Relation,
 )
-from kiosk.signalling.schemas.base import Email, Name, Request, Response, Text
+from kiosk.signalling.schemas.base import (
+    NOT_NULL,
+    NULL,
+    Email,
+    Name,
+    Request,
+    Response,
+    Text,
+    when,
+)
 
 
 class ContactPropose(Request):
@@ -38,6 +47,13 @@ class ContactUpdate(Request):
 
 
 class DecisionRequest(Request):
+    # A refusal carries no control level (R13 speaks first: 422 privileged_no_control).
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "outcome", "refuse", {"properties": {"control": {"const": "none"}}}, {}
+        )
+    )
+
     outcome: Outcome
     control: ControlLevel = ControlLevel.NONE
     grounds: Annotated[list[Ground], Field(max_length=8)] = Field(default_factory=list)
@@ -93,8 +109,17 @@ class AppealCreate(Request):
 class AppealDecisionRequest(Request):
     """R8: the decision is upheld, or changed to the new decision given."""
 
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "result",
+            "changed",
+            {"required": ["decision"], "properties": {"decision": NOT_NULL}},
+            {"properties": {"decision": NULL}},
+        )
+    )
+
     result: Literal["upheld", "changed"]
-    decision: DecisionRequest | None = None
+    decision: DecisionRequest | None = None  # required when changed, and only then
 
 
 class AppealOut(Response):

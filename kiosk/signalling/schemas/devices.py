@@ -19,9 +19,13 @@ def _certificate_serial(value: str) -> str:
     return value.lower()
 
 
+# The same rule as a pattern, for the OpenAPI document: leading zeros, then at most 39
+# significant hex digits, or 40 beginning 1-7 (below 2**159); never zero.
+SERIAL_PATTERN = r"^0*([1-9a-fA-F][0-9a-fA-F]{0,38}|[1-7][0-9a-fA-F]{39})$"
+
 CertificateSerial = Annotated[
     str,
-    StringConstraints(min_length=1, max_length=64, pattern=r"^[0-9a-fA-F]+$"),
+    StringConstraints(min_length=1, max_length=64, pattern=SERIAL_PATTERN),
     AfterValidator(_certificate_serial),
 ]
 

@@ -10,6 +10,9 @@ from pydantic import AliasGenerator, AliasPath, ConfigDict, Field, StringConstra
 
 from kiosk.domain.model import RestrictionKind
 from kiosk.signalling.schemas.base import (
+    INTEGRAL,
+    NOT_NULL,
+    NULL,
     Location,
     Minutes,
     Name,
@@ -19,6 +22,7 @@ from kiosk.signalling.schemas.base import (
     SmallCount,
     UtcDatetime,
     Zone,
+    when,
 )
 
 # Issue 16: the visit office's contact details for visitors ("" clears one).
@@ -27,6 +31,7 @@ VisitorEmail = Annotated[
     str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s<>]+@[^@\s<>]+\.[^@\s<>]+$")
 ]
 VisitorHours = Annotated[str, StringConstraints(max_length=200, pattern=r"^[^<>\x00-\x1f]*$")]
+QuotaMinutes = Annotated[int, Field(ge=0, le=10080), INTEGRAL]
 
 
 class ClosureCreate(Request):
@@ -45,10 +50,19 @@ class ClosureOut(Response):
 
 
 class RestrictionCreate(Request):
+    model_config = ConfigDict(
+        json_schema_extra=when(
+            "kind",
+            "limit",
+            {"required": ["limit_minutes"], "properties": {"limit_minutes": NOT_NULL}},
+            {"properties": {"limit_minutes": NULL}},
+        )
+    )
+
     start: UtcDatetime
     end: UtcDatetime
     kind: RestrictionKind
-    limit_minutes: Minutes | None = None
+    limit_minutes: Minutes | None = None  # for a limit, and only for a limit
     note: Note = ""
 
 
@@ -78,12 +92,12 @@ class FacilityUpdate(Request):
     name: Name | None = None
     timezone: Zone | None = None
     contact_limit: SmallCount | None = None  # R2
-    weekly_quota_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None  # R17
-    parent_weekly_quota_minutes: Annotated[int, Field(ge=0, le=10080)] | None = None  # R17
+    weekly_quota_minutes: QuotaMinutes | None = None  # R17
+    parent_weekly_quota_minutes: QuotaMinutes | None = None  # R17
     tablets: SmallCount | None = None  # R9
     rooms: Annotated[list[Location], Field(max_length=100)] | None = None  # R9
     monitoring_staff: SmallCount | None = None  # R9
-    max_call_minutes: Annotated[int, Field(ge=1, le=1440)] | None = None  # R10
+    max_call_minutes: Annotated[int, Field(ge=1, le=1440), INTEGRAL] | None = None  # R10
     visitor_phone: VisitorPhone | None = None  # issue 16: told to visitors
     visitor_email: VisitorEmail | None = None
     visitor_hours: VisitorHours | None = None

@@ -24,7 +24,7 @@ class StaffOut(Response):
     role: Role
 
 
-Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^\S+$")]
+Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\s\x00]+$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=1000)]
 
 
