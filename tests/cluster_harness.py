@@ -31,7 +31,7 @@ from tests.harness import (
 from tests.visitor_client import Visitor
 
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
-LEASE = 1.5  # seconds: a dead owner's calls are adopted this soon
+LEASE = 3.0  # seconds: a dead owner's calls are adopted this soon
 
 
 def _plain_dsn(url: str) -> str:

@@ -157,7 +157,7 @@ class ClusterSettings(_Section):
     node: str = ""
     # How long a node's ownership of the live calls lasts without renewal: when
     # its owner dies, another node adopts the calls this long after the last renewal.
-    lease_seconds: float = Field(default=3.0, ge=0.5, le=60)
+    lease_seconds: float = Field(default=5.0, ge=0.5, le=60)
 
     @property
     def enabled(self) -> bool:

@@ -30,6 +30,7 @@ from kiosk.runtime.logs import get_logger
 from kiosk.signalling.calls.ports import VisitorLeg
 from kiosk.signalling.cluster import envelope
 from kiosk.signalling.cluster.bus import Bus, NoOwner, Subscription
+from kiosk.signalling.cluster.watch import BEAT_SUBJECT, OwnerWatch, Tell, bridged_grant
 from kiosk.signalling.context import ServerContext
 from kiosk.signalling.devices.hub import DeviceHub
 from kiosk.signalling.devices.tamper import record_tamper
@@ -54,18 +55,20 @@ class _Tablet:
 
 class ClusterFront:
     def __init__(
-        self, ctx: ServerContext, bus: Bus, hub: DeviceHub, node: str, patience: float
+        self, ctx: ServerContext, bus: Bus, hub: DeviceHub, node: str, lease: float
     ) -> None:
         self.ctx = ctx
         self.bus = bus
         self.hub = hub
         self.node = node
-        self.patience = patience  # how long a request waits for an owner (a lease and more)
+        self.patience = 3 * lease + 5  # how long a request waits for an owner
         self.tablets: dict[str, _Tablet] = {}
         self.seats: dict[str, _Seat] = {}
         self._owner_sub: Subscription | None = None
         self._announcing: asyncio.Task[None] | None = None
         self.owned_calls: Callable[[], int] = lambda: 0
+        self.watch = OwnerWatch(lease)
+        self._beat_sub: Subscription | None = None
 
     @property
     def clock(self) -> Callable[[], datetime]:
@@ -73,10 +76,17 @@ class ClusterFront:
 
     async def start(self) -> None:
         self._owner_sub = await self.bus.subscribe("kiosk.owner.new", self._new_owner)
+        self._beat_sub = await self.bus.subscribe(BEAT_SUBJECT, self._beat)
+        self.watch.start()
+
+    async def _beat(self, subject: str, data: bytes) -> None:
+        self.watch.heard()
 
     async def stop(self) -> None:
-        if self._owner_sub is not None:
-            await self._owner_sub.unsubscribe()
+        self.watch.stop()
+        for sub in (self._owner_sub, self._beat_sub):
+            if sub is not None:
+                await sub.unsubscribe()
         for tablet in self.tablets.values():
             await tablet.sub.unsubscribe()
         for seat in self.seats.values():
@@ -131,8 +141,20 @@ class ClusterFront:
         device_id, what = subject.split(".")[2:4]
         if what == "cut":
             await self.hub.revoke_device(device_id)
-        else:
-            await self.hub.send_text(device_id, data.decode())
+            return
+        text = data.decode()
+        message = p.parse_server_to_device(text)
+        if isinstance(message, p.GrantMessage) and (call_id := bridged_grant(message)):
+            self.watch.track(call_id, self._teller(device_id))
+        elif isinstance(message, p.EndMessage):
+            self.watch.forget(message.call_id)
+        await self.hub.send_text(device_id, text)
+
+    def _teller(self, device_id: str) -> Tell:
+        async def tell(message: p.EndMessage) -> None:
+            await self.hub.send(device_id, message)
+
+        return tell
 
     # --- visitors ------------------------------------------------------------------------
 
@@ -169,7 +191,11 @@ class ClusterFront:
             if message.call_id == seat.call_id:
                 return  # the call told again by a new owner: the page has it already
             seat.call_id = message.call_id
+            if message.route.value == "bridge":
+                self.watch.track(message.call_id, seat.leg.send)
         elif isinstance(message, p.EndMessage | p.WaitingMessage):
+            if seat.call_id is not None:
+                self.watch.forget(seat.call_id)
             seat.call_id = None
         await seat.leg.send(message)
 
@@ -187,7 +213,7 @@ class ClusterFront:
             await self._tell("online", device=device_id, calls=tablet.calls)
         for seat_id, seat in list(self.seats.items()):
             try:
-                await self._ask("join", seat=seat_id, token=seat.token)
+                await self._ask("join", seat=seat_id, token=seat.token, call=seat.call_id)
             except Exception as exc:  # the booking ended meanwhile: the page is told why
                 log.info("visitor could not be seated again", seat=seat_id, detail=str(exc))
 

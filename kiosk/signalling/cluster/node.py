@@ -51,7 +51,7 @@ async def start_node(ctx: ServerContext, hub: DeviceHub, make_runner: MakeRunner
     node = settings.node_name
     lease = settings.cluster.lease_seconds
     bus = await NatsBus.connect(settings.cluster.nats_url, node)
-    front = ClusterFront(ctx, bus, hub, node, patience=3 * lease + 5)
+    front = ClusterFront(ctx, bus, hub, node, lease)
     ownership = Ownership(ctx, bus, node, lease, make_runner)
     front.owned_calls = ownership.live_calls
     hub.handler = front

@@ -1,6 +1,6 @@
 """Which node owns the live calls, under a lease with an epoch (issue 14).
 
-Every node runs this. Each beat (a third of the lease) it renews its lease,
+Every node runs this. Each beat (a quarter of the lease) it renews its lease,
 or takes the lease once it has run out (the owner stopped or died), and
 sweeps the live calls overdue by more than a lease that nobody closed. The
 node holding the lease runs the switchboard: it adopts the live calls from
@@ -30,9 +30,11 @@ from kiosk.signalling.calls import writes
 from kiosk.signalling.calls.runner import CallRefused, CallRunner
 from kiosk.signalling.cluster import envelope
 from kiosk.signalling.cluster.bus import Bus, Subscription
+from kiosk.signalling.cluster.watch import BEAT_SUBJECT
 from kiosk.signalling.context import ServerContext
 from kiosk.store import cluster as store_cluster
 from kiosk.store.bookings import get_booking
+from kiosk.store.calls import get_call
 from kiosk.store.db import write_transaction
 from kiosk.wire import messages as p
 
@@ -81,12 +83,22 @@ class Ownership:
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._beating: asyncio.Task[None] | None = None
         self._released: Subscription | None = None
 
     async def start(self) -> None:
         self._released = await self.bus.subscribe("kiosk.owner.released", self._handed_over)
         await self.beat()
         self._task = asyncio.create_task(self._run(), name="calls lease")
+        self._beating = asyncio.create_task(self._beat(), name="owner beat")
+
+    async def _beat(self) -> None:
+        """Alive, to every node's watch (watch.py): eight times a lease while the owner."""
+        while True:
+            await asyncio.sleep(self.lease / 8)
+            if self.epoch is not None:
+                with contextlib.suppress(Exception):
+                    await self.bus.publish(BEAT_SUBJECT, b"")
 
     async def _handed_over(self, subject: str, data: bytes) -> None:
         self._wake.set()  # take the calls now rather than at the next beat
@@ -94,7 +106,7 @@ class Ownership:
     async def _run(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self.lease / 3):
+                async with asyncio.timeout(self.lease / 4):
                     await self._wake.wait()
             self._wake.clear()
             try:
@@ -150,10 +162,11 @@ class Ownership:
 
     async def stop(self) -> None:
         """Hand the calls over: the lease runs out now and the other nodes are told."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._beating):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._released is not None:
             await self._released.unsubscribe()
         epoch = self.epoch
@@ -166,6 +179,18 @@ class Ownership:
 
     def live_calls(self) -> int:
         return self.runner.live_calls() if self.runner is not None else 0
+
+    async def _ended_meanwhile(self, runner: CallRunner, leg: BusLeg, call_id: str | None) -> bool:
+        """A visitor seated again whose call ended in the handover (a controlled call fails
+        closed) is told how it ended, as on the owner it was seated on."""
+        if not call_id or call_id in runner.board.calls:
+            return False
+        async with self.ctx.engine.connect() as conn:
+            call = await get_call(conn, call_id)
+        if call is None or call.end_reason is None:
+            return False
+        await leg.send(p.EndMessage(call_id=call_id, reason=call.end_reason))
+        return True
 
     # --- the nodes' requests -------------------------------------------------------------
 
@@ -193,6 +218,8 @@ class Ownership:
         elif op == "join":
             leg = BusLeg(self.bus, r["seat"])
             if r["seat"] in runner.board.seats:
+                return {"seat": r["seat"]}
+            if await self._ended_meanwhile(runner, leg, r.get("call")):
                 return {"seat": r["seat"]}
             return {"seat": await runner.visitor_join(r["token"], leg, r["seat"])}
         elif op == "left":
