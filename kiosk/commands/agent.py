@@ -63,7 +63,7 @@ def run_agent(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise CommandError(str(exc)) from exc
     configure(settings.log.level, json=settings.log.format == "json")
-    from kiosk.device.agent import AgentError
+    from kiosk.device.grant_key import AgentError
 
     try:
         asyncio.run(_run(settings, args.synthetic_media))

@@ -10,28 +10,31 @@ it, and tell the page what to show. ``view`` is what the page shows now.
 The server decides and the tablet obeys (principle 1): dialling goes to the
 server even when the tablet's copy of the contact list says "not now" (the
 server gives the reason code); media starts only under a grant that
-``check_grant`` accepted; the end comes from the grant's own deadline while
+``admit_grant`` accepted; the end comes from the grant's own deadline while
 the link is down just the same.
 """
 
 from __future__ import annotations
 
-import json
-import re
-from collections.abc import Mapping
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from enum import StrEnum
-from typing import Any
-
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel
 
-from kiosk.device.deadline import Accepted, Refused, check_grant
+from kiosk.device.actions import (
+    Action,
+    AddIce,
+    ApplyAnswer,
+    Phase,
+    RenewCall,
+    Send,
+    Show,
+    StartCall,
+)
+from kiosk.device.deadline import Refused
+from kiosk.device.grant_intake import SameCall, admit_grant, grant_call_id_hint
+from kiosk.device.live import LiveCall
+from kiosk.device.session_state import SessionState
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Route
-from kiosk.domain.reasons import MESSAGES, EndReason, Reason
-from kiosk.wire.grants import Grant, ReplayGuard
+from kiosk.domain.reasons import EndReason, Reason
 from kiosk.wire.messages import (
     DialMessage,
     EndMessage,
@@ -40,7 +43,6 @@ from kiosk.wire.messages import (
     HangupMessage,
     HelloMessage,
     IceMessage,
-    IceServer,
     PingMessage,
     PongMessage,
     RefusedMessage,
@@ -48,8 +50,6 @@ from kiosk.wire.messages import (
     StateMessage,
     WarningMessage,
 )
-from kiosk.wire.verification import code_for as verification_code
-from kiosk.wire.verification import sdp_fingerprint
 
 AGENT_VERSION = "1.0"
 
@@ -61,119 +61,10 @@ DIAL_TIMEOUT = 30.0
 # this much of its time is left; the server holds the call in the meantime.
 MAX_RENEWALS = 5
 MIN_RENEW_LEFT = 5.0
-UNSOLICITED = "unsolicited"  # a grant reason of the tablet's own: it did not dial
-_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 
 
-class Phase(StrEnum):
-    IDLE = "idle"  # contacts on screen
-    DIALLING = "dialling"  # dial sent, waiting for the server's grant or refusal
-    CONNECTING = "connecting"  # grant accepted, media being negotiated (ringing)
-    IN_CALL = "in_call"  # media connected
-    ENDED = "ended"  # the end screen, until the next dial
-
-
-# --- actions for the I/O shell ----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Send:
-    message: BaseModel
-
-
-@dataclass(frozen=True, slots=True)
-class StartCall:
-    accepted: Accepted
-    ice_servers: tuple[IceServer, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class RenewCall:
-    """A new connection for the live call, under the same grant and deadline."""
-
-    accepted: Accepted
-    ice_servers: tuple[IceServer, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class ApplyAnswer:
-    call_id: str
-    sdp: str
-
-
-@dataclass(frozen=True, slots=True)
-class AddIce:
-    call_id: str
-    candidate: str | None
-    sdp_mid: str | None
-    sdp_mline_index: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class StopCall:
-    call_id: str
-    reason: EndReason
-
-
-@dataclass(frozen=True, slots=True)
-class Show:
-    """An event for the page (WS /api/events): ``type`` plus its fields."""
-
-    event: Mapping[str, Any]
-
-
-Action = Send | StartCall | RenewCall | ApplyAnswer | AddIce | StopCall | Show
-
-
-@dataclass(slots=True)
-class _Live:
-    grant: Grant
-    accepted: Accepted
-    contact_name: str
-    ice_servers: tuple[IceServer, ...] = ()
-    warned: set[int] = field(default_factory=set)
-    offer: str = ""
-    verification_code: str | None = None
-    renewals: int = 0
-
-
-def _grant_call_id_hint(payload: str) -> str | None:
-    """The call id a refused grant claims, only to tell the server to hang it up.
-
-    Not trusted for anything else: a hang-up names a call; the server acts
-    on it only if that call is this device's.
-    """
-    try:
-        body = json.loads(payload)
-    except (ValueError, RecursionError):
-        return None
-    value = body.get("call_id") if isinstance(body, dict) else None
-    return value if isinstance(value, str) and _ID.match(value) else None
-
-
-class TabletSession:
+class TabletSession(SessionState):
     """The agent's state. Feed it inputs; carry out the actions it returns."""
-
-    def __init__(self, grant_key: Ed25519PublicKey, device_id: str = "") -> None:
-        self.grant_key = grant_key
-        # Pinned from the configuration when provisioning wrote it; otherwise
-        # learnt from the first state of the server the pinned CA vouched for.
-        self.device_id = device_id
-        self._device_id_pinned = bool(device_id)
-        self.ended = ReplayGuard()
-        self.online = False
-        self.state: StateMessage | None = None
-        self.state_at = 0.0  # monotonic instant the state arrived
-        self._shown_open: frozenset[str] = frozenset()  # bookings callable when last shown
-        self.phase = Phase.IDLE
-        self.live: _Live | None = None
-        self.dial_booking: str | None = None
-        self.dial_sent_at: float | None = None
-        self.last_end: dict[str, str] | None = None
-        self.refusal: dict[str, str] | None = None
-        self.rtts: list[float] = []
-        self.ping_seq = 0
-        self._pings: dict[int, float] = {}
 
     # --- the link -----------------------------------------------------------------------
 
@@ -222,7 +113,7 @@ class TabletSession:
             if self.live is not None and self._is_live(message.call_id) and (
                 message.kind == "answer"
             ):
-                self._verify(self.live, message.sdp)
+                self.live.verify(message.sdp)
                 return [ApplyAnswer(message.call_id, message.sdp), self._show_state(mono)]
             return []
         if isinstance(message, IceMessage):
@@ -268,30 +159,19 @@ class TabletSession:
 
     def _on_grant(self, message: GrantMessage, mono: float) -> list[Action]:
         signed = message.grant.signed()
-        # The dial's send time anchors the grant clock: the server signed after it,
-        # so the end can only come early, never late (GrantClock).
-        sent = self.dial_sent_at if self.dial_sent_at is not None else mono
-        decision = check_grant(signed, self.grant_key, self.device_id, self.ended, mono,
-                               sent_monotonic=sent)
+        decision = admit_grant(
+            signed, self.grant_key, self.device_id, self.ended, mono,
+            dial_sent_at=self.dial_sent_at,
+            live_call_id=self.live.grant.call_id if self.live is not None else None,
+            dialling=self.phase is Phase.DIALLING,
+        )
+        if isinstance(decision, SameCall):
+            return []
         if isinstance(decision, Refused):
             return self._refuse_grant(decision, signed.payload, mono)
         grant = decision.grant
-        if self.live is not None:
-            if self.live.grant.call_id == grant.call_id:
-                return []  # the same grant again: the call is already running
-            return self._refuse_grant(
-                Refused("call_already_live", "another call is live", grant.call_id),
-                signed.payload, mono,
-            )
-        if self.phase is not Phase.DIALLING:
-            # Deny by default: media starts only for a call this tablet placed (and
-            # not one its user cancelled while it was being granted).
-            return self._refuse_grant(
-                Refused(UNSOLICITED, "this tablet did not dial", grant.call_id),
-                signed.payload, mono,
-            )
         ice_servers = tuple(message.ice_servers)
-        self.live = _Live(grant, decision, self._contact_name(grant.contact_id), ice_servers)
+        self.live = LiveCall(grant, decision, self._contact_name(grant.contact_id), ice_servers)
         self.phase = Phase.CONNECTING
         self.dial_booking = self.dial_sent_at = None
         self.refusal = None
@@ -299,7 +179,7 @@ class TabletSession:
         return [StartCall(decision, ice_servers), self._show_state(mono)]
 
     def _refuse_grant(self, refused: Refused, payload: str, mono: float) -> list[Action]:
-        call_id = refused.call_id or _grant_call_id_hint(payload)
+        call_id = refused.call_id or grant_call_id_hint(payload)
         actions: list[Action] = []
         # A call the tablet will not carry is hung up at once, so the server ends it too.
         if call_id and (self.live is None or self.live.grant.call_id != call_id):
@@ -423,121 +303,3 @@ class TabletSession:
             return []
         return [Show({"type": "countdown", "call_id": self.live.grant.call_id,
                       "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1)})]
-
-    def server_now(self, mono: float) -> datetime | None:
-        """The server's clock now, from its last state plus the monotonic time since."""
-        if self.state is None:
-            return None
-        return self.state.server_time + timedelta(seconds=max(0.0, mono - self.state_at))
-
-    def _open_bookings(self, mono: float) -> frozenset[str]:
-        """The bookings whose window is open now by the server's clock (not its stale flag)."""
-        server_now = self.server_now(mono)
-        if self.state is None or server_now is None:
-            return frozenset()
-        return frozenset(
-            c.booking_id for c in self.state.contacts if c.start <= server_now < c.end
-        )
-
-    def view(self, mono: float) -> dict[str, Any]:
-        state = self.state
-        open_now = self._open_bookings(mono)
-        contacts = []
-        if state is not None:
-            for c in state.contacts:
-                callable_now = c.booking_id in open_now
-                contacts.append({
-                    "contact_id": c.contact_id,
-                    "name": c.name,
-                    "category": c.category.value,
-                    "control": c.control.value,
-                    "privileged": c.category.privileged,
-                    "monitored": sorted(k.value for k in c.control.media_kinds),
-                    "booking_id": c.booking_id,
-                    "start": c.start.isoformat(),
-                    "end": c.end.isoformat(),
-                    "callable_now": callable_now,
-                })
-        call = None
-        if self.live is not None:
-            g = self.live.grant
-            call = {
-                "call_id": g.call_id,
-                "contact_id": g.contact_id,
-                "contact_name": self.live.contact_name,
-                "category": g.category.value,
-                "privileged": g.category.privileged,
-                "control": g.control.value,
-                "monitored": sorted(k.value for k in g.control.media_kinds),
-                "route": g.route.value,
-                "not_after": g.not_after.isoformat(),
-                "remaining_seconds": round(self.live.accepted.deadline.remaining(mono), 1),
-                "warnings": sorted(self.live.warned, reverse=True),
-                "verification_code": self.live.verification_code,
-                "reconnecting": self.live.renewals > 0 and self.phase is Phase.CONNECTING,
-            }
-        return {
-            "link": "online" if self.online else "offline",
-            "device_id": self.device_id or None,
-            "inmate": state.inmate.model_dump() if state and state.inmate else None,
-            "contacts": contacts,
-            "phase": self.phase.value,
-            "dialling": self.dial_booking,
-            "call": call,
-            "ended": self.last_end,
-            "refusal": self.refusal,
-        }
-
-    # --- helpers ------------------------------------------------------------------------
-
-    def _show_state(self, mono: float) -> Show:
-        self._shown_open = self._open_bookings(mono)
-        return Show({"type": "state", "state": self.view(mono)})
-
-    def _refuse(self, code: Reason, ref: str, message: str = "", detail: str = "") -> list[Action]:
-        """``detail``: the finer reason, e.g. a grant's ``wrong_device`` or ``replayed``."""
-        self.refusal = {"ref": ref, "code": code.value,
-                        "message": message or MESSAGES.get(code, code.value), "detail": detail}
-        return [Show({"type": "refused", **self.refusal})]
-
-    def _warn(self, minutes_left: int) -> list[Action]:
-        assert self.live is not None
-        if minutes_left in self.live.warned:
-            return []  # the server and the tablet's own clock both warn: say it once
-        self.live.warned.add(minutes_left)
-        return [Show({"type": "warning", "call_id": self.live.grant.call_id,
-                      "minutes_left": minutes_left})]
-
-    def _finish(self, reason: EndReason, mono: float) -> list[Action]:
-        assert self.live is not None
-        call_id = self.live.grant.call_id
-        if reason is not EndReason.TIME_UP:
-            self.live.accepted.deadline.stop()
-        self.live = None
-        self.phase = Phase.ENDED
-        self.last_end = {"call_id": call_id, "reason": reason.value}
-        end = Show({"type": "end", "call_id": call_id, "reason": reason.value})
-        return [StopCall(call_id, reason), end, self._show_state(mono)]
-
-    def _verify(self, live: _Live, answer: str) -> None:
-        """Principle 2: only a privileged call, peer to peer, shows the code.
-
-        A bridged call's other DTLS end is the bridge by design, so a code
-        there would only mislead.
-        """
-        if not (live.grant.category.privileged and live.grant.route is Route.P2P):
-            return
-        mine, theirs = sdp_fingerprint(live.offer), sdp_fingerprint(answer)
-        if mine and theirs:
-            live.verification_code = verification_code(mine, theirs)
-
-    def _is_live(self, call_id: str) -> bool:
-        return self.live is not None and self.live.grant.call_id == call_id
-
-    def _contact_name(self, contact_id: str) -> str:
-        if self.state is not None:
-            for c in self.state.contacts:
-                if c.contact_id == contact_id:
-                    return c.name
-        return ""
-

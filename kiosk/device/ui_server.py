@@ -28,16 +28,13 @@ import json
 import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.logs import get_logger
-
-if TYPE_CHECKING:
-    from kiosk.device.agent import Agent
 
 log = get_logger(__name__)
 
@@ -134,8 +131,21 @@ async def kiosk_asset(request: web.Request) -> web.Response:
     return _static(name)
 
 
+class PageApi(Protocol):
+    """What the page's API drives: the agent (kiosk/device/agent.py)."""
+
+    def view(self) -> dict[str, Any]: ...
+    def subscribe(self) -> asyncio.Queue[dict[str, Any]]: ...
+    def unsubscribe(self, queue: asyncio.Queue[dict[str, Any]]) -> None: ...
+    def subscribe_frames(self) -> asyncio.Queue[bytes]: ...
+    def unsubscribe_frames(self, queue: asyncio.Queue[bytes]) -> None: ...
+    async def dial(self, booking_id: str) -> list[dict[str, Any]]: ...
+    async def hangup(self) -> list[dict[str, Any]]: ...
+    async def dismiss(self) -> list[dict[str, Any]]: ...
+
+
 class UiServer:
-    def __init__(self, agent: Agent, host: str, port: int) -> None:
+    def __init__(self, agent: PageApi, host: str, port: int) -> None:
         if not is_loopback_host(host):
             raise ValueError(f"the kiosk UI listens on loopback only, not {host!r}")
         self.agent = agent

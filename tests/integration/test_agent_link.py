@@ -26,7 +26,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from kiosk.crypto import authority, keys, local_enrolment, pki
-from kiosk.device.agent import END_GRACE, FRAME_REMOTE, FRAME_SELF, Agent
+from kiosk.device.agent import Agent
+from kiosk.device.call_runner import END_GRACE
+from kiosk.device.page_feed import FRAME_REMOTE, FRAME_SELF
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import EndReason
 from kiosk.runtime.config import AgentSettings

@@ -76,7 +76,7 @@ async def refused_unchanged(
 
 
 async def a_call(api: LiveApi) -> calls_store.CallRecord:
-    """A call as the supervisor stores it, for an approved contact's booking on a tablet."""
+    """A call as the calls' runner stores it, for an approved contact's booking on a tablet."""
     inmate = await made(api, "/inmates", {"name": "Kari"})
     contact = await made(
         api,

@@ -61,7 +61,7 @@ def _tablet_media(tablet: Tablet) -> Any:
 
 
 # One refusal per mechanism all the way to a real tablet's screen: the tablet found not
-# to be the inmate's (the supervisor's lookup) and a rule of the policy (R16). Every
+# to be the inmate's (the runner's lookup) and a rule of the policy (R16). Every
 # reason, R8, R10, R11 among them, is refused through the whole server in
 # tests/integration/test_dial_refusals.py, and decided in tests/unit/test_policy_dial.py.
 @pytest.mark.parametrize("case", ["device_not_assigned", "facility_restricted"])

@@ -139,7 +139,7 @@ async def test_a_controlled_call_runs_through_the_bridge_and_staff_watch_and_lis
     tablet, visitor, call_id = await _controlled_call(world, "sight_and_hearing", "TAB-CTL1")
     assert visitor.call.route.value == "bridge"
     state = await wait_until(
-        lambda: _media_at(tablet), timeout=30, what="media at the tablet through the bridge"
+        lambda: _media_at(tablet), timeout=90, what="media at the tablet through the bridge"
     )
     assert state["call"]["route"] == "bridge"
     both = Monitor()
@@ -149,10 +149,10 @@ async def test_a_controlled_call_runs_through_the_bridge_and_staff_watch_and_lis
         await sight.attach(world, call_id, ["video"])
         await wait_until(
             lambda: both.frames["video"] > 10 and both.frames["audio"] > 10,
-            timeout=30,
+            timeout=90,
             what="the monitor sees and hears",
         )
-        await wait_until(lambda: sight.frames["video"] > 10, timeout=30, what="sight sees")
+        await wait_until(lambda: sight.frames["video"] > 10, timeout=90, what="sight sees")
         # R6: media the request leaves out is not sent at all, not merely muted.
         assert both.kinds() == {"video", "audio"}
         assert sight.kinds() == {"video"} and sight.frames["audio"] == 0
@@ -189,7 +189,7 @@ async def test_a_monitor_gets_only_the_kind_the_decision_allows(
     try:
         await monitor.attach(world, call_id, allowed)
         kind = allowed[0]
-        await wait_until(lambda: monitor.frames[kind] > 10, timeout=30, what=f"{kind} frames")
+        await wait_until(lambda: monitor.frames[kind] > 10, timeout=90, what=f"{kind} frames")
         assert monitor.kinds() == {kind}
         assert monitor.frames[forbidden[0]] == 0
     finally:

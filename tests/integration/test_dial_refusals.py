@@ -1,9 +1,9 @@
 """Every reason a dial is refused, through the whole server in-process, at any hour.
 
-The server process (web API, call supervisor, device listener) runs with a
+The server process (web API, calls' runner, device listener) runs with a
 clock the test sets, on a real SQLite database; the facts are made through
 the staff API as staff make them, then the tablet's dial is put to the
-supervisor. Each refusal is audited with its reason (principle 5) and sent to
+calls' runner. Each refusal is audited with its reason (principle 5) and sent to
 the tablet over its link: ``tests/integration/test_calls.py`` follows two of
 them (one per mechanism: the lookup of the tablet, a rule of the policy) all
 the way to a real tablet agent's screen. The rules themselves are checked
@@ -25,6 +25,7 @@ from sqlalchemy import select
 from kiosk.crypto import pki
 from kiosk.signalling import process
 from kiosk.store import schema
+from kiosk.wire.messages import DialMessage
 from tests.harness import utc_now
 from tests.integration.api_support import LiveApi, add_role_users, settings_for
 
@@ -42,8 +43,8 @@ class Server:
 
     async def dial_refusal(self, device_id: str, booking_id: str) -> str:
         """The tablet dials; the reason in the audit chain's refusal entry."""
-        assert await self.process.supervisor.dial(device_id, booking_id) is None
-        async with self.process.supervisor.ctx.engine.connect() as conn:
+        await self.process.runner.on_message(device_id, DialMessage(booking_id=booking_id))
+        async with self.process.runner.ctx.engine.connect() as conn:
             rows = (await conn.execute(select(schema.audit_entries))).all()
         [refusal] = [r for r in rows if r.action == "call.dial_refused"]
         assert refusal.subjects == {"device": device_id, "booking": booking_id}

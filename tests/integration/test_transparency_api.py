@@ -153,7 +153,7 @@ async def test_only_a_configured_witness_can_add_a_verifying_cosignature(
 
 
 async def _ended_call(api: LiveApi, category: str, ago: timedelta = timedelta(0)) -> str:
-    """A booked call of ``category``, granted and ended as the supervisor records it; the
+    """A booked call of ``category``, granted and ended as the calls' runner records it; the
     invite token of its booking."""
     ctx = api.server.context
     now = ctx.clock()

@@ -16,7 +16,6 @@ import grimp
 # Cycles other work removes; none may be added, and each goes from here when it is gone.
 BEING_REMOVED = {
     frozenset({"kiosk.signalling.mail.notices", "kiosk.signalling.web.confirm"}),
-    frozenset({"kiosk.device.agent", "kiosk.device.ui_server"}),
 }
 
 

@@ -9,11 +9,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kiosk.device.session import (
-    DIAL_TIMEOUT,
-    MAX_RENEWALS,
-    MIN_RENEW_LEFT,
-    UNSOLICITED,
+from kiosk.device.actions import (
     AddIce,
     ApplyAnswer,
     Phase,
@@ -22,9 +18,13 @@ from kiosk.device.session import (
     Show,
     StartCall,
     StopCall,
+)
+from kiosk.device.grant_intake import UNSOLICITED
+from kiosk.device.session import (
+    DIAL_TIMEOUT,
+    MAX_RENEWALS,
+    MIN_RENEW_LEFT,
     TabletSession,
-    sdp_fingerprint,
-    verification_code,
 )
 from kiosk.domain.callstate import End, Warn
 from kiosk.domain.model import Category, ControlLevel, Route
@@ -47,6 +47,8 @@ from kiosk.wire.messages import (
     StateMessage,
     WarningMessage,
 )
+from kiosk.wire.verification import code_for as verification_code
+from kiosk.wire.verification import sdp_fingerprint
 
 KEY = Ed25519PrivateKey.generate()
 T0 = datetime(2026, 11, 23, 16, 0, tzinfo=UTC)

@@ -136,6 +136,30 @@ def test_a_call_set_up_for_later_blocks_nothing_now_and_is_used_when_its_window_
     assert again.call_id == set_up.call_id  # the call staff set up, not a new one
 
 
+def test_two_set_ups_whose_windows_meet_are_never_both_live() -> None:
+    """R12 with one live call per tablet: the second set-up ahead is refused, and a
+    set-up whose window opens during a dialled call waits for that call to end."""
+    prison, run = world()
+    prison.settings = replace(prison.settings, weekly_quota_minutes=10**6)  # R17 is not the point
+    ola = prison.inmate()
+    tablet = prison.tablet(ola.id)
+    c = prison.contact(ola.id)
+    first = prison.book(c, NOW + timedelta(hours=4))
+    second = prison.book(c, NOW + timedelta(hours=4, minutes=10))
+    now_booking = prison.book(c, NOW - MINUTE, minutes=60)
+    assert run.set_up(tablet.id, first.id).refused is None
+    assert refused_code(run.set_up(tablet.id, second.id)) is Reason.CALL_ALREADY_LIVE
+    ahead = prison.book(c, NOW + timedelta(minutes=20))
+    waiting = run.set_up(tablet.id, ahead.id)
+    dialled = run.dial(tablet.id, now_booking.id)
+    assert waiting.refused is None and dialled.refused is None
+    run.later(minutes=25)  # the set-up's window is open, the dialled call still under way
+    holding = [c for c in run.board.calls.values() if run.board.board.holding(c, run.now)]
+    assert [h.id for h in holding] == [dialled.call_id]
+    run.feed(ev.DeviceHangup(tablet.id, dialled.call_id or ""))
+    assert run.dial(tablet.id, ahead.id).call_id == waiting.call_id
+
+
 def _remand(p: Prison, i: str, b: str) -> None:
     p.inmates[i] = replace(p.inmates[i], remand=True)
 

@@ -229,12 +229,18 @@ class SwitchboardMachine(RuleBasedStateMachine):
         """(call, tablet, inmate) of every call holding its tablet and inmate now,
         judged from the call's state and window (a set-up waits for its window)."""
         now = self.run.now
-        out = []
-        for call in self.run.board.calls.values():
-            state = call.machine.state
-            waiting = state is CallState.READY and now < call.machine.not_before
-            if state is not CallState.ENDED and not waiting:
-                out.append((call.id, call.device_id, call.inmate_id))
+        calls = self.run.board.calls.values()
+        active = (CallState.RINGING, CallState.CONNECTED)
+        under_way = [c for c in calls if c.machine.state in active]
+        out = [(c.id, c.device_id, c.inmate_id) for c in under_way]
+        for c in calls:
+            opened = c.machine.state is CallState.READY and c.machine.not_before <= now
+            # A set-up whose window opened during a call dialled before it waits for that one.
+            behind = any(
+                o.device_id == c.device_id or o.inmate_id == c.inmate_id for o in under_way
+            )
+            if opened and not behind:
+                out.append((c.id, c.device_id, c.inmate_id))
         return out
 
     def check_refusal(self, outcome: Outcome, device: str, booking: Booking, dial: bool) -> None:
@@ -253,7 +259,16 @@ class SwitchboardMachine(RuleBasedStateMachine):
             for call, tablet, inmate in self.holding()
             if judged_now and (tablet == device or inmate == booking.inmate_id)
         ]
-        assert taken or clash, "call_already_live, but nothing holds the tablet or inmate now"
+        set_ups = [
+            c
+            for c in calls
+            if not dial
+            and c.machine.state is CallState.READY
+            and (c.device_id == device or c.inmate_id == booking.inmate_id)
+            and c.machine.not_before < booking.end
+            and booking.start < c.machine.not_after
+        ]
+        assert taken or clash or set_ups, "call_already_live, but nothing holds tablet or inmate"
 
     @invariant()
     def an_ended_call_is_never_live_again(self) -> None:

@@ -93,13 +93,26 @@ class LiveCall:
     def actor_device(self) -> str:
         return f"device:{self.device_id}"
 
+    @property
+    def under_way(self) -> bool:
+        """Ringing or connected: it holds its tablet and inmate whatever the window."""
+        return self.machine.state in _HOLDING
+
+    @property
+    def waiting(self) -> bool:
+        """Set up by staff (R12) and not yet dialled."""
+        return self.machine.state is CallState.READY
+
     def blocking(self, now: datetime) -> bool:
-        """Does this call hold its tablet and inmate now? One live call each."""
+        """Could this call hold its tablet and inmate now? (See ``Board.holding``.)"""
         if self.machine.ended:
             return False
-        if self.machine.state in _HOLDING:
+        if self.under_way:
             return True
-        return self.machine.state is CallState.READY and self.machine.not_before <= now
+        return self.waiting and self.machine.not_before <= now
+
+    def shares(self, other: LiveCall) -> bool:
+        return self.device_id == other.device_id or self.inmate_id == other.inmate_id
 
     def snapshot(self, now: datetime | None = None) -> CallRecord:
         """The record as it stands; ``now`` once ended (the end is at the latest ``not_after``)."""

@@ -170,6 +170,10 @@ def _verdict(
         judged_now and board.holds(now, inmate_id=facts.inmate.id, but=existing)
     )
     device_live = judged_now and board.holds(now, device_id=facts.device.id, but=existing)
+    if purpose is Purpose.SET_UP and board.overlaps_set_up(
+        booking.start, booking.end, device_id=facts.device.id, inmate_id=facts.inmate.id
+    ):
+        inmate_live = True  # two set-ups would hold the tablet and inmate at once
     verdict = policy.place_call(
         policy.CallContext(facts, inmate_live, device_live, purpose), now
     )

@@ -58,9 +58,36 @@ class Board:
         """Is there a call other than ``but`` holding this tablet or inmate now?"""
         for c in self.calls.values():
             mine = c.device_id == device_id or c.inmate_id == inmate_id
-            if c is not but and mine and c.blocking(now):
+            if c is not but and mine and self.holding(c, now):
                 return True
         return False
+
+    def holding(self, call: LiveCall, now: datetime) -> bool:
+        """Does ``call`` hold its tablet and inmate now? One call each, at any moment.
+
+        A call under way holds them; a call set up ahead holds them from its window's
+        start, unless a call dialled before that start is still under way: it waits
+        for that one to end (set-ups never overlap each other: ``overlaps_set_up``).
+        """
+        if not call.blocking(now):
+            return False
+        if call.under_way:
+            return True
+        others = (o for o in self.calls.values() if o is not call)
+        return not any(o.under_way and o.shares(call) for o in others)
+
+    def overlaps_set_up(
+        self, start: datetime, end: datetime, *, device_id: str, inmate_id: str
+    ) -> bool:
+        """Is a call set up on this tablet or for this inmate with a window meeting
+        [start, end)? Two set-ups would both hold them once their windows opened."""
+        return any(
+            c.waiting
+            and (c.device_id == device_id or c.inmate_id == inmate_id)
+            and c.machine.not_before < end
+            and start < c.not_after
+            for c in self.calls.values()
+        )
 
     def seats_of_booking(self, booking_id: str) -> Iterator[Seat]:
         return (s for s in self.seats.values() if s.booking_id == booking_id)
@@ -75,5 +102,5 @@ class Board:
     def current_call(self, device_id: str, now: datetime) -> LiveCall | None:
         """The call the tablet shows: the one holding it, else the next one set up for it."""
         mine = sorted(self.calls_on_device(device_id), key=lambda c: c.machine.not_before)
-        holding = [c for c in mine if c.blocking(now)]
+        holding = [c for c in mine if self.holding(c, now)]
         return next(iter(holding or mine), None)
