@@ -234,3 +234,31 @@ async def _ended_row(cluster: Cluster, booking_id: str) -> object:
         "SELECT * FROM calls WHERE booking_id = $1 AND ended_at IS NOT NULL", booking_id
     )
     return rows[0] if rows else None
+
+
+async def test_nats_restarted_mid_call_loses_no_call_and_messages_resume(
+    cluster: Cluster,
+) -> None:
+    w = cluster.world
+    inmate = await w.inmate()
+    contact = await w.approved_contact(inmate)
+    tablet = await cluster.tablet("b", inmate, "CL-NATS-1")
+    booking = await w.booking(inmate, contact, start_in=1, seconds=600)
+    visitor = await cluster.visitor("c", await w.invite_token(booking["id"]))
+    await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    await tablet.dial(booking["id"])
+    await wait_until(lambda: visitor.received.video > 10, timeout=40, what="media")
+    assert visitor.call is not None
+    cluster.nats.stop()
+    seen = visitor.received.video
+    await cluster.nats.start()  # the same port: every node reconnects
+    await wait_until(lambda: visitor.received.video > seen + 20, what="media going on")
+    assert visitor.end is None
+    staff = cluster.api_on("a")
+    try:  # a request crosses the bus again, to whichever node owns the call
+        await staff.call("POST", f"/calls/{visitor.call.call_id}/end", {"note": "after"})
+    finally:
+        await staff.close()
+    await wait_until(lambda: visitor.end is not None, timeout=30, what="the end at the visitor")
+    assert visitor.end is not None and visitor.end.reason.value == "ended_by_staff"
+    assert await wait_until(lambda: _ended(tablet), timeout=10, what="end") == "ended_by_staff"
