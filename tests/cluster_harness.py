@@ -77,8 +77,9 @@ class Cluster:
 
     def _extra(self, name: str, pki: Path | None) -> str:
         pki_line = f'[pki]\ndir = "{pki}"\n' if pki is not None else ""
+        mail = f'[mail]\ntransport = "folder"\nfolder = "{self.root / name / "mail"}"\n'
         return (
-            f'{pki_line}[cluster]\nnats_url = "{self.nats.url}"\nnode = "{name}"\n'
+            f'{pki_line}{mail}[cluster]\nnats_url = "{self.nats.url}"\nnode = "{name}"\n'
             f"lease_seconds = {LEASE}\n"
         )
 

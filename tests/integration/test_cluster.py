@@ -146,55 +146,6 @@ async def _owned_elsewhere(cluster: Cluster, dead: str) -> bool:
     return owner is not None and owner != dead
 
 
-async def test_a_rolling_restart_of_every_node_cuts_no_peer_to_peer_call(
-    cluster: Cluster,
-) -> None:
-    w = cluster.world
-    names = cluster.names
-    calls = []
-    for i, name in enumerate(names):  # a call per node: tablet on one, visitor on the next
-        inmate = await w.inmate()
-        contact = await w.approved_contact(inmate)
-        tablet = await cluster.tablet(name, inmate, f"CL-ROLL-{i}")
-        calls.append((inmate, contact, tablet, names[(i + 1) % len(names)]))
-    seconds = 150
-    bookings = [await w.booking(i, c, start_in=1, seconds=seconds) for i, c, _, _ in calls]
-    visitors = {}
-    for (_, _, tablet, at), booking in zip(calls, bookings, strict=True):
-        visitor = await cluster.visitor(at, await w.invite_token(booking["id"]))
-        await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")  # noqa: B023
-        await tablet.dial(booking["id"])
-        await wait_until(lambda: visitor.received.video > 10, timeout=40, what="media")  # noqa: B023
-        visitors[booking["id"]] = (visitor, at)
-    for name in names:  # systemctl restart, one node after another
-        cluster.procs[name].kill(signal.SIGTERM)
-        assert cluster.procs[name].popen.returncode == 0, cluster.procs[name].output()[-2000:]
-        await cluster.start_node(name)
-        for visitor, at in visitors.values():
-            if at == name:  # the page reconnects, as the visitor page does
-                await wait_until(visitor.closed.is_set, what="the page's socket closed")
-                visitor.closed.clear()
-                await visitor.join()
-        seen = {b: v.received.video for b, (v, _) in visitors.items()}
-        await wait_until(
-            lambda: all(v.received.video > seen[b] + 10 for b, (v, _) in visitors.items()),  # noqa: B023
-            what="media on every call after the restart",
-        )
-        assert all(v.end is None for v, _ in visitors.values()), "no call was cut"
-    for visitor, _ in visitors.values():
-        await wait_until(lambda: visitor.end is not None, timeout=seconds, what="the end")  # noqa: B023
-        assert visitor.end is not None and visitor.end.reason.value == "time_up"
-    for booking in bookings:
-        [row] = await cluster.sql("SELECT * FROM calls WHERE booking_id = $1", booking["id"])
-        assert row["end_reason"] == "time_up" and row["ended_at"] == row["not_after"]
-        ended = await cluster.sql(
-            "SELECT seq FROM audit_entries WHERE action = 'call.ended' "
-            "AND subjects->>'call' = $1",
-            row["id"],
-        )
-        assert len(ended) == 1
-
-
 async def test_the_owner_dies_mid_controlled_call_and_both_ends_fail_closed(
     cluster: Cluster,
 ) -> None:
