@@ -241,21 +241,37 @@ async def issue_invites(
     return out
 
 
+ROLE_NAMES = {Role.OFFICER: "officer", Role.VISIT_OFFICE: "visit office", Role.ADMIN: "admin"}
+
+
+def welcome(info: dict[str, Any], data_dir: Path, demo_file: Path) -> list[str]:
+    """What the demo prints: where everything is, every staff login, how to start a call."""
+    lines = [
+        f"kiosk demo is running (data in {data_dir})",
+        f"  staff console: {info['staff_url']}",
+        "  staff logins:",
+    ]
+    for login in info["staff"]:
+        role = ROLE_NAMES.get(Role(login["role"]), login["role"])
+        lines.append(f"    {role + ':':14} {login['username']} / {login['password']}")
+    lines += [
+        f"  API:           {info['api_url']}  (token in {demo_file})",
+        f"  tablet UI:     {info['tablet_ui_url']}",
+        "                 (the inmate's tablet: its Call button starts a call with a visitor",
+        "                 whose invite below is open in a browser)",
+    ]
+    for invite in info["invites"]:
+        lines.append(f"  visitor ({invite['category']}, {invite['start']}): {invite['url']}")
+    return lines
+
+
 async def run_demo(
     data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
 ) -> None:
     demo = await start_demo(data_dir, host=host, port=port, device_port=device_port)
     try:
-        info = demo.info
-        print(f"kiosk demo is running (data in {demo.data_dir})", flush=True)
-        print(f"  staff console: {info['staff_url']}", flush=True)
-        print(f"  staff login:   {info['staff_user']} / {info['staff_password']}", flush=True)
-        print(f"  API:           {info['api_url']}  (token in {demo.demo_file})", flush=True)
-        print(f"  tablet UI:     {info['tablet_ui_url']}", flush=True)
-        for invite in info["invites"]:
-            print(
-                f"  visitor ({invite['category']}, {invite['start']}): {invite['url']}", flush=True
-            )
+        for line in welcome(demo.info, demo.data_dir, demo.demo_file):
+            print(line, flush=True)
         print("Press Ctrl-C to stop.", flush=True)
         await wait_for_stop_signal()
     finally:

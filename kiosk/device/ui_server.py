@@ -34,6 +34,7 @@ from urllib.parse import urlsplit
 from aiohttp import WSMsgType, web
 
 from kiosk.domain.reasons import MESSAGES, Reason
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.logs import get_logger
 
 log = get_logger(__name__)
@@ -168,6 +169,7 @@ class UiServer:
         return app
 
     async def start(self) -> int:
+        hide_version()  # issue 12: the page server names no version either
         self._runner = web.AppRunner(
             self.app(), access_log=None, handle_signals=False, shutdown_timeout=1.0
         )

@@ -36,6 +36,8 @@ class Reason(StrEnum):
     CONFLICT = "conflict"
     PAYLOAD_TOO_LARGE = "payload_too_large"
     RATE_LIMITED = "rate_limited"
+    LOGIN_DELAYED = "login_delayed"  # this client failed for this account: wait (issue 12)
+    LOGIN_BUDGET_EXHAUSTED = "login_budget_exhausted"  # this client failed for many accounts
     PRIVILEGED_NO_CONTROL = "privileged_no_control"
     CATEGORY_NOT_CONTROLLABLE = "category_not_controllable"
     GROUNDS_REQUIRED = "grounds_required"
@@ -103,6 +105,8 @@ MESSAGES: dict[Reason, str] = {
     Reason.CONFLICT: "This conflicts with the current state.",
     Reason.PAYLOAD_TOO_LARGE: "The request body is too large.",
     Reason.RATE_LIMITED: "Too many requests; slow down.",
+    Reason.LOGIN_DELAYED: "Too many wrong passwords from here for this user; try again shortly.",
+    Reason.LOGIN_BUDGET_EXHAUSTED: "Too many wrong passwords from here; try again later.",
     Reason.PRIVILEGED_NO_CONTROL: "Calls with defence counsel or police can never be controlled.",
     Reason.CATEGORY_NOT_CONTROLLABLE: "Calls in this category cannot be controlled.",
     Reason.GROUNDS_REQUIRED: "A controlled decision must state its grounds.",

@@ -79,6 +79,32 @@ class ServerSettings(_Section):
     metrics_token: str = ""
 
 
+class WebSettings(_Section):
+    """What the web listener believes of a reverse proxy in front of it (issue 12)."""
+
+    # Addresses or networks of the proxies whose X-Forwarded-For and
+    # X-Forwarded-Proto are believed; nobody else's are (kiosk/signalling/proxies.py).
+    trusted_proxies: CommaList = Field(default_factory=list)
+    # The session cookie is Secure and HSTS is sent even on plain HTTP: for a
+    # proxy that terminates TLS but sends no X-Forwarded-Proto.
+    cookie_secure: bool = False
+    # A client's wait after three wrong passwords in a row for one user; it doubles
+    # with each further failure (kiosk/domain/login_throttle.py).
+    login_delay_seconds: float = Field(default=1.0, gt=0, le=60)
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, entries: list[str]) -> list[str]:
+        import ipaddress
+
+        for entry in entries:
+            try:
+                ipaddress.ip_network(entry, strict=False)
+            except ValueError:
+                raise ValueError(f"{entry[:60]!r} is not an address or a network") from None
+        return entries
+
+
 class DatabaseSettings(_Section):
     # Empty: SQLite file in the data directory.
     url: str = ""
@@ -256,6 +282,7 @@ class Settings(_Program):
     """The server's (``kiosk server``) and the administration commands' settings."""
 
     server: ServerSettings = Field(default_factory=ServerSettings)
+    web: WebSettings = Field(default_factory=WebSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     pki: PkiSettings = Field(default_factory=PkiSettings)
     audit: AuditSettings = Field(default_factory=AuditSettings)

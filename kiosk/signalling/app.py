@@ -27,7 +27,14 @@ from kiosk.domain.reasons import MESSAGES, Reason
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api import operations as api_operations
-from kiosk.signalling.api.base import API_PREFIX, ApiError, Operation, error_body, mount
+from kiosk.signalling.api.base import (
+    API_PREFIX,
+    RECORDS_REFUSALS,
+    ApiError,
+    Operation,
+    error_body,
+    mount,
+)
 from kiosk.signalling.context import (
     AUDIT,
     CONTEXT,
@@ -38,6 +45,7 @@ from kiosk.signalling.context import (
     utc_now,
 )
 from kiosk.signalling.openapi import openapi_document
+from kiosk.signalling.proxies import TrustedProxies, forwarded, served_over_tls
 
 log = get_logger(__name__)
 
@@ -77,7 +85,10 @@ def body_limit(max_bytes: int) -> Any:
         request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
         length = request.content_length
-        if length is not None and length > max_bytes:
+        # An operation that records its refusals (a call's, R13) reads no more than
+        # client_max_size either, and records the refusal with the rest.
+        audited = getattr(request.match_info.handler, RECORDS_REFUSALS, False)
+        if length is not None and length > max_bytes and not audited:
             return json_error(413, Reason.PAYLOAD_TOO_LARGE)
         return await handler(request)
 
@@ -93,7 +104,9 @@ async def errors(
     except ApiError as exc:
         if exc.status >= 409:
             log.info("request refused", path=request.path, code=exc.reason.value)
-        return json_error(exc.status, exc.reason, exc.message)
+        response = json_error(exc.status, exc.reason, exc.message)
+        response.headers.update(exc.headers)
+        return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -110,7 +123,7 @@ async def _security_headers(request: web.Request, response: web.StreamResponse) 
         response.headers.setdefault(name, value)
     if request.path.startswith(API_PREFIX):
         response.headers.setdefault("Cache-Control", "no-store")
-    if request.secure:
+    if served_over_tls(request):
         response.headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 
 
@@ -146,7 +159,11 @@ def build_app(
     max_body = settings.server.max_body_bytes
     app = web.Application(
         client_max_size=max_body,
-        middlewares=[errors, body_limit(max_body)],
+        middlewares=[
+            forwarded(TrustedProxies.of(settings.web.trusted_proxies)),
+            errors,
+            body_limit(max_body),
+        ],
     )
     app[SETTINGS] = settings
     ops = [*api_operations(), *operations]

@@ -10,9 +10,9 @@
 - Automation uses ``Authorization: Bearer <token>`` from ``kiosk admin token
   create``; the token is stored hashed. A bearer request carries no ambient
   credential, so it needs no CSRF token.
-- Failed logins are counted per username and client address; after
-  ``MAX_FAILURES`` in ``FAILURE_WINDOW`` further attempts are refused with
-  ``rate_limited`` until the window passes.
+- How fast a client may guess is the login throttle's business
+  (``kiosk/domain/login_throttle.py``): a growing delay for the client that
+  fails, never a lockout of the account.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
@@ -50,8 +49,6 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
 TOKEN_BYTES = 32  # 256 bits
-MAX_FAILURES = 5
-FAILURE_WINDOW = timedelta(minutes=5)
 
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both paths cost one argon2 run.
@@ -188,43 +185,6 @@ def csrf_ok(principal: Principal, header: str | None) -> bool:
     if not header or principal.csrf_hash is None or len(header) > 256:
         return False
     return same_secret(header, principal.csrf_hash)
-
-
-class LoginLimiter:
-    """Failed logins per (username, client address) in a sliding window; in memory.
-
-    One server process holds it; a restart forgets it, which is harmless since
-    each attempt still costs an argon2 hash.
-    """
-
-    def __init__(self, max_failures: int = MAX_FAILURES, window: timedelta = FAILURE_WINDOW):
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[tuple[str, str], deque[datetime]] = {}
-
-    def _recent(self, key: tuple[str, str], now: datetime) -> deque[datetime]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
-
-    def blocked(self, username: str, address: str, now: datetime) -> bool:
-        return len(self._recent((username, address), now)) >= self.max_failures
-
-    def failed(self, username: str, address: str, now: datetime) -> None:
-        key = (username, address)
-        self._recent(key, now)
-        self._failures.setdefault(key, deque()).append(now)
-        if len(self._failures) > 100_000:  # bound memory under a spray of usernames
-            oldest = next(iter(self._failures))
-            del self._failures[oldest]
-
-    def succeeded(self, username: str, address: str) -> None:
-        self._failures.pop((username, address), None)
 
 
 async def add_staff(

@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from kiosk.domain.login_throttle import LoginThrottle
 from kiosk.runtime.config import Settings
-from kiosk.signalling.auth import LoginLimiter
 
 if TYPE_CHECKING:
     from kiosk.audit.log import AuditLog
@@ -41,7 +41,7 @@ class ServerContext:
     engine: AsyncEngine
     audit: AuditLog
     clock: Callable[[], datetime] = utc_now
-    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    login_throttle: LoginThrottle = field(default_factory=LoginThrottle)
     on_device_revoked: list[DeviceRevokedHook] = field(default_factory=list)
     # Called after the facility's restrictions changed (R16: the switchboard
     # ends or shortens the live calls a restriction covers).
@@ -100,7 +100,11 @@ async def open_context(
         async with write_transaction(engine) as conn:
             await ensure_facility(conn)
         try:
-            yield ServerContext(settings=settings, engine=engine, audit=audit, clock=clock)
+            throttle = LoginThrottle(timedelta(seconds=settings.web.login_delay_seconds))
+            yield ServerContext(
+                settings=settings, engine=engine, audit=audit, clock=clock,
+                login_throttle=throttle,
+            )
         finally:
             await audit.close()
     finally:

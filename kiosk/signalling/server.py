@@ -21,6 +21,7 @@ from datetime import datetime
 
 from aiohttp import web
 
+from kiosk.runtime.banner import hide_version
 from kiosk.runtime.config import Settings
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.api.base import API_PREFIX, Operation
@@ -63,6 +64,7 @@ async def start(
     clock: Callable[[], datetime] = utc_now,
 ) -> Server:
     """Open everything and listen on ``server.web_host:web_port`` (0: any free port)."""
+    hide_version()  # issue 12: no version banner, here or on the device listener
     app = build_app(settings, operations=operations, clock=clock)
     if configure is not None:
         configure(app)

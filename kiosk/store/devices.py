@@ -44,6 +44,12 @@ async def list_devices(conn: AsyncConnection) -> list[DeviceRecord]:
     return [record(DeviceRecord, r) for r in rows.all()]
 
 
+async def count_in_service(conn: AsyncConnection) -> int:
+    """Tablets registered and not revoked (R9: the capacity a facility really has)."""
+    query = select(func.count()).select_from(t.devices).where(t.devices.c.revoked.is_(False))
+    return int((await conn.execute(query)).scalar_one())
+
+
 async def get_device(conn: AsyncConnection, device_id: str) -> DeviceRecord | None:
     row = (await conn.execute(select(t.devices).where(t.devices.c.id == device_id))).first()
     return None if row is None else record(DeviceRecord, row)

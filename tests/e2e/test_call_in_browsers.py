@@ -221,6 +221,32 @@ async def test_a_bad_link_shows_a_clear_error(world: World, faces: Faces) -> Non
     only_from(face, world.web_url)
 
 
+async def test_a_link_to_a_cancelled_call_says_so_in_both_languages(
+    world: World, faces: Faces
+) -> None:
+    """Issue 12, item 6: the invite of a booking that is off is refused, in words."""
+    assert world.api is not None
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=60)
+    url = await world.invite_url(booking["id"])
+    await world.api.call("POST", f"/bookings/{booking['id']}/cancel", None)
+    face = await faces.open("visitor-cancelled", url, locale="en-GB")
+    await face.page.click("#btn-check")
+    await face.page.click("#btn-wait")
+    await expect(face.page.locator("body")).to_have_attribute("data-screen", "error")
+    await expect(face.page.locator("#error-text")).to_have_text(
+        "The prison has cancelled this call."
+    )
+    await expect(face.page.locator("#btn-again")).to_be_hidden()  # trying again cannot help
+    await face.page.click(".lang-btn[data-lang=nb]")
+    await expect(face.page.locator("#error-text")).to_have_text(
+        "Fengselet har avlyst denne samtalen."
+    )
+    await faces.screen(face, "cancelled-call")
+    only_from(face, world.web_url)
+
+
 async def test_the_page_headers_forbid_inline_script_and_framing(world: World) -> None:
     import aiohttp
 

@@ -73,10 +73,13 @@ class LiveApi:
             return {name: await count_rows(conn, name) for name in t.metadata.tables}
 
 
-def settings_for(tmp_path: Path, db_url: str, **server: Any) -> Settings:
+def settings_for(
+    tmp_path: Path, db_url: str, web: Mapping[str, Any] | None = None, **server: Any
+) -> Settings:
     return Settings.model_validate(
         {
             "server": {"data_dir": str(tmp_path / "data"), "web_port": 0, **server},
+            "web": dict(web or {}),
             "database": {"url": db_url},
             "pki": {"dir": str(tmp_path / "pki")},
             # Mails (confirmations, notices) land as files: no SMTP server is asked.
@@ -137,10 +140,13 @@ async def live_api(
     client_ssl: ssl.SSLContext | None = None,
     operations: Sequence[Operation] = (),
     configure: Callable[[web.Application], None] | None = None,
+    web_settings: Mapping[str, Any] | None = None,
     **server: Any,
 ) -> AsyncIterator[LiveApi]:
     srv = await start(
-        settings_for(tmp_path, db_url, **server), operations=operations, configure=configure
+        settings_for(tmp_path, db_url, web_settings, **server),
+        operations=operations,
+        configure=configure,
     )
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None

@@ -13,6 +13,7 @@ import pytest
 
 from kiosk.crypto import authority, pki
 from kiosk.domain.access import PERMISSIONS
+from kiosk.domain.login_throttle import FREE_FAILURES
 from kiosk.domain.model import Role
 from kiosk.signalling.auth import SESSION_COOKIE
 from tests.integration.api_support import PASSWORD, LiveApi, admin_config, kiosk_admin, live_api
@@ -130,14 +131,25 @@ async def test_no_credentials_and_bad_tokens_are_not_authenticated(api: LiveApi)
         assert (await resp.json())["error"]["code"] == "not_authenticated"
 
 
-async def test_failed_logins_are_rate_limited(api: LiveApi) -> None:
+async def test_failed_logins_delay_that_client_for_that_user_only(tmp_path: Path) -> None:
+    """Issue 12: a growing wait, not a lockout (tests/integration/test_outside_attacks.py
+    attacks it through a proxy). A first wait no round trip outlasts."""
+    async with live_api(
+        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}",
+        web_settings={"login_delay_seconds": 60},
+    ) as api:
+        await _delayed_for_one_user(api)
+
+
+async def _delayed_for_one_user(api: LiveApi) -> None:
     user = api.username(Role.OFFICER)
-    for _ in range(5):
+    for _ in range(FREE_FAILURES):
         resp = await _login(api.http, api.url, user, "wrong")
         assert resp.status == 401
-    resp = await _login(api.http, api.url, user, PASSWORD)  # even the right one, for now
+    resp = await _login(api.http, api.url, user, PASSWORD)  # not yet, even the right one
     assert resp.status == 429
-    assert (await resp.json())["error"]["code"] == "rate_limited"
+    assert (await resp.json())["error"]["code"] == "login_delayed"
+    assert int(resp.headers["Retry-After"]) >= 1
     # Another user from the same address is not affected.
     resp = await _login(api.http, api.url, api.username(Role.ADMIN), PASSWORD)
     assert resp.status == 200
@@ -303,6 +315,19 @@ async def test_tls_listener_sets_secure_cookie_and_hsts(tmp_path: Path) -> None:
             assert name.startswith("ECDHE-") and ("GCM" in name or "CHACHA20" in name), name
         finally:
             writer.close()
+
+
+async def test_cookie_secure_setting_for_a_proxy_that_does_not_say(tmp_path: Path) -> None:
+    """Issue 12, item 4: ``[web] cookie_secure`` on a plain-HTTP listener."""
+    async with live_api(
+        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}",
+        web_settings={"cookie_secure": True},
+    ) as api:
+        assert api.url.startswith("http://")
+        resp = await _login(api.http, api.url, api.username(Role.ADMIN), PASSWORD)
+        assert resp.status == 200
+        assert "secure" in _attrs(_set_cookie(resp))
+        assert resp.headers["Strict-Transport-Security"].startswith("max-age=")
 
 
 async def test_security_headers_on_every_answer(api: LiveApi) -> None:

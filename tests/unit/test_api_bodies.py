@@ -72,4 +72,6 @@ def test_the_facility_body_reads_its_settings_from_the_facility() -> None:
     assert (body.id, body.name, body.contact_limit, body.rooms) == ("f1", "Bastøy", 3, ["A"])
     assert [c.id for c in body.closures] == ["c1"]
     settings_fields = {f.name for f in dataclasses.fields(FacilitySettings)}
-    assert set(facility.FacilityOut.model_fields) == {"id", "name", "timezone"} | settings_fields
+    # Beside the settings: the tablets registered and active (R15's capacity, issue 16).
+    derived = {"id", "name", "timezone", "tablets_in_service"}
+    assert set(facility.FacilityOut.model_fields) == derived | settings_fields

@@ -36,10 +36,10 @@ from kiosk.domain.model import (
     PoliceClearance,
 )
 from kiosk.domain.policy.calendar import overlaps, restriction_refuses
+from kiosk.domain.policy.outlook import taken
 from kiosk.domain.policy.quota import quota_refuses
 from kiosk.domain.policy.verdicts import ALLOW, Verdict, aware, deny
 from kiosk.domain.reasons import Reason
-from kiosk.domain.weeks import LIVE_BOOKING_STATES
 
 # --- Bookings (R9, R10, R12, R15-R17) ---------------------------------------
 
@@ -129,17 +129,13 @@ def create_booking(req: BookingRequest, ctx: BookingContext, now: datetime) -> V
         return refused
 
     # R9: the prison's capacity weighs most.
-    live = [b for b in ctx.overlapping if b.state in LIVE_BOOKING_STATES and b.overlaps(start, end)]
-    if len(live) >= settings.tablets:
+    now_taken = taken(ctx.overlapping, start, end)
+    if now_taken.tablets >= settings.tablets:
         return deny(Reason.CAPACITY_TABLETS)
-    if req.location_kind is LocationKind.ROOM and any(
-        b.location_kind is LocationKind.ROOM and b.location == req.location for b in live
-    ):
+    if req.location_kind is LocationKind.ROOM and req.location in now_taken.rooms:
         return deny(Reason.CAPACITY_ROOM)
-    if contact.control.controlled:
-        monitored = sum(1 for b in live if b.control.controlled)
-        if monitored >= settings.monitoring_staff:
-            return deny(Reason.CAPACITY_MONITORING)
+    if contact.control.controlled and now_taken.monitored >= settings.monitoring_staff:
+        return deny(Reason.CAPACITY_MONITORING)
 
     refused = quota_refuses(
         settings, inmate, contact, start, duration, ctx.week_bookings, ctx.categories

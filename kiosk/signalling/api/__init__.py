@@ -11,6 +11,8 @@ from kiosk.signalling.api import (
     facility,
     inmates,
     invites,
+    outlook,
+    queue,
     session,
     staff,
     transparency,
@@ -22,12 +24,14 @@ MODULES = (
     inmates,
     contacts,
     bookings,
+    outlook,
     invites,
     calls,
     devices,
     facility,
     staff,
     audit,
+    queue,
     transparency,
 )
 

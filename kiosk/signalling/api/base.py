@@ -49,6 +49,7 @@ log = get_logger(__name__)
 API_PREFIX = "/api/v1"
 STATE_CHANGING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 MAX_ID_LENGTH = 36
+RECORDS_REFUSALS = "records_refusals"  # a handler attribute: it audits its own refusals
 
 STATUS: dict[Reason, int] = {
     Reason.INVALID_REQUEST: 400,
@@ -59,6 +60,8 @@ STATUS: dict[Reason, int] = {
     Reason.BOOKING_NOT_FOUND: 404,
     Reason.PAYLOAD_TOO_LARGE: 413,
     Reason.RATE_LIMITED: 429,
+    Reason.LOGIN_DELAYED: 429,
+    Reason.LOGIN_BUDGET_EXHAUSTED: 429,
     Reason.INTERNAL_ERROR: 500,
     # The request itself contradicts a rule, whatever the state.
     Reason.WINDOW_INVALID: 422,
@@ -81,14 +84,14 @@ def status_for(reason: Reason) -> int:
 class ApiError(Exception):
     """A refusal with its reason code; the error middleware renders it."""
 
-    def __init__(
-        self, reason: Reason, message: str = "", status: int | None = None, audited: bool = False
-    ):
+    def __init__(self, reason: Reason, message: str = "", status: int | None = None,
+                 audited: bool = False, headers: Mapping[str, str] | None = None):
         super().__init__(message or MESSAGES[reason])
         self.reason = reason
         self.message = message or MESSAGES[reason]
         self.status = status if status is not None else status_for(reason)
         self.audited = audited  # already in the audit chain: not recorded twice
+        self.headers = dict(headers or {})  # e.g. Retry-After
 
 
 def refuse(verdict: Deny) -> ApiError:
@@ -299,7 +302,10 @@ def _parse_query(op: Operation, request: web.Request) -> BaseModel | None:
 
 
 async def _parse_body(op: Operation, request: web.Request) -> BaseModel | None:
-    raw = await request.read()  # aiohttp refuses more than client_max_size (413)
+    try:
+        raw = await request.read()  # aiohttp refuses more than client_max_size
+    except web.HTTPRequestEntityTooLarge:
+        raise ApiError(Reason.PAYLOAD_TOO_LARGE) from None  # an audited refusal, too
     if op.body is None:
         if raw.strip():
             raise ApiError(Reason.INVALID_REQUEST, "body: this operation takes no body")
@@ -328,11 +334,8 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise ApiError(Reason.CSRF_FAILED)
             verdict = authorize(principal.role, op.action)
             if isinstance(verdict, Deny):
-                log.info(
-                    "request refused for role",
-                    staff=principal.staff_id,
-                    action=op.action.value,
-                )
+                log.info("request refused for role", staff=principal.staff_id,
+                         action=op.action.value)
                 raise refuse(verdict)
         params = dict(request.match_info)
         for name in op.path_params:
@@ -341,15 +344,8 @@ def make_handler(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamR
                 raise ApiError(Reason.NOT_FOUND)
         query = _parse_query(op, request)
         body = await _parse_body(op, request)
-        api_request = ApiRequest(
-            http=request,
-            ctx=ctx,
-            principal=principal,
-            params=params,
-            body=body,
-            query=query,
-            now=now,
-        )
+        api_request = ApiRequest(http=request, ctx=ctx, principal=principal, params=params,
+                                 body=body, query=query, now=now)
         result = await op.handler(api_request)
         reply = result if isinstance(result, Reply) else Reply(result, op.status)
         response: web.Response
@@ -392,6 +388,7 @@ def _recording_refusals(
             raise
 
     recorded.__name__ = op.operation_id
+    setattr(recorded, RECORDS_REFUSALS, True)  # the body limit leaves its refusal to it
     return recorded
 
 

@@ -28,6 +28,7 @@ from kiosk.signalling.schemas import facility as s
 from kiosk.signalling.schemas.base import Empty
 from kiosk.store import facility as facility_store
 from kiosk.store.bookings import list_bookings, set_booking_state
+from kiosk.store.devices import count_in_service
 from kiosk.store.facility import (
     delete_closure,
     delete_restriction,
@@ -55,6 +56,12 @@ def _check_window(start: datetime, end: datetime) -> None:
         raise ApiError(Reason.WINDOW_INVALID)
 
 
+async def _out(work: Work) -> s.FacilityOut:
+    """The settings, and the tablets really in service beside the setting (R9)."""
+    out = s.FacilityOut.model_validate(await _facility(work))
+    return out.model_copy(update={"tablets_in_service": await count_in_service(work.conn)})
+
+
 async def _facility(work: Work) -> Facility:
     facility = await facility_store.get_facility(work.conn)
     if facility is None:
@@ -72,7 +79,7 @@ async def _facility(work: Work) -> Facility:
 )
 async def get_facility(req: ApiRequest) -> s.FacilityOut:
     async with reading(req) as work:
-        return s.FacilityOut.model_validate(await _facility(work))
+        return await _out(work)
 
 
 @table.route(
@@ -95,7 +102,7 @@ async def update_facility(req: ApiRequest) -> s.FacilityOut:
                 {"facility": facility.id},
                 {k: v for k, v in changes.items() if k != "name"},
             )
-        return s.FacilityOut.model_validate(await _facility(work))
+        return await _out(work)
 
 
 @table.route(

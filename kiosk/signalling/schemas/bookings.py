@@ -75,3 +75,23 @@ class BookingListQuery(Query):
 
 class BookingCancel(Request):
     note: Note = ""
+
+
+class OutlookQuery(Query):
+    contact_id: Id
+    start: UtcDatetime
+    end: UtcDatetime
+
+
+class OutlookOut(Response):
+    """R17: the week's quota with this contact (null: none applies); R9: what the window's
+    live bookings take of the tablets, rooms and monitoring staff."""
+
+    quota_minutes: int | None
+    quota_used_minutes: int
+    quota_left_minutes: int | None
+    tablets: int
+    tablets_taken: int
+    rooms_taken: list[str]
+    monitoring_staff: int
+    monitoring_taken: int

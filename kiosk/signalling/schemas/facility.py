@@ -94,6 +94,8 @@ class FacilityOut(Response):
     weekly_quota_minutes: int
     parent_weekly_quota_minutes: int
     tablets: int
+    # R9: tablets registered and not revoked; more tablets than these cannot be handed out.
+    tablets_in_service: int = 0
     rooms: list[str]
     monitoring_staff: int
     max_call_minutes: int

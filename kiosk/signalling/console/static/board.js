@@ -180,6 +180,11 @@ function stateTone(s) {
   return { connected: "good", ringing: "info", ready: "info", ended: "" }[s] || "";
 }
 
+// R13: one word for privilege everywhere, "Privileged: never monitored".
+export function controlText(c) {
+  return data.PRIVILEGED.includes(c.category) ? t("control.privileged") : label("control", c.control);
+}
+
 export function controlBadge(control, category) {
   if (data.PRIVILEGED.includes(category)) return badge(t("control.privileged"), "privileged");
   return badge(label("control", control), control === "none" ? "" : "warn");

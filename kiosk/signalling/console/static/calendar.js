@@ -1,9 +1,10 @@
 // Bookings on a day and a week, with the capacity left in each slot (R9): tablets, rooms
 // and staff free to monitor controlled calls; closures (R15) and restrictions (R16) shown.
 import {
-  addDays, api, badge, fmtDay, fmtTime, h, label, may, mondayOf, state, t, today, zonedInstant,
+  addDays, api, badge, fmtDay, fmtTime, h, label, may, mondayOf, t, today, zonedInstant,
 } from "./core.js";
 import * as data from "./data.js";
+import { controlText } from "./board.js";
 
 const FIRST_HOUR = 7;
 const LAST_HOUR = 22;
@@ -11,7 +12,7 @@ const LAST_HOUR = 22;
 export async function renderCalendar(main, { query }) {
   const view = query.get("view") === "week" ? "week" : "day";
   const day = /^\d{4}-\d{2}-\d{2}$/.test(query.get("day") || "") ? query.get("day") : today();
-  const facility = state.facility || (await api("GET", "/facility"));
+  const facility = await api("GET", "/facility");
   const days = view === "week" ? [...Array(7).keys()].map((i) => addDays(mondayOf(day), i)) : [day];
   const lists = await Promise.all(days.map((d) => api("GET", `/bookings?day=${d}&limit=1000`)));
   const bookings = lists.flatMap((l) => l.items).filter((b) => data.LIVE_BOOKING.includes(b.state));
@@ -49,6 +50,8 @@ function legend(facility) {
     t("calendar.capacity", {
       tablets: facility.tablets, rooms: facility.rooms.length, staff: facility.monitoring_staff,
     }), " ",
+    facility.tablets > facility.tablets_in_service
+      ? [h("strong", { id: "tablets-in-service" }, t("calendar.in_service", { n: facility.tablets_in_service })), " "] : null,
     h("span", { class: "cap free" }, t("calendar.free")), " ",
     h("span", { class: "cap some" }, t("calendar.some")), " ",
     h("span", { class: "cap full" }, t("calendar.full")), " ",
@@ -57,19 +60,31 @@ function legend(facility) {
 
 // What is used and left in [start, end).
 function usage(start, end, bookings, facility) {
-  const live = bookings.filter((b) => Date.parse(b.start) < end && Date.parse(b.end) > start);
+  const shown = bookings.filter((b) => Date.parse(b.start) < end && Date.parse(b.end) > start);
+  const live = shown.filter((b) => data.HOLDING_CAPACITY.includes(b.state));
   const rooms = new Set(live.filter((b) => b.location_kind === "room").map((b) => b.location));
   const monitored = live.filter((b) => b.control !== "none").length;
   const closure = facility.closures.find((c) => Date.parse(c.start) < end && Date.parse(c.end) > start);
   const restriction = facility.restrictions.find((r) => Date.parse(r.start) < end && Date.parse(r.end) > start);
   return {
     live,
+    shown,
     tabletsFree: Math.max(0, facility.tablets - live.length),
     roomsTaken: rooms,
     staffFree: Math.max(0, facility.monitoring_staff - monitored),
     closure,
     restriction,
   };
+}
+
+// What limits a slot, in words: no tablet, no staff for a controlled call, a restriction.
+function limits(u, facility) {
+  const found = [];
+  if (u.restriction) found.push(label("restriction", u.restriction.kind));
+  if (u.tabletsFree <= 0) found.push(t("calendar.limit_tablets", { total: facility.tablets }));
+  if (u.staffFree <= 0) found.push(t("calendar.limit_staff"));
+  if (facility.rooms.length && facility.rooms.every((r) => u.roomsTaken.has(r))) found.push(t("calendar.limit_rooms"));
+  return found.length ? found.join(" · ") : "—";
 }
 
 function tone(free, total) {
@@ -109,7 +124,7 @@ function slots(day, minutes, bookings) {
 }
 
 function dayGrid(day, bookings, facility, names) {
-  const head = [t("col.time"), t("calendar.tablets_free"), ...facility.rooms.map((r) => t("place.room", { name: r })), t("calendar.staff_free"), t("calendar.calls")];
+  const head = [t("col.time"), t("calendar.tablets_free"), ...facility.rooms.map((r) => t("place.room", { name: r })), t("calendar.staff_free"), t("calendar.limits"), t("calendar.calls")];
   const rows = slots(day, 30, bookings).map((slot) => {
     const u = usage(slot.start, slot.end, bookings, facility);
     if (u.closure) {
@@ -123,14 +138,19 @@ function dayGrid(day, bookings, facility, names) {
         : h("td", { class: "cap free" }, t("calendar.free_one"))),
       h("td", { class: `cap ${tone(u.staffFree, facility.monitoring_staff)}` }, t("calendar.n_of", { n: u.staffFree, total: facility.monitoring_staff })),
     ];
-    cells.push(h("td", { class: "slot-calls" }, u.live.map((b) => {
+    cells.push(h("td", { class: "slot-limit" }, limits(u, facility)));
+    cells.push(h("td", { class: "slot-calls" }, u.shown.map((b) => {
       const inmate = names.inmates.get(b.inmate_id);
       const contact = names.contacts.get(b.contact_id);
-      return h("span", { class: b.control === "none" ? "slot-call" : "slot-call controlled" },
-        `${inmate ? inmate.name : "?"} – ${contact ? contact.name : "?"}`);
+      return h("span", { class: `slot-call ${b.control === "none" ? "" : "controlled"} ${b.state === "used" ? "ended" : ""}` },
+        `${inmate ? inmate.name : "?"} – ${contact ? contact.name : "?"}`, b.state === "used" ? ` (${t("calendar.ended")})` : "");
     })));
     if (u.restriction) cells[0].append(" ", badge(label("restriction", u.restriction.kind), "warn"));
-    return h("tr", { dataset: { slot: slot.label } }, h("th", { scope: "row", class: "num" }, slot.label), cells);
+    // A slot's time starts a booking at that time (the form's start is taken from it).
+    const time = may("booking.write")
+      ? h("a", { href: `#/book?day=${day}&start=${slot.label}`, "aria-label": t("calendar.book_at", { time: slot.label }) }, slot.label)
+      : slot.label;
+    return h("tr", { dataset: { slot: slot.label } }, h("th", { scope: "row", class: "num" }, time), cells);
   });
   return h("section", { class: "panel", "aria-labelledby": "grid-h" },
     h("h2", { id: "grid-h" }, t("calendar.capacity_by_slot")),
@@ -155,7 +175,7 @@ function dayList(bookings, inmates, contacts) {
           h("td", {}, inmate ? inmate.name : b.inmate_id),
           h("td", {}, contact ? contact.name : "—"),
           h("td", {}, b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location })),
-          h("td", {}, label("control", b.control)),
+          h("td", {}, controlText(contact || { control: b.control })),
           h("td", {}, label("booking_state", b.state)));
       })))) : h("p", { class: "empty" }, t("calendar.no_bookings")));
 }

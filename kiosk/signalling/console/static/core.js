@@ -94,6 +94,13 @@ export function t(key, vars) {
   return text;
 }
 
+// A count in words: "1 breach recorded", "3 breaches recorded" (keys KEY_one, KEY_other).
+export function plural(key, n) {
+  const form = new Intl.PluralRules(locale()).select(n);
+  const text = state.strings[`${key}_${form}`] ?? state.strings[`${key}_other`];
+  return text === undefined ? t(key, { n }) : text.split("{n}").join(String(n));
+}
+
 export function reasonText(code, fallback) {
   const key = "reason." + code;
   return state.strings[key] !== undefined ? state.strings[key] : fallback || code;
@@ -334,6 +341,19 @@ export function fmtDay(day, long) {
     year: long ? "numeric" : undefined,
   }).format(new Date(day + "T12:00:00Z"));
   return long ? text.charAt(0).toUpperCase() + text.slice(1) : text;
+}
+
+// The facility's time zone named in the reader's language: "Norwegian time", "norsk tid".
+export function zoneName() {
+  const key = "zone." + zone();
+  if (state.strings[key] !== undefined) return state.strings[key];
+  try {
+    const named = new Intl.DateTimeFormat(locale(), { timeZone: zone(), timeZoneName: "longGeneric" })
+      .formatToParts(new Date()).find((p) => p.type === "timeZoneName");
+    return named ? named.value : zone();
+  } catch (_) {
+    return zone();
+  }
 }
 
 export function locale() {

@@ -14,6 +14,8 @@ export const GROUNDS = [
 ];
 export const RELATIONS = ["child", "parent", "partner", "sibling", "other_family", "friend", "professional"];
 export const LIVE_BOOKING = ["booked", "held", "used"];
+// R9: a used booking's call has ended, and its slot is free again (kiosk/domain/policy/outlook.py).
+export const HOLDING_CAPACITY = ["booked", "held"];
 
 // R6: what staff may receive under each control level.
 export function mediaKinds(control) {

@@ -27,7 +27,7 @@ export async function renderFacility(main) {
       h("h2", {}, t("facility.settings")),
       h("div", { class: "grid-form" }, settings.map(([name, type, value]) => field({
         label: t(`facility.${name}`), name, type, value, min: type === "number" ? 0 : undefined, id: `facility-${name}`,
-        hint: t(`facility.${name}_hint`) === `facility.${name}_hint` ? undefined : t(`facility.${name}_hint`),
+        hint: t(`facility.${name}_hint`) === `facility.${name}_hint` ? undefined : t(`facility.${name}_hint`, { n: f.tablets_in_service }),
       }))),
       h("div", { class: "actions" }, h("button", { type: "submit", class: "btn primary", id: "facility-save" }, t("action.save"))));
     form.addEventListener("submit", async (event) => {

@@ -1,10 +1,10 @@
 // Inmates, their contacts, decisions with control level and grounds (R4-R8, R13), appeals (R8),
 // breaches (R14) and bookings.
 import {
-  api, badge, checkboxes, clear, dialog, errorBox, field, fmtDateTime, fmtTime, h, label, may, t, toast,
+  api, badge, checkboxes, clear, dialog, errorBox, field, fmtDateTime, fmtTime, h, label, may, plural, t, toast, zoneName,
 } from "./core.js";
 import * as data from "./data.js";
-import { controlBadge, issueInvite, needsClearance, recordClearance } from "./board.js";
+import { controlBadge, controlText, issueInvite, needsClearance, recordClearance } from "./board.js";
 
 export async function renderInmates(main) {
   const list = await api("GET", "/inmates");
@@ -121,7 +121,9 @@ export async function renderInmate(main, { args }) {
                 type: "button", class: "btn small danger", onclick: async () => {
                   const ok = await dialog({
                     title: t("booking.cancel_title"), okText: t("booking.cancel_ok"), danger: true,
-                    build: (body) => body.append(h("p", {}, t("booking.cancel_lede"))),
+                    build: (body) => body.append(h("p", { id: "cancel-what" }, t("booking.cancel_lede_named", {
+                      inmate: inmate.name, contact: c ? c.name : "—", when: `${fmtDateTime(b.start)}–${fmtTime(b.end)}`, zone: zoneName(),
+                    }))),
                     submit: () => api("POST", `/bookings/${encodeURIComponent(b.id)}/cancel`),
                   });
                   if (ok) rerender();
@@ -143,9 +145,9 @@ async function contactCard(c, rerender) {
       h("span", {}, label("relation", c.relation)),
       h("span", { class: "mono" }, c.email),
       h("span", {}, c.cleared_for_visits ? t("contacts.cleared") : t("contacts.not_cleared")),
-      c.breaches ? badge(t("contacts.breach_count", { n: c.breaches }), "bad") : null),
+      c.breaches ? badge(plural("contacts.breach_count", c.breaches), "bad") : null),
     decision ? h("p", { class: "contact-decision" }, h("strong", {}, t("contacts.decision"), ": "),
-      `${label("outcome", decision.outcome)} · ${label("control", decision.control)} · ${fmtDateTime(decision.decided_at)}`,
+      `${label("outcome", decision.outcome)} · ${controlText({ category: c.category, control: decision.control })} · ${fmtDateTime(decision.decided_at)}`,
       decision.grounds.length ? ` — ${t("contacts.grounds_list", { list: decision.grounds.map((g) => label("ground", g)).join(", ") })}` : null,
       decision.note ? h("span", { class: "muted" }, ` (${decision.note})`) : null) : null);
   if (c.breach_records.length) {

@@ -1,7 +1,7 @@
 // The console shell: log in, the navigation the role may use, and the hash router.
 import {
   api, ApiError, clear, field, h, hideToast, loadStrings, may, preferredLanguage, setCsrf, state, t,
-  toast,
+  toast, zoneName,
 } from "./core.js";
 import { forget } from "./data.js";
 import { renderBoard } from "./board.js";
@@ -13,10 +13,12 @@ import { renderFacility } from "./facility.js";
 import { renderAudit } from "./audit.js";
 import { renderStaff } from "./staff.js";
 import { renderMonitor } from "./monitor.js";
+import { queueCount, renderQueue } from "./queue.js";
 
 // Each screen: the hash, the action needed to see it, its renderer.
 const SCREENS = [
   { path: "board", action: "call.read", render: renderBoard, nav: true },
+  { path: "queue", action: "contact.decide", render: renderQueue, nav: true },
   { path: "calendar", action: "booking.read", render: renderCalendar, nav: true },
   { path: "inmates", action: "inmate.read", render: renderInmates, nav: true },
   { path: "book", action: "booking.write", render: renderNewBooking, nav: true },
@@ -60,6 +62,7 @@ async function show() {
     if (err instanceof ApiError && err.status === 401) return signedOut();
     main.appendChild(h("p", { class: "error", role: "alert" }, err.message || String(err)));
   }
+  showQueueCount();
   const heading = main.querySelector("h1");
   document.title = `${heading ? heading.textContent + " – " : ""}${t("app.title")}`;
 }
@@ -76,12 +79,24 @@ function renderShell() {
   document.getElementById("facility-name").textContent = state.facility ? state.facility.name : t("app.title");
   document.getElementById("who").textContent =
     `${state.me.staff.display_name} · ${t("role." + state.me.staff.role)}`;
+  // One time everywhere: every time on every screen is the facility's, and the bar says so.
+  document.getElementById("zone-note").textContent = t("app.times_in", { zone: zoneName() });
   const nav = clear(document.getElementById("nav"));
   const list = h("ul", {});
   for (const screen of SCREENS.filter((s) => s.nav && may(s.action))) {
     list.appendChild(h("li", {}, h("a", { href: `#/${screen.path}`, dataset: { path: screen.path } }, t(`nav.${screen.path}`))));
   }
   nav.appendChild(list);
+}
+
+// The number of things waiting for the visit office, beside "Work queue" in the navigation.
+async function showQueueCount() {
+  const link = document.querySelector("#nav a[data-path=queue]");
+  if (!link) return;
+  const n = await queueCount();
+  const old = link.querySelector(".count");
+  if (old) old.remove();
+  if (n) link.append(h("span", { class: "count" }, String(n), h("span", { class: "sr" }, " " + t("queue.waiting"))));
 }
 
 function languageButtons(className) {

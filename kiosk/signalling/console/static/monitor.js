@@ -19,6 +19,15 @@ export async function renderMonitor(main, { args }) {
   const [inmates, contact] = await Promise.all([data.inmates(), data.contact(call.contact_id)]);
   const inmate = inmates.get(call.inmate_id);
   const kinds = data.mediaKinds(call.control);
+  // R13 / R6: nothing to offer on a privileged or an uncontrolled call; say why, in words.
+  const privileged = data.PRIVILEGED.includes(call.category);
+  if (privileged || !kinds.length) {
+    main.append(h("section", { class: "card" },
+      h("p", {}, badge(privileged ? t("control.privileged") : label("control", call.control), privileged ? "privileged" : ""),
+        " ", inmate ? inmate.name : "", contact ? ` – ${contact.name}` : ""),
+      h("p", { class: "notice info", id: "monitor-nothing" }, t(privileged ? "monitor.privileged" : "monitor.allows.none"))));
+    return;
+  }
   const allowed = h("p", { class: "notice info", id: "monitor-allowed" }, t(`monitor.allows.${call.control}`));
   const status = h("p", { class: "status", id: "monitor-status", role: "status" }, t("monitor.idle"));
   const left = h("span", { id: "monitor-left" }, fmtDuration((Date.parse(call.not_after) - Date.now()) / 1000));
