@@ -34,6 +34,9 @@ def load(config: Path | None) -> Settings:
 
 def run_server(args: argparse.Namespace) -> int:
     settings = load(args.config)
+    refusal = settings.cluster_refusal()
+    if refusal is not None:
+        raise CommandError(f"cannot start the server: {refusal}")
     configure(settings.log.level, json=settings.log.format == "json")
     from kiosk.runtime.open_files import OpenFilesError
     from kiosk.signalling.process import run

@@ -179,6 +179,24 @@ class CallSettings(_Section):
     monitor_answer_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class ClusterSettings(_Section):
+    """Several server processes on one PostgreSQL (ARCHITECTURE.md, "Storage and scale")."""
+
+    # Empty: this process is the whole server (the embedded default, SQLite or
+    # PostgreSQL). Set: NATS carries messages between the nodes, e.g.
+    # "nats://10.0.0.5:4222,nats://10.0.0.6:4222" (a list of the cluster's servers).
+    nats_url: str = ""
+    # This node's name in leases and logs; empty: the host name.
+    node: str = ""
+    # How long a node's ownership of the live calls lasts without renewal: when
+    # its owner dies, another node adopts the calls this long after the last renewal.
+    lease_seconds: float = Field(default=5.0, ge=0.5, le=60)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.nats_url.strip())
+
+
 class LogSettings(_Section):
     level: str = "info"
     format: str = "json"  # "json" for journald, "console" for a terminal
@@ -280,6 +298,7 @@ class Settings(_Program):
     mail: MailSettings = Field(default_factory=MailSettings)
     turn: TurnSettings = Field(default_factory=TurnSettings)
     calls: CallSettings = Field(default_factory=CallSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     log: LogSettings = Field(default_factory=LogSettings)
 
     @property
@@ -291,6 +310,21 @@ class Settings(_Program):
     @property
     def pki_dir(self) -> Path:
         return self.pki.dir or self.server.data_dir / "pki"
+
+    @property
+    def node_name(self) -> str:
+        import socket
+
+        return self.cluster.node or socket.gethostname()
+
+    def cluster_refusal(self) -> str | None:
+        """Why these settings cannot run as a cluster node; None when they can (or need not)."""
+        if self.cluster.enabled and not self.database_url.startswith("postgresql"):
+            return (
+                "a cluster ([cluster] nats_url) needs PostgreSQL ([database] url); "
+                "SQLite serves one process only"
+            )
+        return None
 
 
 class AgentProgramSettings(_Program):

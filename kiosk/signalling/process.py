@@ -26,7 +26,10 @@ from kiosk.signalling import server as web_server
 from kiosk.signalling import web as web_pages
 from kiosk.signalling.api.live import operations as live_operations
 from kiosk.signalling.calls.bridged import Bridges
+from kiosk.signalling.calls.ports import DeviceSender
 from kiosk.signalling.calls.runner import CallRunner, CallsHolder
+from kiosk.signalling.calls.writes import Fence
+from kiosk.signalling.cluster.node import start_node
 from kiosk.signalling.context import CONTEXT, utc_now
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener, LinkTimers
 from kiosk.signalling.mail import outbox as mail_outbox
@@ -39,7 +42,7 @@ log = get_logger(__name__)
 @dataclass
 class ServerProcess:
     web: web_server.Server
-    runner: CallRunner
+    calls: CallsHolder
     listener: DeviceListener
     metrics: metrics_mod.Metrics
 
@@ -52,7 +55,7 @@ class ServerProcess:
         if self.web.runner.server is None or self.listener.port == 0:
             return False
         async with asyncio.timeout(5):
-            await ping(self.runner.ctx.engine)
+            await ping(self.web.context.engine)
         return True
 
     async def close(self) -> None:
@@ -80,13 +83,26 @@ async def start(
         # Runs after the shared context exists (database, audit chain).
         ctx = app[CONTEXT]
         hub = DeviceHub(ctx.engine, timers=link_timers, now=ctx.clock)
-        runner = CallRunner(ctx, hub, grant_key, bridges=Bridges(metrics), metrics=metrics)
-        hub.handler = runner
-        calls.runner = runner
-        ctx.on_device_revoked.append(_cut_revoked(runner, hub))
-        ctx.on_restrictions_changed.append(runner.restrictions_changed)
-        ctx.on_tablets_changed.append(runner.tablets_changed)
-        await runner.start()
+        if settings.cluster.enabled:
+            # Issue 14: whichever node holds the lease runs the switchboard.
+            def make_runner(devices: DeviceSender, fence: Fence) -> CallRunner:
+                bridges = Bridges(metrics)
+                return CallRunner(ctx, devices, grant_key, bridges=bridges, fence=fence)
+
+            node = await start_node(ctx, hub, make_runner)
+            calls.runner = node.front
+            live_calls, bridge_calls = node.front.live_calls, node.bridge_calls
+            bridge_monitors = node.bridge_monitors
+        else:
+            runner = CallRunner(ctx, hub, grant_key, bridges=Bridges(metrics), metrics=metrics)
+            hub.handler = runner
+            calls.runner = runner
+            ctx.on_device_revoked.append(_cut_revoked(runner, hub))
+            ctx.on_restrictions_changed.append(runner.restrictions_changed)
+            ctx.on_tablets_changed.append(runner.tablets_changed)
+            await runner.start()
+            live_calls, bridge_calls = runner.live_calls, runner.bridge_calls
+            bridge_monitors = runner.bridge_monitors
         listener = DeviceListener(
             hub,
             settings.pki_dir,
@@ -97,16 +113,21 @@ async def start(
         await listener.start()
         holder["listener"] = listener
         metrics.bind(
-            live_calls=runner.live_calls,
+            live_calls=live_calls,
             devices_connected=lambda: len(hub.device_ids()),
-            bridge_calls=runner.bridge_calls,
-            bridge_monitors=runner.bridge_monitors,
+            bridge_calls=bridge_calls,
+            bridge_monitors=bridge_monitors,
         )
         try:
             yield
         finally:
-            await runner.stop()
+            if settings.cluster.enabled:
+                await node.hand_over()
+            else:
+                await runner.stop()
             await listener.stop()
+            if settings.cluster.enabled:
+                await node.close()
 
     def configure(app: web.Application) -> None:
         app.cleanup_ctx.append(devices_and_calls)
@@ -121,7 +142,7 @@ async def start(
         settings, operations=live_operations(calls), configure=configure, clock=clock
     )
     assert calls.runner is not None  # set up by the clean-up context above
-    process = ServerProcess(web, calls.runner, holder["listener"], metrics)
+    process = ServerProcess(web, calls, holder["listener"], metrics)
     sdnotify.ready(f"web {web.base_url}, devices on port {process.listener.port}")
     return process
 

@@ -246,6 +246,20 @@ calls = Table(
     _ts("ended_at", nullable=True),
     Column("end_reason", String(32), nullable=True),
     Column("connected_seconds", Integer, nullable=False, server_default="0"),  # R17 use
+    # Issue 14: the node that owns the live call and its lease epoch (only that epoch
+    # may change the call); a single process leaves them as they are.
+    Column("owner_node", String(200), nullable=True),
+    Column("lease_epoch", BigInteger, nullable=False, server_default="0"),
+)
+
+# Issue 14: the lease over the live calls of a cluster (kiosk/store/cluster.py).
+cluster_leases = Table(
+    "cluster_leases",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("node", String(200), nullable=False),
+    Column("epoch", BigInteger, nullable=False),
+    _ts("expires_at"),
 )
 
 invites = Table(

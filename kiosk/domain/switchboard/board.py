@@ -23,6 +23,7 @@ from kiosk.domain.reasons import Reason
 from kiosk.domain.switchboard import effects as fx
 from kiosk.domain.switchboard import events as ev
 from kiosk.domain.switchboard import legs, monitors, placing
+from kiosk.domain.switchboard.adopting import adopt
 from kiosk.domain.switchboard.calls import LiveCall, Seat
 from kiosk.domain.switchboard.ending import drive, tick
 from kiosk.domain.switchboard.state import Board, Outcome, Rules
@@ -99,6 +100,8 @@ class Switchboard:
                 return self._bridge_failed(event, now)
             case ev.Tick():
                 return self._tick(event, now)
+            case ev.Adopt():
+                return adopt(b, event, now)
             case ev.Stop():
                 return self._stop(event, now)
         raise TypeError(f"not a switchboard event: {event!r}")  # pragma: no cover

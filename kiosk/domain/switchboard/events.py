@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kiosk.domain.model import FacilitySettings, MediaKind
+from kiosk.domain.model import Booking, CallRecord, FacilitySettings, MediaKind
 from kiosk.domain.reasons import Reason
 from kiosk.domain.switchboard.facts import CallFacts, InviteFacts
 from kiosk.wire.messages import IceMessage, MediaMessage, SdpMessage
@@ -237,6 +237,21 @@ class Tick:
 
 
 @dataclass(frozen=True, slots=True)
+class Adopted:
+    """A live call as the store holds it, with its booking (a cluster's new owner)."""
+
+    record: CallRecord
+    booking: Booking
+
+
+@dataclass(frozen=True, slots=True)
+class Adopt:
+    """This process now owns these live calls: their owner stopped or died (issue 14)."""
+
+    calls: tuple[Adopted, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class Stop:
     """The server stops: it cannot supervise its calls any more (fail closed)."""
 
@@ -268,5 +283,6 @@ Event = (
     | BridgeConnected
     | BridgeFailed
     | Tick
+    | Adopt
     | Stop
 )

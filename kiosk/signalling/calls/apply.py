@@ -83,6 +83,7 @@ class Applier:
         pusher: StatePusher,
         grant_key: Ed25519PrivateKey,
         clock: Callable[[], datetime],
+        fence: writes.Fence | None = None,
     ) -> None:
         self.ctx = ctx
         self.devices = devices
@@ -90,6 +91,7 @@ class Applier:
         self.pusher = pusher
         self.grant_key = grant_key
         self.clock = clock
+        self.fence = fence
         self.legs: dict[str, VisitorLeg] = {}  # seat id -> the visitor's connection
 
     def ice_servers(self, call_id: str, expires: datetime) -> list[p.IceServer]:
@@ -102,7 +104,7 @@ class Applier:
         """Carry out one event's effects; returns what the bridge answered, as events."""
         stored = [e for e in effects if isinstance(e, fx.WRITES)]
         if stored:
-            await writes.write(self.ctx, stored, self.clock())
+            await writes.write(self.ctx, stored, self.clock(), self.fence)
         follow: list[ev.Event] = []
         for effect in effects:
             if isinstance(effect, fx.WRITES):

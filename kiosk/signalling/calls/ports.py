@@ -6,6 +6,7 @@ aiortc's bridge)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Protocol
 
 from pydantic import BaseModel
@@ -61,3 +62,30 @@ class BridgePort(Protocol):
     async def close(self, call_id: str) -> None: ...
 
     async def close_all(self) -> None: ...
+
+
+class Calls(Protocol):
+    """What the visitor endpoint and the staff API ask of the calls: the runner itself in
+    a single process, a cluster node's front door (kiosk/signalling/cluster) otherwise.
+    Refusals are raised as ``CallRefused`` with their reason either way."""
+
+    @property
+    def clock(self) -> Callable[[], datetime]: ...
+
+    async def visitor_join(self, token: str, leg: VisitorLeg) -> str: ...
+
+    async def visitor_left(self, seat_id: str) -> None: ...
+
+    async def visitor_message(self, seat_id: str, message: BaseModel) -> None: ...
+
+    async def set_up(self, booking_id: str, device_id: str, staff_id: str) -> str: ...
+
+    async def end(self, call_id: str, staff_id: str, note: str, breach: bool) -> None: ...
+
+    async def attach_monitor(
+        self, call_id: str, staff_id: str, kinds: frozenset[MediaKind]
+    ) -> tuple[str, str]: ...
+
+    async def monitor_answer(
+        self, call_id: str, monitor_id: str, staff_id: str, sdp: str
+    ) -> None: ...

@@ -31,7 +31,7 @@ from kiosk.runtime.logs import get_logger
 from kiosk.signalling.calls import facts, writes
 from kiosk.signalling.calls.apply import Applier, count, effect_keys
 from kiosk.signalling.calls.order import KeyedOrder
-from kiosk.signalling.calls.ports import BridgePort, DeviceSender, VisitorLeg
+from kiosk.signalling.calls.ports import BridgePort, Calls, DeviceSender, VisitorLeg
 from kiosk.signalling.calls.tablet_state import StatePusher
 from kiosk.signalling.context import ServerContext
 from kiosk.signalling.devices.grant_refusal import record_grant_refusal
@@ -63,8 +63,10 @@ class CallRunner:
         bridges: BridgePort | None = None,
         metrics: Metrics | None = None,
         rules: Rules | None = None,
+        fence: writes.Fence | None = None,
     ) -> None:
         self.ctx = ctx
+        self.fence = fence  # a cluster's owner: its writes hold the lease (issue 14)
         self.clock: Callable[[], datetime] = ctx.clock
         self.metrics = metrics
         self.bridges = bridges
@@ -78,7 +80,7 @@ class CallRunner:
             )
         )
         self.pusher = StatePusher(ctx.engine, self.board, devices, self.clock)
-        self.applier = Applier(ctx, devices, bridges, self.pusher, grant_key, self.clock)
+        self.applier = Applier(ctx, devices, bridges, self.pusher, grant_key, self.clock, fence)
         self._order = KeyedOrder()
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: datetime | None = None
@@ -96,9 +98,19 @@ class CallRunner:
     async def stop(self) -> None:
         """End every live call: a stopping server cannot supervise them (fail closed)."""
         await self.feed(ev.Stop())
+        await self.hand_over()
+
+    async def adopt(self, calls: Iterable[ev.Adopted]) -> None:
+        """A cluster's new owner: the live calls of the one before are this runner's now."""
+        await self.feed(ev.Adopt(tuple(calls)))
+
+    async def hand_over(self) -> None:
+        """Stop supervising without ending the calls: the next owner adopts them (issue 14).
+        The bridges close (their calls fail closed where they are adopted)."""
         await self._order.drain()
         if self._timer is not None:
             self._timer.cancel()
+            self._timer = None
         self.pusher.stop()
         if self.bridges is not None:
             await self.bridges.close_all()
@@ -179,9 +191,9 @@ class CallRunner:
 
     # --- visitors ------------------------------------------------------------------------
 
-    async def visitor_join(self, token: str, leg: VisitorLeg) -> str:
+    async def visitor_join(self, token: str, leg: VisitorLeg, seat_id: str = "") -> str:
         """Seat a visitor's page in the waiting room; CallRefused says why not."""
-        seat_id = str(uuid.uuid4())
+        seat_id = seat_id or str(uuid.uuid4())
         invite = await facts.invite_facts(self.ctx.engine, token)
         self.applier.legs[seat_id] = leg
         outcome = await self.feed(ev.VisitorJoined(seat_id, invite))
@@ -287,12 +299,13 @@ class CallRunner:
 
 
 class CallsHolder:
-    """The runner, once the server's context exists: the routes are made before it is."""
+    """The calls (the runner, or a cluster node's front door), once the server's context
+    exists: the routes are made before it is."""
 
     def __init__(self) -> None:
-        self.runner: CallRunner | None = None
+        self.runner: Calls | None = None
 
-    def __call__(self) -> CallRunner:
+    def __call__(self) -> Calls:
         if self.runner is None:
             raise RuntimeError("the calls' runner is not running")
         return self.runner

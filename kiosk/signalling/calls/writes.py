@@ -10,16 +10,19 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from kiosk.audit.chain import ID_RE
 from kiosk.domain.model import BookingState, CallRecord
+from kiosk.domain.reasons import EndReason
 from kiosk.domain.switchboard import effects as fx
 from kiosk.domain.switchboard.calls import closed_out
 from kiosk.signalling.context import ServerContext
 from kiosk.store import calls as store_calls
+from kiosk.store import cluster as store_cluster
 from kiosk.store.bookings import set_booking_state
 from kiosk.store.db import write_transaction
 
@@ -43,12 +46,25 @@ async def append_audit(
     await ctx.audit.append(actor, action, good, {**details, **extra}, conn=conn)
 
 
-async def write(ctx: ServerContext, effects: Iterable[fx.Effect], now: datetime) -> None:
-    """Apply the writes of one event in one transaction."""
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """A cluster's owner of the live calls: its node and lease epoch (issue 14). Its
+    writes hold the lease and change only calls of its epoch (kiosk/store/cluster.py)."""
+
+    node: str
+    epoch: int
+
+
+async def write(
+    ctx: ServerContext, effects: Iterable[fx.Effect], now: datetime, fence: Fence | None = None
+) -> None:
+    """Apply the writes of one event in one transaction (only under the lease, if fenced)."""
     async with write_transaction(ctx.engine) as conn:
+        if fence is not None:
+            await store_cluster.hold_lease(conn, fence.epoch)
         for effect in effects:
             if isinstance(effect, fx.Persist):
-                await _persist(conn, effect)
+                await _persist(conn, effect, fence)
             elif isinstance(effect, fx.RecordBreach):
                 await _breach(ctx, conn, effect, now)
             elif isinstance(effect, fx.Audit):
@@ -57,8 +73,12 @@ async def write(ctx: ServerContext, effects: Iterable[fx.Effect], now: datetime)
                 )
 
 
-async def _persist(conn: AsyncConnection, effect: fx.Persist) -> None:
-    if effect.new:
+async def _persist(conn: AsyncConnection, effect: fx.Persist, fence: Fence | None = None) -> None:
+    if fence is not None and effect.new:
+        await store_cluster.insert_owned(conn, effect.call, fence.node, fence.epoch)
+    elif fence is not None:
+        await store_cluster.update_owned(conn, effect.call, fence.epoch)
+    elif effect.new:
         await store_calls.insert_call(conn, effect.call)
     else:
         await store_calls.update_call(conn, effect.call)
@@ -98,3 +118,28 @@ async def close_out(ctx: ServerContext, now: datetime) -> list[CallRecord]:
             )
             closed.append(ended)
     return closed
+
+
+async def sweep_overdue(
+    ctx: ServerContext, node: str, grace: timedelta, now: datetime
+) -> list[str]:
+    """Issue 14: end the live calls past their end whose owner did not (it died, and no
+    node has adopted them yet). Any node may; each call is closed by one of them, once."""
+    ended: list[str] = []
+    async with write_transaction(ctx.engine) as conn:
+        for call in await store_cluster.overdue_calls(conn, grace):
+            closed, used = closed_out(call, max(now, call.not_after))
+            await _persist(conn, fx.Persist(closed, booking_used=used))
+            await ctx.audit.append(
+                "system",
+                "call.ended",
+                {"call": call.id, "device": call.device_id, "booking": call.booking_id},
+                {
+                    "reason": EndReason.TIME_UP.value,
+                    "connected_seconds": closed.connected_seconds,
+                    "swept_by": node,
+                },
+                conn=conn,
+            )
+            ended.append(call.id)
+    return ended

@@ -127,6 +127,13 @@ class DeviceHub:
             return False
         return await self._send(link, encode(message))
 
+    async def send_text(self, device_id: str, text: str) -> bool:
+        """Send a message already encoded (it came over a cluster's bus)."""
+        link = self._links.get(device_id)
+        if link is None or link.cut:
+            return False
+        return await self._send(link, text)
+
     async def revoke_device(self, device_id: str) -> bool:
         """Cut the device's live link at once. True if it was connected."""
         link = self._links.get(device_id)

@@ -19,7 +19,8 @@ from pydantic import BaseModel
 
 from kiosk.domain.reasons import Reason
 from kiosk.runtime.logs import get_logger
-from kiosk.signalling.calls.runner import CallRefused, CallRunner, CallsHolder
+from kiosk.signalling.calls.ports import Calls
+from kiosk.signalling.calls.runner import CallRefused, CallsHolder
 from kiosk.wire import messages as p
 
 log = get_logger(__name__)
@@ -103,7 +104,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
 
 
 async def _serve(
-    runner: CallRunner, seat: str, ws: web.WebSocketResponse, leg: WebSocketLeg
+    runner: Calls, seat: str, ws: web.WebSocketResponse, leg: WebSocketLeg
 ) -> None:
     bad = 0
     bucket = _Bucket(RATE_PER_SECOND, RATE_BURST)
