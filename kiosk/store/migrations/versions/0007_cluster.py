@@ -1,7 +1,7 @@
 """Several server processes (issue 14): who owns the live calls, under which lease epoch.
 
 Revision ID: 0007_cluster
-Revises: 0004_transparency
+Revises: 0005_outbox
 Create Date: 2026-12-03 09:10:00
 
 ``cluster_leases`` holds the one lease over the live calls: the node that owns
@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007_cluster"
-down_revision: str | Sequence[str] | None = "0004_transparency"
+down_revision: str | Sequence[str] | None = "0005_outbox"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
