@@ -207,17 +207,7 @@ def operations(calls: CallsHolder) -> list[Operation]:
         response=WaitingRoom,
     )
     async def waiting_room(req: ApiRequest) -> WaitingRoom:
-        seats = sorted(calls().board.seats.values(), key=lambda seat: seat.booking_id)
-        return WaitingRoom(
-            items=[
-                WaitingVisitor(
-                    booking_id=seat.booking_id,
-                    contact_id=seat.contact_id,
-                    inmate_id=seat.inmate_id,
-                    in_call=seat.call_id is not None,
-                )
-                for seat in seats
-            ]
-        )
+        seats = await calls().waiting_visitors()
+        return WaitingRoom(items=[WaitingVisitor.model_validate(seat) for seat in seats])
 
     return table.operations

@@ -6,6 +6,7 @@ aiortc's bridge)."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
@@ -64,6 +65,16 @@ class BridgePort(Protocol):
     async def close_all(self) -> None: ...
 
 
+@dataclass(frozen=True, slots=True)
+class WaitingVisitor:
+    """A visitor's page seated now (issue 16: "Emma is waiting" on the board)."""
+
+    booking_id: str
+    contact_id: str
+    inmate_id: str
+    in_call: bool
+
+
 class Calls(Protocol):
     """What the visitor endpoint and the staff API ask of the calls: the runner itself in
     a single process, a cluster node's front door (kiosk/signalling/cluster) otherwise.
@@ -79,6 +90,8 @@ class Calls(Protocol):
     async def visitor_message(self, seat_id: str, message: BaseModel) -> None: ...
 
     async def set_up(self, booking_id: str, device_id: str, staff_id: str) -> str: ...
+
+    async def waiting_visitors(self) -> list[WaitingVisitor]: ...
 
     async def end(self, call_id: str, staff_id: str, note: str, breach: bool) -> None: ...
 

@@ -31,7 +31,13 @@ from kiosk.runtime.logs import get_logger
 from kiosk.signalling.calls import facts, writes
 from kiosk.signalling.calls.apply import Applier, count, effect_keys
 from kiosk.signalling.calls.order import KeyedOrder
-from kiosk.signalling.calls.ports import BridgePort, Calls, DeviceSender, VisitorLeg
+from kiosk.signalling.calls.ports import (
+    BridgePort,
+    Calls,
+    DeviceSender,
+    VisitorLeg,
+    WaitingVisitor,
+)
 from kiosk.signalling.calls.tablet_state import StatePusher
 from kiosk.signalling.context import ServerContext
 from kiosk.signalling.devices.grant_refusal import record_grant_refusal
@@ -285,6 +291,12 @@ class CallRunner:
         for inmate_id in set(inmates):
             for device_id in self.board.board.devices_of(inmate_id):
                 self.pusher.push(device_id)
+
+    async def waiting_visitors(self) -> list[WaitingVisitor]:
+        return [
+            WaitingVisitor(s.booking_id, s.contact_id, s.inmate_id, s.call_id is not None)
+            for s in sorted(self.board.seats.values(), key=lambda seat: seat.booking_id)
+        ]
 
     # --- for the metrics ---------------------------------------------------------------
 

@@ -27,7 +27,7 @@ from pydantic import BaseModel
 
 from kiosk.domain.model import MediaKind
 from kiosk.runtime.logs import get_logger
-from kiosk.signalling.calls.ports import VisitorLeg
+from kiosk.signalling.calls.ports import VisitorLeg, WaitingVisitor
 from kiosk.signalling.cluster import envelope
 from kiosk.signalling.cluster.bus import Bus, NoOwner, Subscription
 from kiosk.signalling.cluster.watch import BEAT_SUBJECT, OwnerWatch, Tell, bridged_grant
@@ -222,6 +222,10 @@ class ClusterFront:
     async def set_up(self, booking_id: str, device_id: str, staff_id: str) -> str:
         result = await self._ask("set_up", booking=booking_id, device=device_id, staff=staff_id)
         return str(result["call_id"])
+
+    async def waiting_visitors(self) -> list[WaitingVisitor]:
+        result = await self._ask("waiting")
+        return [WaitingVisitor(**seat) for seat in result["seats"]]
 
     async def end(self, call_id: str, staff_id: str, note: str, breach: bool) -> None:
         await self._ask(

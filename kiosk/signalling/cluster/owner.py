@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable
 from datetime import timedelta
@@ -228,6 +229,8 @@ class Ownership:
             await runner.visitor_message(r["seat"], p.parse_visitor_message(r["text"]))
         elif op == "set_up":
             return {"call_id": await runner.set_up(r["booking"], r["device"], r["staff"])}
+        elif op == "waiting":
+            return {"seats": [dataclasses.asdict(w) for w in await runner.waiting_visitors()]}
         elif op == "end":
             await runner.end(r["call"], r["staff"], r["note"], bool(r["breach"]))
         elif op == "attach_monitor":
