@@ -161,6 +161,8 @@ class Agent:
             "video_received": counters.video_frames if counters else 0,
             "audio_received": counters.audio_frames if counters else 0,
             **self.calls.page_target(),
+            # A kiosk page that captures the media is open: a call started now takes its media.
+            "page_open": self.feed.media_page,
         }
         return view
 

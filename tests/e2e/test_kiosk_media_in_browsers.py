@@ -10,6 +10,7 @@ cuts it by its own clock).
 
 from __future__ import annotations
 
+import time
 from datetime import datetime
 from typing import Any
 
@@ -97,6 +98,8 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
     kiosk = await faces.open("kiosk-media", tablet.ui_url, viewport=TABLET, init_script=PC_SPY)
     kpage = kiosk.page
     await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    # The page is the camera once its loopback probe passed and it said so to the agent.
+    await wait_until(lambda: _page_open(tablet), timeout=30, what="the page takes the media")
     button = kpage.locator(f"li[data-booking='{booking['id']}'] button")
     await expect(button).to_be_enabled(timeout=10000)
     await button.click()
@@ -132,8 +135,11 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
 
     # The page's script now ignores the end: the agent's own clock cuts both directions.
     await kpage.evaluate(IGNORE_THE_END)
+    left = not_after / 1000 - time.time()  # the booking's rest, however fast the set-up was
     await wait_until(
-        lambda: _ended(tablet), timeout=60, what="the tablet to end the call at the grant's end"
+        lambda: _ended(tablet),
+        timeout=left + 30,
+        what="the tablet to end the call at the grant's end",
     )
     await expect(vpage.locator("body")).to_have_attribute("data-screen", "end", timeout=15000)
     stopped = await both((kpage, vpage))
@@ -170,3 +176,8 @@ async def _same(then: tuple[dict[str, Any], dict[str, Any]], kpage: Page, vpage:
 async def _ended(tablet: Any) -> bool:
     state = await tablet.state()
     return state["phase"] == "ended" and state["ended"]["reason"] == "time_up"
+
+
+async def _page_open(tablet: Any) -> bool:
+    state = await tablet.state()
+    return bool(state["media"].get("page_open"))

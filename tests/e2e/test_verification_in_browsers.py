@@ -8,6 +8,8 @@ the same function as kiosk/wire/verification.py (checked on a pinned pair).
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from playwright.async_api import expect
 
@@ -37,6 +39,8 @@ async def test_lawyer_and_inmate_see_the_same_code(world: World, faces: Faces) -
 
     kiosk = await faces.open("kiosk-lawyer", tablet.ui_url, viewport=TABLET, locale="en-GB")
     await wait_until(lambda: tablet.callable(booking["id"]), timeout=20, what="window open")
+    # The page is the camera once its loopback probe passed and it said so to the agent.
+    await wait_until(lambda: _page_open(tablet), timeout=30, what="the page takes the media")
     button = kiosk.page.locator(f"li[data-booking='{booking['id']}'] button")
     await expect(button).to_be_enabled(timeout=10000)
     await button.click()
@@ -52,3 +56,8 @@ async def test_lawyer_and_inmate_see_the_same_code(world: World, faces: Faces) -
     assert state["call"]["verification_code"] == code
     await faces.screen(visitor, "6-lawyer-call-code")
     await faces.screen(kiosk, "5-lawyer-call-code")
+
+
+async def _page_open(tablet: Any) -> bool:
+    state = await tablet.state()
+    return bool(state["media"].get("page_open"))

@@ -44,7 +44,7 @@ def accepted(seconds: float) -> Accepted:
         call_id="call-p1", device_id=DEVICE, inmate_id="inmate-1", contact_id="contact-1",
         category=Category.PERSONAL, route=Route.P2P, control=ControlLevel.NONE,
         not_before=now - timedelta(minutes=1), not_after=now + timedelta(seconds=seconds),
-        issued_at=now,
+        issued_at=now, dial_nonce="page-media-test-nonce",
     )
     decision = check_grant(sign_grant(grant, KEY), KEY.public_key(), DEVICE, ReplayGuard(),
                            time.monotonic(), sent_monotonic=time.monotonic())
