@@ -18,7 +18,6 @@ from typing import Annotated, Any, Final, Literal, TypeAlias
 from pydantic import (
     AwareDatetime,
     BaseModel,
-    ConfigDict,
     Field,
     StringConstraints,
     TypeAdapter,
@@ -27,22 +26,19 @@ from pydantic import (
 
 from kiosk.domain.model import Category, ControlLevel, Route
 from kiosk.domain.reasons import MESSAGES, EndReason, GrantRefusal, Reason
+from kiosk.wire.fields import Id, Nonce, Sdp, Seq, Short, Text, Token, WireModel
 from kiosk.wire.grants import SignedGrant
+from kiosk.wire.tablet_state import CallInfo as CallInfo
+from kiosk.wire.tablet_state import ContactEntry as ContactEntry
+from kiosk.wire.tablet_state import InmateInfo as InmateInfo
+from kiosk.wire.tablet_state import QuotaInfo as QuotaInfo
+from kiosk.wire.tablet_state import StateMessage as StateMessage
+from kiosk.wire.tablet_state import WeekEntry as WeekEntry
 
+# The tablet's state (tablet_state.py) is re-exported above: every message from one module.
 PROTOCOL_VERSION: Final = 1
 MAX_MESSAGE_BYTES: Final = 65536
 
-Id = Annotated[str, StringConstraints(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._:-]+$")]
-Name = Annotated[str, StringConstraints(max_length=200)]
-Short = Annotated[str, StringConstraints(max_length=64)]
-Text = Annotated[str, StringConstraints(max_length=1024)]
-Sdp = Annotated[str, StringConstraints(min_length=1, max_length=60000)]
-Token = Annotated[
-    str, StringConstraints(min_length=16, max_length=128, pattern=r"^[A-Za-z0-9_-]+$")
-]
-Seq = Annotated[int, Field(ge=0, le=2**53 - 1)]
-# A dial's nonce: the grant that answers it carries it back, signed (issue 12).
-Nonce = Annotated[str, StringConstraints(min_length=16, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class ProtocolError(Exception):
@@ -55,8 +51,7 @@ class ProtocolError(Exception):
         self.detail = detail
 
 
-class _Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+_Message = WireModel
 
 
 # --- shared by both directions and both kinds of peer ---------------------------------
@@ -174,62 +169,6 @@ class TamperMessage(_Message):
 
 
 # --- server -> tablet ----------------------------------------------------------------
-
-
-class InmateInfo(_Message):
-    id: Id
-    name: Name
-
-
-class ContactEntry(_Message):
-    contact_id: Id
-    name: Name
-    category: Category
-    control: ControlLevel
-    booking_id: Id
-    start: AwareDatetime
-    end: AwareDatetime
-    callable_now: bool
-    # The visitor of this booking has joined (the waiting room or the call).
-    visitor_waiting: bool = False
-
-
-class WeekEntry(_Message):
-    """Issue 16: one of the inmate's calls this week and later, booked or held (R16)."""
-
-    booking_id: Id
-    name: Name
-    category: Category
-    start: AwareDatetime
-    end: AwareDatetime
-    held: bool = False
-    held_reason: Text = ""  # the restriction's note, said to the inmate (R16)
-
-
-class QuotaInfo(_Message):
-    """R17: the call time left this week of the ordinary weekly quota."""
-
-    left_minutes: Annotated[int, Field(ge=0)]
-    of_minutes: Annotated[int, Field(ge=0)]
-
-
-class CallInfo(_Message):
-    call_id: Id
-    state: Short
-    control: ControlLevel
-    route: Route
-    not_after: AwareDatetime
-
-
-class StateMessage(_Message):
-    type: Literal["state"] = "state"
-    server_time: AwareDatetime
-    device_id: Id
-    inmate: InmateInfo | None
-    contacts: Annotated[list[ContactEntry], Field(max_length=64)]
-    call: CallInfo | None
-    week: Annotated[list[WeekEntry], Field(max_length=32)] = Field(default_factory=list)
-    quota: QuotaInfo | None = None
 
 
 class GrantDocument(_Message):

@@ -27,7 +27,8 @@ from kiosk.device.agent import Agent
 from kiosk.domain.model import Role
 from kiosk.runtime.config import AgentProgramSettings, load
 from kiosk.signalling.devices.listener import DeviceHub, DeviceListener
-from provisioning.cli import KEY_FILE, Console
+from provisioning.cli import KEY_FILE
+from provisioning.console import Console
 from provisioning.inventory import Inventory
 from tests.harness import wait_until
 from tests.integration.api_support import LiveApi, live_api
