@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from kiosk.crypto import pki
 from kiosk.signalling import process
+from kiosk.signalling.calls.runner import CallRunner
 from kiosk.store import schema
 from kiosk.wire.messages import DialMessage
 from tests.harness import utc_now
@@ -44,8 +45,10 @@ class Server:
     async def dial_refusal(self, device_id: str, booking_id: str) -> str:
         """The tablet dials; the reason in the audit chain's refusal entry."""
         dial = DialMessage(booking_id=booking_id, nonce="dial-nonce-of-the-test")
-        await self.process.runner.on_message(device_id, dial)
-        async with self.process.runner.ctx.engine.connect() as conn:
+        runner = self.process.calls.runner
+        assert isinstance(runner, CallRunner)  # a single process: the runner itself
+        await runner.on_message(device_id, dial)
+        async with runner.ctx.engine.connect() as conn:
             rows = (await conn.execute(select(schema.audit_entries))).all()
         [refusal] = [r for r in rows if r.action == "call.dial_refused"]
         assert refusal.subjects == {"device": device_id, "booking": booking_id}

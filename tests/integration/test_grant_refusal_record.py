@@ -17,6 +17,7 @@ from sqlalchemy import select
 from kiosk.crypto import pki
 from kiosk.domain.reasons import GrantRefusal
 from kiosk.signalling import process
+from kiosk.signalling.calls.runner import CallRunner
 from kiosk.store import schema
 from kiosk.wire.messages import GrantRefusedMessage, parse_device_message
 from tests.harness import utc_now
@@ -43,9 +44,11 @@ async def test_a_refused_grant_is_audited_with_its_reason(
     message = parse_device_message(frame)
     assert message == GrantRefusedMessage(call_id="call-7",
                                           reason=GrantRefusal.PRIVILEGED_MONITORED)
-    await server.runner.on_message("dev-1", message)
-    await server.runner.on_message("dev-1", GrantRefusedMessage(reason=GrantRefusal.MALFORMED))
-    async with server.runner.ctx.engine.connect() as conn:
+    runner = server.calls.runner
+    assert isinstance(runner, CallRunner)  # a single process: the runner itself
+    await runner.on_message("dev-1", message)
+    await runner.on_message("dev-1", GrantRefusedMessage(reason=GrantRefusal.MALFORMED))
+    async with runner.ctx.engine.connect() as conn:
         rows = (await conn.execute(select(schema.audit_entries))).all()
     refused = [r for r in rows if r.action == "call.grant_refused"]
     assert [(r.actor, r.subjects, r.details) for r in refused] == [
