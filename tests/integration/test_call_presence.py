@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -26,17 +25,8 @@ import pytest
 from kiosk.wire import messages as p
 from tests.harness import Tablet, World, client_ssl, wait_until
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
+# Each test gets a world of its own, from the shared fixture (tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.fresh_world]
 
 
 def _phase(tablet: Tablet, *phases: str) -> Any:

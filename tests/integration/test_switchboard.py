@@ -22,17 +22,8 @@ from sqlalchemy.engine import make_url
 from tests.harness import Tablet, World, iso, utc_now, wait_until
 from tests.integration.conftest import _asyncpg_dsn, _pg_url, _Postgres
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
-    w = World(tmp_path)
-    await w.start()
-    try:
-        yield w
-    finally:
-        await w.close()
+# Each test gets a world of its own, from the shared fixture (tests/conftest.py).
+pytestmark = [pytest.mark.slow, pytest.mark.fresh_world]
 
 
 @pytest.fixture
