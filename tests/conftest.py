@@ -14,6 +14,7 @@ may be busy, and speed is measured in bench/, never asserted in a test.
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import gc
 import inspect
 import os
@@ -69,6 +70,25 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  
         reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr
         report.outcome = "failed"
         report.longrepr = f"skipped in strict mode (KIOSK_STRICT=1): {reason}"
+
+
+# --- a test that hangs ends its worker, never the whole run ---------------------------------
+#
+# pytest-timeout fails a test after ``timeout`` seconds (pyproject.toml) by raising inside it;
+# a test stuck where that cannot reach (a thread joined while its loop closes, C code that
+# holds on) would hold the run until CI's own limit and leave no name behind. Past HANG_S
+# the worker prints every thread's stack and exits: xdist reports the test as the one its
+# worker crashed in, starts another worker, and the run goes on.
+HANG_S = 480
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Any:
+    faulthandler.dump_traceback_later(HANG_S, exit=True)
+    try:
+        return (yield)
+    finally:
+        faulthandler.cancel_dump_traceback_later()
 
 
 # --- nothing blocks the event loop (issue 12) ------------------------------------------------

@@ -582,6 +582,9 @@ async def test_last_seen_is_written_for_many_tablets_in_one_batch(world: World) 
 
 async def test_the_last_sightings_are_written_when_the_listener_stops(world: World) -> None:
     world.hub.timers = replace(TIMERS, touch_every=3600.0)  # no batch before the stop
+    # The writer already sleeps its old interval: started again, it sleeps the new one.
+    await world.hub.last_seen.stop()
+    world.hub.last_seen.start()
     tablet = await world.tablet("TAB-1")
     ws = await world.connect(tablet)
     assert (await ping(ws, 1))["type"] == "pong"
