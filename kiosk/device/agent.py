@@ -16,6 +16,7 @@ In-process use (tests, the demo)::
     queue = agent.subscribe()      # the events WS /api/events sends
     await agent.dial(booking_id)   # as POST /api/dial
     await agent.hangup()           # as POST /api/hangup
+    await agent.controls(call_id, audio=False, video=True)  # as POST /api/controls
     await agent.stop()
 """
 
@@ -186,6 +187,10 @@ class Agent:
 
     async def dismiss(self) -> list[dict[str, Any]]:
         return await self._input(self.session.dismiss)
+
+    async def controls(self, call_id: str, audio: bool, video: bool) -> list[dict[str, Any]]:
+        """As POST /api/controls: the page's microphone and camera on or off (issue 16)."""
+        return await self._input(lambda m: self.session.controls(call_id, audio, video, m))
 
     @property
     def call(self) -> Call | None:

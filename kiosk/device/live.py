@@ -28,6 +28,9 @@ class LiveCall:
     verification_code: str | None = None
     renewals: int = 0
     connected: bool = False  # media flowed at least once (issue 16: else the booking stays open)
+    # Issue 16: the inmate's microphone and camera as the page last set them for this call.
+    audio: bool = True
+    video: bool = True
 
     def verify(self, answer: str) -> None:
         """Principle 2: only a privileged call, peer to peer, shows the code.

@@ -70,4 +70,7 @@ def call_view(live: LiveCall | None, phase: Phase, mono: float) -> dict[str, Any
         "warnings": sorted(live.warned, reverse=True),
         "verification_code": live.verification_code,
         "reconnecting": live.renewals > 0 and phase is Phase.CONNECTING,
+        # Issue 16: a reloaded page turns its new tracks off as the inmate left them.
+        "audio": live.audio,
+        "video": live.video,
     }

@@ -132,6 +132,8 @@ class TabletSession(SessionState):
         if isinstance(message, EndMessage):
             return self._on_end(message.call_id, message.reason, mono)
         if isinstance(message, RefusedMessage):
+            if message.ref == "media":
+                return []  # the call is over on the server: its end follows, with the reason
             if message.ref == "dial" and self.phase is Phase.DIALLING:
                 self._stop_dialling()
             return [*self._refuse(message.code, message.ref, message.message),
@@ -229,7 +231,9 @@ class TabletSession(SessionState):
         if state == "connected" and self.phase is Phase.CONNECTING:
             self.phase = Phase.IN_CALL
             self.live.connected = True
-            return [self._show_state(mono)]
+            # Issue 16: a visitor's page that came back knows nothing of a microphone left off.
+            told = self._media_message() if self.live.renewals else []
+            return [*told, self._show_state(mono)]
         return []
 
     def connection_lost(self, call_id: str, mono: float) -> list[Action]:
@@ -288,6 +292,21 @@ class TabletSession(SessionState):
         self.ended.end(call_id)
         return [Send(HangupMessage(call_id=call_id)),
                 *self._finish(EndReason.HANGUP, mono)]
+
+    def controls(self, call_id: str, audio: bool, video: bool, mono: float) -> list[Action]:
+        """Issue 16: the inmate turned the microphone or camera off or on. The page sends
+        silence or black itself; the visitor is told in words, through the server."""
+        if self.live is None or not self._is_live(call_id):
+            return self._refuse(Reason.CALL_NOT_LIVE, "media")
+        self.live.audio, self.live.video = audio, video
+        return [*self._media_message(always=True), self._show_state(mono)]
+
+    def _media_message(self, always: bool = False) -> list[Action]:
+        live = self.live
+        if live is None or (live.audio and live.video and not always):
+            return []
+        call_id = live.grant.call_id
+        return [Send(MediaMessage(call_id=call_id, audio=live.audio, video=live.video))]
 
     def dismiss(self, mono: float) -> list[Action]:
         """Back from the end screen to the contacts."""

@@ -3,6 +3,8 @@
 - ``GET /api/state``: what the page shows now (``TabletSession.view``).
 - ``POST /api/dial`` ``{"booking_id": "..."}``: ask the server for the call.
 - ``POST /api/hangup``, ``POST /api/dismiss`` (back from the end screen).
+- ``POST /api/controls`` ``{"call_id": "...", "audio": bool, "video": bool}``: the
+  inmate turned the microphone or camera off or on (issue 16); the visitor is told.
 - ``WS /api/events``: JSON text messages, first ``{"type": "state", "state": …}``
   then every change: ``state``, ``countdown`` (once a second in a call),
   ``warning`` (``minutes_left``), ``end`` (``reason``), ``refused`` (``code``,
@@ -46,7 +48,7 @@ log = get_logger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 MAX_BODY = 4096
-_BOOKING_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 _STATUS = {
     Reason.CALL_ALREADY_LIVE: 409,
@@ -170,6 +172,7 @@ class PageApi(Protocol):
     async def dial(self, booking_id: str) -> list[dict[str, Any]]: ...
     async def hangup(self) -> list[dict[str, Any]]: ...
     async def dismiss(self) -> list[dict[str, Any]]: ...
+    async def controls(self, call_id: str, audio: bool, video: bool) -> list[dict[str, Any]]: ...
     async def page_offer(self, call_id: str, sdp: str) -> str: ...
 
 
@@ -190,6 +193,7 @@ class UiServer:
         app.router.add_post("/api/dial", self.dial)
         app.router.add_post("/api/hangup", self.hangup)
         app.router.add_post("/api/dismiss", self.dismiss)
+        app.router.add_post("/api/controls", self.controls)
         app.router.add_get("/api/events", self.events)
         app.router.add_post("/api/media", media_handler(self.agent.page_offer, error))
         # The kiosk page itself (kiosk/device/static): same loopback-only rules.
@@ -249,7 +253,7 @@ class UiServer:
             return body
         booking_id = body.get("booking_id")
         if set(body) != {"booking_id"} or not isinstance(booking_id, str) or not (
-            _BOOKING_ID.match(booking_id)
+            _ID.match(booking_id)
         ):
             return error(Reason.INVALID_REQUEST, 400, "booking_id is required and is an id.")
         return self._outcome(await self.agent.dial(booking_id))
@@ -267,6 +271,20 @@ class UiServer:
         if isinstance(body, web.Response):
             return body
         return self._outcome(await self.agent.dismiss())
+
+    async def controls(self, request: web.Request) -> web.Response:
+        body = await self._json(request)
+        if isinstance(body, web.Response):
+            return body
+        call_id, audio, video = body.get("call_id"), body.get("audio"), body.get("video")
+        # Strict, as the wire's MediaMessage: exactly these fields, booleans that are booleans.
+        if set(body) != {"call_id", "audio", "video"} or not (
+            isinstance(call_id, str) and _ID.match(call_id)
+            and type(audio) is bool and type(video) is bool
+        ):
+            return error(Reason.INVALID_REQUEST, 400,
+                         "call_id (an id), audio and video (true or false) are required.")
+        return self._outcome(await self.agent.controls(call_id, audio, video))
 
     # --- WebSockets -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from kiosk.wire.messages import (
     IceServer,
     InmateInfo,
     JoinMessage,
+    MediaMessage,
     PingMessage,
     PongMessage,
     ProtocolError,
@@ -76,6 +77,7 @@ ice = st.builds(
     sdp_mline_index=st.none() | st.integers(0, 255),
 )
 hangup = st.builds(HangupMessage, call_id=ids)
+media = st.builds(MediaMessage, call_id=ids, audio=st.booleans(), video=st.booleans())
 ping = st.builds(PingMessage, seq=seqs)
 pong = st.builds(PongMessage, seq=seqs, server_time=times)
 warning = st.builds(WarningMessage, call_id=ids, minutes_left=st.integers(0, 1440))
@@ -96,7 +98,7 @@ device_messages = st.one_of(
               reason=st.sampled_from(GrantRefusal)),
     sdp, ice, hangup,
     st.builds(TamperMessage, kind=kind_text, details=st.dictionaries(short, texts, max_size=5)),
-    ping,
+    ping, media,
 )
 server_to_device = st.one_of(
     st.builds(
@@ -114,18 +116,19 @@ server_to_device = st.one_of(
               grant=st.builds(GrantDocument, payload=texts.filter(bool), signature=ids),
               ice_servers=ice_servers),
     sdp, ice, warning, end,
-    st.builds(RefusedMessage, ref=st.sampled_from(["dial", "hangup", "sdp", "ice", "hello"]),
+    st.builds(RefusedMessage,
+              ref=st.sampled_from(["dial", "hangup", "sdp", "ice", "hello", "media"]),
               code=st.sampled_from(Reason), message=texts),
-    error, pong,
+    error, pong, media,
 )
-visitor_messages = st.one_of(st.builds(JoinMessage, token=tokens), sdp, ice, hangup, ping)
+visitor_messages = st.one_of(st.builds(JoinMessage, token=tokens), sdp, ice, hangup, ping, media)
 server_to_visitor = st.one_of(
     st.builds(WaitingMessage, start=times, end=times, control=st.sampled_from(ControlLevel),
               category=st.sampled_from(Category)),
     st.builds(VisitorCallMessage, call_id=ids, control=st.sampled_from(ControlLevel),
               route=st.sampled_from(Route), not_after=times, server_time=times,
               ice_servers=ice_servers),
-    sdp, ice, warning, end, error, pong,
+    sdp, ice, warning, end, error, pong, media,
 )
 
 

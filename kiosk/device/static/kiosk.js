@@ -42,6 +42,7 @@
     }
     if (ui.view) render(ui.view, false);
     offPlan.media(ui.media || null, t);
+    window.kioskControls.render(ui.view, t);
   }
 
   function time(iso) {
@@ -112,7 +113,8 @@
         showWarning();
         break;
       case "refused":
-        showRefusal(message.code, message.message);
+        // A microphone or camera tap as the call ended: the end screen says why (issue 16).
+        if (message.ref !== "media") showRefusal(message.code, message.message);
         break;
       case "media":
         window.kioskMedia.onMedia(message);
@@ -203,6 +205,7 @@
     offPlan.ended(view, t, time, dial);
     showWarning();
     show(screenFor(phase));
+    window.kioskControls.render(view, t);
     window.kioskMedia.onView(view);
   }
 

@@ -13,15 +13,31 @@
   };
   const GATHER_LIMIT_MS = 2000; // loopback candidates come at once; others may lag
   const RETRIES = 5;
-  const m = { local: null, pc: null, key: null, target: null, tries: 0, want: false };
+  const m = { local: null, capturing: null, pc: null, key: null, target: null, tries: 0, want: false };
   const $ = (id) => document.getElementById(id);
 
-  async function camera() {
-    if (!m.local) {
-      m.local = await navigator.mediaDevices.getUserMedia(CONSTRAINTS);
-      $("self").srcObject = m.local;
+  // One capture at a time: onView and connect both ask, and two captures would leave the
+  // call sending one camera while the self view and the controls (issue 16) hold another.
+  function camera() {
+    if (m.local) return Promise.resolve(m.local);
+    if (!m.capturing) {
+      const asked = navigator.mediaDevices.getUserMedia(CONSTRAINTS).then((stream) => {
+        if (m.capturing !== asked) { // stopped meanwhile: nobody wants this capture
+          for (const track of stream.getTracks()) track.stop();
+          throw new Error("the capture was stopped");
+        }
+        m.capturing = null;
+        m.local = stream;
+        if (window.kioskControls) window.kioskControls.apply(); // muted stays muted
+        $("self").srcObject = stream;
+        return stream;
+      }, (error) => {
+        if (m.capturing === asked) m.capturing = null;
+        throw error;
+      });
+      m.capturing = asked;
     }
-    return m.local;
+    return m.capturing;
   }
 
   function gathered(pc) {
@@ -109,6 +125,7 @@
   function stop() {
     m.want = false;
     m.target = null;
+    m.capturing = null;
     closePeer();
     if (m.local) {
       for (const track of m.local.getTracks()) track.stop();
@@ -175,5 +192,6 @@
     return probed;
   }
 
-  window.kioskMedia = { onView, onMedia, stop, probe, constraints: CONSTRAINTS };
+  const stream = () => m.local; // the page's camera and microphone (controls.js turns them off)
+  window.kioskMedia = { onView, onMedia, stop, probe, stream, constraints: CONSTRAINTS };
 })();
