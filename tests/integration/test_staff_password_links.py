@@ -225,9 +225,14 @@ async def test_signed_in_staff_change_their_own_password(api: Any) -> None:
             return resp.status
 
     assert await me(cookie) == 200 and await me(other) == 401  # only this session stays
-    entries = [e for e in await audit(api) if e["action"] == "staff.password_changed"]
-    assert [e["actor"] for e in entries] == [f"staff:{staff['id']}"]
-    assert "a newer passphrase" not in json.dumps(entries)
+    entries = await audit(api)
+    changed = [e for e in entries if e["action"] == "staff.password_changed"]
+    assert [e["actor"] for e in changed] == [f"staff:{staff['id']}"]
+    [refused] = [e for e in entries if e["action"] == "staff.password_change_refused"]
+    assert refused["subjects"] == {"staff": staff["id"]}
+    assert refused["details"]["reason"] == "wrong_password"
+    chain = json.dumps(entries)
+    assert "a newer passphrase" not in chain and "not my password" not in chain
 
 
 async def test_kiosk_admin_staff_add_prints_a_link_and_no_password(tmp_path: Path) -> None:

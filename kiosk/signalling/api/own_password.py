@@ -45,9 +45,13 @@ async def change_own_password(req: ApiRequest) -> Empty:
         async with ctx.engine.connect() as conn:
             staff = await auth.check_password(conn, me.username, body.current_password)
         if staff is None or staff.id != me.staff_id:
-            ctx.login_throttle.failed(attempt, req.now)
+            failure = ctx.login_throttle.failed(attempt, req.now)
             log.info("own password change refused", staff_id=me.staff_id)
-            raise ApiError(Reason.WRONG_PASSWORD)
+            await ctx.audit.append(
+                me.actor, "staff.password_change_refused", {"staff": me.staff_id},
+                {"reason": Reason.WRONG_PASSWORD.value, "failures": failure.failures},
+            )  # fmt: skip
+            raise ApiError(Reason.WRONG_PASSWORD, audited=True)
         password_hash = await auth.hash_password_off_loop(body.new_password)
     except ApiError:
         raise
