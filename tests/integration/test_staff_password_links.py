@@ -1,6 +1,6 @@
 """Issue 16: staff set their own passwords; an admin never types another person's.
 
-The real server on loopback with a real SQLite database and a clock the test
+The real server on loopback, on SQLite and PostgreSQL, with a clock the test
 sets: a new account has no usable password, its one-time link sets one
 once, a used, replaced, expired or unknown link is refused with its reason
 code, a link is mailed through the outbox when the account has an address,
@@ -33,11 +33,10 @@ LINK = re.compile(r"https?://\S+/staff/set-password/([A-Za-z0-9_-]{40,})")
 
 
 @pytest.fixture
-async def api(tmp_path: Path) -> AsyncIterator[Any]:
+async def api(tmp_path: Path, migrated_url: str) -> AsyncIterator[Any]:
+    """The live API on each engine, with a clock the test moves."""
     now = [utc_now()]
-    async with live_api(
-        tmp_path, f"sqlite+aiosqlite:///{tmp_path / 'kiosk.sqlite3'}", clock=lambda: now[0]
-    ) as a:
+    async with live_api(tmp_path, migrated_url, clock=lambda: now[0]) as a:
         a.now = now  # type: ignore[attr-defined]
         yield a
 
