@@ -130,7 +130,7 @@ async def show(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     language = _language(request)
     async with ctx.engine.connect() as conn:
-        staff = await link_account(conn, request.match_info["token"], ctx.clock())
+        staff = await link_account(conn, request.match_info.get("token", ""), ctx.clock())
     if isinstance(staff, Reason):
         return _refused(language, staff)
     return _page(language, texts(language)["setpw_title"], _form(language, staff.username))
@@ -141,7 +141,7 @@ async def set_password(request: web.Request) -> web.Response:
     form = await request.post()
     language = _language(request, form.get("lang"))
     t = texts(language)
-    token = request.match_info["token"]
+    token = request.match_info.get("token", "")
     async with ctx.engine.connect() as conn:  # no argon2 run for a dead link
         staff = await link_account(conn, token, ctx.clock())
     if isinstance(staff, Reason):
@@ -170,6 +170,7 @@ async def set_password(request: web.Request) -> web.Response:
 
 
 def add_routes(app: web.Application) -> None:
-    path = SET_PASSWORD_PATH + "{token}"  # any text: a wrong one gets this page's answer
-    app.router.add_get(path, show)
-    app.router.add_post(path, set_password)
+    # Any text, or none: a wrong token gets this page's answer, not a bare 404.
+    for path in (SET_PASSWORD_PATH + "{token}", SET_PASSWORD_PATH):
+        app.router.add_get(path, show)
+        app.router.add_post(path, set_password)
