@@ -1,12 +1,16 @@
-"""``kiosk admin staff add`` and ``kiosk admin token create|list|revoke``."""
+"""``kiosk admin staff add|password-link`` and ``kiosk admin token create|list|revoke``.
+
+An operator never chooses another person's password (issue 16): a new account
+has none, and the command prints its one-time set-password link for the
+owner. ``--password-stdin`` is for automation that provisions its own account.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import secrets
 import sys
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,8 +19,10 @@ from sqlalchemy.exc import IntegrityError
 from kiosk.cli import CommandError
 from kiosk.commands.server import load
 from kiosk.domain.model import Role
+from kiosk.runtime.config import Settings
 from kiosk.signalling import auth
-from kiosk.signalling.context import open_context
+from kiosk.signalling.context import ServerContext, open_context
+from kiosk.signalling.staff_passwords import MIN_PASSWORD, issue_link, link_url
 from kiosk.store.db import write_transaction
 from kiosk.store.staff import (
     TOKEN_ID_LENGTH,
@@ -25,8 +31,6 @@ from kiosk.store.staff import (
     list_api_tokens,
 )
 
-MIN_PASSWORD = 12
-
 
 def register_admin(sub: Any) -> None:
     staff = sub.add_parser("staff", help="staff accounts")
@@ -34,17 +38,29 @@ def register_admin(sub: Any) -> None:
     add = staff_sub.add_parser(
         "add",
         help="add a staff member",
-        description="Add a staff account. Without --password-stdin a random password is "
-        "made and printed once.",
+        description="Add a staff account. Without --password-stdin it has no password: a "
+        "one-time link is printed, through which its owner sets one (server.public_url "
+        "is the link's base).",
     )
     add.add_argument("username")
     add.add_argument("--role", required=True, choices=[r.value for r in Role])
     add.add_argument("--name", default="", help="display name (default: the username)")
+    add.add_argument("--email", default="", help="where the console mails later links")
     add.add_argument(
-        "--password-stdin", action="store_true", help="read the password from standard input"
-    )
+        "--password-stdin", action="store_true",
+        help="read the password from standard input (automation)",
+    )  # fmt: skip
     add.add_argument("--config", type=Path, default=None, help="TOML configuration file")
     add.set_defaults(func=run_staff_add)
+    link = staff_sub.add_parser(
+        "password-link",
+        help="print a one-time set-password link for a staff member",
+        description="Print a new one-time link through which USERNAME sets their own "
+        "password; earlier links stop working. The current password works until then.",
+    )
+    link.add_argument("username")
+    link.add_argument("--config", type=Path, default=None, help="TOML configuration file")
+    link.set_defaults(func=run_staff_password_link)
 
     token = sub.add_parser("token", help="API bearer tokens")
     token_sub = token.add_subparsers(dest="token_command", required=True)
@@ -78,12 +94,28 @@ def register_admin(sub: Any) -> None:
     revoke.set_defaults(func=run_token_revoke)
 
 
-async def _add(args: argparse.Namespace, password: str) -> str:
+def _base(settings: Settings) -> str:
+    """The link's base: ``server.public_url``, else the web listener as configured."""
+    if settings.server.public_url:
+        return settings.server.public_url
+    print("note: server.public_url is not set; the link names the web listener itself",
+          file=sys.stderr)
+    scheme = "https" if settings.server.web_cert else "http"
+    return f"{scheme}://{settings.server.web_host}:{settings.server.web_port}"
+
+
+async def _link(ctx: ServerContext, conn: Any, staff_id: str) -> tuple[str, datetime]:
+    lifetime = timedelta(hours=ctx.settings.server.password_link_hours)
+    token, expires = await issue_link(conn, ctx.audit, staff_id, ctx.clock(), lifetime)
+    return link_url(_base(ctx.settings), token), expires
+
+
+async def _add(args: argparse.Namespace, password: str | None) -> tuple[str, str, datetime]:
     settings = load(args.config)
     async with open_context(settings) as ctx:
         try:
             async with write_transaction(ctx.engine) as conn:
-                return await auth.add_staff(
+                staff_id = await auth.add_staff(
                     conn,
                     ctx.audit,
                     args.username,
@@ -91,7 +123,11 @@ async def _add(args: argparse.Namespace, password: str) -> str:
                     Role(args.role),
                     password,
                     ctx.clock(),
+                    email=args.email,
                 )
+                if password is not None:
+                    return staff_id, "", ctx.clock()
+                return staff_id, *await _link(ctx, conn, staff_id)
         except IntegrityError:
             raise CommandError(f"staff member {args.username!r} exists already") from None
 
@@ -99,17 +135,36 @@ async def _add(args: argparse.Namespace, password: str) -> str:
 def run_staff_add(args: argparse.Namespace) -> int:
     if not 1 <= len(args.username) <= 100:
         raise CommandError("the username must be 1 to 100 characters")
-    generated = not args.password_stdin
-    if generated:
-        password = secrets.token_urlsafe(18)
-    else:
+    if len(args.email) > 254 or (args.email and "@" not in args.email):
+        raise CommandError("--email must be an e-mail address")
+    password = None
+    if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
         if len(password) < MIN_PASSWORD:
             raise CommandError(f"the password must be at least {MIN_PASSWORD} characters")
-    staff_id = asyncio.run(_add(args, password))
+    staff_id, url, expires = asyncio.run(_add(args, password))
     print(f"added {args.username} ({args.role}), id {staff_id}")
-    if generated:
-        print(f"password: {password}")
+    if url:
+        print(f"{args.username} sets a password through this link, once, "
+              f"until {expires:%Y-%m-%d %H:%M} UTC:")
+        print(url)
+    return 0
+
+
+async def _password_link(args: argparse.Namespace) -> tuple[str, datetime]:
+    settings = load(args.config)
+    async with open_context(settings) as ctx, write_transaction(ctx.engine) as conn:
+        staff = await get_staff_by_username(conn, args.username)
+        if staff is None or not staff.active:
+            raise CommandError(f"no active staff member {args.username!r}")
+        return await _link(ctx, conn, staff.id)
+
+
+def run_staff_password_link(args: argparse.Namespace) -> int:
+    url, expires = asyncio.run(_password_link(args))
+    print(f"{args.username} sets a password through this link, once, "
+          f"until {expires:%Y-%m-%d %H:%M} UTC:")
+    print(url)
     return 0
 
 

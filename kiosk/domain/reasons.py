@@ -81,6 +81,13 @@ class Reason(StrEnum):
     ENROLMENT_TIMEOUT = "enrolment_timeout"
     UNSUPPORTED_VERSION = "unsupported_version"
     REGISTRATION_FAILED = "registration_failed"
+    # Staff set their own passwords by one-time link (issue 16). Codes, not secrets.
+    PASSWORD_LINK_UNKNOWN = "password_link_unknown"  # noqa: S105
+    PASSWORD_LINK_USED = "password_link_used"  # noqa: S105
+    PASSWORD_LINK_EXPIRED = "password_link_expired"  # noqa: S105
+    PASSWORD_LINK_REPLACED = "password_link_replaced"  # noqa: S105
+    WRONG_PASSWORD = "wrong_password"  # noqa: S105 (the current one, when changing it)
+    PASSWORD_TOO_SHORT = "password_too_short"  # noqa: S105
 
 
 MESSAGES: dict[Reason, str] = {
@@ -148,6 +155,12 @@ MESSAGES: dict[Reason, str] = {
     Reason.ENROLMENT_TIMEOUT: "The other side did not answer in time.",
     Reason.UNSUPPORTED_VERSION: "The other side speaks an enrolment protocol version we do not.",
     Reason.REGISTRATION_FAILED: "The server did not accept the tablet's registration.",
+    Reason.PASSWORD_LINK_UNKNOWN: "This set-password link is not valid.",
+    Reason.PASSWORD_LINK_USED: "This set-password link has been used already.",
+    Reason.PASSWORD_LINK_EXPIRED: "This set-password link has expired.",
+    Reason.PASSWORD_LINK_REPLACED: "A newer set-password link was issued; this one is void.",
+    Reason.WRONG_PASSWORD: "The current password is wrong.",
+    Reason.PASSWORD_TOO_SHORT: "The password must be at least 12 characters.",
 }
 
 

@@ -74,6 +74,8 @@ class ServerSettings(_Section):
     # (after a restart) wait here. The kernel caps it at net.core.somaxconn.
     device_backlog: int = Field(default=4096, ge=1, le=65535)
     session_hours: int = 12
+    # How long a staff member's one-time set-password link works (issue 16).
+    password_link_hours: float = Field(default=72, gt=0, le=24 * 30)
     max_body_bytes: int = 64 * 1024
     # GET /metrics: empty serves loopback peers only; set, a scraper sends it as Bearer.
     metrics_token: str = ""

@@ -95,6 +95,15 @@ def body_limit(max_bytes: int) -> Any:
     return limit
 
 
+def _logged_path(request: web.Request) -> str:
+    """The path for a log line. Outside the API a path may carry a link's token (a
+    visitor's invite, a set-password link): those are logged as their route's template."""
+    if request.path.startswith(API_PREFIX):
+        return request.path
+    route = request.match_info.route.resource
+    return route.canonical if route is not None else "(no route)"
+
+
 @web.middleware
 async def errors(
     request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -103,7 +112,7 @@ async def errors(
         return await handler(request)
     except ApiError as exc:
         if exc.status >= 409:
-            log.info("request refused", path=request.path, code=exc.reason.value)
+            log.info("request refused", path=_logged_path(request), code=exc.reason.value)
         response = json_error(exc.status, exc.reason, exc.message)
         response.headers.update(exc.headers)
         return response
@@ -114,7 +123,9 @@ async def errors(
     except asyncio.CancelledError:
         raise
     except Exception:
-        log.exception("request failed on a bug", method=request.method, path=request.path)
+        log.exception(
+            "request failed on a bug", method=request.method, path=_logged_path(request)
+        )
         return json_error(500, Reason.INTERNAL_ERROR)
 
 

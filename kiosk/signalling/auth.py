@@ -52,6 +52,10 @@ SESSION_COOKIE = "kiosk_session"
 CSRF_HEADER = "X-CSRF-Token"
 TOKEN_BYTES = 32  # 256 bits
 
+# The password hash of an account whose owner has not set a password yet (issue 16):
+# no argon2 hash, so no password matches it.
+NO_PASSWORD = "!"  # noqa: S105 (a marker, not a secret)
+
 _hasher = PasswordHasher()
 # Verified against when the username is unknown, so both paths cost one argon2 run.
 _DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
@@ -136,8 +140,8 @@ async def check_password(
     conn: AsyncConnection, username: str, password: str
 ) -> StaffRecord | None:
     staff = await get_staff_by_username(conn, username)
-    if staff is None or not staff.active:
-        await verify_password_off_loop(_DUMMY_HASH, password)
+    if staff is None or not staff.active or staff.password_hash == NO_PASSWORD:
+        await verify_password_off_loop(_DUMMY_HASH, password)  # the same cost as a known one
         return None
     if not await verify_password_off_loop(staff.password_hash, password):
         return None
@@ -211,14 +215,15 @@ async def add_staff(
     username: str,
     display_name: str,
     role: Role,
-    password: str,
+    password: str | None,
     now: datetime,
     actor: str = "system",
+    email: str = "",
 ) -> str:
-    """A new staff account (``kiosk admin staff add``, the demo); audited in ``conn``."""
-    staff_id = await insert_staff(
-        conn, username, display_name, await hash_password_off_loop(password), role, now
-    )
+    """A new staff account (``kiosk admin staff add``, the demo); audited in ``conn``.
+    Without ``password`` it has none until its owner sets one by link (issue 16)."""
+    password_hash = NO_PASSWORD if password is None else await hash_password_off_loop(password)
+    staff_id = await insert_staff(conn, username, display_name, password_hash, role, now, email)
     await audit.append(actor, "staff.added", {"staff": staff_id}, {"role": role.value}, conn=conn)
     return staff_id
 

@@ -274,6 +274,21 @@ staff = Table(
     Column("role", String(32), nullable=False),
     Column("active", Boolean, nullable=False, server_default="1"),
     _ts("created_at"),
+    # Where the account's set-password link is mailed; empty: the admin is shown it.
+    Column("email", String(254), nullable=False, server_default=""),
+)
+
+# One-time set-password links (issue 16): the token only as its SHA-256. A link is
+# dead once used, replaced by a newer one for the same account, or expired.
+staff_password_links = Table(
+    "staff_password_links",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    Column("staff_id", ID, ForeignKey("staff.id"), nullable=False, index=True),
+    _ts("created_at"),
+    _ts("expires_at"),
+    _ts("used_at", nullable=True),
+    _ts("replaced_at", nullable=True),
 )
 
 staff_sessions = Table(

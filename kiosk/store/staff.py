@@ -25,6 +25,7 @@ class StaffRecord:
     role: Role
     active: bool
     password_hash: str
+    email: str = ""
 
 
 async def insert_staff(
@@ -34,6 +35,7 @@ async def insert_staff(
     password_hash: str,
     role: Role,
     now: datetime,
+    email: str = "",
 ) -> str:
     staff_id = new_id()
     await conn.execute(
@@ -45,6 +47,7 @@ async def insert_staff(
             role=role.value,
             active=True,
             created_at=now,
+            email=email,
         )
     )
     return staff_id
@@ -70,8 +73,15 @@ async def update_staff(conn: AsyncConnection, staff_id: str, values: Mapping[str
         await conn.execute(update(t.staff).where(t.staff.c.id == staff_id).values(**values))
 
 
-async def delete_staff_sessions(conn: AsyncConnection, staff_id: str) -> None:
-    await conn.execute(delete(t.staff_sessions).where(t.staff_sessions.c.staff_id == staff_id))
+async def delete_staff_sessions(
+    conn: AsyncConnection, staff_id: str, keep: str | None = None
+) -> None:
+    """End the account's sessions; all but the one hashed ``keep``, if given."""
+    sessions = t.staff_sessions
+    query = delete(sessions).where(sessions.c.staff_id == staff_id)
+    if keep is not None:
+        query = query.where(sessions.c.token_hash != keep)
+    await conn.execute(query)
 
 
 async def set_staff_password(conn: AsyncConnection, staff_id: str, password_hash: str) -> None:

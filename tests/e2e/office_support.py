@@ -22,11 +22,7 @@ async def add_staff(world: World) -> None:
     """One account per role, added by the admin through the staff API."""
     assert world.api is not None
     for role, username in USERS.items():
-        await world.api.call(
-            "POST", "/staff",
-            {"username": username, "display_name": NAMES[role], "role": role.value,
-             "password": PASSWORD},
-        )  # fmt: skip
+        await world.api.add_staff(username, NAMES[role], role.value, PASSWORD)
 
 
 async def sign_in(

@@ -63,12 +63,7 @@ async def add_staff(world: World) -> None:
     """One account per role, added by the admin through the staff API."""
     assert world.api is not None
     for role, username in USERS.items():
-        await world.api.call(
-            "POST",
-            "/staff",
-            {"username": username, "display_name": display_name(role), "role": role.value,
-             "password": PASSWORD},
-        )  # fmt: skip
+        await world.api.add_staff(username, display_name(role), role.value, PASSWORD)
 
 
 async def world_ready(world: World) -> None:
@@ -675,13 +670,17 @@ async def test_an_admin_handles_tablets_the_facility_and_the_audit_chain(
     await expect(page.locator("#week-grid td.closed").first).to_have_text("Closed")
     await faces.screen(face, "21-calendar-week-closed")
 
-    # Staff: a new account, then its role changed (the API ends its sessions).
+    # Staff: a new account, whose owner gets a one-time link to set a password (issue 16),
+    # then its role changed (the API ends its sessions).
     await go(page, "staff")
     await page.click("#btn-add-staff")
     await page.fill("#staff-username", "nightshift")
     await page.fill("#staff-name", "Night Shift")
     await page.select_option("#staff-role", "officer")
-    await page.fill("#staff-password", "a long enough password")
+    await page.click("#dialog-ok")
+    await expect(page.locator("#staff-link-url")).to_have_value(
+        re.compile(r"/staff/set-password/[A-Za-z0-9_-]{40,}$")
+    )
     await page.click("#dialog-ok")
     row = page.locator("#staff-table tr", has_text="nightshift")
     await expect(row).to_contain_text("Officer")

@@ -14,6 +14,7 @@ import sys
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,9 @@ from kiosk.domain.model import Role
 from kiosk.runtime.config import Settings
 from kiosk.signalling import auth
 from kiosk.signalling.api.base import Operation
+from kiosk.signalling.context import utc_now
 from kiosk.signalling.server import Server, start
+from kiosk.signalling.web import set_password
 from kiosk.store import schema as t
 from kiosk.store.db import count_rows, write_transaction
 from kiosk.store.staff import insert_staff
@@ -141,12 +144,19 @@ async def live_api(
     operations: Sequence[Operation] = (),
     configure: Callable[[web.Application], None] | None = None,
     web_settings: Mapping[str, Any] | None = None,
+    clock: Callable[[], datetime] = utc_now,
     **server: Any,
 ) -> AsyncIterator[LiveApi]:
+    def pages(app: web.Application) -> None:
+        set_password.add_routes(app)  # staff set their own passwords by link (issue 16)
+        if configure is not None:
+            configure(app)
+
     srv = await start(
         settings_for(tmp_path, db_url, web_settings, **server),
         operations=operations,
-        configure=configure,
+        configure=pages,
+        clock=clock,
     )
     try:
         connector = aiohttp.TCPConnector(ssl=client_ssl) if client_ssl else None

@@ -15,6 +15,8 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.harness import set_password_by_link
+
 pytestmark = pytest.mark.timeout(240)
 
 ROOT = Path(__file__).parents[2]
@@ -167,7 +169,10 @@ async def test_kiosk_server_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
     proc = await kiosk("admin", "staff", "add", "root", "--role", "admin", "--config", str(config))
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 0, err.decode()
-    password = out.decode().split("password: ")[1].strip()
+    # Issue 16: no password is printed; the owner sets one through the printed link.
+    link = out.decode().strip().splitlines()[-1]
+    assert link.startswith(f"http://127.0.0.1:{port}/staff/set-password/"), out
+    password = "the root's own passphrase"
 
     proc = await kiosk("server", "--config", str(config))
     try:
@@ -175,12 +180,11 @@ async def test_kiosk_server_serves_and_stops_on_sigterm(tmp_path: Path) -> None:
         async with aiohttp.ClientSession() as http:
             for _ in range(300):
                 try:
-                    resp = await http.post(
-                        url + "/login", json={"username": "root", "password": password}
-                    )
+                    await set_password_by_link(http, link, password)
                     break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.1)
+            resp = await http.post(url + "/login", json={"username": "root", "password": password})
             assert resp.status == 200
             csrf = (await resp.json())["csrf_token"]
             resp = await http.post(

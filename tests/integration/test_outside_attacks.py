@@ -54,9 +54,7 @@ async def _login(
 async def _officer(world: World) -> tuple[str, str]:
     assert world.api is not None
     username = f"officer-{secrets.token_hex(4)}"
-    body = {"username": username, "display_name": "Officer", "role": "officer",
-            "password": PASSWORD}
-    staff = await world.api.call("POST", "/staff", body, expect=201)
+    staff = await world.api.add_staff(username, "Officer", "officer", PASSWORD)
     return username, staff["id"]
 
 

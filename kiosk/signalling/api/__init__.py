@@ -12,6 +12,7 @@ from kiosk.signalling.api import (
     inmates,
     invites,
     outlook,
+    own_password,
     queue,
     session,
     staff,
@@ -21,6 +22,7 @@ from kiosk.signalling.api.base import Operation
 
 MODULES = (
     session,
+    own_password,
     inmates,
     contacts,
     bookings,

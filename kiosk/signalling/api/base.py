@@ -57,6 +57,7 @@ STATUS: dict[Reason, int] = {
     Reason.FORBIDDEN_ROLE: 403,
     Reason.CSRF_FAILED: 403,
     Reason.NOT_FOUND: 404,
+    Reason.WRONG_PASSWORD: 403,
     Reason.BOOKING_NOT_FOUND: 404,
     Reason.PAYLOAD_TOO_LARGE: 413,
     Reason.RATE_LIMITED: 429,
@@ -73,6 +74,7 @@ STATUS: dict[Reason, int] = {
     Reason.MEDIA_KIND_FORBIDDEN: 422,
     Reason.WITNESS_UNKNOWN: 422,
     Reason.COSIGNATURE_INVALID: 422,
+    Reason.PASSWORD_TOO_SHORT: 422,
 }
 REFUSAL_DEFAULT_STATUS = 409  # everything else the policy refuses: the state says no
 

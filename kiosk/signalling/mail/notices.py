@@ -1,4 +1,5 @@
-"""E-mail to contacts: R3 confirmation, R4 receipt, the invite, R16 notices (issues 4, 12).
+"""E-mail to contacts: R3 confirmation, R4 receipt, the invite, R16 notices (issues 4, 12);
+to staff: their set-password link (issue 16).
 
 Each event composes its mail and puts it in the outbox **in the transaction
 of the change that caused it** (the caller's connection): the mail exists
@@ -25,6 +26,7 @@ from kiosk.store import outbox
 from kiosk.store.contacts import get_contact
 from kiosk.store.facility import get_facility
 from kiosk.store.ids import new_id
+from kiosk.store.staff import StaffRecord
 
 
 def public_base(ctx: ServerContext, request: web.Request | None) -> str:
@@ -134,3 +136,17 @@ async def bookings_stopped(
             name=contact.name, facility=facility.name,
         )
         await _queue(ctx, conn, kind, message)
+
+
+async def staff_password_link(
+    ctx: ServerContext, conn: AsyncConnection, staff: StaffRecord, url: str, until: datetime
+) -> None:
+    """Issue 16: a staff member's one-time link to set their own password."""
+    facility = await get_facility(conn)  # none yet on a new installation: no name then
+    ends = until.strftime("%Y-%m-%d %H:%M")
+    message = compose(
+        ctx.settings.mail, staff.email, "staff_password",
+        lambda _lang: {"link": url, "until": ends, "username": staff.username},
+        name=staff.display_name, facility=facility.name if facility else "",
+    )
+    await _queue(ctx, conn, "staff_password", message)

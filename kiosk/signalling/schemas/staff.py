@@ -26,20 +26,28 @@ class StaffOut(Response):
 
 Username = Annotated[str, StringConstraints(min_length=1, max_length=100, pattern=r"^[^\s\x00]+$")]
 Password = Annotated[str, StringConstraints(min_length=12, max_length=1000)]
+# Where a staff member's set-password link is mailed; empty: none.
+StaffEmail = Annotated[
+    str, StringConstraints(max_length=254, pattern=r"^$|^[^@\s<>\x00]+@[^@\s<>\x00]+$")
+]
 
 
 class StaffCreate(Request):
+    """No password: the owner sets it by a one-time link (issue 16)."""
+
     username: Username
     display_name: Name
     role: Role
-    password: Password
+    email: StaffEmail = ""
 
 
 class StaffUpdate(Request):
+    """No password: an admin never sets another person's (issue 16)."""
+
     display_name: Name | None = None
     role: Role | None = None
     active: bool | None = None
-    password: Password | None = None
+    email: StaffEmail | None = None
 
 
 class StaffAccount(Response):
@@ -48,6 +56,21 @@ class StaffAccount(Response):
     display_name: str
     role: Role
     active: bool
+    email: str
+
+
+class PasswordLinkOut(Response):
+    """Mailed to the account's address; else ``url`` is the link, shown this once."""
+
+    staff_id: str
+    mailed: bool
+    url: str | None
+    expires_at: datetime
+
+
+class OwnPasswordChange(Request):
+    current_password: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    new_password: Password
 
 
 class StaffList(Response):

@@ -13,6 +13,8 @@ the e-mail confirmation page (issue 4).
   receipt, and the offline page that checks it (kiosk.signalling.web.transparency).
 - ``GET /visit/{token}/status``: can the invite's call still take place, and the
   visit office's contact details (kiosk.signalling.web.invite_status).
+- ``GET/POST /staff/set-password/{token}``: a staff member sets their own password
+  through a one-time link (kiosk.signalling.web.set_password, issue 16).
 
 Every page response carries a strict Content-Security-Policy: scripts,
 styles and media from this origin only, no inline script, no framing.
@@ -22,7 +24,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kiosk.signalling.web import confirm, invite_status, pages, transparency
+from kiosk.signalling.web import confirm, invite_status, pages, set_password, transparency
 
 
 def add_routes(app: web.Application) -> None:
@@ -30,6 +32,7 @@ def add_routes(app: web.Application) -> None:
     confirm.add_routes(app)
     transparency.add_routes(app)
     invite_status.add_routes(app)
+    set_password.add_routes(app)
 
 
 __all__ = ["add_routes"]

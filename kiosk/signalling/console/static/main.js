@@ -14,6 +14,7 @@ import { renderAudit } from "./audit.js";
 import { renderStaff } from "./staff.js";
 import { renderMonitor } from "./monitor.js";
 import { queueCount, renderQueue } from "./queue.js";
+import { changeOwnPassword } from "./password.js";
 
 // Each screen: the hash, the action needed to see it, its renderer.
 const SCREENS = [
@@ -72,6 +73,7 @@ function renderShell() {
   top.hidden = !state.me;
   document.getElementById("skip-link").textContent = t("app.skip");
   document.getElementById("btn-logout").textContent = t("action.logout");
+  document.getElementById("btn-password").textContent = t("action.password");
   const lang = clear(document.getElementById("lang"));
   lang.setAttribute("aria-label", t("app.language"));
   lang.append(...languageButtons().childNodes);
@@ -184,6 +186,8 @@ document.getElementById("btn-logout").addEventListener("click", async () => {
   signedOut();
   toast(t("login.logged_out"));
 });
+
+document.getElementById("btn-password").addEventListener("click", () => changeOwnPassword());
 
 // The skip link moves focus without touching the address (the hash is the router's).
 document.getElementById("skip-link").addEventListener("click", (event) => {

@@ -1,5 +1,7 @@
-// Staff accounts (admins): add, change role, deactivate, set a new password.
-// Every change ends the account's sessions (the API does it) and is audited.
+// Staff accounts (admins): add, change role, deactivate, send a set-password link.
+// An admin never types another person's password (issue 16): the owner sets it through a
+// one-time link, mailed to the account's address or shown here once. A change of role or
+// a deactivation ends the account's sessions (the API does it); everything is audited.
 import { api, badge, dialog, field, h, may, state, t, toast } from "./core.js";
 
 const ROLES = ["officer", "visit_office", "admin"];
@@ -12,21 +14,25 @@ export async function renderStaff(main) {
   if (may("staff.write")) {
     main.append(h("div", { class: "toolbar" }, h("button", {
       type: "button", class: "btn primary small", id: "btn-add-staff", onclick: async () => {
-        const ok = await dialog({
+        const added = await dialog({
           title: t("staff.add"),
           okText: t("staff.add_ok"),
           build: (body) => body.append(
             field({ label: t("staff.username"), name: "username", required: true, maxlength: 100, id: "staff-username", hint: t("staff.username_hint") }),
             field({ label: t("staff.display_name"), name: "display_name", required: true, maxlength: 200, id: "staff-name" }),
             field({ label: t("staff.role"), name: "role", type: "select", value: "officer", id: "staff-role", options: ROLES.map((r) => [r, t("role." + r)]) }),
-            field({ label: t("staff.password"), name: "password", type: "password", required: true, id: "staff-password", autocomplete: "new-password", hint: t("staff.password_hint") })),
+            field({ label: t("staff.email"), name: "email", type: "email", maxlength: 254, id: "staff-email", autocomplete: "off", hint: t("staff.email_hint") }),
+            h("p", { class: "notice" }, t("staff.add_note"))),
           submit: (v) => {
             if (!v.username.trim() || !v.display_name.trim()) throw new Error(t("staff.missing"));
-            if (v.password.length < 12) throw new Error(t("staff.password_hint"));
-            return api("POST", "/staff", { username: v.username.trim(), display_name: v.display_name.trim(), role: v.role, password: v.password });
+            return api("POST", "/staff", { username: v.username.trim(), display_name: v.display_name.trim(), role: v.role, email: v.email.trim() });
           },
         });
-        if (ok) { toast(t("staff.added"), "good"); rerender(); }
+        if (added) {
+          toast(t("staff.added"), "good");
+          await sendLink(added);
+          rerender();
+        }
       },
     }, t("staff.add"))));
   }
@@ -41,10 +47,42 @@ export async function renderStaff(main) {
         h("td", {}, s.display_name, s.id === me ? h("span", { class: "muted small" }, ` (${t("staff.you")})`) : null),
         h("td", {}, t("role." + s.role)),
         h("td", {}, s.active ? badge(t("staff.active"), "good") : badge(t("staff.inactive"))),
-        h("td", {}, may("staff.write") ? h("button", {
-          type: "button", class: "btn small", "aria-label": t("staff.change_for", { name: s.username }),
-          onclick: () => change(s, s.id === me, rerender),
-        }, t("staff.change")) : null))))))));
+        h("td", { class: "row-actions" }, may("staff.write") ? [
+          h("button", {
+            type: "button", class: "btn small", "aria-label": t("staff.change_for", { name: s.username }),
+            onclick: () => change(s, s.id === me, rerender),
+          }, t("staff.change")),
+          s.active && s.id !== me ? h("button", {
+            type: "button", class: "btn small", "aria-label": t("staff.link_for", { name: s.username }),
+            dataset: { action: "password-link" },
+            onclick: () => sendLink(s),
+          }, t("staff.link")) : null,
+        ] : null))))))));
+}
+
+// A new one-time link for the account (its older links stop working): mailed, or shown once.
+async function sendLink(s) {
+  let link;
+  try {
+    link = await api("POST", `/staff/${encodeURIComponent(s.id)}/password-link`);
+  } catch (err) {
+    toast(err.message, "bad");
+    return;
+  }
+  if (link.mailed) {
+    toast(t("staff.link_mailed", { email: s.email }), "good");
+    return;
+  }
+  await dialog({
+    title: t("staff.link_title", { name: s.username }),
+    okText: t("action.close"),
+    build: (body) => {
+      const input = field({ label: t("staff.link_label"), name: "url", value: link.url, id: "staff-link-url", hint: t("staff.link_hint") });
+      input.querySelector("input").readOnly = true;
+      body.append(input);
+    },
+    submit: () => true,
+  });
 }
 
 async function change(s, self, rerender) {
@@ -52,23 +90,19 @@ async function change(s, self, rerender) {
     title: t("staff.change_title", { name: s.username }),
     build: (body) => {
       body.append(field({ label: t("staff.display_name"), name: "display_name", value: s.display_name, required: true, maxlength: 200 }));
+      body.append(field({ label: t("staff.email"), name: "email", type: "email", value: s.email, maxlength: 254, hint: t("staff.email_hint") }));
       if (self) body.append(h("p", { class: "notice" }, t("staff.self_note")));
       else {
         body.append(
           field({ label: t("staff.role"), name: "role", type: "select", value: s.role, options: ROLES.map((r) => [r, t("role." + r)]) }),
           field({ label: t("staff.active"), name: "active", type: "checkbox", value: s.active, hint: t("staff.active_hint") }));
       }
-      body.append(field({ label: t("staff.new_password"), name: "password", type: "password", autocomplete: "new-password", hint: t("staff.new_password_hint") }));
     },
     submit: (v) => {
-      const payload = { display_name: v.display_name.trim() };
+      const payload = { display_name: v.display_name.trim(), email: v.email.trim() };
       if (!self) {
         payload.role = v.role;
         payload.active = v.active;
-      }
-      if (v.password) {
-        if (v.password.length < 12) throw new Error(t("staff.password_hint"));
-        payload.password = v.password;
       }
       return api("PATCH", `/staff/${encodeURIComponent(s.id)}`, payload);
     },
