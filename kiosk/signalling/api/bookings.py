@@ -171,6 +171,7 @@ async def create_booking(req: ApiRequest) -> s.BookingCreated:
                 "initiation": booking.initiation.value,
                 "override_closure": body.override_closure,
                 "police_cleared": clearance is not None,
+                "send_invite": body.send_invite,  # issue 16: the clerk's choice
             },
         )
         not_sent: s.InviteNotSent | None = (
