@@ -134,6 +134,8 @@ async def seed(api_url: str, token: str, now: datetime) -> dict[str, Any]:
                 "location_kind": "cell",
                 "location": f"cell-{inmates.index(inmate) + 101}",
                 "initiation": "staff",
+                # The demo makes the links itself, to list them in demo.json (API.md).
+                "send_invite": False,
             }
             if inmate["remand"]:  # R11
                 body["police_clearance"] = {

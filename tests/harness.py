@@ -464,6 +464,7 @@ class World:
         start_in: float = 2.0,
         seconds: float = 600,
         clearance: bool = False,
+        send_invite: bool = True,
     ) -> dict[str, Any]:
         assert self.api is not None
         start = utc_now() + timedelta(seconds=start_in)
@@ -476,6 +477,8 @@ class World:
             "location": "A-101",
             "initiation": "staff",
         }
+        if not send_invite:  # issue 16: by default the invite goes out with the booking
+            body["send_invite"] = False
         if clearance:  # R11
             body["police_clearance"] = {
                 "cleared_by": "Officer Hansen, Oslo PD",

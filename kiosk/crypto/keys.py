@@ -11,8 +11,9 @@ import os
 import tempfile
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 PrivateKey = ed25519.Ed25519PrivateKey | ec.EllipticCurvePrivateKey
 PublicKey = ed25519.Ed25519PublicKey | ec.EllipticCurvePublicKey
@@ -93,3 +94,16 @@ def load_or_create_ed25519(path: Path) -> ed25519.Ed25519PrivateKey:
     save_private_key(path, key)
     write_public(path.with_suffix(".pub"), public_key_pem(key.public_key()))
     return key
+
+
+def derived_secret(key: ed25519.Ed25519PrivateKey, purpose: bytes) -> bytes:
+    """A 256-bit secret for ``purpose`` from one of the server's keys (HKDF-SHA256).
+
+    Every node of a cluster holds the same PKI directory, so they derive the
+    same secret without another file to copy; another purpose gives an
+    unrelated secret, and the key cannot be recovered from it.
+    """
+    raw = key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=purpose).derive(raw)

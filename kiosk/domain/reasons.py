@@ -54,6 +54,8 @@ class Reason(StrEnum):
     BOOKING_NOT_ACTIVE = "booking_not_active"
     BOOKING_USED = "booking_used"  # a visitor's invite for a call that took place
     BOOKING_CANCELLED = "booking_cancelled"
+    NO_VALID_INVITE = "no_valid_invite"  # nothing to send again: make a new link (issue 16)
+    NO_EMAIL = "no_email"  # the contact has no e-mail address to send the invite to
     MEDIA_KIND_FORBIDDEN = "media_kind_forbidden"
     CALL_NOT_LIVE = "call_not_live"
     MONITOR_LIMIT_REACHED = "monitor_limit_reached"
@@ -130,6 +132,8 @@ MESSAGES: dict[Reason, str] = {
     Reason.BOOKING_NOT_ACTIVE: "The booking is cancelled, held or already used.",
     Reason.BOOKING_USED: "This call has already taken place.",
     Reason.BOOKING_CANCELLED: "This call was cancelled by the prison.",
+    Reason.NO_VALID_INVITE: "The booking has no invite link that still works; make a new one.",
+    Reason.NO_EMAIL: "The contact has no e-mail address to send the invite to.",
     Reason.MEDIA_KIND_FORBIDDEN: "The decision does not allow monitoring that kind of media.",
     Reason.CALL_NOT_LIVE: "The call is not live.",
     Reason.MONITOR_LIMIT_REACHED: "This call already has as many monitors as allowed.",

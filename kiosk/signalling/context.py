@@ -7,6 +7,7 @@ the calls' runner read the same objects.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,9 @@ class ServerContext:
     on_tablets_changed: list[TabletsChangedHook] = field(default_factory=list)
     # Called after a commit that put mail in the outbox (issue 12): its worker wakes.
     on_mail_queued: list[Callable[[], None]] = field(default_factory=list)
+    # The key visitors' invite tokens are derived with (issue 16); the default, fresh
+    # per process, only serves contexts built without the server's keys.
+    invite_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)
 
     def mail_queued(self) -> None:
         for hook in self.on_mail_queued:
@@ -72,6 +76,8 @@ class ServerContext:
             await hook(devices, inmates)
 
 
+INVITE_KEY_PURPOSE = b"kiosk visitor invite links v1"
+
 SETTINGS = web.AppKey("settings", Settings)
 ENGINE = web.AppKey("engine", AsyncEngine)
 AUDIT: web.AppKey[AuditLog] = web.AppKey("audit")
@@ -89,6 +95,7 @@ async def open_context(
     """
     from kiosk.audit.keys import load_signing_key, log_origin
     from kiosk.audit.log import AuditLog
+    from kiosk.crypto.keys import derived_secret
     from kiosk.store.db import make_engine, upgrade, write_transaction
     from kiosk.store.facility import ensure_facility
 
@@ -110,6 +117,7 @@ async def open_context(
             yield ServerContext(
                 settings=settings, engine=engine, audit=audit, clock=clock,
                 login_throttle=throttle,
+                invite_key=derived_secret(signing_key, INVITE_KEY_PURPOSE),
             )
         finally:
             await audit.close()

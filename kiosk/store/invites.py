@@ -1,5 +1,6 @@
-"""Visitor invites: stored as the SHA-256 of their token, which is shown once and never
-stored (kiosk/signalling/visitors/invites.py; ARCHITECTURE.md, Trust).
+"""Visitor invites: stored as the SHA-256 of their token, which is never stored, and
+the nonce the token is derived from (kiosk/signalling/visitors/invites.py;
+ARCHITECTURE.md, Trust).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ class Invite:
     contact_id: str
     valid_from: datetime
     valid_until: datetime
+    nonce: str | None = None  # None: made before links could be sent again (0008)
 
     def valid_at(self, now: datetime) -> bool:
         return self.valid_from <= now < self.valid_until
@@ -42,3 +44,10 @@ async def find_invite(conn: AsyncConnection, token_hash: str) -> Invite | None:
     query = select(t.invites).where(t.invites.c.token_hash == token_hash)
     row = (await conn.execute(query)).first()
     return None if row is None else record(Invite, row)
+
+
+async def booking_invite(conn: AsyncConnection, booking_id: str) -> tuple[Invite, str] | None:
+    """The booking's invite and its token's hash, if it has one."""
+    query = select(t.invites).where(t.invites.c.booking_id == booking_id)
+    row = (await conn.execute(query)).first()
+    return None if row is None else (record(Invite, row), row.token_hash)

@@ -233,6 +233,8 @@ invites = Table(
     _ts("valid_from"),
     _ts("valid_until"),
     _ts("created_at"),
+    # The token is derived from it (issue 16: sent again, the same link); null before 0008.
+    Column("nonce", String(64), nullable=True),
 )
 
 email_confirmations = Table(

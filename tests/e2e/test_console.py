@@ -338,7 +338,12 @@ async def test_the_visit_office_decides_contacts_and_books_a_call_that_shows_wit
     [booking] = bookings["items"]
     assert booking["start"].startswith(start.strftime("%Y-%m-%dT%H:%M"))
     assert booking["location"] == "Visit room 1" and booking["control"] == "sight"
-    await page.click("#booking-invite")
+    await expect(page.locator("#booking-invite-status")).to_have_text(
+        "Invite sent to kari@example.org."
+    )
+    await page.click("#booking-invite")  # a new link, asked for in so many words
+    await expect(page.locator("#invite-new-lede")).to_contain_text("stops working")
+    await page.click("#dialog-ok")
     await expect(page.locator("#invite-url")).to_have_value(
         re.compile(r"/visit/[A-Za-z0-9_-]{16,}$")
     )
@@ -452,7 +457,8 @@ async def test_an_officer_sets_up_a_call_and_ends_it_live_with_a_breach(
         set_up = row.locator(f"[data-set-up='{booking['id']}']")
         await expect(set_up).to_have_text("Set up on TAB-CONSOLE")
         # The officer may not book or issue invites: neither is offered.
-        await expect(row.get_by_role("button", name="Invite link")).to_have_count(0)
+        invite_buttons = row.get_by_role("button", name=re.compile("invite again|New link"))
+        await expect(invite_buttons).to_have_count(0)
         await set_up.click()
         live_row = page.locator("#live-calls tr[data-call]")
         await expect(live_row).to_contain_text("Ready on the tablet", timeout=10000)

@@ -100,3 +100,62 @@ async def test_the_form_shows_quota_and_capacity_and_a_refusal_beside_the_button
     await expect(page.locator("#booking-created")).to_be_visible()
     await expect(refusal).to_be_hidden()
     await expect(quota).to_have_text(TEXT[lang]["quota"].format(left=left - min(left, 20)))
+
+
+INVITE_TEXT = {
+    "en": {
+        "sent": "Invite sent to {email}.",
+        "not_sent": "No invite was sent: you chose not to send it by e-mail.",
+        "resend": "Send invite again",
+        "resent": "Invite sent again to {email}.",
+    },
+    "nb": {
+        "sent": "Invitasjonen er sendt til {email}.",
+        "not_sent": "Ingen invitasjon er sendt: du valgte å ikke sende den på e-post.",
+        "resend": "Send invitasjonen på nytt",
+        "resent": "Invitasjonen er sendt på nytt til {email}.",
+    },
+}
+
+
+@pytest.mark.parametrize("lang", ["en", "nb"])
+async def test_the_invite_goes_with_the_booking_unless_the_box_is_unticked(
+    world: World, faces: Faces, lang: str
+) -> None:
+    """Issue 16 item 6: the tick box, checked by default, and the confirmation's words."""
+    inmate = await world.inmate(f"Ivar Invite{lang}")
+    email = f"invite-{lang}@example.org"
+    contact = await world.approved_contact(inmate, name=f"Siv Invite{lang}", email=email)
+    zone = (await api_get(world, "/facility"))["timezone"]
+    start = (datetime.now(ZoneInfo(zone)) + timedelta(hours=5)).replace(second=0, microsecond=0)
+
+    face = await sign_in(faces, world, Role.VISIT_OFFICE, "invite", lang)
+    page = face.page
+    await go(page, f"book?inmate={inmate}")
+    await page.select_option("#booking-contact", contact)
+    tick = page.locator("#booking-send-invite")
+    await expect(tick).to_be_checked()
+    for n, ticked in enumerate([True, False]):
+        day, at = local(start + timedelta(hours=n), zone)
+        await page.fill("#booking-day", day)
+        await page.fill("#booking-start", at)
+        await page.fill("#booking-minutes", "20")
+        await page.fill("#booking-location", "C-9")
+        await tick.set_checked(ticked)
+        await page.click("#booking-submit")
+        status = page.locator("#booking-created #booking-invite-status")
+        resend = page.locator("#booking-created #booking-resend")
+        if ticked:
+            await expect(status).to_have_text(INVITE_TEXT[lang]["sent"].format(email=email))
+            await expect(resend).to_have_text(INVITE_TEXT[lang]["resend"])
+            await faces.screen(face, "invite-sent")
+            await resend.click()
+            await expect(page.locator("#toast")).to_have_text(
+                INVITE_TEXT[lang]["resent"].format(email=email)
+            )
+        else:
+            await expect(status).to_have_text(INVITE_TEXT[lang]["not_sent"])
+            await expect(resend).to_have_count(0)  # nothing went: nothing to send again
+            await expect(page.locator("#booking-created #booking-invite")).to_be_visible()
+    bookings = await api_get(world, f"/bookings?inmate_id={inmate}")
+    assert len(bookings["items"]) == 2

@@ -185,13 +185,15 @@ async def test_booking_inside_a_closure_is_refused(api: LiveApi) -> None:
     assert status == 201
     body = booking(person, contact, start)
     await refused(api, "POST", "/bookings", 409, "facility_closed", body=body)
-    # With the override it goes through, and writes the booking and one audit entry.
+    # With the override it goes through, and writes the booking and its audit entry, and
+    # one for the invite that went with it (issue 16).
     before = await api.counts()
     status, made = await api.call("POST", "/bookings", json={**body, "override_closure": True})
     assert status == 201, made
+    assert made["invite_sent"] is True
     after = await api.counts()
     assert after["bookings"] == before["bookings"] + 1
-    assert after["audit_entries"] == before["audit_entries"] + 1
+    assert after["audit_entries"] == before["audit_entries"] + 2
 
 
 async def test_closure_and_restriction_windows(api: LiveApi) -> None:

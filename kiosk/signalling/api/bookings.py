@@ -15,6 +15,7 @@ from kiosk.domain.model import Booking, BookingState, FacilitySettings, PoliceCl
 from kiosk.domain.reasons import Reason
 from kiosk.domain.weeks import LIVE_BOOKING_STATES, week_bounds
 from kiosk.signalling.api.base import ApiError, ApiRequest, OperationTable
+from kiosk.signalling.api.invites import send_new_invite
 from kiosk.signalling.api.work import Work, reading, writing
 from kiosk.signalling.mail import notices as mail
 from kiosk.signalling.schemas import bookings as s
@@ -107,16 +108,19 @@ def _span(q: s.BookingListQuery) -> tuple[datetime, datetime]:
     "POST",
     "/bookings",
     Action.BOOKING_WRITE,
-    summary="Book a window for one call",
+    summary="Book a window for one call; the visitor's invite goes out by e-mail with it",
     body=s.BookingCreate,
-    response=s.BookingOut,
+    response=s.BookingCreated,
     status=201,
     refusals=BOOKING_REFUSALS,
 )
-async def create_booking(req: ApiRequest) -> s.BookingOut:
+async def create_booking(req: ApiRequest) -> s.BookingCreated:
     """The policy checks, in order: inmate and contact, R10 window, R12 location,
     R15 closures (unless `override_closure`), R16 restrictions, R9 capacity, R17 quota.
-    R11 police clearance may come with the booking or be added later."""
+    R11 police clearance may come with the booking or be added later.
+
+    Unless `send_invite` is false, the contact's invite is mailed with the booking
+    (issue 16); `invite_sent` says whether it went and `invite_not_sent_reason` why not."""
     body = req.body_as(s.BookingCreate)
     async with writing(req) as work:
         conn = work.conn
@@ -167,9 +171,21 @@ async def create_booking(req: ApiRequest) -> s.BookingOut:
                 "initiation": booking.initiation.value,
                 "override_closure": body.override_closure,
                 "police_cleared": clearance is not None,
+                "send_invite": body.send_invite,  # issue 16: the clerk's choice
             },
         )
-    return s.BookingOut.model_validate(booking)
+        not_sent: s.InviteNotSent | None = (
+            "not_requested" if not body.send_invite else None if contact.email else "no_email"
+        )
+        if not_sent is None:
+            await send_new_invite(work, booking, contact)
+    out = s.BookingOut.model_validate(booking).model_dump()
+    return s.BookingCreated(
+        **out,
+        invite_sent=not_sent is None,
+        invite_sent_to=contact.email if not_sent is None else None,
+        invite_not_sent_reason=not_sent,
+    )
 
 
 async def booking_context(

@@ -100,7 +100,7 @@ async def invite_issued(
 ) -> None:
     """The visitor's link and window, and the control stated plainly."""
     contact = await get_contact(conn, booking.contact_id)
-    if contact is None:
+    if contact is None or not contact.email:
         return
     facility = await _facility(conn)
     opens = local(valid_from, facility).strftime("%H:%M")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field
 
@@ -44,6 +44,8 @@ class BookingCreate(Request):
     initiation: Initiation
     police_clearance: PoliceClearanceIn | None = None
     override_closure: bool = False  # R15
+    # Issue 16: the visitor's invite goes out with the booking, to a contact with an address.
+    send_invite: bool = True
 
 
 class BookingOut(Response):
@@ -58,6 +60,18 @@ class BookingOut(Response):
     state: BookingState
     control: ControlLevel
     police_clearance: PoliceClearanceOut | None
+
+
+# Why a new booking's invite did not go out: the clerk chose not, or no address.
+InviteNotSent = Literal["not_requested", "no_email"]
+
+
+class BookingCreated(BookingOut):
+    """The booking, and whether its invite went out by e-mail (issue 16)."""
+
+    invite_sent: bool
+    invite_sent_to: str | None  # the contact's address, when it went
+    invite_not_sent_reason: InviteNotSent | None
 
 
 class BookingList(Response):

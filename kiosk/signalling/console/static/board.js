@@ -1,11 +1,12 @@
 // The board: live calls with time left and state, and the bookings of the hours around
 // now — across midnight, not only the calendar day — by time, by tablet or by room; set a booked call up on its tablet (R12), end a call (R14),
-// issue an invite link, open the monitor of a controlled call.
+// send the invite again or make a new link (invites.js), open the monitor of a controlled call.
 import {
   api, badge, clear, dayOf, dialog, field, fmtDateTime, fmtDuration, fmtTime, h, isoUtc, label,
   may, t, toast, today, zonedInstant,
 } from "./core.js";
 import * as data from "./data.js";
+import { inviteActions } from "./invites.js";
 
 const POLL_MS = 3000;
 // The span shown: calls that began up to two hours ago, and those of the next twelve.
@@ -229,12 +230,7 @@ function bookingRow(b, names, tablets, isLive, refresh, visitorWaiting) {
       onclick: () => recordClearance(b, refresh),
     }, t("clearance.record")));
   }
-  if (may("booking.write") && open) {
-    actions.append(h("button", {
-      type: "button", class: "btn small", "aria-label": t("board.invite_for", { name: contact ? contact.name : "" }),
-      onclick: () => issueInvite(b, contact),
-    }, t("board.invite")));
-  }
+  if (may("booking.write") && open) actions.append(...inviteActions(b, contact));
   const place = b.location_kind === "room" ? t("place.room", { name: b.location }) : t("place.cell", { name: b.location });
   return h("tr", { dataset: { booking: b.id } },
     // A call on another day than today (past midnight) shows its date.
@@ -274,26 +270,5 @@ export async function recordClearance(booking, done) {
   if (ok) {
     toast(t("clearance.done"), "good");
     done();
-  }
-}
-
-export async function issueInvite(booking, contact) {
-  try {
-    const invite = await api("POST", `/bookings/${encodeURIComponent(booking.id)}/invites`);
-    await dialog({
-      title: t("invite.title"),
-      okText: t("action.close"),
-      build: (body) => {
-        const input = h("input", { id: "invite-url", type: "text", readonly: true, value: invite.url, class: "mono" });
-        body.append(
-          h("p", {}, t("invite.lede", { name: contact ? contact.name : "", from: fmtTime(invite.valid_from), until: fmtTime(invite.valid_until) })),
-          h("div", { class: "field" }, h("label", { for: "invite-url" }, t("invite.url")), input),
-          h("p", { class: "hint" }, t("invite.hint")),
-        );
-      },
-      submit: async () => true,
-    });
-  } catch (err) {
-    toast(err.message, "bad");
   }
 }

@@ -4,7 +4,8 @@ import {
   api, clear, field, fmtDay, fmtTime, h, isoUtc, label, state, t, toast, today, zonedInstant, zoneName,
 } from "./core.js";
 import * as data from "./data.js";
-import { controlText, issueInvite } from "./board.js";
+import { controlText } from "./board.js";
+import { inviteActions, inviteOutcome } from "./invites.js";
 
 export async function renderNewBooking(main, { query }) {
   const inmates = [...(await data.inmates()).values()].filter((i) => i.active).sort((a, z) => a.name.localeCompare(z.name));
@@ -47,6 +48,7 @@ export async function renderNewBooking(main, { query }) {
       options: [["staff", label("initiation", "staff")], ["inmate", label("initiation", "inmate")]] }),
     clearanceBox,
     field({ label: t("booking.override_closure"), name: "override_closure", type: "checkbox", id: "booking-override", hint: t("booking.override_hint") }),
+    field({ label: t("booking.send_invite"), name: "send_invite", type: "checkbox", value: true, id: "booking-send-invite", hint: t("booking.send_invite_hint") }),
     outlookBox,
     h("div", { class: "actions booking-actions" }, refusal, h("button", { type: "submit", class: "btn primary", id: "booking-submit" }, t("booking.submit"))));
   main.append(form, result);
@@ -139,6 +141,7 @@ export async function renderNewBooking(main, { query }) {
         location: v.location.value.trim(),
         initiation: v.initiation.value,
         override_closure: v.override_closure.checked,
+        send_invite: v.send_invite.checked,
       };
       if (inmate && inmate.remand) {
         // R11: no clearance, no call; the API refuses with police_clearance_missing.
@@ -158,8 +161,9 @@ export async function renderNewBooking(main, { query }) {
         h("p", {}, t("booking.created_text", { day: fmtDay(v.day.value, true), from: fmtTime(booking.start), to: fmtTime(booking.end), zone: zoneName() })),
         inmate && inmate.remand && !booking.police_clearance
           ? h("p", { class: "notice bad", id: "booking-needs-clearance" }, t("booking.needs_clearance")) : null,
+        h("p", { id: "booking-invite-status", class: booking.invite_sent ? "" : "notice" }, inviteOutcome(booking)),
         h("div", { class: "row-actions" },
-          h("button", { type: "button", class: "btn primary", id: "booking-invite", onclick: async () => issueInvite(booking, await data.contact(booking.contact_id)) }, t("board.invite")),
+          inviteActions(booking, await data.contact(booking.contact_id), { small: false, ids: true, resend: booking.invite_sent }),
           h("a", { class: "btn", href: `#/calendar?view=day&day=${v.day.value}` }, t("booking.see_calendar")))));
       showOutlook();
     } catch (err) {

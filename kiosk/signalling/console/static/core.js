@@ -255,7 +255,9 @@ export function dialog({ title, okText, build, submit, danger }) {
       }
     };
     cancel.onclick = () => done(null);
-    dlg.onclose = () => done(null);
+    // The close event of a dialog just closed may arrive after the next one opened
+    // (one dialog after another): only a close that left it closed cancels.
+    dlg.onclose = () => { if (!dlg.open) done(null); };
     dlg.showModal();
     const first = body.querySelector("input, select, textarea");
     if (first) first.focus();

@@ -4,7 +4,8 @@ import {
   api, badge, checkboxes, clear, dialog, errorBox, field, fmtDateTime, fmtTime, h, label, may, plural, t, toast, zoneName,
 } from "./core.js";
 import * as data from "./data.js";
-import { controlBadge, controlText, issueInvite, needsClearance, recordClearance } from "./board.js";
+import { controlBadge, controlText, needsClearance, recordClearance } from "./board.js";
+import { inviteActions } from "./invites.js";
 
 export async function renderInmates(main) {
   const list = await api("GET", "/inmates");
@@ -116,7 +117,7 @@ export async function renderInmate(main, { args }) {
                 type: "button", class: "btn small", "aria-label": t("clearance.record_for", { name: inmate.name }),
                 onclick: () => recordClearance(b, rerender),
               }, t("clearance.record")) : null,
-              may("booking.write") && open ? h("button", { type: "button", class: "btn small", onclick: () => issueInvite(b, c) }, t("board.invite")) : null,
+              may("booking.write") && open ? inviteActions(b, c) : null,
               may("booking.write") && open ? h("button", {
                 type: "button", class: "btn small danger", onclick: async () => {
                   const ok = await dialog({

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0009_staff_password_links"
-down_revision: str | Sequence[str] | None = "0007_cluster"
+down_revision: str | Sequence[str] | None = "0008_invite_nonce"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
