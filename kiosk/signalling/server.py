@@ -56,6 +56,9 @@ class Server:
         log.info("web listener stopped")
 
 
+SHUTDOWN_S = 3.0
+
+
 async def start(
     settings: Settings,
     *,
@@ -76,7 +79,11 @@ async def start(
         from kiosk.crypto.tls import web_server_context
 
         ssl_context = web_server_context(cfg.web_cert, cfg.web_key)
-    runner = web.AppRunner(app, access_log=None, handle_signals=False)
+    # Visitors' sockets close at shutdown (visitors/endpoint.py); a request still running
+    # after SHUTDOWN_S is cut rather than holding a graceful stop past its 10 s (issue 14).
+    runner = web.AppRunner(
+        app, access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S
+    )
     await runner.setup()
     try:
         site = web.TCPSite(runner, cfg.web_host, cfg.web_port, ssl_context=ssl_context)

@@ -7,12 +7,14 @@ media. The tests read like the rules they check.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from datetime import timedelta
 from typing import Any
 
 import pytest
+from aiohttp import WSCloseCode
 
 from kiosk.domain.reasons import EndReason, Reason
 from tests.harness import (
@@ -264,3 +266,20 @@ async def test_a_visitor_sending_garbage_gets_invalid_request_and_others_go_on(
     other = await world.visitor("A" * 43)
     await wait_until(lambda: other.errors, timeout=10, what="refusal of a bad token")
     assert other.errors[0].code is Reason.NOT_FOUND
+
+
+async def test_a_stopping_server_tells_every_visitor_it_is_going_away(world: World) -> None:
+    """A graceful stop closes the visitors' sockets with 1001 at once (their pages come back,
+    to this node or another) instead of leaving them for the web server to wait on until it
+    is killed: a node's restart must not outlast its stop timeout (issue 14, item 6)."""
+    inmate = await world.inmate()
+    contact = await world.approved_contact(inmate)
+    booking = await world.booking(inmate, contact, start_in=60, seconds=600)
+    visitor = await world.visitor(await world.invite_token(booking["id"]))
+    await wait_until(lambda: visitor.waiting is not None, what="the waiting room")
+    server = world.server
+    assert server is not None
+    await asyncio.to_thread(server.kill, signal.SIGTERM)  # waits for the exit, at most 20 s
+    assert server.popen.returncode == 0, server.output()[-2000:]
+    await wait_until(visitor.closed.is_set, what="the visitor's socket closed")
+    assert visitor.ws is not None and visitor.ws.close_code == WSCloseCode.GOING_AWAY

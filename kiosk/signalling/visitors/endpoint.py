@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import time
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 from pydantic import BaseModel
 
 from kiosk.domain.reasons import Reason
@@ -26,6 +26,7 @@ from kiosk.wire import messages as p
 log = get_logger(__name__)
 
 CALLS = web.AppKey("calls", CallsHolder)
+SOCKETS = web.AppKey("visitor_sockets", set[web.WebSocketResponse])
 
 JOIN_TIMEOUT = 10.0  # seconds for the first message
 MAX_BAD_FRAMES = 5
@@ -73,6 +74,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
     await ws.prepare(request)
     leg = WebSocketLeg(ws)
     seat: str | None = None
+    request.app[SOCKETS].add(ws)
     try:
         try:
             first = await ws.receive(timeout=JOIN_TIMEOUT)
@@ -96,6 +98,7 @@ async def visitor_socket(request: web.Request) -> web.StreamResponse:
             return ws
         await _serve(runner, seat, ws, leg)
     finally:
+        request.app[SOCKETS].discard(ws)
         if seat is not None:
             await runner.visitor_left(seat)
         if not ws.closed:
@@ -135,6 +138,19 @@ async def _serve(
                 await leg.send(p.ErrorMessage.of(Reason.INVALID_REQUEST))
 
 
+async def _going_away(app: web.Application) -> None:
+    """A stopping server says so to every page (1001), which comes back to any node at once,
+    rather than leaving its socket for the web server's shutdown to wait on and cut."""
+    open_now = app[SOCKETS]
+    sockets = list(open_now)
+    await asyncio.gather(
+        *(ws.close(code=WSCloseCode.GOING_AWAY, message=b"server stopping") for ws in sockets),
+        return_exceptions=True,
+    )
+
+
 def add_routes(app: web.Application, calls: CallsHolder) -> None:
     app[CALLS] = calls
+    app[SOCKETS] = set()
+    app.on_shutdown.append(_going_away)
     app.router.add_get("/visit/v1", visitor_socket)
