@@ -46,8 +46,7 @@ log = get_logger(__name__)
 DEMO_FILE = "demo.json"
 DB_FILE = "kiosk.sqlite3"
 DEMO_MARKER = ".kiosk-demo"  # made by the demo: only such a directory is ever wiped
-# Where the tablet agent serves its kiosk UI (AgentSettings.ui_port).
-TABLET_UI_URL = "http://127.0.0.1:8080/"
+TABLET_UI_PORT = 8080  # where the simulated tablet serves its kiosk page (AgentSettings.ui_port)
 STAFF = {
     Role.OFFICER: ("officer", "Demo Officer"),
     Role.VISIT_OFFICE: ("visitoffice", "Demo Visit Office"),
@@ -117,7 +116,12 @@ def prepare_dir(data_dir: Path) -> Path:
 
 
 async def start_demo(
-    data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device_port: int = 8444,
+    tablet_port: int = TABLET_UI_PORT,
 ) -> Demo:
     """The whole server process (web and device listeners, the calls' runner) with demo data."""
     from kiosk.crypto import pki, revocation
@@ -143,7 +147,7 @@ async def start_demo(
             token = await auth.issue_api_token(conn, ctx.audit, staff_ids[Role.ADMIN], "demo", now)
         seeded = await seed(server.api_url, token, now)
         demo.agent = await start_tablet(
-            demo, seeded["inmates"][0]["id"], host, process.listener.port
+            demo, seeded["inmates"][0]["id"], host, process.listener.port, tablet_port
         )
         invites = await issue_invites(server.api_url, token, seeded["bookings"])
         demo.info = {
@@ -152,7 +156,7 @@ async def start_demo(
             "staff_password": passwords[MAIN_ROLE],
             "api_token": token,
             "api_url": server.api_url,
-            "tablet_ui_url": TABLET_UI_URL,
+            "tablet_ui_url": f"http://127.0.0.1:{tablet_port}/",
             "invites": invites,
             "tablet": {"device_id": demo.tablet_id, "inmate_id": seeded["inmates"][0]["id"]},
             "staff": [
@@ -169,10 +173,11 @@ async def start_demo(
 
 
 TABLET_SERIAL = "DEMO-TABLET-1"
-TABLET_UI_PORT = 8080
 
 
-async def start_tablet(demo: Demo, inmate_id: str, host: str, device_port: int) -> Agent:
+async def start_tablet(
+    demo: Demo, inmate_id: str, host: str, device_port: int, tablet_port: int
+) -> Agent:
     """One simulated tablet: enrolled locally, assigned to ``inmate_id``, synthetic media."""
     from kiosk.crypto import local_enrolment
     from kiosk.device.agent import Agent
@@ -210,7 +215,7 @@ async def start_tablet(demo: Demo, inmate_id: str, host: str, device_port: int) 
             cert=enrolled.cert,
             key=enrolled.key,
             grant_public_key=enrolled.grant_pub,
-            ui_port=TABLET_UI_PORT,
+            ui_port=tablet_port,
             usb_guard=False,  # a simulated tablet on this machine
         ),
         synthetic_media=True,
@@ -266,9 +271,16 @@ def welcome(info: dict[str, Any], data_dir: Path, demo_file: Path) -> list[str]:
 
 
 async def run_demo(
-    data_dir: Path, *, host: str = "127.0.0.1", port: int = 8000, device_port: int = 8444
+    data_dir: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    device_port: int = 8444,
+    tablet_port: int = TABLET_UI_PORT,
 ) -> None:
-    demo = await start_demo(data_dir, host=host, port=port, device_port=device_port)
+    demo = await start_demo(
+        data_dir, host=host, port=port, device_port=device_port, tablet_port=tablet_port
+    )
     try:
         for line in welcome(demo.info, demo.data_dir, demo.demo_file):
             print(line, flush=True)

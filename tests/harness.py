@@ -11,6 +11,7 @@ import asyncio
 import atexit
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -33,10 +34,29 @@ ROOT = Path(__file__).resolve().parent.parent
 KIOSK = [sys.executable, "-m", "kiosk"]
 
 
+# Ports for the servers a test starts come from below the kernel's ephemeral range
+# (32768-60999 here): a port the kernel handed out as free is just as soon some client
+# connection's own, and a server started a moment later then finds it taken. Picked at
+# random and checked free on every address, never twice in one run: a second run beside
+# this one meets the same port only by chance.
+_PORTS = (12000, 32000)
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    rng = random.SystemRandom()
+    for _ in range(1000):
+        port = rng.randrange(*_PORTS)
+        if port in _handed_out:
+            continue
+        with socket.socket() as s:
+            try:
+                s.bind(("0.0.0.0", port))
+            except OSError:
+                continue
+        _handed_out.add(port)
+        return port
+    raise RuntimeError(f"no free port in {_PORTS}")
 
 
 def utc_now() -> datetime:

@@ -24,6 +24,9 @@ def register(sub: Any) -> None:
     p.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="web port (0: any free port)")
     p.add_argument("--device-port", type=int, default=8444, help="tablets' port (0: any free port)")
+    p.add_argument(
+        "--tablet-port", type=int, default=8080, help="the simulated tablet's kiosk page port"
+    )
     p.set_defaults(func=run)
 
 
@@ -35,7 +38,13 @@ def run(args: argparse.Namespace) -> int:
     configure("info", json=False)
     try:
         asyncio.run(
-            run_demo(args.data_dir, host=args.host, port=args.port, device_port=args.device_port)
+            run_demo(
+                args.data_dir,
+                host=args.host,
+                port=args.port,
+                device_port=args.device_port,
+                tablet_port=args.tablet_port,
+            )
         )
     except DemoError as exc:
         raise CommandError(str(exc)) from exc

@@ -21,10 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright
+from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 
 from tests.harness import Tablet, World
 from tests.loopback import ensure_page_media_address
+
+# Assertions wait for a state up to this long unless they say otherwise (Playwright's own
+# 5 s is a log-in's argon2 on a machine that runs a second suite beside this one).
+expect.set_options(timeout=15_000)
 
 ROOT = Path(__file__).resolve().parents[2]
 SCREENS = ROOT / "test-artifacts" / "screens"

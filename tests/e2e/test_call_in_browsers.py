@@ -19,6 +19,7 @@ from playwright.async_api import Page, expect
 
 from kiosk.domain.model import Role
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, assert_visible_focus
+from tests.e2e.page_wait import until_true
 from tests.e2e.test_console import add_staff, log_in
 from tests.harness import World, wait_until
 
@@ -55,10 +56,11 @@ def difference(a: list[float], b: list[float]) -> float:
 
 
 async def assert_moving_video(page: Page, selector: str, what: str) -> None:
-    await page.wait_for_function(
+    await until_true(
+        page,
         """(s) => { const e = document.querySelector(s);
                     return e.tagName !== "VIDEO" || (e.readyState >= 2 && e.videoWidth > 0); }""",
-        arg=selector, timeout=15000,
+        f"{what}: a picture", timeout=30, arg=selector,
     )
     await page.wait_for_timeout(300)
     first = await sample(page, selector)
@@ -158,9 +160,8 @@ async def test_a_visitor_and_the_tablet_complete_a_call_in_browsers(
     await expect(page.locator("body")).to_have_attribute("data-screen", "call", timeout=20000)
     await expect(kpage.locator("body")).to_have_attribute("data-screen", "call", timeout=30000)
     await expect(kpage.locator("body")).to_have_attribute("data-remote-video", "yes", timeout=30000)
-    await page.wait_for_function(
-        "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
-    )
+    await until_true(page, "document.querySelector('#remote-video').videoWidth > 0",
+                     "the tablet's picture at the visitor", timeout=30)
     await assert_moving_video(page, "#remote-video", "the tablet's picture at the visitor")
     await assert_moving_video(kpage, "#remote", "the visitor's picture on the tablet")
     await expect(page.locator("#call-control")).to_have_text(

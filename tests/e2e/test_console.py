@@ -25,6 +25,7 @@ from playwright.async_api import Page, expect
 from kiosk.domain.access import PERMISSIONS, Action
 from kiosk.domain.model import Role
 from tests.e2e.conftest import DESKTOP, Face, Faces
+from tests.e2e.page_wait import until_true
 from tests.harness import ROOT, World, utc_now, wait_until
 from tests.visitor_client import Visitor
 
@@ -92,15 +93,6 @@ async def go(page: Page, path: str) -> None:
     await page.evaluate("(path) => { location.hash = path; }", "#/" + path)
     await expect(page.locator("main h1")).to_be_visible()
     await page.wait_for_load_state("networkidle")
-
-
-async def until_true(page: Page, js: str, what: str, timeout: float = 20) -> None:
-    """Poll ``js`` in the page (``wait_for_function`` would need eval, which the CSP forbids)."""
-
-    async def check() -> bool:
-        return bool(await page.evaluate(js))
-
-    await wait_until(check, timeout=timeout, interval=0.2, what=what)
 
 
 def only_from(face: Face, world: World) -> None:

@@ -18,6 +18,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import DESKTOP, TABLET, Faces
+from tests.e2e.page_wait import until_true
 from tests.e2e.test_call_in_browsers import assert_moving_video, only_from
 from tests.harness import World, stays, wait_until
 from tests.loopback import PAGE_MEDIA_HOST
@@ -108,13 +109,12 @@ async def test_the_kiosk_page_is_the_tablets_camera_and_the_agent_cuts_it_at_the
     state = await tablet.state()
     not_after = datetime.fromisoformat(state["call"]["not_after"]).timestamp() * 1000
     await expect(kpage.locator("body")).to_have_attribute("data-remote-video", "yes", timeout=30000)
-    await vpage.wait_for_function(
-        "document.querySelector('#remote-video').videoWidth > 0", timeout=30000
-    )
+    await until_true(vpage, "document.querySelector('#remote-video').videoWidth > 0",
+                     "the kiosk page's picture at the visitor", timeout=30)
     # Moving video both ways: the kiosk page's camera at the visitor, and back.
     await assert_moving_video(vpage, "#remote-video", "the kiosk page's camera at the visitor")
     await assert_moving_video(kpage, "#remote", "the visitor's camera on the kiosk page")
-    await kpage.wait_for_function("document.querySelector('#self').videoWidth > 0")  # self view
+    await until_true(kpage, "document.querySelector('#self').videoWidth > 0", "the self view")
     # Sound both ways: Chromium's fake microphone beeps; each end hears the other.
     first = await both((kpage, vpage))
     await wait_until(

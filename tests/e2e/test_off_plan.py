@@ -22,7 +22,8 @@ from playwright.async_api import Page, expect
 from kiosk.domain.model import Role
 from kiosk.domain.weeks import same_week
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Face, Faces, lawyer_booking
-from tests.e2e.test_console import add_staff, go, log_in, until_true
+from tests.e2e.page_wait import until_true
+from tests.e2e.test_console import add_staff, go, log_in
 from tests.harness import World, iso, utc_now, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]

@@ -12,6 +12,7 @@ import pytest
 from playwright.async_api import Page, expect
 
 from tests.e2e.conftest import DESKTOP, PHONE, TABLET, Faces
+from tests.e2e.page_wait import until_true
 from tests.e2e.test_call_in_browsers import assert_moving_video
 from tests.e2e.test_off_plan import both_languages, english, to_waiting_room
 from tests.harness import World, wait_until
@@ -102,7 +103,7 @@ async def test_the_tablet_mutes_and_turns_the_camera_off_and_the_visitor_says_so
         "The other person's camera is off.", timeout=15000
     )
     # What arrives is black, not the last frame held.
-    await vpage.wait_for_function(BLACK, arg="#remote-video", timeout=15000)
+    await until_true(vpage, BLACK, "a black picture at the visitor", 15, arg="#remote-video")
     assert (await tablet.state())["call"]["video"] is False  # a reloaded page keeps it off
 
     await both_languages(faces, kiosk, "16-tablet-muted-camera-off")

@@ -6,7 +6,6 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from pathlib import Path
@@ -15,7 +14,7 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.harness import set_password_by_link
+from tests.harness import free_port, set_password_by_link
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -113,7 +112,8 @@ async def check_demo(info: dict[str, Any]) -> None:
 
 async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     data = tmp_path / "demo"
-    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0")
+    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0",
+                       "--tablet-port", str(free_port()))
     try:
         info = await wait_for_file(data / "demo.json", proc, 120)
         assert oct((data / "demo.json").stat().st_mode & 0o777) == "0o600"
@@ -130,7 +130,8 @@ async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     assert "0 newest entries not yet checkpointed" in await verify_audit(config)
 
     # Running it again on the same directory starts the demo data over.
-    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0")
+    proc = await kiosk("demo", "--data-dir", str(data), "--port", "0", "--device-port", "0",
+                       "--tablet-port", str(free_port()))
     try:
         again = await wait_for_file(data / "demo.json", proc, 120, old=info)
         assert again["api_token"] != info["api_token"]
@@ -143,17 +144,12 @@ async def test_kiosk_demo_comes_up_and_stops_on_ctrl_c(tmp_path: Path) -> None:
 
 async def test_kiosk_demo_refuses_a_directory_with_real_data(tmp_path: Path) -> None:
     (tmp_path / "kiosk.sqlite3").write_bytes(b"")
-    proc = await kiosk("demo", "--data-dir", str(tmp_path), "--port", "0", "--device-port", "0")
+    proc = await kiosk("demo", "--data-dir", str(tmp_path), "--port", "0", "--device-port", "0",
+                       "--tablet-port", str(free_port()))
     _, err = await asyncio.wait_for(proc.communicate(), 60)
     assert proc.returncode == 1
     assert "not a demo directory" in err.decode().strip().splitlines()[-1]
     assert (tmp_path / "kiosk.sqlite3").exists()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_kiosk_server_serves_and_stops_on_sigterm(tmp_path: Path) -> None:

@@ -14,12 +14,15 @@ from kiosk.demo import start_demo
 from kiosk.domain.reasons import Reason
 from kiosk.signalling.api.base import API_PREFIX
 from kiosk.signalling.app import OPERATIONS
+from tests.harness import free_port
 
 pytestmark = pytest.mark.timeout(420)
 
 @pytest.fixture
 async def demo(tmp_path: Path) -> Any:
-    running = await start_demo(tmp_path / "demo", port=0, device_port=0)
+    running = await start_demo(
+        tmp_path / "demo", port=0, device_port=0, tablet_port=free_port()
+    )
     try:
         yield running
     finally:
