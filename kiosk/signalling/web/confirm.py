@@ -27,7 +27,7 @@ from kiosk.domain.model import Contact
 from kiosk.runtime.logs import get_logger
 from kiosk.signalling.context import CONTEXT
 from kiosk.signalling.mail.compose import fill, texts
-from kiosk.signalling.web.pages import LANGUAGES, TOKEN_PATTERN, choose_language, page_headers
+from kiosk.signalling.web.pages import TOKEN_PATTERN, page_headers, page_language
 from kiosk.store import contacts as contacts_store
 from kiosk.store.contacts import EmailConfirmation, get_contact
 from kiosk.store.db import write_transaction
@@ -70,13 +70,6 @@ async def _pending(conn: AsyncConnection, token: str, now: datetime) -> Pending 
 
 
 # --- the page --------------------------------------------------------------------------
-
-
-def _language(request: web.Request) -> str:
-    asked = request.query.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    return choose_language(request.headers.get("Accept-Language", ""))
 
 
 def _page(request: web.Request, language: str, heading: str, body: str, status: int = 200) -> (
@@ -129,7 +122,7 @@ def _invalid(request: web.Request, language: str) -> web.Response:
 
 async def show(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    language = _language(request)
+    language = page_language(request)
     async with ctx.engine.connect() as conn:
         pending = await _pending(conn, request.match_info["token"], ctx.clock())
     if pending is None:
@@ -153,7 +146,7 @@ async def confirm(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     form = await request.post()
     chosen = form.get("lang")
-    language = chosen if isinstance(chosen, str) and chosen in LANGUAGES else _language(request)
+    language = page_language(request, chosen)
     token = request.match_info["token"]
     t = texts(language)
     now = ctx.clock()

@@ -70,6 +70,15 @@ def choose_language(accept_language: str) -> str:
     return min(ranked)[2] if ranked else DEFAULT_LANGUAGE
 
 
+def page_language(request: web.Request, chosen: object = None) -> str:
+    """A server-rendered page's language: the one its form carried (``chosen``), else the
+    switch's ``?lang=``, else the browser's ``Accept-Language``."""
+    for asked in (chosen, request.query.get("lang", "")):
+        if isinstance(asked, str) and asked in LANGUAGES:
+            return asked
+    return choose_language(request.headers.get("Accept-Language", ""))
+
+
 @cache
 def _read(path: Path) -> bytes:
     return path.read_bytes()

@@ -11,7 +11,6 @@ a 500. The token is in the address only: no log line names it.
 from __future__ import annotations
 
 import html
-from typing import Any
 
 from aiohttp import web
 
@@ -26,7 +25,7 @@ from kiosk.signalling.staff_passwords import (
     link_account,
     set_by_link,
 )
-from kiosk.signalling.web.pages import LANGUAGES, choose_language, page_headers
+from kiosk.signalling.web.pages import page_headers, page_language
 from kiosk.store.db import write_transaction
 
 log = get_logger(__name__)
@@ -34,15 +33,6 @@ log = get_logger(__name__)
 MAX_PASSWORD = 1000
 # A dead link: gone for good (used, replaced, expired), or never known.
 STATUS = {Reason.PASSWORD_LINK_UNKNOWN: 404}
-
-
-def _language(request: web.Request, chosen: Any = None) -> str:
-    if isinstance(chosen, str) and chosen in LANGUAGES:
-        return chosen
-    asked = request.query.get("lang", "")
-    if asked in LANGUAGES:
-        return asked
-    return choose_language(request.headers.get("Accept-Language", ""))
 
 
 def _page(language: str, heading: str, body: str, status: int = 200, reason: str = "") -> (
@@ -128,7 +118,7 @@ def _form(language: str, username: str, error: str = "") -> str:
 
 async def show(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    language = _language(request)
+    language = page_language(request)
     async with ctx.engine.connect() as conn:
         staff = await link_account(conn, request.match_info.get("token", ""), ctx.clock())
     if isinstance(staff, Reason):
@@ -139,7 +129,7 @@ async def show(request: web.Request) -> web.Response:
 async def set_password(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     form = await request.post()
-    language = _language(request, form.get("lang"))
+    language = page_language(request, form.get("lang"))
     t = texts(language)
     token = request.match_info.get("token", "")
     async with ctx.engine.connect() as conn:  # no argon2 run for a dead link
